@@ -1,0 +1,88 @@
+"""What every captioning model gives the decoding engine: preprocess, encode once, one cached step."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+from PIL import Image
+
+from captioner.config import DecodingConfig
+
+
+@dataclass
+class ModelInfo:
+    """What the app and the CLI show about a loaded model."""
+
+    name: str
+    family: str  # "visiongpt2" or "hf-vision-encoder-decoder"
+    source: str  # where the weights came from
+    num_parameters: int
+    dtype: str
+    reason: str = ""  # why this model was chosen, when it was the default
+    notes: list[str] = field(default_factory=list)
+
+
+class CaptionModel(ABC):
+    """A captioner seen by the engine: it encodes an image once and takes one cached decoding step.
+
+    Everything about strategies, probabilities and attention lives in `captioner.decoding`.
+    """
+
+    info: ModelInfo
+    bos_token_id: int
+    eos_token_id: int
+    pad_token_id: int
+    num_layers: int
+    num_heads: int
+    grid: tuple[int, int]  # patch rows, patch cols of the cross-attention maps
+    image_size: tuple[int, int]  # (height, width) the model sees
+    default_decoding: DecodingConfig
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+        self._token_text_cache: dict[int, str] = {}
+
+    @abstractmethod
+    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """RGB images -> pixel tensor (B, 3, H, W) in the model's dtype."""
+
+    @abstractmethod
+    def encode(self, pixels: torch.Tensor) -> Any:
+        """Run the image encoder once. The result is what `step` reads (batch 1)."""
+
+    @abstractmethod
+    def step(
+        self, memory: Any, ids: torch.Tensor, cache: Any, need_weights: bool
+    ) -> tuple[torch.Tensor, Any, torch.Tensor | None]:
+        """One decoding step for `ids` (R, T), the full token history of R rows.
+
+        With a cache, only the last token is new. Returns next-token logits (R, V), the new cache,
+        and when `need_weights` the cross-attention of the new position (R, layers, heads, image tokens).
+        """
+
+    def reorder_cache(self, cache: Any, rows: torch.Tensor) -> Any:
+        """Keep cache rows `rows` (in that order): beams are reordered, finished rows dropped."""
+        if cache is None:
+            return None
+        return [tuple(t.index_select(0, rows) for t in layer) for layer in cache]
+
+    def image_tokens_to_grid(self, attention: torch.Tensor) -> torch.Tensor:
+        """(..., N_img) attention over image tokens -> (..., rows, cols) over patches (class token dropped)."""
+        rows, cols = self.grid
+        return attention[..., -rows * cols :].reshape(*attention.shape[:-1], rows, cols)
+
+    # -- text --------------------------------------------------------------------------------
+    def decode_text(self, ids: Sequence[int]) -> str:
+        """Caption text of generated ids, special tokens removed."""
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True).strip()
+
+    def token_text(self, token_id: int) -> str:
+        """How one token reads on its own (special tokens keep their name)."""
+        text = self._token_text_cache.get(token_id)
+        if text is None:
+            text = self.tokenizer.decode([token_id], skip_special_tokens=False)
+            self._token_text_cache[token_id] = text
+        return text

@@ -1,0 +1,139 @@
+"""Adapter for transformers' VisionEncoderDecoderModel with a GPT-2 decoder (e.g. nlpconnect/vit-gpt2).
+
+The encoder runs once through transformers. Decoding steps reuse the model's own GPT-2 modules
+(LayerNorms, Conv1D projections, MLP) but keep the cache as plain tensors, compute the image's
+cross-attention keys and values once per image rather than once per caption, and share them across
+beams by broadcasting instead of copying them per row.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from captioner.config import DecodingConfig
+from captioner.models.base import CaptionModel, ModelInfo
+
+
+def _heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
+    B, T, C = x.shape
+    return x.view(B, T, n_head, C // n_head).transpose(1, 2)  # (B, H, T, hd)
+
+
+def _merge(y: torch.Tensor) -> torch.Tensor:
+    B, H, T, hd = y.shape
+    return y.transpose(1, 2).reshape(B, T, H * hd)
+
+
+class HFVisionEncoderDecoderCaptioner(CaptionModel):
+    """A `VisionEncoderDecoderModel` whose decoder is GPT-2 with cross-attention."""
+
+    def __init__(self, model: Any, image_processor: Any, tokenizer: Any, source: str):
+        super().__init__(tokenizer)
+        decoder_type = model.config.decoder.model_type
+        if decoder_type != "gpt2":
+            raise ValueError(f"Only GPT-2 decoders are supported, this model's decoder is {decoder_type!r}.")
+        self.model = model.eval()
+        self.image_processor = image_processor
+        self.decoder = model.decoder.transformer
+        self.lm_head = model.decoder.lm_head
+        dconf = model.config.decoder
+        self.num_layers = dconf.n_layer
+        self.num_heads = dconf.n_head
+        cfg = model.config
+        gen = getattr(model, "generation_config", None)
+        self.bos_token_id = _first_id(cfg.decoder_start_token_id, getattr(gen, "decoder_start_token_id", None), dconf.bos_token_id)
+        self.eos_token_id = _first_id(getattr(gen, "eos_token_id", None), cfg.eos_token_id, dconf.eos_token_id)
+        self.pad_token_id = _first_id(getattr(gen, "pad_token_id", None), cfg.pad_token_id, self.eos_token_id)
+        enc = model.config.encoder
+        size = getattr(enc, "image_size", 224)
+        patch = getattr(enc, "patch_size", 16)
+        self.image_size = (size, size) if isinstance(size, int) else tuple(size)
+        self.grid = (self.image_size[0] // patch, self.image_size[1] // patch)
+        self.default_decoding = _defaults_from_generation_config(gen)
+        self.info = ModelInfo(
+            name=source,
+            family="hf-vision-encoder-decoder",
+            source=source,
+            num_parameters=sum(p.numel() for p in model.parameters()),
+            dtype=str(next(model.parameters()).dtype).replace("torch.", ""),
+        )
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        pixels = self.image_processor(images=list(images), return_tensors="pt").pixel_values
+        return pixels.to(self.dtype)
+
+    @torch.inference_mode()
+    def encode(self, pixels: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        hidden = self.model.encoder(pixel_values=pixels).last_hidden_state
+        if getattr(self.model, "enc_to_dec_proj", None) is not None:
+            hidden = self.model.enc_to_dec_proj(hidden)
+        memory = []
+        for block in self.decoder.h:
+            k, v = block.crossattention.c_attn(hidden).split(block.crossattention.split_size, dim=2)
+            memory.append((_heads(k, self.num_heads), _heads(v, self.num_heads)))
+        return memory
+
+    @torch.inference_mode()
+    def step(self, memory, ids, cache, need_weights):
+        start = 0 if cache is None else cache[0][0].size(2)
+        new = ids if cache is None else ids[:, start:]
+        pos = torch.arange(start, start + new.size(1))
+        h = self.decoder.wte(new) + self.decoder.wpe(pos)
+        present, attentions = [], []
+        for i, block in enumerate(self.decoder.h):
+            # masked self-attention, cache as plain tensors
+            attn = block.attn
+            q, k, v = attn.c_attn(block.ln_1(h)).split(attn.split_size, dim=2)
+            q, k, v = _heads(q, self.num_heads), _heads(k, self.num_heads), _heads(v, self.num_heads)
+            if cache is not None:
+                k = torch.cat([cache[i][0], k], dim=2)
+                v = torch.cat([cache[i][1], v], dim=2)
+            present.append((k, v))
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=q.size(2) > 1, scale=attn.scaling)
+            h = h + attn.c_proj(_merge(y))
+            # cross-attention to the image, keys/values from `encode`
+            xattn = block.crossattention
+            q = _heads(xattn.q_attn(block.ln_cross_attn(h)), self.num_heads)
+            mk, mv = memory[i]
+            weights = ((q @ mk.transpose(-2, -1)) * xattn.scaling).softmax(dim=-1)  # (R, H, T, N)
+            h = h + xattn.c_proj(_merge(weights @ mv))
+            if need_weights:
+                attentions.append(weights[:, :, -1])
+            h = h + block.mlp(block.ln_2(h))
+        logits = self.lm_head(self.decoder.ln_f(h[:, -1]))
+        return logits, present, torch.stack(attentions, dim=1) if need_weights else None
+
+
+def _first_id(*candidates: Any) -> int:
+    for c in candidates:
+        if isinstance(c, (list, tuple)):
+            c = c[0] if c else None
+        if c is not None:
+            return int(c)
+    raise ValueError("The model defines no start or end token id.")
+
+
+def _defaults_from_generation_config(gen: Any) -> DecodingConfig:
+    """The loaded model's own decoding defaults (max_length counts the start token)."""
+    d = DecodingConfig()
+    if gen is None:
+        return d
+    num_beams = int(getattr(gen, "num_beams", 1) or 1)
+    max_new = getattr(gen, "max_new_tokens", None) or max(1, int(getattr(gen, "max_length", 21) or 21) - 1)
+    return d.with_(
+        strategy="beam" if num_beams > 1 else "greedy",
+        num_beams=max(num_beams, 1) if num_beams > 1 else d.num_beams,
+        max_new_tokens=min(int(max_new), 128),
+        length_penalty=float(getattr(gen, "length_penalty", 1.0) or 1.0),
+        early_stopping=getattr(gen, "early_stopping", False),
+        no_repeat_ngram_size=int(getattr(gen, "no_repeat_ngram_size", 0) or 0),
+        repetition_penalty=float(getattr(gen, "repetition_penalty", 1.0) or 1.0),
+    )

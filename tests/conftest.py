@@ -1,0 +1,29 @@
+"""Shared fixtures: tiny random models saved to temporary directories (no network needed)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest
+import torch
+
+from tests.tiny_models import make_tiny_hf_dir, make_tiny_visiongpt2_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_visiongpt2_dir(tmp_path_factory):
+    return make_tiny_visiongpt2_dir(tmp_path_factory.mktemp("tiny-visiongpt2"))
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_dir(tmp_path_factory):
+    return make_tiny_hf_dir(tmp_path_factory.mktemp("tiny-hf"))
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_threads():
+    torch.manual_seed(0)
+    yield
