@@ -1,0 +1,51 @@
+"""The built-in scene world: rendered shapes with ground-truth captions, facts and masks."""
+
+from .captions import (
+    VOCABULARY,
+    Fact,
+    all_true_facts,
+    has_identical_objects,
+    reference_captions,
+    relation_fact,
+    scene_facts,
+)
+from .dataset import (
+    EVAL_SEED_OFFSET,
+    TRAIN_SEED_OFFSET,
+    VAL_SEED_OFFSET,
+    make_example,
+    make_examples,
+    split_seeds,
+)
+from .metrics import cider_d, corpus_bleu4, exact_match, fact_scores, word_tokens
+from .parser import Mention, ParsedCaption, match_mentions_to_objects, parse_caption
+from .render import (
+    COLOURS,
+    SHAPES,
+    SIZES,
+    Background,
+    Scene,
+    SceneObject,
+    object_masks,
+    relation,
+    render_scene,
+    sample_scene,
+)
+
+__all__ = [
+    "COLOURS", "SHAPES", "SIZES", "VOCABULARY", "EVAL_SEED_OFFSET", "TRAIN_SEED_OFFSET", "VAL_SEED_OFFSET",
+    "Background", "Fact", "Mention", "ParsedCaption", "Scene", "SceneObject",
+    "all_true_facts", "build_tokenizer", "cider_d", "corpus_bleu4", "exact_match", "fact_scores",
+    "has_identical_objects", "make_example", "make_examples", "match_mentions_to_objects", "object_masks",
+    "parse_caption", "reference_captions", "relation", "relation_fact", "render_scene", "sample_scene",
+    "save_tokenizer", "scene_facts", "split_seeds", "word_tokens",
+]  # fmt: skip
+
+
+def __getattr__(name: str):
+    """Import the tokenizer (and transformers) only when it is asked for."""
+    if name in ("build_tokenizer", "save_tokenizer"):
+        from . import tokenizer
+
+        return getattr(tokenizer, name)
+    raise AttributeError(name)
