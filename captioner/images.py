@@ -218,7 +218,9 @@ def _upright(im: Image.Image) -> Image.Image:
 def _to_rgb(im: Image.Image) -> Image.Image:
     """Convert any Pillow mode to a new 8-bit RGB image (never returns ``im`` itself)."""
     mode = im.mode
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode in ("P", "L", "RGB", "1") and "transparency" in im.info):
+    if mode == "La":  # premultiplied grey + alpha has no direct route to RGBA
+        im, mode = im.convert("LA"), "LA"
+    if mode in ("RGBA", "LA", "PA", "RGBa") or (mode in ("P", "L", "RGB", "1") and "transparency" in im.info):
         return _flatten(im.convert("RGBA"))
     if mode.startswith("I") or mode == "F":
         return Image.fromarray(_scale_to_uint8(np.asarray(im), mode), "L").convert("RGB")
@@ -227,7 +229,7 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     try:
         return im.convert("RGB")
     except ValueError:
-        try:  # modes without a direct RGB conversion (e.g. LAB) go through RGBA
+        try:  # modes without a direct RGB conversion go through RGBA
             return _flatten(im.convert("RGBA"))
         except ValueError as exc:
             raise ImageLoadError(f"Images with {mode} colours are not supported.", "unsupported") from exc

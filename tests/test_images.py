@@ -255,3 +255,10 @@ def test_stream_cap_holds_even_if_declared_size_is_trusted() -> None:
     with pytest.raises(Exception) as caught:
         _read_capped(archive, info, 9_999)
     assert type(caught.value).__name__ == "_TooLarge"
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "P", "I", "I;16", "F", "LA", "La", "PA", "RGBA", "RGBa", "RGBX",
+                                  "CMYK", "YCbCr", "HSV", "LAB"])
+def test_every_pillow_mode_becomes_rgb(mode: str) -> None:
+    image = load_image(Image.new(mode, (3, 2)))
+    assert image.mode == "RGB" and image.size == (3, 2)
