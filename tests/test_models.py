@@ -1,0 +1,136 @@
+"""VisionGPT2: the forward pass of the seed format, the seed state-dict layout, and the cached step."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from captioner.config import VisionGPT2Config
+from captioner.models.visiongpt2 import VisionGPT2
+from tests.tiny_models import make_tiny_visiongpt2, tiny_visiongpt2_config
+
+
+def seed_forward(sd: dict[str, torch.Tensor], cfg, pixels: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """The forward pass of shared/seed-checkpoint.md written out from the state dict alone."""
+    C, H = cfg.embed_dim, cfg.num_heads
+
+    def ln(x, p, eps):
+        return F.layer_norm(x, (C,), sd[p + ".weight"], sd[p + ".bias"], eps)
+
+    def lin(x, p):
+        return F.linear(x, sd[p + ".weight"], sd.get(p + ".bias"))
+
+    def attend(q, k, v, causal):
+        B, Tq, _ = q.shape
+        Tk = k.shape[1]
+        q, k, v = (t.view(B, -1, H, C // H).transpose(1, 2) for t in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) * (C // H) ** -0.5
+        if causal:
+            att = att.masked_fill(torch.ones(Tq, Tk).tril() == 0, float("-inf"))
+        return (att.softmax(-1) @ v).transpose(1, 2).reshape(B, Tq, C)
+
+    x = F.conv2d(pixels, sd["patch_embed.proj.weight"], sd["patch_embed.proj.bias"], stride=cfg.patch_size)
+    x = x.flatten(2).transpose(1, 2)
+    x = torch.cat([sd["cls_token"].expand(x.size(0), -1, -1), x], 1) + sd["pos_embed"]
+    T = ids.size(1)
+    h = sd["transformer.wte.weight"][ids] + sd["transformer.wpe.weight"][:T]
+    for i in range(cfg.depth):
+        e, d = f"blocks.{i}", f"transformer.h.{i}"
+        y = ln(x, e + ".norm1", 1e-6)
+        q, k, v = lin(y, e + ".attn.qkv").split(C, -1)
+        x = x + lin(attend(q, k, v, False), e + ".attn.proj")
+        x = x + lin(F.gelu(lin(ln(x, e + ".norm2", 1e-6), e + ".mlp.fc1")), e + ".mlp.fc2")
+        q, k, v = lin(ln(h, d + ".ln_1", 1e-5), d + ".attn.c_attn").split(C, -1)
+        h = h + lin(attend(q, k, v, True), d + ".attn.c_proj")
+        y = ln(h, d + ".ln_2", 1e-5)
+        att = attend(lin(y, d + ".cross_attn.q"), lin(x, d + ".cross_attn.k"), lin(x, d + ".cross_attn.v"), False)
+        h = h + lin(att, d + ".cross_attn.c_proj")
+        h = h + lin(F.gelu(lin(ln(h, d + ".ln_3", 1e-5), d + ".mlp.c_fc")), d + ".mlp.c_proj")
+    return F.linear(ln(h, "transformer.ln_f", 1e-5), sd["lm_head.weight"])
+
+
+def test_forward_equals_seed_reference():
+    model = make_tiny_visiongpt2(seed=1)
+    cfg = model.config
+    pixels = torch.randn(2, 3, cfg.image_size, cfg.image_size)
+    ids = torch.randint(0, cfg.vocab_size, (2, 7))
+    with torch.no_grad():
+        ours = model(pixels, ids)
+        ref = seed_forward(model.seed_state_dict(), cfg, pixels, ids)
+    assert ours.shape == (2, 7, cfg.vocab_size)
+    torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_seed_layout_keys_and_tied_head():
+    cfg = tiny_visiongpt2_config()
+    sd = VisionGPT2(cfg).seed_state_dict()
+    # The full-size file has 429 entries: 4 + 12 per encoder block, 2 + 23 per decoder block, 3 more.
+    assert len(sd) == 4 + 12 * cfg.depth + 2 + 23 * cfg.depth + 3
+    assert sd["transformer.h.0.attn.mask"].shape == (1, 1, cfg.seq_len, cfg.seq_len)
+    assert sd["lm_head.weight"].data_ptr() == sd["transformer.wte.weight"].data_ptr()
+    assert sd["transformer.h.1.cross_attn.k.weight"].shape == (cfg.embed_dim, cfg.embed_dim)
+    assert sd["blocks.0.attn.qkv.weight"].shape == (3 * cfg.embed_dim, cfg.embed_dim)
+
+
+def test_full_size_key_count():
+    with torch.device("meta"):
+        model = VisionGPT2(VisionGPT2Config())
+    sd = model.seed_state_dict()
+    assert len(sd) == 429
+    assert sd["pos_embed"].shape == (1, 197, 768)
+    assert sd["transformer.h.11.mlp.c_fc.weight"].shape == (3072, 768)
+
+
+def test_load_state_dict_of_seed_file_unchanged(tmp_path):
+    src = make_tiny_visiongpt2(seed=2)
+    path = tmp_path / "captioner.pt"
+    torch.save(src.seed_state_dict(), path)
+    state = torch.load(path, weights_only=True)
+    dst = VisionGPT2(src.config).eval()
+    result = dst.load_state_dict(state)  # strict: the file as it is
+    assert not result.missing_keys and not result.unexpected_keys
+    assert dst.lm_head.weight is dst.transformer.wte.weight
+    pixels = torch.randn(1, 3, 32, 32)
+    ids = torch.tensor([[0, 5, 9]])
+    with torch.no_grad():
+        torch.testing.assert_close(dst(pixels, ids), src(pixels, ids))
+
+
+def test_mask_of_wrong_size_is_reported():
+    src = make_tiny_visiongpt2()
+    state = src.seed_state_dict()
+    state["transformer.h.0.attn.mask"] = torch.ones(1, 1, 8, 8)
+    with pytest.raises(RuntimeError, match="attn.mask"):
+        VisionGPT2(src.config).load_state_dict(state)
+
+
+def test_cached_steps_equal_full_forward():
+    model = make_tiny_visiongpt2(seed=3)
+    pixels = torch.randn(1, 3, 32, 32)
+    ids = torch.tensor([[0, 4, 8, 15, 16, 23]])
+    with torch.no_grad():
+        full = model(pixels, ids)
+        memory = model.encode(pixels)
+        cache = None
+        for t in range(ids.size(1)):
+            logits, cache, att = model.step(memory, ids[:, t : t + 1], cache, need_weights=True)
+            torch.testing.assert_close(logits, full[:, t], rtol=1e-4, atol=1e-4)
+            assert att.shape == (1, model.config.depth, model.config.num_heads, model.config.num_image_tokens)
+            torch.testing.assert_close(att.sum(-1), torch.ones(1, model.config.depth, model.config.num_heads))
+        # A prefix of several tokens at once, then one more, gives the same logits too.
+        logits, cache, _ = model.step(memory, ids[:, :4], None)
+        torch.testing.assert_close(logits, full[:, 3], rtol=1e-4, atol=1e-4)
+        logits, cache, _ = model.step(memory, ids[:, 4:6], cache)
+        torch.testing.assert_close(logits, full[:, 5], rtol=1e-4, atol=1e-4)
+
+
+def test_exact_gelu_and_eps():
+    model = make_tiny_visiongpt2()
+    assert model.blocks[0].norm1.eps == 1e-6
+    assert model.transformer.h[0].ln_1.eps == 1e-5
+    assert model.transformer.h[0].mlp.gelu.approximate == "none"
+    assert math.isclose(model.transformer.ln_f.eps, 1e-5)
+
