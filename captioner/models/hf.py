@@ -133,7 +133,7 @@ def _defaults_from_generation_config(gen: Any) -> DecodingConfig:
         num_beams=max(num_beams, 1) if num_beams > 1 else d.num_beams,
         max_new_tokens=min(int(max_new), 128),
         length_penalty=float(getattr(gen, "length_penalty", 1.0) or 1.0),
-        early_stopping=getattr(gen, "early_stopping", False),
+        early_stopping=getattr(gen, "early_stopping", None) or False,
         no_repeat_ngram_size=int(getattr(gen, "no_repeat_ngram_size", 0) or 0),
         repetition_penalty=float(getattr(gen, "repetition_penalty", 1.0) or 1.0),
     )
