@@ -22,7 +22,7 @@ with app_state.page_guard("captioning the batch"):
     uploads = [(f.name, f.getvalue()) for f in files or []]
     examples = app_state.gallery() if use_examples else []
     uploads += [(ex.name, ex.data) for ex in examples]
-    if st.button("Caption the images", type="primary", disabled=not uploads):
+    if st.button("Caption the images", type="primary", disabled=not uploads, key="batch.run"):
         items, problems = app_state.expand_uploads(uploads)
         bar = st.progress(0.0, text="Starting…")
         on_progress = lambda i, name: bar.progress(i / max(len(items), 1), text=f"{i}/{len(items)} {name}")

@@ -25,7 +25,7 @@ with app_state.page_guard("comparing decoding strategies"):
     added = st.session_state.setdefault("cmp.added", [])
     with st.expander(f"Add your own configuration ({len(added)} added)"):
         with st.form("cmp.add_form", border=False):
-            label = st.text_input("Name", placeholder="e.g. hot sampling")
+            label = st.text_input("Name", placeholder="e.g. hot sampling", key="cmp.new.label")
             extra = app_state.decoding_controls(lm.model, prefix="cmp.new.", live=False)
             if st.form_submit_button("Add to the comparison"):
                 n = samples if extra.strategy == "sample" else 1
