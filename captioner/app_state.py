@@ -29,12 +29,13 @@ from captioner.gallery import Example, example_images
 from captioner.images import ImageLoadError, load_image
 from captioner.loading import DEFAULT_HUB_MODEL, ModelLoadError, load_captioner, load_default_captioner
 from captioner.models.base import CaptionModel
-from captioner.report import BatchRow, thumbnail_uri
+from captioner.report import BatchRow, display_image, thumbnail_uri
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SPEC = "default"
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp"]
+PREVIEW_SIDE = 512
 # Widget keys with these prefixes keep their values when the user visits another page.
 KEPT_PREFIXES = ("dec.", "cmp.", "xpl.", "batch.opt.")
 MODEL_BOUND_PREFIXES = ("dec.", "cmp.", "xpl.")  # defaults come from the model: reset when it changes
@@ -129,8 +130,9 @@ class SelectedImage:
 
     name: str
     digest: str  # sha256 of the file's bytes (first 16 hex digits)
-    image: Image.Image  # RGB
+    image: Image.Image  # RGB, full size: what the model sees
     source: str  # "example", "upload" or "camera"
+    preview: Image.Image  # longer side PREVIEW_SIDE: what the pages draw (heatmaps included)
 
 
 def select_image(name: str, data: bytes, source: str) -> bool:
@@ -141,7 +143,7 @@ def select_image(name: str, data: bytes, source: str) -> bool:
         st.session_state["image_error"] = f"Could not use {name}: {e}"
         return False
     digest = hashlib.sha256(data).hexdigest()[:16]
-    st.session_state["image"] = SelectedImage(name, digest, image, source)
+    st.session_state["image"] = SelectedImage(name, digest, image, source, display_image(image, PREVIEW_SIDE))
     st.session_state.pop("image_error", None)
     return True
 
@@ -383,7 +385,7 @@ def image_sidebar() -> None:
     picked = selected_image()
     if picked is not None:
         w, h = picked.image.size
-        sb.image(picked.image, caption=f"{picked.name} · {w}×{h}", width="stretch")
+        sb.image(picked.preview, caption=f"{picked.name} · {w}×{h}", width="stretch")
     if st.session_state.get("image_error"):
         sb.error(st.session_state["image_error"])
 

@@ -16,7 +16,7 @@ with app_state.page_guard("captioning the image"):
     result = app_state.decode_image(lm, picked, [config.with_(output_attentions=False)])[0]
     caption = result.best
     with output:
-        st.image(report.display_image(picked.image, 384), caption=picked.name)
+        st.image(report.display_image(picked.preview, 384), caption=picked.name)
         st.subheader(caption.text or "(empty caption)")
         st.markdown(report.tokens_html(caption, end_token=True), unsafe_allow_html=True)
         st.caption("Each token's background shows its probability: red unlikely, green certain. Hover for the value.")

@@ -37,7 +37,7 @@ with app_state.page_guard("explaining the caption"):
     with st.container(key="heatmap-grid"):
         columns = st.columns(min(6, len(maps)))
         for i, (word, amap) in enumerate(maps):
-            columns[i % len(columns)].image(report.overlay(picked.image, amap, 192), caption=word, width="stretch")
+            columns[i % len(columns)].image(report.overlay(picked.preview, amap, 192), caption=word, width="stretch")
 
     if st.session_state.get("xpl.word", 0) >= len(maps):
         st.session_state["xpl.word"] = 0
@@ -45,7 +45,7 @@ with app_state.page_guard("explaining the caption"):
     chosen = st.radio("Show one word large", range(len(maps)), key="xpl.word", horizontal=True,
                       format_func=lambda i: f"{i + 1}. {maps[i][0]}")
     word, amap = maps[chosen]
-    st.image(report.overlay(picked.image, amap, 512), caption=f"“{word}”")
-    figure = report.heatmap_figure(picked.image, maps, title=caption.text)
+    st.image(report.overlay(picked.preview, amap, 512), caption=f"“{word}”")
+    figure = report.heatmap_figure(picked.preview, maps, title=caption.text)
     st.download_button("Download the heatmap figure (PNG)", report.png_bytes(figure), file_name="heatmaps.png",
                        mime="image/png", on_click="ignore", icon=":material/download:")

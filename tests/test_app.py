@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -59,6 +61,15 @@ def png_bytes(color="red", size=(48, 40)) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, color).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def huge_png_header(width=30_000, height=30_000) -> bytes:
+    """A PNG that claims 900 megapixels in a few dozen bytes (a decompression bomb)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 def start(page: str | None = None) -> AppTest:
@@ -126,6 +137,7 @@ def test_upload_then_slider_reruns_only_decoding(monkeypatch):
         ("notes.png", b"this is not an image", "not an image"),
         ("cut.png", png_bytes()[:60], "truncated or corrupt"),
         ("empty.jpg", b"", "empty"),
+        ("bomb.png", huge_png_header(), "too large"),
     ],
 )
 def test_bad_upload_shows_message_and_keeps_image(name, data, message):
@@ -137,6 +149,19 @@ def test_bad_upload_shows_message_and_keeps_image(name, data, message):
     assert any(f"Could not use {name}" in e and message in e for e in errors), errors
     assert sidebar_image_caption(at) == before  # the previous image stays selected and captioned
     assert at.metric
+
+
+def test_gallery_and_camera_select_the_image():
+    at = start()
+    at.button(key="img.example.2").click().run()
+    assert sidebar_image_caption(at).startswith(app_state.gallery()[2].name)
+    assert at.image[0].captions == [app_state.gallery()[2].name]
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), "purple").save(buf, format="JPEG")
+    at.radio(key="img.source").set_value("Camera").run()
+    at.camera_input(key="img.camera").set_value(("photo.jpg", buf.getvalue(), "image/jpeg")).run()
+    assert not at.exception and not at.error
+    assert sidebar_image_caption(at) == "camera photo · 64×48"
 
 
 def test_page_switch_keeps_image_and_settings():
@@ -255,6 +280,17 @@ def test_model_that_fails_to_load_keeps_the_old_one(tmp_path):
     assert "Could not load" in errors and "keeps using the model it had" in errors
     assert at.session_state["model_spec"] == app_state.DEFAULT_SPEC
     assert json.loads(at.code[0].value)["caption"] == caption_before
+
+
+def test_unknown_hub_model_shows_why():
+    at = start()
+    at.radio(key="model.kind").set_value("Hugging Face hub").run()
+    at.text_input(key="model.hub").input("nobody-here/no-such-captioner").run()
+    at.button(key="model.load").click().run()
+    assert not at.exception
+    errors = " ".join(e.value for e in at.sidebar.error)
+    assert "Could not load nobody-here/no-such-captioner" in errors
+    assert at.metric  # the page still captions with the model it had
 
 
 def test_switching_model_resets_controls_to_its_defaults(tiny_hf_dir):
