@@ -8,7 +8,7 @@ st.title("Compare decoding strategies")
 with app_state.page_guard("comparing decoding strategies"):
     lm, picked = app_state.require_model_and_image()
     base = lm.model.default_decoding.with_(output_attentions=False, num_alternatives=1, seed=0)
-    for key, value in {"cmp.samples": 5, "cmp.beams": max(base.num_beams, 2), "cmp.top_k": 50, "cmp.top_p": 0.9}.items():
+    for key, value in {"cmp.samples": 5, "cmp.beams": min(max(base.num_beams, 2), 16), "cmp.top_k": 50, "cmp.top_p": 0.9}.items():
         st.session_state.setdefault(key, value)
     c1, c2, c3, c4 = st.columns(4)
     samples = c1.slider("Samples per sampling strategy", 1, 16, key="cmp.samples")

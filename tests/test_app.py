@@ -326,3 +326,41 @@ def test_unexpected_error_becomes_a_message(monkeypatch):
     assert not at.exception
     assert any("Something went wrong" in e.value for e in at.error)
     assert not any("internal detail" in e.value for e in at.error)
+
+
+def test_sessions_share_one_model_safely(tiny_visiongpt2_dir):
+    """Several threads (sessions) decoding on one LoadedModel get what one thread alone gets."""
+    import threading
+
+    from captioner.config import DecodingConfig
+    from captioner.loading import load_captioner
+
+    lm = app_state.LoadedModel(load_captioner(str(tiny_visiongpt2_dir)), "x", "x#1", threading.Lock())
+    images = [Image.new("RGB", (40, 40), c) for c in ("red", "green", "blue", "white")]
+    configs = [DecodingConfig(strategy="beam", num_beams=3, max_new_tokens=8),
+               DecodingConfig(strategy="sample", num_return_sequences=3, max_new_tokens=8)]
+    expected = [[c.text for r in lm.decode(lm.encode(im), configs) for c in r.captions] for im in images]
+    got: dict[int, list[str]] = {}
+
+    def work(i: int) -> None:
+        for _ in range(3):
+            got[i] = [c.text for r in lm.decode(lm.encode(images[i]), configs) for c in r.captions]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(images))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [got[i] for i in range(len(images))] == expected
+
+
+def test_expand_uploads_reports_bad_archives():
+    good = io.BytesIO()
+    with zipfile.ZipFile(good, "w") as z:
+        z.writestr("a.png", png_bytes())
+        z.writestr("__MACOSX/._a.png", b"junk")
+    items, problems = app_state.expand_uploads(
+        [("x.png", b"1"), ("fake.zip", b"not a zip"), ("good.zip", good.getvalue())]
+    )
+    assert [name for name, _ in items] == ["x.png", "good.zip/a.png"]
+    assert [(p.name, "ZIP" in p.problem) for p in problems] == [("fake.zip", True)]
