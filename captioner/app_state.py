@@ -360,7 +360,7 @@ def model_sidebar() -> None:
         f"from `{info.source}`",
     ]
     if info.reason and not lm.fell_back:
-        lines.append(f"chosen because it was {info.reason}" if info.reason.startswith("named") else info.reason)
+        lines.append(f"Why this model: {info.reason}")
     sb.caption("  \n".join(lines))
 
 
