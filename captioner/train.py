@@ -1,0 +1,472 @@
+"""`python -m captioner.train`: train the built-in VisionGPT2 on rendered scenes and ship it.
+
+    python -m captioner.train [--out captioner/builtin] [--run-dir runs/builtin] [--steps N | --minutes M]
+                              [--resume] [--seed 0]
+
+The training set is rendered once (scenes of the TRAIN seed range) into uint8 tensors and
+cached in the run folder. Each step draws a batch of scenes and, per scene, one of its three
+reference captions (the canonical one half of the time, so greedy decoding settles on that
+style), and trains with teacher forcing: input [bos] + caption, target caption + [eos],
+padding ignored. An auxiliary loss pushes the cross-attention of the positions that
+produce a colour or shape word towards the pixels of the object the word describes (known
+from the renderer): -log(attention mass on the object's patches), heads averaged, every
+layer (`--attn-weight 0` turns it off).
+
+Every epoch it validates through the real decoding engine (greedy on val scenes: exact match,
+fact precision/recall) and writes a checkpoint (model, optimizer, step, RNG states: tensors
+and plain types only, loadable with torch.load(weights_only=True)) to resume from. At the end
+it writes the shipped files into --out: model.safetensors, config.json, the tokenizer,
+example PNGs, and MODEL_CARD.md with the final evaluation table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from captioner.config import VisionGPT2Config
+from captioner.models.visiongpt2 import VisionGPT2
+
+DEFAULT_OUT = Path(__file__).parent / "builtin"
+DEFAULT_RUN_DIR = Path("runs") / "builtin"
+MAX_OBJECTS = 3
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides the trained weights (besides the model config)."""
+
+    seed: int = 0
+    train_scenes: int = 16000
+    val_scenes: int = 200
+    batch_size: int = 64
+    steps: int = 2600
+    lr: float = 2e-3
+    min_lr: float = 1e-4
+    warmup: int = 100
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    canonical_share: float = 0.5  # how often the canonical reference (style 0) is the target
+    attn_weight: float = 0.2  # weight of the attention-supervision loss (0 = off)
+    bf16: bool = False  # bf16 autocast for forward/backward on CPU (measured slower here: off)
+    eval_scenes: int = 1000  # final evaluation on EVAL seeds
+
+
+def model_config(size: str = "base") -> VisionGPT2Config:
+    """The built-in architecture (vocab 38 = the scene tokenizer), or a tiny one for tests."""
+    from captioner.scenes import build_tokenizer
+
+    vocab = len(build_tokenizer())
+    if size == "tiny":
+        dims = dict(embed_dim=32, num_heads=2, depth=2)
+    else:
+        dims = dict(embed_dim=96, num_heads=4, depth=3)
+    return VisionGPT2Config(
+        vocab_size=vocab, seq_len=32, mlp_ratio=4, image_size=64, patch_size=8,
+        attention_dropout=0.0, residual_dropout=0.05, mlp_dropout=0.05, emb_dropout=0.0,
+        bos_token_id=0, eos_token_id=0, pad_token_id=0, **dims,
+    )  # fmt: skip
+
+
+# -- data -------------------------------------------------------------------------------------------
+def render_dataset(seeds: Sequence[int], config: VisionGPT2Config, progress: bool = True) -> dict[str, torch.Tensor]:
+    """Render scenes into tensors.
+
+    images (N, 3, S, S) uint8; ids (N, 3, T) int16 reference captions, each ended by eos and
+    padded with -1; word_objects (N, 3, T) uint8 bit k set when the word at that position is a
+    colour or shape word of a mention describing object k; cells (N, 3, rows, cols) bool,
+    the patch cells each object's mask overlaps.
+    """
+    from captioner.scenes import build_tokenizer, make_example, match_mentions_to_objects, object_masks, parse_caption
+
+    tok = build_tokenizer()
+    n, T, S, g = len(seeds), config.seq_len, config.image_size, config.grid_size
+    images = torch.zeros(n, 3, S, S, dtype=torch.uint8)
+    ids = torch.full((n, 3, T), -1, dtype=torch.int16)
+    word_objects = torch.zeros(n, 3, T, dtype=torch.uint8)
+    cells = torch.zeros(n, MAX_OBJECTS, g, g, dtype=torch.bool)
+    it = enumerate(seeds)
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, total=n, desc="render", unit="scene", mininterval=2)
+    for i, seed in it:
+        image, scene, refs = make_example(seed, S)
+        images[i] = torch.from_numpy(np.array(image)).permute(2, 0, 1)
+        for k, mask in enumerate(object_masks(scene)):
+            m = torch.from_numpy(mask).view(g, S // g, g, S // g)
+            cells[i, k] = m.any(dim=3).any(dim=1)
+        for r, text in enumerate(refs):
+            toks = tok(text, add_special_tokens=False)["input_ids"] + [config.eos_token_id]
+            if len(toks) > T:
+                raise ValueError(f"caption longer than seq_len {T}: {text!r}")
+            ids[i, r, : len(toks)] = torch.tensor(toks, dtype=torch.int16)
+            for word, objects in match_mentions_to_objects(parse_caption(text), scene):
+                word_objects[i, r, word] = sum(1 << k for k in objects)
+    return {"images": images, "ids": ids, "word_objects": word_objects, "cells": cells}
+
+
+def load_or_render(path: Path, seeds: Sequence[int], config: VisionGPT2Config) -> dict[str, torch.Tensor]:
+    """The rendered dataset, cached at `path` (re-rendered when the seeds or sizes differ)."""
+    key = f"{seeds[0]}-{len(seeds)}-{config.image_size}-{config.patch_size}-{config.seq_len}"
+    if path.exists():
+        data = torch.load(path, weights_only=True)
+        if data.get("key") == key:
+            return data["data"]
+    data = render_dataset(seeds, config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"key": key, "data": data}, path)
+    return data
+
+
+def make_batch(data: dict[str, torch.Tensor], index: torch.Tensor, gen: torch.Generator, cfg: TrainConfig, mc: VisionGPT2Config):
+    """Pixels, input ids, targets (-1 = ignore), attention targets for a batch of scene indices."""
+    B = index.numel()
+    u = torch.rand(B, generator=gen)
+    other = torch.randint(1, 3, (B,), generator=gen)
+    ref = torch.where(u < cfg.canonical_share, torch.zeros_like(other), other)
+    ids = data["ids"][index, ref].long()  # (B, T) caption + eos, -1 padded
+    length = int((ids >= 0).sum(dim=1).max())
+    ids = ids[:, :length]
+    targets = ids.clone()
+    inputs = torch.cat([torch.full((B, 1), mc.bos_token_id), ids[:, :-1].clamp_min(0)], dim=1)
+    word_objects = data["word_objects"][index, ref][:, :length].long()  # (B, T) bits
+    bits = torch.stack([(word_objects >> k) & 1 for k in range(MAX_OBJECTS)], dim=-1).bool()  # (B, T, K)
+    cells = data["cells"][index].flatten(2)  # (B, K, N)
+    target_cells = (bits.float() @ cells.float()) > 0  # (B, T, N): union of the described objects' cells
+    pixels = data["images"][index].float() / 255.0
+    mean = torch.tensor(mc.image_mean).view(1, 3, 1, 1)
+    std = torch.tensor(mc.image_std).view(1, 3, 1, 1)
+    return (pixels - mean) / std, inputs, targets, target_cells
+
+
+def forward_with_attention(model: VisionGPT2, pixels: torch.Tensor, ids: torch.Tensor):
+    """model.forward, also returning each layer's cross-attention (B, H, T, N_img)."""
+    x = model.embed_image(pixels)
+    h = model.embed_text(ids)
+    atts = []
+    for block, dec in zip(model.blocks, model.transformer.h):
+        x = block(x)
+        k, v = dec.cross_attn.image_keys_values(x)
+        h, _, att = dec(h, k, v, None, True)
+        atts.append(att)
+    return model.lm_head(model.transformer.ln_f(h)), atts
+
+
+def losses(model, batch, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    pixels, inputs, targets, target_cells = batch
+    need = cfg.attn_weight > 0
+    if need:
+        logits, atts = forward_with_attention(model, pixels, inputs)
+    else:
+        logits, atts = model(pixels, inputs), []
+    ce = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-1)
+    attn = torch.zeros((), dtype=torch.float32)
+    has = target_cells.any(dim=-1)  # (B, T) positions that produce a colour/shape word
+    if need and has.any():
+        terms = []
+        for att in atts:
+            patches = att.float().mean(dim=1)[:, :, 1:]  # (B, T, N): heads averaged, class token dropped
+            mass = (patches * target_cells).sum(dim=-1)[has]
+            terms.append(-torch.log(mass.clamp_min(1e-6)).mean())
+        attn = torch.stack(terms).mean()
+    return ce, attn
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def make_optimizer(model: VisionGPT2, cfg: TrainConfig) -> torch.optim.AdamW:
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "pos_embed" not in n and "cls_token" not in n]
+    ids = {id(p) for p in decay}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98))
+
+
+# -- validation and shipping ------------------------------------------------------------------------
+def as_captioner(model: VisionGPT2, dtype: torch.dtype = torch.float32):
+    """Wrap the training module for the decoding engine (a copy, so training mode stays untouched)."""
+    import copy
+
+    from captioner.models.base import ModelInfo
+    from captioner.models.visiongpt2 import VisionGPT2Captioner
+    from captioner.scenes import build_tokenizer
+
+    m = copy.deepcopy(model).to(dtype).eval()
+    info = ModelInfo("training", "visiongpt2", "training", model.num_parameters(), str(dtype).replace("torch.", ""))
+    return VisionGPT2Captioner(m, build_tokenizer(), info)
+
+
+def validate(model: VisionGPT2, n: int) -> dict[str, Any]:
+    from captioner.evaluate import evaluate_model
+    from captioner.scenes import split_seeds
+
+    return evaluate_model(as_captioner(model), split_seeds("val", n), attention=True)
+
+
+def save_checkpoint(path: Path, model, optimizer, step: int, gen: torch.Generator, cfg: TrainConfig, mc, history):
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "step": step,
+        "torch_rng": torch.get_rng_state(),
+        "data_rng": gen.get_state(),
+        "train_config": asdict(cfg),
+        "model_config": mc.to_dict(),
+        "history": history,
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def ship(out: Path, model: VisionGPT2, mc: VisionGPT2Config, examples: int = 8) -> None:
+    """Write model.safetensors, config.json, tokenizer files and example PNGs into `out`."""
+    from safetensors.torch import save_file
+
+    from captioner.scenes import make_example, save_tokenizer, split_seeds
+
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    (out / "config.json").write_text(json.dumps({"architecture": "VisionGPT2", **mc.to_dict()}, indent=2) + "\n")
+    save_tokenizer(out)
+    ex = out / "examples"
+    ex.mkdir(exist_ok=True)
+    for old in ex.glob("*.png"):
+        old.unlink()
+    for i, seed in enumerate(split_seeds("eval", examples, start=5000)):
+        image, _, _ = make_example(seed, mc.image_size)
+        image.save(ex / f"scene_{seed}.png", optimize=True)
+
+
+def write_model_card(out: Path, mc: VisionGPT2Config, cfg: TrainConfig, info: dict[str, Any], table: str) -> None:
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file() and f.name != "MODEL_CARD.md")
+    text = f"""# Built-in model: VisionGPT2 on the scene world
+
+A small VisionGPT2 (ViT encoder blocks interleaved with GPT-2 blocks that cross-attend) trained from
+scratch by `python -m captioner.train` on scenes rendered by `captioner.scenes`. It is what
+`load_captioner("builtin")` loads and what the app falls back to without network.
+
+## Data
+- Training: {cfg.train_scenes} scenes from the TRAIN seed range (seeds 0..{cfg.train_scenes - 1}), rendered once at
+  {mc.image_size}x{mc.image_size}; each step picks one of the three reference captions per scene (the canonical
+  style {cfg.canonical_share:.0%} of the time, the other two styles otherwise).
+- Validation each epoch: {cfg.val_scenes} scenes of the VAL range. Evaluation: EVAL range, never seen in training.
+
+## Config
+- Model: image {mc.image_size}px, patch {mc.patch_size} ({mc.grid_size}x{mc.grid_size} grid), width {mc.embed_dim}, depth {mc.depth},
+  heads {mc.num_heads}, MLP ratio {mc.mlp_ratio}, text length {mc.seq_len}, vocabulary {mc.vocab_size} (one token per word),
+  dropout residual/MLP {mc.residual_dropout}; {info['parameters']:,} parameters.
+- Training: seed {cfg.seed}, {cfg.steps} steps of batch {cfg.batch_size}, AdamW (lr {cfg.lr}, cosine to {cfg.min_lr},
+  warm-up {cfg.warmup}, weight decay {cfg.weight_decay}), grad clip {cfg.grad_clip}, bf16 autocast on CPU: {cfg.bf16}.
+- Attention supervision: {"yes" if cfg.attn_weight > 0 else "no"}. {"An auxiliary loss (weight " + str(cfg.attn_weight) + ") adds -log(cross-attention mass on the described object's patches) for each position that produces a colour or shape word, heads averaged, every layer; object masks come from the renderer. The evaluation below does not use it: it only reads the model's attention." if cfg.attn_weight > 0 else ""}
+- Files: model.safetensors, config.json, tokenizer.json + tokenizer_config.json, examples/*.png: {size / 1e6:.2f} MB in all.
+
+## Reproduce
+`python -m captioner.train --threads {info['threads']}` (defaults: the config above, seed {cfg.seed}) renders the data, trains,
+writes these files and this card. The same seed, thread count and torch version give the same weights;
+`--resume` continues from the checkpoint in `runs/builtin/`.
+
+## Training time
+{info['train_minutes']:.1f} minutes of training ({info['total_minutes']:.1f} minutes end to end with rendering, validation and the
+final evaluation) on {info['threads']} CPU threads ({info['cpu']}), load average at the end {info['loadavg']}
+(the machine was shared). Trained {info['date']}.
+
+## Evaluation
+`python -m captioner.evaluate builtin --scenes {cfg.eval_scenes}` (greedy decoding):
+
+```
+{table}
+```
+
+Definitions: fact precision = share of stated facts (objects with size, colour and shape, counts,
+relations) that are true of the image, pooled over scenes (true relations the references do not
+state count as true); fact recall = share of the facts a complete caption must state that are stated.
+Exact match: the caption equals one of the three references word for word. Attention: for every
+generated colour or shape word, take the cross-attention of the step that produced it, one decoder
+layer, heads averaged, over the {mc.grid_size}x{mc.grid_size} patch grid (class token dropped); the word is a hit
+when the peak patch's {mc.image_size // mc.grid_size}x{mc.image_size // mc.grid_size}-pixel cell overlaps (at least one pixel) the mask of an object the word's mention describes;
+words of mentions that describe no object count as misses. The strict variant needs the cell at
+least half covered by the object. bf16: greedy token ids with the weights in bfloat16 equal those in float32.
+
+## Limits
+It knows only the scene world: 5 shapes, 8 colours, 2 sizes, 1 to 3 objects. On photographs it
+still answers in that vocabulary, which is meaningless.
+"""
+    (out / "MODEL_CARD.md").write_text(text)
+
+
+# -- the command ------------------------------------------------------------------------------------
+def train(
+    out: Path = DEFAULT_OUT,
+    run_dir: Path = DEFAULT_RUN_DIR,
+    cfg: TrainConfig | None = None,
+    mc: VisionGPT2Config | None = None,
+    resume: bool = False,
+    minutes: float | None = None,
+    stop_at: int | None = None,
+    threads: int = 2,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train, validate each epoch, checkpoint, evaluate and ship. Returns the final numbers."""
+    from tqdm import tqdm
+
+    from captioner.evaluate import evaluate_model, format_table
+    from captioner.scenes import split_seeds
+
+    t_start = time.perf_counter()
+    cfg = cfg or TrainConfig()
+    mc = mc or model_config()
+    torch.set_num_threads(threads)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = run_dir / "checkpoint.pt"
+
+    data = load_or_render(run_dir / f"train-{cfg.train_scenes}.pt", split_seeds("train", cfg.train_scenes), mc)
+    torch.manual_seed(cfg.seed)
+    model = VisionGPT2(mc)
+    optimizer = make_optimizer(model, cfg)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    step, history = 0, []
+    if resume and ckpt_path.exists():
+        state = torch.load(ckpt_path, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, history = state["step"], list(state["history"])
+        torch.set_rng_state(state["torch_rng"])
+        gen.set_state(state["data_rng"])
+        print(f"resumed from {ckpt_path} at step {step}")
+    n = data["images"].size(0)
+    steps_per_epoch = max(1, n // cfg.batch_size)
+    perm = None
+    model.train()
+    t_train = time.perf_counter()
+    bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step", disable=not progress, mininterval=2)
+    ce_avg = attn_avg = None
+    stopped_early = False
+    while step < cfg.steps:
+        if (minutes is not None and time.perf_counter() - t_train > minutes * 60) or (stop_at is not None and step >= stop_at):
+            stopped_early = True
+            break
+        pos = step % steps_per_epoch
+        epoch_perm_gen = torch.Generator().manual_seed(cfg.seed * 1000003 + step // steps_per_epoch)
+        if perm is None or pos == 0:
+            perm = torch.randperm(n, generator=epoch_perm_gen)
+        index = perm[pos * cfg.batch_size : (pos + 1) * cfg.batch_size]
+        batch = make_batch(data, index, gen, cfg, mc)
+        for g in optimizer.param_groups:
+            g["lr"] = lr_at(step, cfg)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            ce, attn = losses(model, batch, cfg)
+        loss = ce + cfg.attn_weight * attn
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        step += 1
+        ce_avg = ce.item() if ce_avg is None else 0.95 * ce_avg + 0.05 * ce.item()
+        attn_avg = attn.item() if attn_avg is None else 0.95 * attn_avg + 0.05 * attn.item()
+        bar.update(1)
+        bar.set_postfix(ce=f"{ce_avg:.3f}", attn=f"{attn_avg:.3f}", lr=f"{lr_at(step - 1, cfg):.1e}")
+        if step % steps_per_epoch == 0 or step == cfg.steps:
+            v = validate(model, cfg.val_scenes)
+            record = {
+                "step": step, "epoch": step / steps_per_epoch, "ce": ce_avg, "attn": attn_avg,
+                "val_exact_match": v["exact_match"], "val_fact_precision": v["fact_precision"],
+                "val_fact_recall": v["fact_recall"], "val_attention_best": v.get("attention_best", 0.0),
+                "minutes": (time.perf_counter() - t_train) / 60,
+            }  # fmt: skip
+            history.append(record)
+            bar.write(
+                f"epoch {record['epoch']:.1f} step {step}: ce {ce_avg:.3f} | val exact {v['exact_match']:.1%} "
+                f"facts P {v['fact_precision']:.1%} R {v['fact_recall']:.1%} attention {record['val_attention_best']:.1%}"
+            )
+            save_checkpoint(ckpt_path, model, optimizer, step, gen, cfg, mc, history)
+    bar.close()
+    train_minutes = (time.perf_counter() - t_train) / 60
+    if stopped_early:
+        save_checkpoint(ckpt_path, model, optimizer, step, gen, cfg, mc, history)
+        print(f"stopped at step {step}; --resume continues")
+        return {"step": step, "history": history, "stopped": True}
+    (run_dir / "history.json").write_text(json.dumps(history, indent=2))
+
+    model.eval()
+    ship(out, model, mc)
+    result: dict[str, Any] = {"step": step, "history": history}
+    if cfg.eval_scenes > 0:
+        from captioner.loading import load_captioner
+
+        shipped = load_captioner(str(out))
+        bf16 = load_captioner(str(out), dtype="bfloat16")
+        r = evaluate_model(shipped, split_seeds("eval", cfg.eval_scenes), bf16_model=bf16, progress=progress)
+        table = format_table(r)
+        print(table)
+        result.update(r, table=table)
+        (run_dir / "eval.json").write_text(json.dumps({k: v for k, v in r.items()}, indent=2))
+        info = {
+            "parameters": model.num_parameters(),
+            "train_minutes": train_minutes,
+            "total_minutes": (time.perf_counter() - t_start) / 60,
+            "threads": threads,
+            "cpu": platform.processor() or platform.machine(),
+            "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+            "date": _dt.date.today().isoformat(),
+        }
+        write_model_card(out, mc, cfg, info, table)
+        result["info"] = info
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(prog="python -m captioner.train", description=__doc__.split("\n")[0])
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the shipped files go (default captioner/builtin)")
+    p.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="checkpoints, cached data, logs")
+    p.add_argument("--steps", type=int, default=TrainConfig.steps)
+    p.add_argument("--minutes", type=float, default=None, help="stop (and checkpoint) after this many minutes")
+    p.add_argument("--stop-at", type=int, default=None, help="stop (and checkpoint) at this step, without shipping")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--train-scenes", type=int, default=TrainConfig.train_scenes)
+    p.add_argument("--val-scenes", type=int, default=TrainConfig.val_scenes)
+    p.add_argument("--eval-scenes", type=int, default=TrainConfig.eval_scenes)
+    p.add_argument("--attn-weight", type=float, default=TrainConfig.attn_weight)
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (slower than float32 on the CPUs measured)")
+    p.add_argument("--size", choices=["base", "tiny"], default="base")
+    p.add_argument("--width", type=int, default=None)
+    p.add_argument("--depth", type=int, default=None)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--quiet", action="store_true")
+    a = p.parse_args(argv)
+    cfg = TrainConfig(
+        seed=a.seed, steps=a.steps, batch_size=a.batch_size, lr=a.lr, train_scenes=a.train_scenes,
+        val_scenes=a.val_scenes, eval_scenes=a.eval_scenes, attn_weight=a.attn_weight, bf16=a.bf16,
+    )  # fmt: skip
+    mc = model_config(a.size)
+    if a.width:
+        mc.embed_dim = a.width
+    if a.depth:
+        mc.depth = a.depth
+    return train(a.out, a.run_dir, cfg, mc, resume=a.resume, minutes=a.minutes, stop_at=a.stop_at, threads=a.threads, progress=not a.quiet)
+
+
+if __name__ == "__main__":
+    main()
