@@ -170,6 +170,46 @@ def build_visiongpt2(state: dict[str, torch.Tensor], config: VisionGPT2Config):
     return model.eval()
 
 
+def convert_dtype(model: torch.nn.Module, dtype: torch.dtype, release_source: bool = False) -> torch.nn.Module:
+    """`model.to(dtype)` for floating-point tensors, one tensor at a time; tied tensors stay tied.
+
+    With `release_source`, the tensors being replaced must be views of a private, read-only file
+    mapping (a checkpoint opened with mmap): after each conversion the pages that lie wholly inside
+    the old tensor are dropped from this process (madvise MADV_DONTNEED; the file is untouched and
+    would be read again if needed). Peak memory is then the converted model plus one tensor, rather
+    than the converted model plus the whole file.
+    """
+    converted: dict[int, torch.Tensor] = {}
+    for module in model.modules():
+        for table in (module._parameters, module._buffers):
+            for name, old in list(table.items()):
+                if old is None or not old.is_floating_point() or old.dtype == dtype:
+                    continue
+                new = converted.get(id(old))
+                if new is None:
+                    data = old.detach().to(dtype)
+                    new = torch.nn.Parameter(data, requires_grad=old.requires_grad) if isinstance(old, torch.nn.Parameter) else data
+                    converted[id(old)] = new
+                    if release_source:
+                        _release_pages(old)
+                table[name] = new
+    return model
+
+
+def _release_pages(t: torch.Tensor) -> None:
+    """Drop this process's copy of the memory pages wholly inside `t` (a view of a private file mapping)."""
+    import ctypes
+    import mmap
+
+    page = mmap.PAGESIZE
+    start, end = t.data_ptr(), t.data_ptr() + t.numel() * t.element_size()
+    first, last = -(-start // page) * page, end // page * page
+    if last <= first or not t.is_contiguous():
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), 4)  # MADV_DONTNEED
+
+
 def _list(items: list[str], n: int = 8) -> str:
     more = f" and {len(items) - n} more" if len(items) > n else ""
     return ", ".join(items[:n]) + more
@@ -187,7 +227,12 @@ def _load_visiongpt2_file(path: Path, dtype: torch.dtype, config_dict: dict | No
     config = VisionGPT2Config.from_dict({**inferred.to_dict(), **config_dict}) if config_dict else inferred
     tokenizer = load_tokenizer_beside(path.parent)
     _set_special_tokens(config, tokenizer)
-    model = build_visiongpt2(state, config).to(dtype)
+    model = build_visiongpt2(state, config)
+    # A .pt zip is memory-mapped (read_state_dict): pages of the file that a conversion has read can be
+    # handed back at once, so that the file and the converted copy are never resident together.
+    mapped = path.suffix != ".safetensors" and zipfile.is_zipfile(path)
+    del state
+    model = convert_dtype(model, dtype, release_source=mapped)
     info = ModelInfo(
         name=name or path.name,
         family="visiongpt2",

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import torch
+import torch.nn as nn
 from PIL import Image
 
 from captioner.config import DecodingConfig
@@ -23,6 +24,18 @@ class ModelInfo:
     dtype: str
     reason: str = ""  # why this model was chosen, when it was the default
     notes: list[str] = field(default_factory=list)
+
+
+def project_rows(x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
+    """`layer(x)` for a few rows x (R, C), e.g. the lm_head on the live beams.
+
+    In bf16 with more than one row, oneDNN's kernel for weight @ x.T streams the weights about twice
+    as fast as the one that `F.linear` picks for x @ weight.T; the product is the same.
+    """
+    if type(layer) is nn.Linear and layer.weight.dtype == torch.bfloat16 and x.dim() == 2 and x.size(0) > 1:
+        y = (layer.weight @ x.T).T
+        return y if layer.bias is None else y + layer.bias
+    return layer(x)
 
 
 class CaptionModel(ABC):

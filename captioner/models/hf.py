@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from captioner.config import DecodingConfig
-from captioner.models.base import CaptionModel, ModelInfo
+from captioner.models.base import CaptionModel, ModelInfo, project_rows
 
 
 def _heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
@@ -99,16 +99,26 @@ class HFVisionEncoderDecoderCaptioner(CaptionModel):
             present.append((k, v))
             y = F.scaled_dot_product_attention(q, k, v, is_causal=q.size(2) > 1, scale=attn.scaling)
             h = h + attn.c_proj(_merge(y))
-            # cross-attention to the image, keys/values from `encode`
+            # cross-attention to the image, keys/values from `encode`; the rows share one image, so
+            # they are folded into the query length and its keys and values are read once: (1, H, R*T, hd)
             xattn = block.crossattention
             q = _heads(xattn.q_attn(block.ln_cross_attn(h)), self.num_heads)
             mk, mv = memory[i]
-            weights = ((q @ mk.transpose(-2, -1)) * xattn.scaling).softmax(dim=-1)  # (R, H, T, N)
-            h = h + xattn.c_proj(_merge(weights @ mv))
+            R, H, T, hd = q.shape
+            fold = mk.size(0) == 1
+            if fold:
+                q = q.transpose(0, 1).reshape(1, H, R * T, hd)
             if need_weights:
-                attentions.append(weights[:, :, -1])
+                weights = ((q @ mk.transpose(-2, -1)) * xattn.scaling).softmax(dim=-1)  # (R, H, T, N) or folded
+                y = weights @ mv
+                weights = weights.view(H, R, T, -1).transpose(0, 1) if fold else weights
+                attentions.append(weights[:, :, -1])  # (R, H, N)
+            else:
+                y = F.scaled_dot_product_attention(q, mk, mv, scale=xattn.scaling)
+            y = y.view(H, R, T, hd).transpose(0, 1) if fold else y
+            h = h + xattn.c_proj(_merge(y))
             h = h + block.mlp(block.ln_2(h))
-        logits = self.lm_head(self.decoder.ln_f(h[:, -1]))
+        logits = project_rows(self.decoder.ln_f(h[:, -1]), self.lm_head)
         return logits, present, torch.stack(attentions, dim=1) if need_weights else None
 
 
