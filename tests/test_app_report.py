@@ -161,5 +161,17 @@ def test_gallery(tmp_path):
     (tmp_path / "examples").mkdir()
     Image.new("RGB", (8, 8)).save(tmp_path / "examples" / "one.png")
     (tmp_path / "examples" / "one.txt").write_text("a caption\n\nanother\n")
+    from captioner.scenes import make_example
+
+    image, _, refs = make_example(20_000_007, 32)
+    image.save(tmp_path / "examples" / "scene_20000007.png")
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "examples" / "scene_5.png")  # not what seed 5 renders
+    Image.new("RGB", (8, 8)).save(tmp_path / "examples" / "two.png")
+    (tmp_path / "examples" / "captions.jsonl").write_text('{"file": "two.png", "references": ["x y"]}\nnot json\n')
     shipped = shipped_examples(tmp_path)
-    assert [(e.name, e.references) for e in shipped] == [("one.png", ("a caption", "another"))]
+    assert [(e.name, e.references) for e in shipped] == [
+        ("one.png", ("a caption", "another")),
+        ("scene_20000007.png", tuple(refs)),
+        ("scene_5.png", ()),
+        ("two.png", ("x y",)),
+    ]
