@@ -449,6 +449,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--val-scenes", type=int, default=TrainConfig.val_scenes)
     p.add_argument("--eval-scenes", type=int, default=TrainConfig.eval_scenes)
     p.add_argument("--attn-weight", type=float, default=TrainConfig.attn_weight)
+    p.add_argument("--canonical-share", type=float, default=TrainConfig.canonical_share,
+                   help="how often the canonical reference is the target (the rest: the other styles)")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (slower than float32 on the CPUs measured)")
     p.add_argument("--size", choices=["base", "tiny"], default="base")
     p.add_argument("--width", type=int, default=None)
@@ -459,6 +461,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     cfg = TrainConfig(
         seed=a.seed, steps=a.steps, batch_size=a.batch_size, lr=a.lr, train_scenes=a.train_scenes,
         val_scenes=a.val_scenes, eval_scenes=a.eval_scenes, attn_weight=a.attn_weight, bf16=a.bf16,
+        canonical_share=a.canonical_share,
     )  # fmt: skip
     mc = model_config(a.size)
     if a.width:
