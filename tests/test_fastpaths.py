@@ -136,3 +136,20 @@ def test_bench_helpers():
                                                     "transformers": "t"}, "load_before": (0, 0, 0), "load_after": (0, 0, 0),
                            "rows": [row], "targets": []})
     assert "| visiongpt2 | fp32 | greedy | engine | 300 | 200 | 400 | 3 | 0.80 x generate; 1.20 x floor |" in text
+
+
+def test_next_token_logits_decides_near_ties_in_fp32():
+    from captioner.models.base import next_token_logits
+
+    torch.manual_seed(0)
+    norm, head = nn.LayerNorm(64), nn.Linear(64, 500, bias=False)
+    h = torch.randn(3, 64)
+    torch.testing.assert_close(next_token_logits(h, norm, head), head(norm(h)))  # fp32: unchanged
+    norm16, head16 = nn.LayerNorm(64).bfloat16(), head.bfloat16()
+    logits = next_token_logits(h.bfloat16(), norm16, head16, exact_top=8)
+    assert logits.dtype == torch.float32
+    x = F.layer_norm(h.bfloat16().float(), (64,))
+    reference = x @ head16.weight.float().T  # the bf16 weights, fp32 arithmetic
+    top = reference.topk(8, dim=-1).indices
+    torch.testing.assert_close(logits.gather(1, top), reference.gather(1, top), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(logits, reference, rtol=2e-2, atol=2e-2)  # the rest: bf16-rounded

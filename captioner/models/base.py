@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from PIL import Image
 
 from captioner.config import DecodingConfig
@@ -36,6 +37,25 @@ def project_rows(x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
         y = (layer.weight @ x.T).T
         return y if layer.bias is None else y + layer.bias
     return layer(x)
+
+
+def next_token_logits(h: torch.Tensor, norm: nn.LayerNorm, head: nn.Module, exact_top: int = 16) -> torch.Tensor:
+    """The final LayerNorm and the lm_head on last positions h (R, C): fp32 logits (R, V).
+
+    The norm runs in fp32. With bf16 weights the head's product comes out rounded to bf16 (8 bits of
+    mantissa: steps of 1/16 at a logit of 10), which turns near-ties between the best tokens into
+    coin flips; so the `exact_top` largest logits are computed again in fp32 from the same weights,
+    and greedy and beam search decide as they would in fp32.
+    """
+    x = F.layer_norm(h.float(), norm.normalized_shape, norm.weight.float(), norm.bias.float(), norm.eps)
+    if type(head) is not nn.Linear or head.weight.dtype == torch.float32:
+        return head(x).float()  # fp32, or a quantized head that takes fp32 input
+    logits = project_rows(x.to(head.weight.dtype), head).float()
+    top = logits.topk(min(exact_top, logits.size(-1)), dim=-1).indices  # (R, k)
+    exact = torch.einsum("rc,rkc->rk", x, head.weight[top].float())
+    if head.bias is not None:
+        exact = exact + head.bias[top].float()
+    return logits.scatter_(1, top, exact)
 
 
 class CaptionModel(ABC):

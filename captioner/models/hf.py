@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from captioner.config import DecodingConfig
-from captioner.models.base import CaptionModel, ModelInfo, project_rows
+from captioner.models.base import CaptionModel, ModelInfo, next_token_logits
 
 
 def _heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
@@ -118,7 +118,7 @@ class HFVisionEncoderDecoderCaptioner(CaptionModel):
             y = y.view(H, R, T, hd).transpose(0, 1) if fold else y
             h = h + xattn.c_proj(_merge(y))
             h = h + block.mlp(block.ln_2(h))
-        logits = project_rows(self.decoder.ln_f(h[:, -1]), self.lm_head)
+        logits = next_token_logits(h[:, -1], self.decoder.ln_f, self.lm_head)
         return logits, present, torch.stack(attentions, dim=1) if need_weights else None
 
 

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from captioner.config import DecodingConfig, VisionGPT2Config
-from captioner.models.base import CaptionModel, ModelInfo, project_rows
+from captioner.models.base import CaptionModel, ModelInfo, next_token_logits
 from PIL import Image
 
 # Per decoder layer: cross-attention keys and values of the image, each (1, H, N_img, hd).
@@ -313,7 +313,7 @@ class VisionGPT2(nn.Module):
             present.append(kv)
             if need_weights:
                 attentions.append(att[:, :, -1])  # (B, H, N_img)
-        logits = project_rows(self.transformer.ln_f(h[:, -1]), self.lm_head)
+        logits = next_token_logits(h[:, -1], self.transformer.ln_f, self.lm_head)
         return logits, present, torch.stack(attentions, dim=1) if need_weights else None
 
     def forward(self, pixels: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
