@@ -80,14 +80,18 @@ def test_hf_folded_step_equals_rows_alone(tiny_hf_dir):
         torch.testing.assert_close(att[r : r + 1], att_alone, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("rows", [1, 4])
-def test_project_rows(rows):
+@pytest.mark.parametrize("shape", [(1, 64), (4, 64), (3, 1, 64), (1, 1, 64), (40, 64)])
+@pytest.mark.parametrize("bias", [False, True])
+def test_project_rows(shape, bias):
     torch.manual_seed(0)
-    layer = nn.Linear(64, 300, bias=False)
-    x = torch.randn(rows, 64)
+    layer = nn.Linear(64, 300, bias=bias)
+    x = torch.randn(*shape)
     torch.testing.assert_close(project_rows(x, layer), layer(x))  # fp32: the layer itself
     layer = layer.bfloat16()
-    torch.testing.assert_close(project_rows(x.bfloat16(), layer).float(), layer(x.bfloat16()).float(), rtol=2e-2, atol=2e-2)
+    x = x.bfloat16()
+    y = project_rows(x, layer)
+    assert y.shape == (*shape[:-1], 300) and y.dtype == torch.bfloat16
+    torch.testing.assert_close(y.float(), layer(x).float(), rtol=2e-2, atol=2e-2)
 
 
 def test_vit_block_equals_timm():

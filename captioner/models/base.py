@@ -27,16 +27,31 @@ class ModelInfo:
     notes: list[str] = field(default_factory=list)
 
 
-def project_rows(x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
-    """`layer(x)` for a few rows x (R, C), e.g. the lm_head on the live beams.
+# Above this many rows a product is a matmul, and F.linear is the right call.
+FEW_ROWS = 16
 
-    In bf16 with more than one row, oneDNN's kernel for weight @ x.T streams the weights about twice
-    as fast as the one that `F.linear` picks for x @ weight.T; the product is the same.
+
+def project_rows(x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
+    """`layer(x)` for the few rows of a decoding step: x (..., C) with at most FEW_ROWS rows.
+
+    With bf16 weights F.linear takes a oneDNN matmul kernel that streams the weights slowly when x
+    has a row or a few: a matrix-vector product (one row) or weight @ x.T (a few rows) reads the
+    same weights 1.3 to 1.8 times faster on this project's CPUs. Same products, fp32 accumulation;
+    anything else (fp32, many rows, quantized layers) is `layer(x)` itself.
     """
-    if type(layer) is nn.Linear and layer.weight.dtype == torch.bfloat16 and x.dim() == 2 and x.size(0) > 1:
-        y = (layer.weight @ x.T).T
-        return y if layer.bias is None else y + layer.bias
-    return layer(x)
+    if type(layer) is not nn.Linear or layer.weight.dtype != torch.bfloat16:
+        return layer(x)
+    rows = x.numel() // x.size(-1)
+    if rows > FEW_ROWS:
+        return layer(x)
+    w, b = layer.weight, layer.bias
+    flat = x.reshape(rows, x.size(-1))
+    if rows == 1:
+        y = (torch.mv(w, flat[0]) if b is None else torch.addmv(b, w, flat[0]))[None]
+    else:
+        y = (w @ flat.T).T
+        y = y if b is None else y + b
+    return y.reshape(*x.shape[:-1], w.size(0))
 
 
 def next_token_logits(h: torch.Tensor, norm: nn.LayerNorm, head: nn.Module, exact_top: int = 16) -> torch.Tensor:

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from captioner.config import DecodingConfig, VisionGPT2Config
-from captioner.models.base import CaptionModel, ModelInfo, next_token_logits
+from captioner.models.base import CaptionModel, ModelInfo, next_token_logits, project_rows
 from PIL import Image
 
 # Per decoder layer: cross-attention keys and values of the image, each (1, H, N_img, hd).
@@ -126,7 +126,7 @@ class CausalSelfAttention(nn.Module):
         self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None = None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = project_rows(x, self.c_attn).split(C, dim=2)
         q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)  # (B, H, T, hd)
         if past is not None:
             k = torch.cat([past[0], k], dim=2)
@@ -140,7 +140,7 @@ class CausalSelfAttention(nn.Module):
         else:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=causal, dropout_p=self._dropout_p())
         y = y.transpose(1, 2).contiguous().view(B, T, C)
-        return self.resid_dropout(self.c_proj(y)), (k, v)
+        return self.resid_dropout(project_rows(y, self.c_proj)), (k, v)
 
     def _dropout_p(self) -> float:
         return self.attn_dropout.p if self.training else 0.0
@@ -171,7 +171,7 @@ class CrossAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T, C = x.shape
         H, hd = self.n_head, C // self.n_head
-        q = self.q(x).view(B, T, H, hd).transpose(1, 2)  # (B, H, T, hd)
+        q = project_rows(x, self.q).view(B, T, H, hd).transpose(1, 2)  # (B, H, T, hd)
         # One image shared by B rows (beams, strategies): fold the rows into the query length, so that
         # the image's keys and values are read once, not copied per row: (1, H, B*T, hd).
         fold = B > 1 and k.size(0) == 1
@@ -189,7 +189,7 @@ class CrossAttention(nn.Module):
             y = y.view(H, B, T, hd).transpose(0, 1)
             att = att.view(H, B, T, -1).transpose(0, 1) if att is not None else None
         y = y.transpose(1, 2).reshape(B, T, C)
-        return self.resid_dropout(self.c_proj(y)), att
+        return self.resid_dropout(project_rows(y, self.c_proj)), att
 
 
 class MLP(nn.Module):
@@ -201,7 +201,7 @@ class MLP(nn.Module):
         self.dropout = nn.Dropout(config.mlp_dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+        return self.dropout(project_rows(self.gelu(project_rows(x, self.c_fc)), self.c_proj))
 
 
 class DecoderBlock(nn.Module):
