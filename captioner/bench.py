@@ -410,11 +410,18 @@ class Bench:
         del cap
 
     def hf(self, tokenizer, pixels):
+        import torch
+
         _log("VisionEncoderDecoderModel ViT-B/16 + GPT-2 124M (random weights)")
+        import copy
+
         model = build_hf()
-        cap = hf_captioner(model, tokenizer)
+        # The engine's adapter lays bf16 weights out for its kernels; `generate` keeps its own copy of
+        # the same weights, as transformers lays them out.
+        cap = hf_captioner(copy.deepcopy(model), tokenizer)
         for dtype in [d for d in ("fp32", "bf16") if d in self.dtypes]:
             set_dtype(cap, dtype)
+            model.to({"fp32": torch.float32, "bf16": torch.bfloat16}[dtype])
             self.time_model("hf", cap, dtype, pixels, hf_model=model)
         del cap, model
 

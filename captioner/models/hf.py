@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from captioner.config import DecodingConfig
-from captioner.models.base import CaptionModel, ModelInfo, next_token_logits
+from captioner.models.base import CaptionModel, ModelInfo, next_token_logits, project_rows
 
 
 def _heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
@@ -81,8 +81,25 @@ class HFVisionEncoderDecoderCaptioner(CaptionModel):
             memory.append((_heads(k, self.num_heads), _heads(v, self.num_heads)))
         return memory
 
+    def _transpose_bf16_weights(self) -> None:
+        """Store the decoder's bf16 Conv1D weights transposed in memory: same values, same shapes.
+
+        GPT-2's Conv1D keeps its weight as (in, out). A decoding step multiplies it by one row or a
+        few, and the fast bf16 matrix-vector kernels (`project_rows`) want (out, in) rows in memory;
+        so each weight becomes a transposed view of an (out, in) tensor, once. The model's forward
+        (and `generate`) compute the same products with it.
+        """
+        for block in self.decoder.h:
+            for conv in (block.attn.c_attn, block.attn.c_proj, block.crossattention.q_attn,
+                         block.crossattention.c_proj, block.mlp.c_fc, block.mlp.c_proj):
+                w = conv.weight
+                if w.dtype == torch.bfloat16 and w.is_contiguous():
+                    conv.weight.data = w.t().contiguous().t()
+
     @torch.inference_mode()
     def step(self, memory, ids, cache, need_weights):
+        if cache is None and self.lm_head.weight.dtype == torch.bfloat16:
+            self._transpose_bf16_weights()  # a no-op once done
         start = 0 if cache is None else cache[0][0].size(2)
         new = ids if cache is None else ids[:, start:]
         pos = torch.arange(start, start + new.size(1))
@@ -91,18 +108,18 @@ class HFVisionEncoderDecoderCaptioner(CaptionModel):
         for i, block in enumerate(self.decoder.h):
             # masked self-attention, cache as plain tensors
             attn = block.attn
-            q, k, v = attn.c_attn(block.ln_1(h)).split(attn.split_size, dim=2)
+            q, k, v = project_rows(block.ln_1(h), attn.c_attn).split(attn.split_size, dim=2)
             q, k, v = _heads(q, self.num_heads), _heads(k, self.num_heads), _heads(v, self.num_heads)
             if cache is not None:
                 k = torch.cat([cache[i][0], k], dim=2)
                 v = torch.cat([cache[i][1], v], dim=2)
             present.append((k, v))
             y = F.scaled_dot_product_attention(q, k, v, is_causal=q.size(2) > 1, scale=attn.scaling)
-            h = h + attn.c_proj(_merge(y))
+            h = h + project_rows(_merge(y), attn.c_proj)
             # cross-attention to the image, keys/values from `encode`; the rows share one image, so
             # they are folded into the query length and its keys and values are read once: (1, H, R*T, hd)
             xattn = block.crossattention
-            q = _heads(xattn.q_attn(block.ln_cross_attn(h)), self.num_heads)
+            q = _heads(project_rows(block.ln_cross_attn(h), xattn.q_attn), self.num_heads)
             mk, mv = memory[i]
             R, H, T, hd = q.shape
             fold = mk.size(0) == 1
@@ -116,8 +133,9 @@ class HFVisionEncoderDecoderCaptioner(CaptionModel):
             else:
                 y = F.scaled_dot_product_attention(q, mk, mv, scale=xattn.scaling)
             y = y.view(H, R, T, hd).transpose(0, 1) if fold else y
-            h = h + xattn.c_proj(_merge(y))
-            h = h + block.mlp(block.ln_2(h))
+            h = h + project_rows(_merge(y), xattn.c_proj)
+            mlp = block.mlp
+            h = h + project_rows(mlp.act(project_rows(block.ln_2(h), mlp.c_fc)), mlp.c_proj)
         logits = next_token_logits(h[:, -1], self.decoder.ln_f, self.lm_head)
         return logits, present, torch.stack(attentions, dim=1) if need_weights else None
 
