@@ -157,3 +157,24 @@ def test_next_token_logits_decides_near_ties_in_fp32():
     top = reference.topk(8, dim=-1).indices
     torch.testing.assert_close(logits.gather(1, top), reference.gather(1, top), rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(logits, reference, rtol=2e-2, atol=2e-2)  # the rest: bf16-rounded
+
+
+def test_hf_bf16_step_transposes_weights_without_changing_the_model(tiny_hf_dir):
+    model = load_captioner(str(tiny_hf_dir), dtype="bfloat16")
+    hf = model.model
+    pixels = torch.randn(1, 3, 32, 32).bfloat16()
+    ids = torch.tensor([[0, 5, 7, 9]])
+    with torch.inference_mode():
+        before = hf(pixel_values=pixels, decoder_input_ids=ids).logits[:, -1].float()
+        logits, _, _ = model.step(model.encode(pixels), ids, None, False)  # lays the weights out
+        after = hf(pixel_values=pixels, decoder_input_ids=ids).logits[:, -1].float()
+    conv = hf.decoder.transformer.h[0].mlp.c_fc
+    assert conv.weight.t().is_contiguous() and conv.weight.shape == (32, 128)
+    torch.testing.assert_close(after, before)
+    torch.testing.assert_close(logits, before, rtol=5e-2, atol=5e-2)
+    # And a cached one-row step gives the same next-token logits as the whole prefix.
+    with torch.inference_mode():
+        memory = model.encode(pixels)
+        _, cache, _ = model.step(memory, ids[:, :3], None, False)
+        last, _, _ = model.step(memory, ids, cache, False)
+    torch.testing.assert_close(last, logits, rtol=5e-2, atol=5e-2)
