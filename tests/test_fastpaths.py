@@ -1,6 +1,6 @@
 """The engine's fast paths give what the plain paths give: folded cross-attention, bf16 row projection,
 top-p without a full argsort, sampling among the kept tokens, dtype conversion that hands file pages
-back, the ViT blocks written out in place of timm's. No timings here: those are in `captioner.bench`."""
+back. No timings here: those are in `captioner.bench`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from captioner.config import DecodingConfig
 from captioner.decoding import NEG_INF, apply_top_p, caption_image
 from captioner.loading import convert_dtype, load_captioner, read_state_dict
 from captioner.models.base import project_rows
-from captioner.models.visiongpt2 import CrossAttention, ViTBlock
+from captioner.models.visiongpt2 import CrossAttention
 from tests.tiny_models import make_tiny_visiongpt2, tiny_visiongpt2_config
 
 
@@ -92,18 +92,6 @@ def test_project_rows(shape, bias):
     y = project_rows(x, layer)
     assert y.shape == (*shape[:-1], 300) and y.dtype == torch.bfloat16
     torch.testing.assert_close(y.float(), layer(x).float(), rtol=2e-2, atol=2e-2)
-
-
-def test_vit_block_equals_timm():
-    timm = pytest.importorskip("timm")
-    from functools import partial
-
-    ours = ViTBlock(48, 4, 4, 0.0, 0.0).eval()
-    theirs = timm.models.vision_transformer.Block(48, 4, mlp_ratio=4, qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6)).eval()
-    assert set(ours.state_dict()) == set(theirs.state_dict())
-    theirs.load_state_dict(ours.state_dict())
-    x = torch.randn(2, 10, 48)
-    torch.testing.assert_close(ours(x), theirs(x))
 
 
 def test_convert_dtype_releasing_mapped_pages(tmp_path):

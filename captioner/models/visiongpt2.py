@@ -1,4 +1,4 @@
-"""VisionGPT2: ViT blocks interleaved layer by layer with GPT-2 blocks that cross-attend.
+"""VisionGPT2: timm ViT blocks interleaved layer by layer with GPT-2 blocks that cross-attend.
 
 The layout and the forward pass follow the seed checkpoint format (shared/seed-checkpoint.md):
 decoder block i cross-attends to the output of encoder block i. State-dict keys are those of
@@ -7,90 +7,27 @@ the original ``captioner.pt`` so that ``load_state_dict`` takes such a file as i
 Two ways to run it:
 - ``forward(pixels, ids)``: the whole lock-step pass, as the original code ran it (reference).
 - ``encode(pixels)`` once per image, then ``step(...)`` once per token with a key/value cache.
-
-The encoder blocks are timm's ViT ``Block`` (same modules, keys, init order and math) written out here:
-importing timm pulls in torchvision, torch._dynamo and triton, about 200 MB of resident memory that a
-captioning process does not need.
 """
 
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from PIL import Image
+from timm.layers import PatchEmbed
+from timm.models.vision_transformer import Block as ViTBlock
+
 from captioner.config import DecodingConfig, VisionGPT2Config
 from captioner.models.base import CaptionModel, ModelInfo, next_token_logits, project_rows
-from PIL import Image
 
 # Per decoder layer: cross-attention keys and values of the image, each (1, H, N_img, hd).
 ImageMemory = list[tuple[torch.Tensor, torch.Tensor]]
-
-
-# -- encoder: timm's vit_base_patch16_224 building blocks, same keys and math --------------------------
-class PatchEmbed(nn.Module):
-    """(B, 3, H, W) -> (B, N, C): a stride-`patch` convolution, flattened (timm's PatchEmbed)."""
-
-    def __init__(self, image_size: int, patch_size: int, in_chans: int, embed_dim: int):
-        super().__init__()
-        self.image_size, self.patch_size = image_size, patch_size
-        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-2:] != (self.image_size, self.image_size):
-            raise ValueError(f"Input size {tuple(x.shape[-2:])} does not match the model's {self.image_size}x{self.image_size}.")
-        return self.proj(x).flatten(2).transpose(1, 2)
-
-
-class ViTAttention(nn.Module):
-    """Multi-head self-attention over image tokens with a fused qkv projection (timm's Attention)."""
-
-    def __init__(self, dim: int, num_heads: int, attn_drop: float, proj_drop: float):
-        super().__init__()
-        self.num_heads = num_heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.attn_drop = nn.Dropout(attn_drop)
-        self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(proj_drop)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, N, C = x.shape
-        q, k, v = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
-        x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop.p if self.training else 0.0)
-        return self.proj_drop(self.proj(x.transpose(1, 2).reshape(B, N, C)))
-
-
-class ViTMLP(nn.Module):
-    """fc1 -> GELU (exact) -> fc2, dropout after each (timm's Mlp)."""
-
-    def __init__(self, dim: int, hidden: int, drop: float):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.drop1 = nn.Dropout(drop)
-        self.fc2 = nn.Linear(hidden, dim)
-        self.drop2 = nn.Dropout(drop)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop2(self.fc2(self.drop1(self.act(self.fc1(x)))))
-
-
-class ViTBlock(nn.Module):
-    """Pre-norm ViT block, LayerNorm eps 1e-6 (timm's Block with the settings of vit_base_patch16_224)."""
-
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: int, proj_drop: float, attn_drop: float):
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = ViTAttention(dim, num_heads, attn_drop, proj_drop)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = ViTMLP(dim, mlp_ratio * dim, proj_drop)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
 
 
 # -- decoder ------------------------------------------------------------------------------------
@@ -238,7 +175,15 @@ class VisionGPT2(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, config.num_image_tokens, C))
         self.pos_drop = nn.Dropout(config.emb_dropout)
         self.blocks = nn.ModuleList(
-            ViTBlock(C, config.num_heads, config.mlp_ratio, config.residual_dropout, config.attention_dropout)
+            ViTBlock(
+                C,
+                config.num_heads,
+                mlp_ratio=config.mlp_ratio,
+                qkv_bias=True,
+                proj_drop=config.residual_dropout,
+                attn_drop=config.attention_dropout,
+                norm_layer=partial(nn.LayerNorm, eps=1e-6),
+            )
             for _ in range(config.depth)
         )
         # Decoder: GPT-2 with cross-attention.
