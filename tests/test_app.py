@@ -364,3 +364,22 @@ def test_expand_uploads_reports_bad_archives():
     )
     assert [name for name, _ in items] == ["x.png", "good.zip/a.png"]
     assert [(p.name, "ZIP" in p.problem) for p in problems] == [("fake.zip", True)]
+
+
+def test_every_corpus_image_through_the_upload(tmp_path):
+    """The hostile-image corpus through the upload widget: a caption, or the case's message; never an exception."""
+    from tests.corpus import build_image_corpus
+
+    at = start()
+    # The uploader itself only takes these extensions; other files never reach the app.
+    cases = [c for c in build_image_corpus(tmp_path) if c.filename.lower().endswith(tuple("." + t for t in app_state.IMAGE_TYPES))]
+    assert len(cases) >= 30
+    for case in cases:
+        upload(at, case.filename, case.data(), "application/octet-stream")
+        assert not at.exception, (case.name, at.exception)
+        errors = [e.value for e in at.error]
+        if case.expected == "ok":
+            assert not errors, (case.name, errors)
+            assert sidebar_image_caption(at).startswith(case.filename), case.name
+        else:
+            assert errors and not case.error_problems(" ".join(errors)), (case.name, errors)
