@@ -1,9 +1,9 @@
 """Adapter for transformers' VisionEncoderDecoderModel with a GPT-2 decoder (e.g. nlpconnect/vit-gpt2).
 
-The encoder runs once through transformers. Decoding steps reuse the model's own GPT-2 modules
-(LayerNorms, Conv1D projections, MLP) but keep the cache as plain tensors, compute the image's
-cross-attention keys and values once per image rather than once per caption, and share them across
-beams by broadcasting instead of copying them per row.
+The encoder runs once through transformers. Decoding steps use the model's own GPT-2 weights
+(LayerNorms, Conv1D projections, MLP activation) in a flat step (models/gpt2_step.py) that keeps the
+cache as plain tensors, computes the image's cross-attention keys and values once per image rather
+than once per caption, and shares them across beams instead of copying them per row.
 """
 
 from __future__ import annotations
@@ -11,21 +11,16 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from captioner.config import DecodingConfig
-from captioner.models.base import CaptionModel, ModelInfo, next_token_logits, project_rows
+from captioner.models.base import CaptionModel, ModelInfo
+from captioner.models.gpt2_step import DecoderPlan
 
 
 def _heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
     B, T, C = x.shape
     return x.view(B, T, n_head, C // n_head).transpose(1, 2)  # (B, H, T, hd)
-
-
-def _merge(y: torch.Tensor) -> torch.Tensor:
-    B, H, T, hd = y.shape
-    return y.transpose(1, 2).reshape(B, T, H * hd)
 
 
 class HFVisionEncoderDecoderCaptioner(CaptionModel):
@@ -45,9 +40,9 @@ class HFVisionEncoderDecoderCaptioner(CaptionModel):
         self.num_heads = dconf.n_head
         cfg = model.config
         gen = getattr(model, "generation_config", None)
-        self.bos_token_id = _first_id(cfg.decoder_start_token_id, getattr(gen, "decoder_start_token_id", None), dconf.bos_token_id)
-        self.eos_token_id = _first_id(getattr(gen, "eos_token_id", None), cfg.eos_token_id, dconf.eos_token_id)
-        self.pad_token_id = _first_id(getattr(gen, "pad_token_id", None), cfg.pad_token_id, self.eos_token_id)
+        self.bos_token_id = _first_id(getattr(cfg, "decoder_start_token_id", None), getattr(gen, "decoder_start_token_id", None), dconf.bos_token_id)
+        self.eos_token_id = _first_id(getattr(gen, "eos_token_id", None), getattr(cfg, "eos_token_id", None), dconf.eos_token_id)
+        self.pad_token_id = _first_id(getattr(gen, "pad_token_id", None), getattr(cfg, "pad_token_id", None), self.eos_token_id)
         enc = model.config.encoder
         size = getattr(enc, "image_size", 224)
         patch = getattr(enc, "patch_size", 16)
@@ -98,46 +93,14 @@ class HFVisionEncoderDecoderCaptioner(CaptionModel):
 
     @torch.inference_mode()
     def step(self, memory, ids, cache, need_weights):
-        if cache is None and self.lm_head.weight.dtype == torch.bfloat16:
-            self._transpose_bf16_weights()  # a no-op once done
-        start = 0 if cache is None else cache[0][0].size(2)
-        new = ids if cache is None else ids[:, start:]
-        pos = torch.arange(start, start + new.size(1))
-        h = self.decoder.wte(new) + self.decoder.wpe(pos)
-        present, attentions = [], []
-        for i, block in enumerate(self.decoder.h):
-            # masked self-attention, cache as plain tensors
-            attn = block.attn
-            q, k, v = project_rows(block.ln_1(h), attn.c_attn).split(attn.split_size, dim=2)
-            q, k, v = _heads(q, self.num_heads), _heads(k, self.num_heads), _heads(v, self.num_heads)
-            if cache is not None:
-                k = torch.cat([cache[i][0], k], dim=2)
-                v = torch.cat([cache[i][1], v], dim=2)
-            present.append((k, v))
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=q.size(2) > 1, scale=attn.scaling)
-            h = h + project_rows(_merge(y), attn.c_proj)
-            # cross-attention to the image, keys/values from `encode`; the rows share one image, so
-            # they are folded into the query length and its keys and values are read once: (1, H, R*T, hd)
-            xattn = block.crossattention
-            q = _heads(project_rows(block.ln_cross_attn(h), xattn.q_attn), self.num_heads)
-            mk, mv = memory[i]
-            R, H, T, hd = q.shape
-            fold = mk.size(0) == 1
-            if fold:
-                q = q.transpose(0, 1).reshape(1, H, R * T, hd)
-            if need_weights:
-                weights = ((q @ mk.transpose(-2, -1)) * xattn.scaling).softmax(dim=-1)  # (R, H, T, N) or folded
-                y = weights @ mv
-                weights = weights.view(H, R, T, -1).transpose(0, 1) if fold else weights
-                attentions.append(weights[:, :, -1])  # (R, H, N)
-            else:
-                y = F.scaled_dot_product_attention(q, mk, mv, scale=xattn.scaling)
-            y = y.view(H, R, T, hd).transpose(0, 1) if fold else y
-            h = h + project_rows(_merge(y), xattn.c_proj)
-            mlp = block.mlp
-            h = h + project_rows(mlp.act(project_rows(block.ln_2(h), mlp.c_fc)), mlp.c_proj)
-        logits = next_token_logits(h[:, -1], self.decoder.ln_f, self.lm_head)
-        return logits, present, torch.stack(attentions, dim=1) if need_weights else None
+        # GPT-2 with cross-attention as a flat loop (models/gpt2_step.py), gathered anew for each caption;
+        # the image's keys and values come from `encode`, computed once per image, shared by all rows.
+        if cache is None:
+            if self.lm_head.weight.dtype == torch.bfloat16:
+                self._transpose_bf16_weights()  # a no-op once done
+            self._plan = DecoderPlan.from_gpt2(self.decoder, self.lm_head, self.num_heads)
+        new = ids if cache is None else ids[:, cache[0][0].size(2) :]
+        return self._plan.step(memory, new, cache, need_weights)
 
 
 def _first_id(*candidates: Any) -> int:

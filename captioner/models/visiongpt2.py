@@ -25,6 +25,7 @@ from timm.models.vision_transformer import Block as ViTBlock
 
 from captioner.config import DecodingConfig, VisionGPT2Config
 from captioner.models.base import CaptionModel, ModelInfo, next_token_logits, project_rows
+from captioner.models.gpt2_step import DecoderPlan
 
 # Per decoder layer: cross-attention keys and values of the image, each (1, H, N_img, hd).
 ImageMemory = list[tuple[torch.Tensor, torch.Tensor]]
@@ -314,5 +315,9 @@ class VisionGPT2Captioner(CaptionModel):
 
     @torch.inference_mode()
     def step(self, memory, ids, cache, need_weights):
+        # The same step as VisionGPT2.step, as a flat loop (models/gpt2_step.py), gathered anew for each
+        # caption so that it always sees the model's current weights.
+        if cache is None:
+            self._plan = DecoderPlan.from_visiongpt2(self.model)
         new = ids if cache is None else ids[:, cache[0][0].size(2) :]
-        return self.model.step(memory, new, cache, need_weights)
+        return self._plan.step(memory, new, cache, need_weights)
