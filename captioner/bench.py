@@ -85,6 +85,43 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+class OtherLoad:
+    """Samples, in a background thread, how much CPU other processes use while the benchmark runs:
+    on a shared machine that is what makes numbers noisy, so the report says it."""
+
+    def __init__(self, every_s: float = 1.0):
+        import threading
+
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every_s,), daemon=True)
+
+    def _run(self, every_s: float) -> None:
+        try:
+            import psutil
+        except ImportError:
+            return
+        me = psutil.Process()
+        me.cpu_percent(None)
+        psutil.cpu_percent(None)
+        while not self._stop.wait(every_s):
+            total = psutil.cpu_percent(None) * (os.cpu_count() or 1)  # percent of one core, all cores
+            mine = me.cpu_percent(None)
+            self.samples.append(max(0.0, total - mine) / 100.0)  # cores busy elsewhere
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+    def summary(self) -> dict[str, float]:
+        s = self.samples or [0.0]
+        return {"mean_cores": statistics.fmean(s), "max_cores": max(s), "share_above_half_core": sum(x > 0.5 for x in s) / len(s)}
+
+
 # -- the machine --------------------------------------------------------------------------------
 def machine_info() -> dict[str, Any]:
     import torch
@@ -409,8 +446,8 @@ class Bench:
             _log(f"  floor {fl['floor_s'] * 1e3:.1f} ms (encoder {fl['encoder_gflop']:.1f} GFLOP -> {fl['encoder_s'] * 1e3:.1f} ms, "
                  f"16 x {fl['decoder_step_mb']:.0f} MB -> {fl['decoder_s'] * 1e3:.1f} ms); greedy / floor = {greedy['vs_floor']:.2f}")
         if nocache:
-            n = max(1, a.runs // 3)
-            r = measure(lambda: run_nocache(captioner.model, pixels, captioner.bos_token_id), n, warmup=0 if a.quick else 1)
+            n = max(1, a.runs // 2)  # a few runs suffice: it is slow, and warm already
+            r = measure(lambda: run_nocache(captioner.model, pixels, captioner.bos_token_id), n, warmup=0)
             greedy = self.find(name, dtype, "engine", "greedy")
             self.add(name, dtype, "no-cache", "greedy", r, engine_speedup=r["median_s"] / greedy["median_s"])
 
@@ -540,6 +577,18 @@ class Bench:
         _log(f"{self.result['machine']['cpu']}, {self.result['machine']['threads']} threads, torch {torch.__version__}; "
              f"load average {self.result['load_before'][0]:.2f}")
         t0 = time.perf_counter()
+        with OtherLoad() as other:
+            self._sections()
+        self.result["other_load"] = other.summary()
+        self.result["load_after"] = os.getloadavg()
+        self.result["wall_s"] = time.perf_counter() - t0
+        self.result["rows"] = self.rows
+        self.result["targets"] = self.targets()
+        return self.result
+
+    def _sections(self):
+        import torch
+
         if "machine" in self.only:
             self.machine()
         tokenizer = word_tokenizer()
@@ -553,11 +602,6 @@ class Bench:
             self.memory(tokenizer)
         if "builtin" in self.only:
             self.builtin()
-        self.result["load_after"] = os.getloadavg()
-        self.result["wall_s"] = time.perf_counter() - t0
-        self.result["rows"] = self.rows
-        self.result["targets"] = self.targets()
-        return self.result
 
     def targets(self) -> list[dict[str, Any]]:
         """Each target with its measured ratio (or value) and whether it is met."""
@@ -668,7 +712,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"Measured {result['date']} with `python -m captioner.bench` on {m['cpu']} ({m['cores']} cores, "
         f"{m['threads']} threads, AMX-bf16: {'yes' if m['amx_bf16'] else 'no'}), torch {m['torch']}, "
         f"transformers {m['transformers']}. Load average before / after: "
-        f"{result['load_before'][0]:.2f} / {result['load_after'][0]:.2f}.",
+        f"{result['load_before'][0]:.2f} / {result['load_after'][0]:.2f}"
+        + (f"; other processes used {result['other_load']['mean_cores']:.2f} cores on average "
+           f"(max {result['other_load']['max_cores']:.2f})" if "other_load" in result else "") + ".",
         "",
         f"Full-size models with random weights; every caption is exactly {NEW_TOKENS} tokens from a 224 x 224 "
         "pixel tensor (preprocessing excluded); one warm-up run excluded; times in ms.",
