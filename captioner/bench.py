@@ -754,7 +754,7 @@ def markdown(result: dict[str, Any]) -> str:
     mem = result.get("memory")
     if mem:
         stage_names = list(next(iter(v["stages"] for k, v in mem.items() if k != "import torch")).keys())
-        lines += ["", "Peak resident memory (VmHWM, MB) of a fresh process, after each stage:", "",
+        lines += ["", "Peak resident memory (VmHWM, MiB) of a fresh process, after each stage (peak also in GB = 1e9 bytes):", "",
                   "| process | " + " | ".join(stage_names) + " | peak GB |", "|---|" + "---:|" * (len(stage_names) + 1)]
         for k, v in mem.items():
             cells = [f"{v['stages'][s]['hwm_mb']:.0f}" if s in v["stages"] else "" for s in stage_names]
@@ -766,7 +766,7 @@ def markdown(result: dict[str, Any]) -> str:
                           f"evaluation scenes ({100 * b['fraction']:.1f}%)."]
     lines += ["", "| target | where | measured | limit | met |", "|---|---|---:|---:|---|"]
     for t in result.get("targets", []):
-        value = "" if t["value"] is None else f"{t['value']:.2f}"
+        value = "" if t["value"] is None else (f"{t['value']:.3f}" if t["target"] == "builtin_bf16" else f"{t['value']:.2f}")
         met = {True: "yes", False: "**no**", None: "not measured"}[t["met"]]
         note = f" ({t['note']})" if t["note"] else ""
         lines.append(f"| {t['text']} | {t['where']} | {value} | {t['limit']} | {met}{note} |")
