@@ -86,13 +86,14 @@ def _log(msg: str) -> None:
 
 
 class OtherLoad:
-    """Samples, in a background thread, how much CPU other processes use while the benchmark runs:
-    on a shared machine that is what makes numbers noisy, so the report says it."""
+    """Samples, in a background thread, how much CPU other processes use while timings run: on a
+    shared machine that is what makes numbers noisy, so the report says it."""
 
     def __init__(self, every_s: float = 1.0):
         import threading
 
         self.samples: list[float] = []
+        self.paused = False  # set while nothing is timed
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(every_s,), daemon=True)
 
@@ -107,6 +108,8 @@ class OtherLoad:
         while not self._stop.wait(every_s):
             total = psutil.cpu_percent(None) * (os.cpu_count() or 1)  # percent of one core, all cores
             mine = me.cpu_percent(None)
+            if self.paused or me.children():  # memory children are ours, and are not timed
+                continue
             self.samples.append(max(0.0, total - mine) / 100.0)  # cores busy elsewhere
 
     def __enter__(self):
@@ -578,7 +581,7 @@ class Bench:
              f"load average {self.result['load_before'][0]:.2f}")
         t0 = time.perf_counter()
         with OtherLoad() as other:
-            self._sections()
+            self._sections(other)
         self.result["other_load"] = other.summary()
         self.result["load_after"] = os.getloadavg()
         self.result["wall_s"] = time.perf_counter() - t0
@@ -586,7 +589,7 @@ class Bench:
         self.result["targets"] = self.targets()
         return self.result
 
-    def _sections(self):
+    def _sections(self, other: OtherLoad):
         import torch
 
         if "machine" in self.only:
@@ -598,6 +601,7 @@ class Bench:
             self.visiongpt2(tokenizer, pixels)
         if "hf" in self.only:
             self.hf(tokenizer, pixels)
+        other.paused = True  # below: memory and captions, no timings
         if "memory" in self.only:
             self.memory(tokenizer)
         if "builtin" in self.only:
