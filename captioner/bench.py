@@ -342,6 +342,17 @@ def run_engine(captioner, pixels, configs):
     return decode(captioner, EncodedImage(memory, (224, 224), {}), configs)
 
 
+def _with_threads(n: int, fn: Callable[[], Any]) -> Any:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        return fn()
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_generate(hf_model, pixels, kind: str):
     import torch
 
@@ -426,6 +437,9 @@ class Bench:
                 fns["generate"] = lambda: run_generate(hf_model, pixels, kind)
             if kind == "beam4" and "compare" in self.only:
                 fns["compare"] = lambda: run_engine(captioner, pixels, wl["compare"])
+            threads = torch.get_num_threads()
+            if kind == "greedy" and threads > 1:  # what one core gives (Community Cloud: 1 to 2 CPUs)
+                fns["one thread"] = lambda: _with_threads(1, lambda: run_engine(captioner, pixels, wl[kind]))
             r = measure_interleaved(fns, a.runs)
             extra = {}
             if hf_model is not None:
@@ -435,6 +449,8 @@ class Bench:
                     extra["same_tokens_as_generate"] = run_generate(hf_model, pixels, kind)[0, 1:].tolist() == tokens
                 extra["vs_generate"] = r["engine"]["median_s"] / r["generate"]["median_s"]
             self.add(name, dtype, "engine", kind, r["engine"], **extra)
+            if "one thread" in r:
+                self.add(name, dtype, "engine, 1 thread", kind, r["one thread"])
             if "compare" in r:
                 self.add(name, dtype, "engine", "compare", r["compare"],
                          vs_beam4=r["compare"]["median_s"] / r["engine"]["median_s"])
