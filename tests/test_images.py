@@ -15,7 +15,7 @@ from PIL import Image
 
 from captioner.archives import ArchiveContents, ArchiveError, _read_capped, read_image_archive
 from captioner.images import SUPPORTED_FORMATS, ImageLoadError, load_image
-from tests.corpus import ARCHIVE_CASES, IMAGE_CASES, Case, build_corpus
+from tests.corpus import ARCHIVE_CASES, IMAGE_CASES, Case, _zip, build_corpus
 
 
 @pytest.fixture(scope="module")
@@ -202,14 +202,6 @@ def test_animated_gif_file_object_loads_first_frame(corpus: dict[str, Case]) -> 
 
 
 # --- read_image_archive API ---------------------------------------------------------
-
-
-def _zip(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, content in files.items():
-            archive.writestr(name, content)
-    return buf.getvalue()
 
 
 def test_archive_images_load(corpus: dict[str, Case]) -> None:
