@@ -43,7 +43,7 @@ def test_builtin_files_are_small_and_complete():
 def test_builtin_loads_offline_and_states_true_facts(offline):
     model = load_captioner("builtin")
     assert model.info.family == "visiongpt2"
-    # Eval scenes the shipped weights caption correctly (its fact precision is ~83%, not 100%:
+    # Eval scenes the shipped weights caption correctly (its fact precision is ~96%, not 100%:
     # see MODEL_CARD.md), one to two objects; re-pick them when the weights are retrained.
     for seed in (20000000, 20000001, 20000003, 20000006):
         image, scene, _ = make_example(seed)
