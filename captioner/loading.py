@@ -216,6 +216,7 @@ def _list(items: list[str], n: int = 8) -> str:
 
 
 def _load_visiongpt2_file(path: Path, dtype: torch.dtype, config_dict: dict | None = None, name: str = ""):
+    from captioner.models.gpt2_step import lay_out_for_steps, visiongpt2_projections
     from captioner.models.visiongpt2 import VisionGPT2Captioner
 
     if path.suffix not in (".pt", ".pth", ".bin", ".safetensors", ".ckpt"):
@@ -233,6 +234,9 @@ def _load_visiongpt2_file(path: Path, dtype: torch.dtype, config_dict: dict | No
     mapped = path.suffix != ".safetensors" and zipfile.is_zipfile(path)
     del state
     model = convert_dtype(model, dtype, release_source=mapped)
+    # The decoder's weights in the order its steps read fastest; done here rather than at the first
+    # step so that, for a mapped file, the pages of the old order are handed back too.
+    lay_out_for_steps(visiongpt2_projections(model), release=_release_pages if mapped else None)
     info = ModelInfo(
         name=name or path.name,
         family="visiongpt2",

@@ -4,17 +4,20 @@ back. No timings here: those are in `captioner.bench`."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from PIL import Image
 
 from captioner.config import DecodingConfig
 from captioner.decoding import NEG_INF, apply_top_p, caption_image
 from captioner.loading import convert_dtype, load_captioner, read_state_dict
 from captioner.models.base import project_rows
 from captioner.models.visiongpt2 import CrossAttention
-from tests.tiny_models import make_tiny_visiongpt2, tiny_visiongpt2_config
+from tests.tiny_models import make_tiny_visiongpt2, make_tiny_visiongpt2_dir, tiny_visiongpt2_config
 
 
 def _sorted_top_p(scores: torch.Tensor, p: float) -> torch.Tensor:
@@ -166,3 +169,48 @@ def test_hf_bf16_step_transposes_weights_without_changing_the_model(tiny_hf_dir)
         _, cache, _ = model.step(memory, ids[:, :3], None, False)
         last, _, _ = model.step(memory, ids, cache, False)
     torch.testing.assert_close(last, logits, rtol=5e-2, atol=5e-2)
+
+
+def _forward(model, pixels, ids):
+    with torch.inference_mode():
+        return model(pixels, ids)
+
+
+def test_step_layout_keeps_values_and_orders_memory_per_dtype():
+    from captioner.models.gpt2_step import step_layout
+
+    w = torch.randn(6, 4)  # (out, in), as nn.Linear keeps it
+    fp32 = step_layout(w)
+    assert fp32.shape == w.shape and fp32.t().is_contiguous() and torch.equal(fp32, w)
+    assert step_layout(fp32) is None  # already laid out
+    bf16 = step_layout(fp32.to(torch.bfloat16))  # .to keeps the (in, out) order: bf16 wants (out, in)
+    assert bf16.is_contiguous() and torch.equal(bf16, w.to(torch.bfloat16))
+    conv = torch.randn(4, 6)  # transformers' Conv1D: (in, out)
+    assert step_layout(conv, weight_in_out=True) is None  # fp32 reads (in, out) already
+    assert step_layout(conv.bfloat16(), weight_in_out=True).t().is_contiguous()
+    assert step_layout(torch.ones(3, 3, dtype=torch.int8)) is None
+
+
+def test_visiongpt2_weights_laid_out_for_steps_give_the_same_model(tmp_path):
+    src = make_tiny_visiongpt2(seed=3)
+    pixels = torch.randn(1, 3, 32, 32)
+    ids = torch.tensor([[0, 5, 7, 9]])
+    before = _forward(src, pixels, ids)
+    folder = make_tiny_visiongpt2_dir(tmp_path, seed=3)  # captioner.pt (a mapped .pt zip) + tokenizer
+    (folder / "config.json").write_text(json.dumps({"architecture": "VisionGPT2", **src.config.to_dict()}))
+    for dtype in ("float32", "bfloat16"):
+        model = load_captioner(str(folder), dtype=dtype)  # fp32: laid out (in, out) while loading
+        fc = model.model.transformer.h[0].mlp.c_fc.weight
+        assert fc.shape == src.transformer.h[0].mlp.c_fc.weight.shape
+        assert (fc.is_contiguous() if dtype == "bfloat16" else fc.t().is_contiguous()), dtype
+        after = _forward(model.model, pixels.to(model.dtype), ids)
+        tol = {"rtol": 0, "atol": 1e-5} if dtype == "float32" else {"rtol": 5e-2, "atol": 5e-2}
+        torch.testing.assert_close(after.float(), before, **tol)
+    # A model switched from fp32 to bf16 after captioning gets the bf16 order at its next caption.
+    model = load_captioner(str(folder))
+    image = Image.new("RGB", (40, 30))
+    caption_image(model, image, DecodingConfig(max_new_tokens=3))
+    model.model.to(torch.bfloat16)
+    assert not model.model.transformer.h[0].attn.c_attn.weight.is_contiguous()
+    caption_image(model, image, DecodingConfig(max_new_tokens=3))
+    assert model.model.transformer.h[0].attn.c_attn.weight.is_contiguous()

@@ -15,7 +15,7 @@ from PIL import Image
 
 from captioner.config import DecodingConfig
 from captioner.models.base import CaptionModel, ModelInfo
-from captioner.models.gpt2_step import DecoderPlan
+from captioner.models.gpt2_step import DecoderPlan, gpt2_projections, lay_out_for_steps
 
 
 def _heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
@@ -76,28 +76,12 @@ class HFVisionEncoderDecoderCaptioner(CaptionModel):
             memory.append((_heads(k, self.num_heads), _heads(v, self.num_heads)))
         return memory
 
-    def _transpose_bf16_weights(self) -> None:
-        """Store the decoder's bf16 Conv1D weights transposed in memory: same values, same shapes.
-
-        GPT-2's Conv1D keeps its weight as (in, out). A decoding step multiplies it by one row or a
-        few, and the fast bf16 matrix-vector kernels (`project_rows`) want (out, in) rows in memory;
-        so each weight becomes a transposed view of an (out, in) tensor, once. The model's forward
-        (and `generate`) compute the same products with it.
-        """
-        for block in self.decoder.h:
-            for conv in (block.attn.c_attn, block.attn.c_proj, block.crossattention.q_attn,
-                         block.crossattention.c_proj, block.mlp.c_fc, block.mlp.c_proj):
-                w = conv.weight
-                if w.dtype == torch.bfloat16 and w.is_contiguous():
-                    conv.weight.data = w.t().contiguous().t()
-
     @torch.inference_mode()
     def step(self, memory, ids, cache, need_weights):
         # GPT-2 with cross-attention as a flat loop (models/gpt2_step.py), gathered anew for each caption;
         # the image's keys and values come from `encode`, computed once per image, shared by all rows.
         if cache is None:
-            if self.lm_head.weight.dtype == torch.bfloat16:
-                self._transpose_bf16_weights()  # a no-op once done
+            lay_out_for_steps(gpt2_projections(self.decoder))  # a no-op once done for this dtype
             self._plan = DecoderPlan.from_gpt2(self.decoder, self.lm_head, self.num_heads)
         new = ids if cache is None else ids[:, cache[0][0].size(2) :]
         return self._plan.step(memory, new, cache, need_weights)

@@ -25,7 +25,7 @@ from timm.models.vision_transformer import Block as ViTBlock
 
 from captioner.config import DecodingConfig, VisionGPT2Config
 from captioner.models.base import CaptionModel, ModelInfo, next_token_logits, project_rows
-from captioner.models.gpt2_step import DecoderPlan
+from captioner.models.gpt2_step import DecoderPlan, lay_out_for_steps, visiongpt2_projections
 
 # Per decoder layer: cross-attention keys and values of the image, each (1, H, N_img, hd).
 ImageMemory = list[tuple[torch.Tensor, torch.Tensor]]
@@ -318,6 +318,7 @@ class VisionGPT2Captioner(CaptionModel):
         # The same step as VisionGPT2.step, as a flat loop (models/gpt2_step.py), gathered anew for each
         # caption so that it always sees the model's current weights.
         if cache is None:
+            lay_out_for_steps(visiongpt2_projections(self.model))  # a no-op once done for this dtype
             self._plan = DecoderPlan.from_visiongpt2(self.model)
         new = ids if cache is None else ids[:, cache[0][0].size(2) :]
         return self._plan.step(memory, new, cache, need_weights)
