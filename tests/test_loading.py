@@ -63,6 +63,17 @@ def test_hf_directory(tiny_hf_dir):
     assert caption_image(model, IMAGE)[0].best.attentions.shape[1:] == (2, 4, 4, 4)
 
 
+def test_hf_directory_in_bf16_is_the_fp32_file_converted(tiny_hf_dir):
+    fp32 = load_captioner(str(tiny_hf_dir)).model.state_dict()
+    bf16 = load_captioner(str(tiny_hf_dir), dtype="bfloat16")
+    for name, tensor in bf16.model.state_dict().items():
+        expected = fp32[name].to(torch.bfloat16) if fp32[name].is_floating_point() else fp32[name]
+        assert torch.equal(tensor, expected), name
+    decoder = bf16.model.decoder
+    assert decoder.lm_head.weight is decoder.transformer.wte.weight  # still tied
+    assert caption_image(bf16, IMAGE)[0].best.token_ids
+
+
 class MakesAFile:
     """Unpickling this would create a file: loading must refuse it and run nothing."""
 
