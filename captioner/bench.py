@@ -206,7 +206,7 @@ def measure_step_kernels(runs: int) -> list[dict[str, Any]]:
     import torch
     import torch.nn as nn
 
-    from captioner.models.gpt2_step import projection
+    from captioner.models.base import projection
 
     C = 768
     shapes = [(C, 3 * C), (C, C), (C, C), (C, C), (C, 4 * C), (4 * C, C)] * 12  # (in, out): qkv, proj, q, xproj, fc, fc2

@@ -21,37 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from captioner.models.base import FEW_ROWS, next_token_logits
-
-Projection = Callable[[torch.Tensor], torch.Tensor]  # (rows, in) -> (rows, out)
-
-
-def projection(layer: nn.Module, weight_in_out: bool = False) -> Projection:
-    """The fastest way to multiply a few rows by `layer` (nn.Linear, or transformers' Conv1D when
-    `weight_in_out`), chosen once from its dtype and memory layout. Same product as `layer(x)`."""
-    if not isinstance(getattr(layer, "weight", None), torch.Tensor):
-        return layer  # e.g. a dynamically quantized Linear: its own kernel
-    w = layer.weight.t() if weight_in_out else layer.weight  # (out, in) view
-    b = layer.bias
-    if w.dtype == torch.bfloat16 and w.is_contiguous():
-        # bf16 (out, in) rows: a matrix-vector product for one row, weight @ x.T for a few (see
-        # base.project_rows); beyond FEW_ROWS a matmul.
-        bcol = None if b is None else b[:, None]
-
-        def bf16_rows(x: torch.Tensor) -> torch.Tensor:
-            rows = x.size(0)
-            if rows == 1:
-                return (torch.mv(w, x[0]) if b is None else torch.addmv(b, w, x[0]))[None]
-            if rows <= FEW_ROWS:
-                return (w @ x.T if b is None else torch.addmm(bcol, w, x.T)).T
-            return F.linear(x, w, b)
-
-        return bf16_rows
-    if weight_in_out:  # Conv1D as transformers computes it: x @ w(in, out) + b
-        w_in_out = layer.weight
-        return lambda x: torch.addmm(b, x, w_in_out) if b is not None else x @ w_in_out
-    return lambda x: F.linear(x, w, b)
-
+from captioner.models.base import Projection, next_token_logits, projection
 
 def step_layout(weight: torch.Tensor, weight_in_out: bool = False) -> torch.Tensor | None:
     """`weight` stored the way a decoding step reads it fastest, or None when it already is.
