@@ -13,7 +13,7 @@ import pickle
 import re
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -173,12 +173,12 @@ def build_visiongpt2(state: dict[str, torch.Tensor], config: VisionGPT2Config):
 def convert_dtype(model: torch.nn.Module, dtype: torch.dtype, release_source: bool = False) -> torch.nn.Module:
     """`model.to(dtype)` for floating-point tensors, one tensor at a time; tied tensors stay tied.
 
-    With `release_source`, the tensors being replaced must be views of a private, read-only file
-    mapping (a checkpoint opened with mmap): after each conversion the pages that lie wholly inside
-    the old tensor are dropped from this process (madvise MADV_DONTNEED; the file is untouched and
-    would be read again if needed). Peak memory is then the converted model plus one tensor, rather
-    than the converted model plus the whole file.
+    With `release_source`, after each conversion the pages of the old tensor that belong to a file
+    mapping (a checkpoint opened with mmap) are dropped from this process (`release_file_pages`).
+    Peak memory is then the converted model plus one tensor, rather than the converted model plus
+    the whole file.
     """
+    release = release_file_pages() if release_source else None
     converted: dict[int, torch.Tensor] = {}
     for module in model.modules():
         for table in (module._parameters, module._buffers):
@@ -190,24 +190,43 @@ def convert_dtype(model: torch.nn.Module, dtype: torch.dtype, release_source: bo
                     data = old.detach().to(dtype)
                     new = torch.nn.Parameter(data, requires_grad=old.requires_grad) if isinstance(old, torch.nn.Parameter) else data
                     converted[id(old)] = new
-                    if release_source:
-                        _release_pages(old)
+                    if release is not None:
+                        release(old)
                 table[name] = new
     return model
 
 
-def _release_pages(t: torch.Tensor) -> None:
-    """Drop this process's copy of the memory pages wholly inside `t` (a view of a private file mapping)."""
+def release_file_pages() -> Callable[[torch.Tensor], None]:
+    """A function that drops this process's copy of the pages wholly inside a tensor, when they belong to a
+    file mapping (madvise MADV_DONTNEED): the file is untouched and would be read again if needed.
+
+    Pages of anonymous memory are left alone: dropping them would zero data that another view may still
+    read. The file mappings are read from /proc/self/maps once, when this is called (none elsewhere).
+    """
     import ctypes
     import mmap
 
+    files: list[tuple[int, int]] = []
+    try:
+        for line in Path("/proc/self/maps").read_text().splitlines():
+            fields = line.split(maxsplit=5)
+            if len(fields) == 6 and fields[5].startswith("/"):
+                lo, hi = (int(v, 16) for v in fields[0].split("-"))
+                files.append((lo, hi))
+    except OSError:
+        pass
+    libc = ctypes.CDLL(None, use_errno=True) if files else None
     page = mmap.PAGESIZE
-    start, end = t.data_ptr(), t.data_ptr() + t.numel() * t.element_size()
-    first, last = -(-start // page) * page, end // page * page
-    if last <= first or not t.is_contiguous():
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), 4)  # MADV_DONTNEED
+
+    def release(t: torch.Tensor) -> None:
+        start, end = t.data_ptr(), t.data_ptr() + t.numel() * t.element_size()
+        first, last = -(-start // page) * page, end // page * page
+        if libc is None or last <= first or not t.is_contiguous():
+            return
+        if any(lo <= first and last <= hi for lo, hi in files):
+            libc.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), 4)  # MADV_DONTNEED
+
+    return release
 
 
 def _list(items: list[str], n: int = 8) -> str:
@@ -229,14 +248,13 @@ def _load_visiongpt2_file(path: Path, dtype: torch.dtype, config_dict: dict | No
     tokenizer = load_tokenizer_beside(path.parent)
     _set_special_tokens(config, tokenizer)
     model = build_visiongpt2(state, config)
-    # A .pt zip is memory-mapped (read_state_dict): pages of the file that a conversion has read can be
+    # A .pt zip is memory-mapped (read_state_dict): pages of the file that a conversion has read are
     # handed back at once, so that the file and the converted copy are never resident together.
-    mapped = path.suffix != ".safetensors" and zipfile.is_zipfile(path)
     del state
-    model = convert_dtype(model, dtype, release_source=mapped)
+    model = convert_dtype(model, dtype, release_source=True)
     # The decoder's weights in the order its steps read fastest; done here rather than at the first
     # step so that, for a mapped file, the pages of the old order are handed back too.
-    lay_out_for_steps(visiongpt2_projections(model), release=_release_pages if mapped else None)
+    lay_out_for_steps(visiongpt2_projections(model), release=release_file_pages())
     info = ModelInfo(
         name=name or path.name,
         family="visiongpt2",

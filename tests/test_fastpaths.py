@@ -214,3 +214,11 @@ def test_visiongpt2_weights_laid_out_for_steps_give_the_same_model(tmp_path):
     assert not model.model.transformer.h[0].attn.c_attn.weight.is_contiguous()
     caption_image(model, image, DecodingConfig(max_new_tokens=3))
     assert model.model.transformer.h[0].attn.c_attn.weight.is_contiguous()
+
+
+def test_releasing_pages_leaves_anonymous_memory_alone():
+    from captioner.loading import release_file_pages
+
+    t = torch.arange(4 * 2**20, dtype=torch.float32)  # 16 MB of anonymous memory, many whole pages
+    release_file_pages()(t)
+    assert torch.equal(t, torch.arange(4 * 2**20, dtype=torch.float32))
