@@ -35,6 +35,7 @@ from captioner.scenes import (
     corpus_bleu4,
     exact_match,
     make_example,
+    mask_cells,
     match_mentions_to_objects,
     object_masks,
     parse_caption,
@@ -43,19 +44,6 @@ from captioner.scenes import (
 )
 
 GREEDY = DecodingConfig(strategy="greedy", max_new_tokens=32, num_alternatives=1, output_attentions=True)
-
-
-def _cells(mask: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per patch cell of a (H, W) boolean mask: (any pixel covered, share of pixels covered)."""
-    h, w = mask.shape
-    any_ = np.zeros((rows, cols), dtype=bool)
-    share = np.zeros((rows, cols), dtype=np.float32)
-    for r in range(rows):
-        for c in range(cols):
-            cell = mask[r * h // rows : (r + 1) * h // rows, c * w // cols : (c + 1) * w // cols]
-            any_[r, c] = cell.any()
-            share[r, c] = cell.mean()
-    return any_, share
 
 
 def evaluate_model(
@@ -104,7 +92,7 @@ def evaluate_model(
             examples.append({"seed": seed, "caption": text, "references": references})
         if attention and caption.attentions is not None:
             rows, cols = caption.attentions.shape[-2:]
-            cells = [_cells(m, rows, cols) for m in object_masks(scene)]
+            cells = [mask_cells(m, rows, cols) for m in object_masks(scene)]
             for word, objects in match_mentions_to_objects(parsed, scene):
                 if word >= len(caption.attentions):
                     continue

@@ -89,7 +89,7 @@ def render_dataset(seeds: Sequence[int], config: VisionGPT2Config, progress: boo
     colour or shape word of a mention describing object k; cells (N, 3, rows, cols) bool,
     the patch cells each object's mask overlaps.
     """
-    from captioner.scenes import build_tokenizer, make_example, match_mentions_to_objects, object_masks, parse_caption
+    from captioner.scenes import build_tokenizer, make_example, mask_cells, match_mentions_to_objects, object_masks, parse_caption
 
     tok = build_tokenizer()
     n, T, S, g = len(seeds), config.seq_len, config.image_size, config.grid_size
@@ -106,8 +106,7 @@ def render_dataset(seeds: Sequence[int], config: VisionGPT2Config, progress: boo
         image, scene, refs = make_example(seed, S)
         images[i] = torch.from_numpy(np.array(image)).permute(2, 0, 1)
         for k, mask in enumerate(object_masks(scene)):
-            m = torch.from_numpy(mask).view(g, S // g, g, S // g)
-            cells[i, k] = m.any(dim=3).any(dim=1)
+            cells[i, k] = torch.from_numpy(mask_cells(mask, g, g)[0])
         for r, text in enumerate(refs):
             toks = tok(text, add_special_tokens=False)["input_ids"] + [config.eos_token_id]
             if len(toks) > T:

@@ -12,7 +12,7 @@ from captioner import loading
 from captioner import train as train_cmd
 from captioner.decoding import caption_image
 from captioner.loading import BUILTIN_DIR, load_captioner, resolve_default_model
-from captioner.scenes import all_true_facts, make_example, parse_caption, split_seeds
+from captioner.scenes import all_true_facts, make_example, mask_cells, parse_caption, split_seeds
 
 SHIPPED = (BUILTIN_DIR / "model.safetensors").exists()
 needs_builtin = pytest.mark.skipif(not SHIPPED, reason="captioner/builtin has not been trained yet")
@@ -95,7 +95,7 @@ def test_attention_hit_definition():
 
     mask = np.zeros((64, 64), dtype=bool)
     mask[10:12, 20:30] = True  # rows 10-11, cols 20-29: cells (1, 2) and (1, 3)
-    covered, share = evaluate_cmd._cells(mask, 8, 8)
+    covered, share = mask_cells(mask, 8, 8)
     assert covered.sum() == 2 and covered[1, 2] and covered[1, 3]
     assert share[1, 2] == pytest.approx(2 * 4 / 64)
 

@@ -26,6 +26,7 @@ from .render import (
     Background,
     Scene,
     SceneObject,
+    mask_cells,
     object_masks,
     relation,
     render_scene,
@@ -36,7 +37,7 @@ __all__ = [
     "COLOURS", "SHAPES", "SIZES", "VOCABULARY", "EVAL_SEED_OFFSET", "TRAIN_SEED_OFFSET", "VAL_SEED_OFFSET",
     "Background", "Fact", "Mention", "ParsedCaption", "Scene", "SceneObject",
     "all_true_facts", "build_tokenizer", "cider_d", "corpus_bleu4", "exact_match", "fact_scores",
-    "has_identical_objects", "make_example", "make_examples", "match_mentions_to_objects", "object_masks",
+    "has_identical_objects", "make_example", "make_examples", "mask_cells", "match_mentions_to_objects", "object_masks",
     "parse_caption", "reference_captions", "relation", "relation_fact", "render_scene", "sample_scene",
     "save_tokenizer", "scene_facts", "split_seeds", "word_tokens",
 ]  # fmt: skip

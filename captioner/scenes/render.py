@@ -290,3 +290,18 @@ def render_scene(scene: Scene) -> Image.Image:
 def object_masks(scene: Scene) -> list[np.ndarray]:
     """Boolean (H, W) masks of the pixels each object covers (at least half), in scene order."""
     return [object_alpha(obj, scene.image_size) >= 0.5 for obj in scene.objects]
+
+
+def mask_cells(mask: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per patch cell of a (H, W) boolean mask: (any pixel covered, share of pixels covered), each (rows, cols).
+
+    Training's attention targets and the evaluation's attention hits both use this."""
+    h, w = mask.shape
+    if h % rows == 0 and w % cols == 0:
+        share = mask.reshape(rows, h // rows, cols, w // cols).mean(axis=(1, 3), dtype=np.float32)
+        return share > 0, share
+    share = np.zeros((rows, cols), dtype=np.float32)
+    for r in range(rows):
+        for c in range(cols):
+            share[r, c] = mask[r * h // rows : (r + 1) * h // rows, c * w // cols : (c + 1) * w // cols].mean()
+    return share > 0, share
