@@ -6,7 +6,7 @@ from the `captioner` package.
 
 import streamlit as st
 
-from captioner import app_state
+from captioner.app import state
 
 st.set_page_config(page_title="Captioner explorer", page_icon="🖼️", layout="wide")
 
@@ -18,6 +18,6 @@ page = st.navigation(
         st.Page("pages/batch.py", title="Batch", icon=":material/photo_library:"),
     ]
 )
-app_state.keep_widget_values()
-app_state.sidebar(page.title)
+state.keep_widget_values()
+state.sidebar(page.title)
 page.run()

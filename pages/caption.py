@@ -4,21 +4,21 @@ import json
 
 import streamlit as st
 
-from captioner import app_state, report
+from captioner.app import state, views
 
 st.title("Caption")
-with app_state.page_guard("captioning the image"):
-    lm, picked = app_state.require_model_and_image()
+with state.page_guard("captioning the image"):
+    lm, picked = state.require_model_and_image()
     controls, output = st.columns([1, 2], gap="large")
     with controls:
         st.subheader("Decoding")
-        config = app_state.decoding_controls(lm.model)
-    result = app_state.decode_image(lm, picked, [config.with_(output_attentions=False)])[0]
+        config = state.decoding_controls(lm.model)
+    result = state.decode_image(lm, picked, [config.with_(output_attentions=False)])[0]
     caption = result.best
     with output:
-        st.image(report.display_image(picked.preview, 384), caption=picked.name)
+        st.image(views.display_image(picked.preview, 384), caption=picked.name)
         st.subheader(caption.text or "(empty caption)")
-        st.markdown(report.tokens_html(caption, end_token=True), unsafe_allow_html=True)
+        st.markdown(views.tokens_html(caption, end_token=True), unsafe_allow_html=True)
         st.caption("Each token's background shows its probability: red unlikely, green certain. Hover for the value.")
         t = result.timings
         cols = st.columns(4)
@@ -26,7 +26,7 @@ with app_state.page_guard("captioning the image"):
         cols[1].metric("Decode", f"{t.get('decode', 0) * 1000:.0f} ms")
         cols[2].metric("Log-prob", f"{caption.logprob:.2f}")
         cols[3].metric("Tokens", len(caption.tokens))
-        record = json.dumps(report.caption_record(result, lm.model.info, picked.name), indent=2)
+        record = json.dumps(views.caption_record(result, lm.model.info, picked.name), indent=2)
         st.download_button("Download JSON", record, file_name="caption.json", mime="application/json",
                            on_click="ignore", icon=":material/download:")
         with st.expander("Result as JSON (copy button at the top right)"):

@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-from captioner import app_state, report
+from captioner.app import state, views
 
 st.title("Compare decoding strategies")
-with app_state.page_guard("comparing decoding strategies"):
-    lm, picked = app_state.require_model_and_image()
+with state.page_guard("comparing decoding strategies"):
+    lm, picked = state.require_model_and_image()
     base = lm.model.default_decoding.with_(output_attentions=False, num_alternatives=1, seed=0)
     for key, value in {"cmp.samples": 5, "cmp.beams": min(max(base.num_beams, 2), 16), "cmp.top_k": 50, "cmp.top_p": 0.9}.items():
         st.session_state.setdefault(key, value)
@@ -26,31 +26,31 @@ with app_state.page_guard("comparing decoding strategies"):
     with st.expander(f"Add your own configuration ({len(added)} added)"):
         with st.form("cmp.add_form", border=False):
             label = st.text_input("Name", placeholder="e.g. hot sampling", key="cmp.new.label")
-            extra = app_state.decoding_controls(lm.model, prefix="cmp.new.", live=False)
+            extra = state.decoding_controls(lm.model, prefix="cmp.new.", live=False)
             if st.form_submit_button("Add to the comparison"):
                 n = samples if extra.strategy == "sample" else 1
                 extra = extra.with_(output_attentions=False, num_alternatives=1, num_return_sequences=n,
-                                    label=label.strip() or f"mine {len(added) + 1}: {report.config_label(extra)}")
+                                    label=label.strip() or f"mine {len(added) + 1}: {views.config_label(extra)}")
                 added.append(extra.validate())
         if added and st.button("Remove the added configurations"):
             added.clear()
             st.rerun()
     configs += added
 
-    results = app_state.decode_image(lm, picked, configs)
-    table = report.comparison_table(results)
+    results = state.decode_image(lm, picked, configs)
+    table = views.comparison_table(results)
     st.subheader("Side by side")
     st.caption(f"All {len(configs)} configurations were decoded together in one batched call; "
                "time is that call's. Score = log-prob / length ** length penalty.")
     st.dataframe(table, hide_index=True)
-    st.download_button("Download table (CSV)", report.csv_bytes(table), file_name="comparison.csv",
+    st.download_button("Download table (CSV)", views.csv_bytes(table), file_name="comparison.csv",
                        mime="text/csv", on_click="ignore", icon=":material/download:")
     st.subheader("Token probabilities")
-    st.plotly_chart(report.token_prob_figure(results))
+    st.plotly_chart(views.token_prob_figure(results))
     left, right = st.columns(2)
     with left:
         st.subheader("Samples")
-        st.dataframe(report.samples_table(results), hide_index=True)
+        st.dataframe(views.samples_table(results), hide_index=True)
     with right:
         st.subheader("All beams")
-        st.dataframe(report.beams_table(results), hide_index=True)
+        st.dataframe(views.beams_table(results), hide_index=True)

@@ -1,7 +1,7 @@
 """End to end: `streamlit run` on localhost, driven by Debian's chromium through Python Playwright.
 
 Uploads an image and sees its caption, the comparison table and the heatmap grid; runs two browser
-sessions at once; saves a screenshot of each page to docs/screenshots/. No browser is downloaded:
+sessions at once; saves a screenshot of each page (into a temporary folder; UPDATE_SCREENSHOTS=1: docs/screenshots/). No browser is downloaded:
 the test uses /usr/bin/chromium (`apt-get install chromium`) and skips without it, unless
 E2E_REQUIRED=1 (CI), where a missing browser is a failure.
 """
@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -21,8 +22,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-# Screenshots for the README come from the built-in model; with the tiny stand-in they go to /tmp.
-SCREENSHOTS = Path(os.environ.get("E2E_SCREENSHOTS", ROOT / "docs" / "screenshots"))
+# Screenshots go to a temporary folder; UPDATE_SCREENSHOTS=1 writes the README's, docs/screenshots/
+# (only with the built-in model, whose captions mean something).
+UPDATE_SCREENSHOTS = os.environ.get("UPDATE_SCREENSHOTS") == "1"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -45,7 +48,7 @@ try:
 except ImportError:  # pragma: no cover
     _require(False, "Python Playwright is not installed (pip install playwright)")
 
-pytestmark = pytest.mark.timeout(420)
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
 expect.set_options(timeout=TIMEOUT_MS)
 
 
@@ -57,12 +60,9 @@ def _free_port() -> int:
 
 def _scene_png(index: int, size: int = 256) -> bytes:
     """An example scene, so the built-in model has something it knows to caption."""
-    from captioner.gallery import rendered_examples
+    from captioner.world import EVAL_SEED_OFFSET, make_example
 
-    from PIL import Image
-
-    data = rendered_examples(index + 1, image_size=size)[index].data
-    image = Image.open(io.BytesIO(data))
+    image, _, _ = make_example(EVAL_SEED_OFFSET + index, size)
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue()
@@ -163,7 +163,10 @@ def no_errors(page: Page) -> None:
 def screenshot(page: Page, name: str) -> None:
     from captioner.loading import BUILTIN_DIR
 
-    folder = SCREENSHOTS if (BUILTIN_DIR / "config.json").exists() else Path("/tmp/captioner-screenshots")
+    if UPDATE_SCREENSHOTS and (BUILTIN_DIR / "config.json").exists():
+        folder = SCREENSHOTS
+    else:
+        folder = Path(tempfile.gettempdir()) / "captioner-screenshots"
     folder.mkdir(parents=True, exist_ok=True)
     wait_idle(page)
     page.wait_for_timeout(500)  # let charts finish drawing

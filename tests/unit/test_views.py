@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from captioner import report
+from captioner.app import views
 from captioner.config import DecodingConfig
 from captioner.decoding import Caption, DecodeResult, caption_image
-from captioner.gallery import example_images, shipped_examples
+from captioner.app.gallery import example_images, shipped_examples
 from captioner.loading import load_captioner
 
 
@@ -44,134 +44,123 @@ def results(tiny_visiongpt2_dir):
 
 
 def test_config_labels():
-    assert report.config_label(DecodingConfig()) == "greedy"
-    assert report.config_label(DecodingConfig(strategy="beam", num_beams=5)) == "beam (5)"
-    assert report.config_label(DecodingConfig(strategy="sample", top_k=40)) == "sample top-k 40"
-    assert report.config_label(DecodingConfig(strategy="sample", label="mine")) == "mine"
+    assert views.config_label(DecodingConfig()) == "greedy"
+    assert views.config_label(DecodingConfig(strategy="beam", num_beams=5)) == "beam (5)"
+    assert views.config_label(DecodingConfig(strategy="sample", top_k=40)) == "sample top-k 40"
+    assert views.config_label(DecodingConfig(strategy="sample", label="mine")) == "mine"
 
 
 def test_distinct_n():
-    assert report.distinct_n(["a b c", "a b d"], 1) == pytest.approx(4 / 6)
-    assert report.distinct_n(["a b c", "a b d"], 2) == pytest.approx(3 / 4)
-    assert report.distinct_n(["a", ""], 2) == 0.0
-    assert report.distinct_n(["A b", "a B"], 2) == 0.5  # case-insensitive
+    assert views.distinct_n(["a b c", "a b d"], 1) == pytest.approx(4 / 6)
+    assert views.distinct_n(["a b c", "a b d"], 2) == pytest.approx(3 / 4)
+    assert views.distinct_n(["a", ""], 2) == 0.0
+    assert views.distinct_n(["A b", "a B"], 2) == 0.5  # case-insensitive
 
 
 def test_tokens_html_escapes_and_colours():
     cap = make_caption(["<b>", " *x*", "<|endoftext|>"], probs=[0.0, 1.0, 0.5])
-    html = report.tokens_html(cap)
+    html = views.tokens_html(cap)
     assert "<b>" not in html
     assert "&#60;b&#62;" in html and "&#42;x&#42;" in html
     assert "hsl(0," in html and "hsl(120," in html
-    assert report.END_LABEL not in html
-    assert report.END_LABEL in report.tokens_html(cap, end_token=True)
+    assert views.END_LABEL not in html
+    assert views.END_LABEL in views.tokens_html(cap, end_token=True)
 
 
 def test_tables_and_figures(results):
     model, res = results
-    table = report.comparison_table(res)
+    table = views.comparison_table(res)
     assert list(table["strategy"]) == ["greedy", "beam (3)", "sample top-k 5", "nucleus"]
     assert pd.isna(table.loc[0, "distinct-1"]) and 0 < table.loc[2, "distinct-1"] <= 1
     assert (table["length"] <= 6).all()
-    samples = report.samples_table(res)
+    samples = views.samples_table(res)
     assert len(samples) == 8 and set(samples["strategy"]) == {"sample top-k 5", "nucleus"}
-    beams = report.beams_table(res)
+    beams = views.beams_table(res)
     assert len(beams) >= 1 and (beams["strategy"] == "beam (3)").all()
     assert list(beams["score"]) == sorted(beams["score"], reverse=True)
-    fig = report.token_prob_figure(res)
+    fig = views.token_prob_figure(res)
     assert len(fig.data) == 4
-    record = report.caption_record(res[0], model.info, "red.png")
+    record = views.caption_record(res[0], model.info, "red.png")
     assert record["caption"] == res[0].best.text and record["model"]["family"] == "visiongpt2"
-    csv = report.csv_bytes(table).decode()
+    csv = views.csv_bytes(table).decode()
     assert csv.splitlines()[0].startswith("strategy,caption,log-prob")
 
 
 def test_explain_helpers(results):
     _, res = results
     cap = res[0].best
-    fig = report.step_figure(cap)
+    fig = views.step_figure(cap)
     assert len(fig.data) == 2 and list(fig.data[0].y) == cap.token_probs
-    alts = report.alternatives_table(cap)
+    alts = views.alternatives_table(cap)
     assert len(alts) == len(cap.tokens) and "#1" in alts.columns
 
 
 def test_word_groups_bpe_and_word_level():
-    assert report.word_groups([" a", " dog", "gy", ".", "<|endoftext|>"], True) == [
+    assert views.word_groups([" a", " dog", "gy", ".", "<|endoftext|>"], True) == [
         ("a", [0]), ("doggy.", [1, 2, 3])
     ]
-    assert report.word_groups(["red", "square", "<|endoftext|>"], True) == [("red", [0]), ("square", [1])]
-    assert report.word_groups(["red", "square"], False) == [("red", [0]), ("square", [1])]
+    assert views.word_groups(["red", "square", "<|endoftext|>"], True) == [("red", [0]), ("square", [1])]
+    assert views.word_groups(["red", "square"], False) == [("red", [0]), ("square", [1])]
 
 
 def test_aggregate_attention():
     a = np.arange(2 * 3 * 4 * 2 * 2, dtype=np.float32).reshape(2, 3, 4, 2, 2)
-    np.testing.assert_allclose(report.aggregate_attention(a), a.mean(axis=(1, 2)))
-    np.testing.assert_allclose(report.aggregate_attention(a, 1, report.HEAD_MAX), a[:, 1].max(axis=1))
-    np.testing.assert_allclose(report.aggregate_attention(a, report.LAYER_MEAN, 2), a.mean(axis=1)[:, 2])
+    np.testing.assert_allclose(views.aggregate_attention(a), a.mean(axis=(1, 2)))
+    np.testing.assert_allclose(views.aggregate_attention(a, 1, views.HEAD_MAX), a[:, 1].max(axis=1))
+    np.testing.assert_allclose(views.aggregate_attention(a, views.LAYER_MEAN, 2), a.mean(axis=1)[:, 2])
     with pytest.raises(ValueError):
-        report.aggregate_attention(a[0])
+        views.aggregate_attention(a[0])
 
 
 def test_heatmaps():
     cap = make_caption([" a", " red", " ball", "<|endoftext|>"])
-    maps = report.word_maps(cap, 0, report.HEAD_MEAN)
+    maps = views.word_maps(cap, 0, views.HEAD_MEAN)
     assert [w for w, _ in maps] == ["a", "red", "ball"] and maps[0][1].shape == (4, 4)
     image = Image.new("RGB", (60, 40), "white")
-    over = report.overlay(image, maps[0][1], side=120)
+    over = views.overlay(image, maps[0][1], side=120)
     assert over.size == (120, 80) and over.mode == "RGB"
-    flat = report.overlay(image, np.ones((4, 4)), side=120)  # constant map: no division by zero
+    flat = views.overlay(image, np.ones((4, 4)), side=120)  # constant map: no division by zero
     assert flat.size == (120, 80)
-    fig = report.heatmap_figure(image, maps, cols=2, tile=100, title="a red ball")
+    fig = views.heatmap_figure(image, maps, cols=2, tile=100, title="a red ball")
     assert fig.size[0] == 2 * 108 + 8 and fig.size[1] > 2 * 100
-    assert report.png_bytes(fig).startswith(b"\x89PNG")
-    assert report.word_maps(dataclasses.replace(cap, attentions=None)) == []
-    colours = report.colorize(np.array([0.0, 0.5, 1.0]))
+    assert views.png_bytes(fig).startswith(b"\x89PNG")
+    assert views.word_maps(dataclasses.replace(cap, attentions=None)) == []
+    colours = views.colorize(np.array([0.0, 0.5, 1.0]))
     assert colours.shape == (3, 3) and colours.dtype == np.uint8 and colours[2].sum() > colours[0].sum()
 
 
 def test_references_and_metrics():
-    refs = report.parse_references("# comment\n\ncat.jpg: a cat | a grey cat\nsub/dog.png: a dog\ncat.jpg: one more")
+    refs = views.parse_references("# comment\n\ncat.jpg: a cat | a grey cat\nsub/dog.png: a dog\ncat.jpg: one more")
     assert refs == {"cat.jpg": ["a cat", "a grey cat", "one more"], "sub/dog.png": ["a dog"]}
-    assert report.references_for("archive.zip/cat.jpg", refs) == refs["cat.jpg"]
-    assert report.references_for("dog", {"dog": ["x"]}) == ["x"]
-    assert report.references_for("other.png", refs) == []
+    assert views.references_for("archive.zip/cat.jpg", refs) == refs["cat.jpg"]
+    assert views.references_for("dog", {"dog": ["x"]}) == ["x"]
+    assert views.references_for("other.png", refs) == []
     with pytest.raises(ValueError, match="line 1"):
-        report.parse_references("no colon here")
+        views.parse_references("no colon here")
     rows = [
-        report.BatchRow("a.png", "a small red square above a cross", references=("a small red square above a cross",)),
-        report.BatchRow("b.png", "a big blue circle left of a triangle", references=("a big blue circle left of a triangle", "x")),
-        report.BatchRow("c.png", problem="not an image", references=("x",)),
-        report.BatchRow("d.png", "no refs"),
+        views.BatchRow("a.png", "a small red square above a cross", references=("a small red square above a cross",)),
+        views.BatchRow("b.png", "a big blue circle left of a triangle", references=("a big blue circle left of a triangle", "x")),
+        views.BatchRow("c.png", problem="not an image", references=("x",)),
+        views.BatchRow("d.png", "no refs"),
     ]
-    scores = report.batch_metrics(rows)
+    scores = views.batch_metrics(rows)
     assert scores["images"] == 2 and scores["BLEU-4"] == pytest.approx(1.0) and scores["CIDEr-D"] > 0
-    assert report.batch_metrics(rows[2:]) is None
-    table = report.batch_table(rows)
+    assert views.batch_metrics(rows[2:]) is None
+    table = views.batch_table(rows)
     assert list(table["file"]) == ["a.png", "b.png", "c.png", "d.png"] and table.loc[2, "problem"] == "not an image"
 
 
 def test_thumbnail_uri():
-    uri = report.thumbnail_uri(Image.new("RGB", (400, 200), "blue"), side=64)
+    uri = views.thumbnail_uri(Image.new("RGB", (400, 200), "blue"), side=64)
     assert uri.startswith("data:image/png;base64,")
 
 
 def test_gallery(tmp_path):
     examples = example_images(3)
     assert len(examples) == 3 and all(e.data.startswith(b"\x89PNG") for e in examples)
-    (tmp_path / "examples").mkdir()
-    Image.new("RGB", (8, 8)).save(tmp_path / "examples" / "one.png")
-    (tmp_path / "examples" / "one.txt").write_text("a caption\n\nanother\n")
-    from captioner.scenes import make_example
-
-    image, _, refs = make_example(20_000_007, 32)
-    image.save(tmp_path / "examples" / "scene_20000007.png")
-    Image.new("RGB", (8, 8), "red").save(tmp_path / "examples" / "scene_5.png")  # not what seed 5 renders
-    Image.new("RGB", (8, 8)).save(tmp_path / "examples" / "two.png")
-    (tmp_path / "examples" / "captions.jsonl").write_text('{"file": "two.png", "references": ["x y"]}\nnot json\n')
+    assert all(e.references for e in example_images()), "every shipped example has its captions"
+    Image.new("RGB", (8, 8)).save(tmp_path / "one.png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "two.png")
+    (tmp_path / "captions.jsonl").write_text('{"file": "two.png", "references": ["x y"]}\nnot json\n{"file": 3}\n')
     shipped = shipped_examples(tmp_path)
-    assert [(e.name, e.references) for e in shipped] == [
-        ("one.png", ("a caption", "another")),
-        ("scene_20000007.png", tuple(refs)),
-        ("scene_5.png", ()),
-        ("two.png", ("x y",)),
-    ]
+    assert [(e.name, e.references) for e in shipped] == [("one.png", ()), ("two.png", ("x y",))]

@@ -1,6 +1,6 @@
 """Soak check: caption many images in a row in one process and print resident memory over time.
 
-    python -m captioner.soak [--model builtin] [--captions 200] [--every 20]
+    python -m captioner.bench.soak [--model builtin] [--captions 200] [--every 20]
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def soak(model: CaptionModel, captions: int = 200, every: int = 20, warmup: int 
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m captioner.soak", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m captioner.bench.soak", description=__doc__.splitlines()[0])
     p.add_argument("--model", default="builtin")
     p.add_argument("--captions", type=int, default=200)
     p.add_argument("--every", type=int, default=20)

@@ -7,12 +7,12 @@ import json
 import pytest
 import torch
 
-from captioner import evaluate as evaluate_cmd
+from captioner.world import evaluate as evaluate_cmd
 from captioner import loading
-from captioner import train as train_cmd
+from captioner.world import train as train_cmd
 from captioner.decoding import caption_image
 from captioner.loading import BUILTIN_DIR, load_captioner, resolve_default_model
-from captioner.scenes import all_true_facts, make_example, mask_cells, parse_caption, split_seeds
+from captioner.world import all_true_facts, make_example, mask_cells, parse_caption, split_seeds
 
 SHIPPED = (BUILTIN_DIR / "model.safetensors").exists()
 needs_builtin = pytest.mark.skipif(not SHIPPED, reason="captioner/builtin has not been trained yet")
@@ -108,6 +108,7 @@ def _tiny_args(tmp_path, *extra):
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_tiny_training_writes_loadable_files_and_resumes_exactly(tmp_path, offline):
     # straight through: 6 steps
     straight = tmp_path / "straight"

@@ -114,7 +114,7 @@ def test_convert_dtype_releasing_mapped_pages(tmp_path):
 
 
 def test_bench_helpers():
-    from captioner import bench
+    from captioner.bench import benchmark as bench
 
     # ViT-B/16 at 224 px: ~35 GFLOP (17.6 G multiply-adds), + 2.8 GFLOP of cross-attention keys/values.
     assert 35e9 < bench.encoder_flops(cross_kv=False) < 36e9

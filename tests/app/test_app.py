@@ -19,10 +19,10 @@ from PIL import Image
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
-from captioner import app_state, report
+from captioner.app import state, views
 from captioner.loading import BUILTIN_DIR
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "streamlit_app.py")
 HAS_BUILTIN = (BUILTIN_DIR / "config.json").exists()
 
@@ -107,13 +107,13 @@ def test_caption_page_shows_caption_tokens_timings_and_json():
 
 def test_upload_then_slider_reruns_only_decoding(monkeypatch):
     calls = {"encode": 0}
-    real_encode = app_state.encode_image
+    real_encode = state.encode_image
 
     def counting_encode(model, image):
         calls["encode"] += 1
         return real_encode(model, image)
 
-    monkeypatch.setattr(app_state, "encode_image", counting_encode)
+    monkeypatch.setattr(state, "encode_image", counting_encode)
     at = upload(start(), "orange.png", png_bytes("orange"))
     assert sidebar_image_caption(at).startswith("orange.png")
     assert at.image[0].captions == ["orange.png"]
@@ -154,8 +154,8 @@ def test_bad_upload_shows_message_and_keeps_image(name, data, message):
 def test_gallery_and_camera_select_the_image():
     at = start()
     at.button(key="img.example.2").click().run()
-    assert sidebar_image_caption(at).startswith(app_state.gallery()[2].name)
-    assert at.image[0].captions == [app_state.gallery()[2].name]
+    assert sidebar_image_caption(at).startswith(state.gallery()[2].name)
+    assert at.image[0].captions == [state.gallery()[2].name]
     buf = io.BytesIO()
     Image.new("RGB", (64, 48), "purple").save(buf, format="JPEG")
     at.radio(key="img.source").set_value("Camera").run()
@@ -177,13 +177,13 @@ def test_page_switch_keeps_image_and_settings():
 
 def test_compare_page_decodes_all_strategies_in_one_call(monkeypatch):
     calls = []
-    real_decode = app_state.decode
+    real_decode = state.decode
 
     def counting_decode(model, encoded, configs):
         calls.append([c.label for c in configs])
         return real_decode(model, encoded, configs)
 
-    monkeypatch.setattr(app_state, "decode", counting_decode)
+    monkeypatch.setattr(state, "decode", counting_decode)
     at = upload(start(), "lime.png", png_bytes("lime"))
     calls.clear()
     at.switch_page("pages/compare.py").run()
@@ -223,7 +223,7 @@ def test_explain_page_charts_alternatives_and_heatmaps():
     assert len(words) >= 1
     assert len(at.main.image) == len(words) + 1  # one overlay per word, plus the chosen word's large one
     at.selectbox(key="xpl.layer").set_value(0).run()
-    at.selectbox(key="xpl.head").set_value(report.HEAD_MAX).run()
+    at.selectbox(key="xpl.head").set_value(views.HEAD_MAX).run()
     if len(words) > 1:
         at.radio(key="xpl.word").set_value(1).run()
     assert not at.exception and not at.error
@@ -263,7 +263,7 @@ def test_batch_examples_bring_their_references():
     at.checkbox(key="batch.opt.examples").check().run()
     at.button(key="batch.run").click().run()
     assert not at.exception and not at.error
-    assert len(at.dataframe[0].value) == len(app_state.gallery())
+    assert len(at.dataframe[0].value) == len(state.gallery())
     assert at.metric[0].label == "BLEU-4"
 
 
@@ -278,7 +278,7 @@ def test_model_that_fails_to_load_keeps_the_old_one(tmp_path):
     assert not at.exception
     errors = " ".join(e.value for e in at.sidebar.error)
     assert "Could not load" in errors and "keeps using the model it had" in errors
-    assert at.session_state["model_spec"] == app_state.DEFAULT_SPEC
+    assert at.session_state["model_spec"] == state.DEFAULT_SPEC
     assert json.loads(at.code[0].value)["caption"] == caption_before
 
 
@@ -321,7 +321,7 @@ def test_unexpected_error_becomes_a_message(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("internal detail")
 
-    monkeypatch.setattr(app_state, "decode", broken)
+    monkeypatch.setattr(state, "decode", broken)
     at = upload(start(), "pink.png", png_bytes("pink"))
     assert not at.exception
     assert any("Something went wrong" in e.value for e in at.error)
@@ -335,7 +335,7 @@ def test_sessions_share_one_model_safely(tiny_visiongpt2_dir):
     from captioner.config import DecodingConfig
     from captioner.loading import load_captioner
 
-    lm = app_state.LoadedModel(load_captioner(str(tiny_visiongpt2_dir)), "x", "x#1", threading.Lock())
+    lm = state.LoadedModel(load_captioner(str(tiny_visiongpt2_dir)), "x", "x#1", threading.Lock())
     images = [Image.new("RGB", (40, 40), c) for c in ("red", "green", "blue", "white")]
     configs = [DecodingConfig(strategy="beam", num_beams=3, max_new_tokens=8),
                DecodingConfig(strategy="sample", num_return_sequences=3, max_new_tokens=8)]
@@ -359,7 +359,7 @@ def test_expand_uploads_reports_bad_archives():
     with zipfile.ZipFile(good, "w") as z:
         z.writestr("a.png", png_bytes())
         z.writestr("__MACOSX/._a.png", b"junk")
-    items, problems = app_state.expand_uploads(
+    items, problems = state.expand_uploads(
         [("x.png", b"1"), ("fake.zip", b"not a zip"), ("good.zip", good.getvalue())]
     )
     assert [name for name, _ in items] == ["x.png", "good.zip/a.png"]
@@ -372,7 +372,7 @@ def test_every_corpus_image_through_the_upload(tmp_path):
 
     at = start()
     # The uploader itself only takes these extensions; other files never reach the app.
-    cases = [c for c in build_image_corpus(tmp_path) if c.filename.lower().endswith(tuple("." + t for t in app_state.IMAGE_TYPES))]
+    cases = [c for c in build_image_corpus(tmp_path) if c.filename.lower().endswith(tuple("." + t for t in state.IMAGE_TYPES))]
     assert len(cases) >= 30
     for case in cases:
         upload(at, case.filename, case.data(), "application/octet-stream")

@@ -13,7 +13,8 @@ The machine section measures memory bandwidth (a streaming read of 1 GiB) and ma
 the floor they imply for one caption: encoder FLOPs / throughput + 16 x decoder weight bytes / bandwidth.
 Peak resident memory is measured in a fresh process per model (`--child-rss`, VmHWM of that process).
 
-Results go to bench-results/bench-<date>.json and docs/benchmark.md (a markdown table for the README).
+Results go to bench-results/bench-<date>.json and .md (ignored by git); `--update-docs` also writes the
+markdown table to the tracked docs/benchmark.md.
 Only the standard library is imported at module level, so a memory child starts from a bare interpreter.
 """
 
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 NEW_TOKENS = 16
+DOCS_TABLE = Path("docs/benchmark.md")  # written only with --update-docs
 SECTIONS = ("machine", "kernels", "visiongpt2", "hf", "versus", "nocache", "compare", "memory", "builtin")
 DTYPES = ("fp32", "bf16", "int8")
 GB = 1e9
@@ -618,7 +620,7 @@ class Bench:
         from captioner.config import DecodingConfig
         from captioner.decoding import caption_image
         from captioner.loading import load_captioner
-        from captioner.scenes import make_examples, split_seeds
+        from captioner.world import make_examples, split_seeds
 
         n = self.args.builtin_scenes
         m32, m16 = load_captioner("builtin", dtype="float32"), load_captioner("builtin", dtype="bfloat16")
@@ -923,7 +925,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--builtin-scenes", type=int, default=500, help="evaluation scenes for the built-in bf16 check")
     p.add_argument("--json", default=None, help="JSON output (default bench-results/bench-<date>.json)")
-    p.add_argument("--markdown", default="docs/benchmark.md", help="markdown table output ('' to skip)")
+    p.add_argument("--markdown", default=None, help="markdown table output (default: beside the JSON)")
+    p.add_argument("--update-docs", action="store_true", help="also write the table to docs/benchmark.md (tracked)")
     p.add_argument("--child-rss", nargs=3, metavar=("KIND", "PATH", "DTYPE"), help=argparse.SUPPRESS)
     return p
 
@@ -945,11 +948,14 @@ def main(argv: list[str] | None = None) -> int:
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(result, indent=1))
     table = markdown(result)
-    if args.markdown:
-        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.markdown).write_text(table)
+    written = [json_path, Path(args.markdown or json_path.with_suffix(".md"))]
+    if args.update_docs:
+        written.append(DOCS_TABLE)
+    for path in written[1:]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(table)
     print(table)
-    _log(f"wrote {json_path}" + (f" and {args.markdown}" if args.markdown else "") + f" in {result['wall_s']:.0f} s")
+    _log("wrote " + ", ".join(map(str, written)) + f" in {result['wall_s']:.0f} s")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Render scene-world examples to a folder: ``python -m captioner.scenes OUT_DIR -n 16``.
+"""Render scene-world examples to a folder: ``python -m captioner.world OUT_DIR -n 16``.
 
 Writes ``scene_<seed>.png`` per scene, ``captions.jsonl`` (seed, file,
 references, facts) and, with ``--grid``, one upscaled contact sheet.
@@ -18,7 +18,7 @@ from .dataset import EVAL_SEED_OFFSET, make_examples
 
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
-    ap = argparse.ArgumentParser(prog="python -m captioner.scenes", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m captioner.world", description=__doc__)
     ap.add_argument("out_dir", type=Path)
     ap.add_argument("-n", "--count", type=int, default=16, help="number of scenes")
     ap.add_argument("--start", type=int, default=EVAL_SEED_OFFSET, help="first seed (default: evaluation split)")

@@ -4,6 +4,7 @@ from .captions import (
     VOCABULARY,
     Fact,
     all_true_facts,
+    fact_scores,
     has_identical_objects,
     reference_captions,
     relation_fact,
@@ -17,7 +18,6 @@ from .dataset import (
     make_examples,
     split_seeds,
 )
-from .metrics import cider_d, corpus_bleu4, exact_match, fact_scores, word_tokens
 from .parser import Mention, ParsedCaption, match_mentions_to_objects, parse_caption
 from .render import (
     COLOURS,
@@ -36,10 +36,10 @@ from .render import (
 __all__ = [
     "COLOURS", "SHAPES", "SIZES", "VOCABULARY", "EVAL_SEED_OFFSET", "TRAIN_SEED_OFFSET", "VAL_SEED_OFFSET",
     "Background", "Fact", "Mention", "ParsedCaption", "Scene", "SceneObject",
-    "all_true_facts", "build_tokenizer", "cider_d", "corpus_bleu4", "exact_match", "fact_scores",
+    "all_true_facts", "build_tokenizer", "fact_scores",
     "has_identical_objects", "make_example", "make_examples", "mask_cells", "match_mentions_to_objects", "object_masks",
     "parse_caption", "reference_captions", "relation", "relation_fact", "render_scene", "sample_scene",
-    "save_tokenizer", "scene_facts", "split_seeds", "word_tokens",
+    "save_tokenizer", "scene_facts", "split_seeds",
 ]  # fmt: skip
 
 

@@ -15,10 +15,10 @@ from captioner.config import DecodingConfig
 from captioner.decoding import caption_image
 from captioner.images import load_image
 from captioner.loading import load_captioner
-from captioner.soak import soak, soak_images
+from captioner.bench.soak import soak, soak_images
 from tests.corpus import build_image_corpus
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +26,7 @@ def corpus(tmp_path_factory):
     return build_image_corpus(tmp_path_factory.mktemp("corpus"))
 
 
+@pytest.mark.slow
 def test_every_image_case_through_the_cli(corpus, tiny_visiongpt2_dir):
     """One CLI call over the whole corpus: good files get a JSON line, bad ones their message, no traceback."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
@@ -69,6 +70,7 @@ def test_eight_threads_share_one_model(tiny_visiongpt2_dir):
             assert list(pool.map(run, images)) == sequential
 
 
+@pytest.mark.slow
 def test_memory_stays_flat_over_many_captions(tiny_visiongpt2_dir):
     model = load_captioner(str(tiny_visiongpt2_dir / "captioner.pt"))
     report = soak(model, captions=120, every=30, warmup=20, log=lambda _: None)

@@ -25,11 +25,11 @@ from PIL import Image
 from captioner.archives import ArchiveError, read_image_archive
 from captioner.config import MAX_NEW_TOKENS, MAX_NUM_BEAMS, STRATEGIES, DecodingConfig
 from captioner.decoding import DecodeResult, EncodedImage, decode, encode_image
-from captioner.gallery import Example, example_images
+from captioner.app.gallery import Example, example_images
 from captioner.images import ImageLoadError, load_image
 from captioner.loading import DEFAULT_HUB_MODEL, ModelLoadError, load_captioner, load_default_captioner
 from captioner.models.base import CaptionModel
-from captioner.report import BatchRow, display_image, thumbnail_uri
+from captioner.app.views import BatchRow, display_image, thumbnail_uri
 
 log = logging.getLogger(__name__)
 

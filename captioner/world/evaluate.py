@@ -1,4 +1,4 @@
-"""`python -m captioner.evaluate builtin [--scenes 1000] [--json out.json]`: measure a captioner on the scene world.
+"""`python -m captioner.world.evaluate builtin [--scenes 1000] [--json out.json]`: measure a captioner on the scene world.
 
 Greedy captions of scenes from the EVAL seed range (never used in training), scored by:
 
@@ -29,11 +29,9 @@ import torch
 from captioner.config import DecodingConfig
 from captioner.decoding import caption_image
 from captioner.models.base import CaptionModel
-from captioner.scenes import (
+from captioner.metrics import cider_d, corpus_bleu4, exact_match
+from captioner.world import (
     all_true_facts,
-    cider_d,
-    corpus_bleu4,
-    exact_match,
     make_example,
     mask_cells,
     match_mentions_to_objects,
@@ -174,7 +172,7 @@ def format_table(r: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    p = argparse.ArgumentParser(prog="python -m captioner.evaluate", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m captioner.world.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("model", nargs="?", default="builtin", help="builtin, a checkpoint, a directory (default builtin)")
     p.add_argument("--scenes", type=int, default=1000, help="number of eval scenes (default 1000)")
     p.add_argument("--start", type=int, default=0, help="first eval seed index (default 0)")

@@ -26,7 +26,7 @@ only count objects ("two small blue squares and a big red circle").
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from .render import COLOURS, SHAPES, SIZES, Scene, reading_order, relation
 
@@ -95,7 +95,7 @@ def scene_facts(scene: Scene) -> frozenset[Fact]:
 def all_true_facts(scene: Scene) -> frozenset[Fact]:
     """Every fact true of the image: scene_facts plus all clear pairwise relations.
 
-    Use it as `allowed` in `metrics.fact_scores` to avoid counting a true but
+    Use it as `allowed` in `fact_scores` to avoid counting a true but
     unrequired relation (e.g. first object left of the last one) as wrong.
     """
     facts = set(scene_facts(scene))
@@ -150,3 +150,19 @@ def reference_captions(scene: Scene) -> list[str]:
         chain(objs, rels, synonyms=True, long_form=True),
         "there is " + chain(objs[::-1], back_rels, synonyms=False, long_form=False),
     ]
+
+
+def fact_scores(
+    pred_facts: Collection, true_facts: Collection, allowed: Collection | None = None
+) -> tuple[float, float]:
+    """(precision, recall): share of stated facts that are true, share of true facts stated.
+
+    `allowed` (default `true_facts`) is the set precision checks against, e.g.
+    `all_true_facts(scene)` to accept true relations a caption need not state.
+    Empty predictions get precision 0 (1 when nothing is true either).
+    """
+    pred, true = set(pred_facts), set(true_facts)
+    ok = set(allowed) if allowed is not None else true
+    precision = len(pred & ok) / len(pred) if pred else float(not true)
+    recall = len(pred & true) / len(true) if true else 1.0
+    return precision, recall

@@ -19,7 +19,7 @@ from captioner.decoding import (
 from captioner.loading import load_captioner
 from captioner.models.base import ModelInfo
 from captioner.models.visiongpt2 import VisionGPT2Captioner
-from captioner.reference import NoCacheVisionGPT2, plain_greedy
+from tests.reference import NoCacheVisionGPT2, plain_greedy
 from tests.tiny_models import make_tiny_visiongpt2, make_word_tokenizer
 
 

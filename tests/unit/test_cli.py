@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # each test starts the CLI in a fresh interpreter
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args, env_extra=None):

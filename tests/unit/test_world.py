@@ -9,7 +9,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from captioner.scenes import (
+from captioner.metrics import cider_d, corpus_bleu4, exact_match, word_tokens
+from captioner.world import (
     COLOURS,
     EVAL_SEED_OFFSET,
     VAL_SEED_OFFSET,
@@ -18,9 +19,6 @@ from captioner.scenes import (
     Scene,
     SceneObject,
     all_true_facts,
-    cider_d,
-    corpus_bleu4,
-    exact_match,
     fact_scores,
     make_examples,
     match_mentions_to_objects,
@@ -32,9 +30,8 @@ from captioner.scenes import (
     sample_scene,
     scene_facts,
     split_seeds,
-    word_tokens,
 )
-from captioner.scenes.render import object_alpha
+from captioner.world.render import object_alpha
 
 SEEDS = range(300)
 
@@ -46,7 +43,7 @@ def scenes() -> list[Scene]:
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from captioner.scenes import build_tokenizer
+    from captioner.world import build_tokenizer
 
     return build_tokenizer()
 
@@ -222,7 +219,7 @@ def test_vocabulary_and_tokenizer(scenes: list[Scene], tokenizer, tmp_path) -> N
 
     from transformers import AutoTokenizer
 
-    from captioner.scenes import save_tokenizer
+    from captioner.world import save_tokenizer
 
     save_tokenizer(tmp_path)
     loaded = AutoTokenizer.from_pretrained(tmp_path)

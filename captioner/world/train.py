@@ -1,6 +1,6 @@
-"""`python -m captioner.train`: train the built-in VisionGPT2 on rendered scenes and ship it.
+"""`python -m captioner.world.train`: train the built-in VisionGPT2 on rendered scenes and ship it.
 
-    python -m captioner.train [--out captioner/builtin] [--run-dir runs/builtin] [--steps N | --minutes M]
+    python -m captioner.world.train [--out captioner/builtin] [--run-dir runs/builtin] [--steps N | --minutes M]
                               [--resume] [--seed 0]
 
 The training set is rendered once (scenes of the TRAIN seed range) into uint8 tensors and
@@ -66,7 +66,7 @@ class TrainConfig:
 
 def model_config(size: str = "base") -> VisionGPT2Config:
     """The built-in architecture (vocab 38 = the scene tokenizer), or a tiny one for tests."""
-    from captioner.scenes import build_tokenizer
+    from captioner.world import build_tokenizer
 
     vocab = len(build_tokenizer())
     if size == "tiny":
@@ -89,7 +89,7 @@ def render_dataset(seeds: Sequence[int], config: VisionGPT2Config, progress: boo
     colour or shape word of a mention describing object k; cells (N, 3, rows, cols) bool,
     the patch cells each object's mask overlaps.
     """
-    from captioner.scenes import build_tokenizer, make_example, mask_cells, match_mentions_to_objects, object_masks, parse_caption
+    from captioner.world import build_tokenizer, make_example, mask_cells, match_mentions_to_objects, object_masks, parse_caption
 
     tok = build_tokenizer()
     n, T, S, g = len(seeds), config.seq_len, config.image_size, config.grid_size
@@ -206,7 +206,7 @@ def as_captioner(model: VisionGPT2, dtype: torch.dtype = torch.float32):
 
     from captioner.models.base import ModelInfo
     from captioner.models.visiongpt2 import VisionGPT2Captioner
-    from captioner.scenes import build_tokenizer
+    from captioner.world import build_tokenizer
 
     m = copy.deepcopy(model).to(dtype).eval()
     info = ModelInfo("training", "visiongpt2", "training", model.num_parameters(), str(dtype).replace("torch.", ""))
@@ -214,8 +214,8 @@ def as_captioner(model: VisionGPT2, dtype: torch.dtype = torch.float32):
 
 
 def validate(model: VisionGPT2, n: int) -> dict[str, Any]:
-    from captioner.evaluate import evaluate_model
-    from captioner.scenes import split_seeds
+    from captioner.world.evaluate import evaluate_model
+    from captioner.world import split_seeds
 
     return evaluate_model(as_captioner(model), split_seeds("val", n), attention=True)
 
@@ -237,10 +237,10 @@ def save_checkpoint(path: Path, model, optimizer, step: int, gen: torch.Generato
 
 
 def ship(out: Path, model: VisionGPT2, mc: VisionGPT2Config, examples: int = 8) -> None:
-    """Write model.safetensors, config.json, tokenizer files and example PNGs into `out`."""
+    """Write model.safetensors, config.json, tokenizer files, example PNGs and their captions.jsonl into `out`."""
     from safetensors.torch import save_file
 
-    from captioner.scenes import make_example, save_tokenizer, split_seeds
+    from captioner.world import make_example, save_tokenizer, split_seeds
 
     out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items() if k != "lm_head.weight"}
@@ -251,9 +251,12 @@ def ship(out: Path, model: VisionGPT2, mc: VisionGPT2Config, examples: int = 8) 
     ex.mkdir(exist_ok=True)
     for old in ex.glob("*.png"):
         old.unlink()
-    for i, seed in enumerate(split_seeds("eval", examples, start=5000)):
-        image, _, _ = make_example(seed, mc.image_size)
+    rows = []
+    for seed in split_seeds("eval", examples, start=5000):
+        image, _, refs = make_example(seed, mc.image_size)
         image.save(ex / f"scene_{seed}.png", optimize=True)
+        rows.append({"file": f"scene_{seed}.png", "seed": seed, "references": refs})
+    (ex / "captions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def write_model_card(out: Path, mc: VisionGPT2Config, cfg: TrainConfig, info: dict[str, Any], table: str) -> None:
@@ -261,7 +264,7 @@ def write_model_card(out: Path, mc: VisionGPT2Config, cfg: TrainConfig, info: di
     text = f"""# Built-in model: VisionGPT2 on the scene world
 
 A small VisionGPT2 (ViT encoder blocks interleaved with GPT-2 blocks that cross-attend) trained from
-scratch by `python -m captioner.train` on scenes rendered by `captioner.scenes`. It is what
+scratch by `python -m captioner.world.train` on scenes rendered by `captioner.world`. It is what
 `load_captioner("builtin")` loads and what the app falls back to without network.
 
 ## Data
@@ -280,7 +283,7 @@ scratch by `python -m captioner.train` on scenes rendered by `captioner.scenes`.
 - Files: model.safetensors, config.json, tokenizer.json + tokenizer_config.json, examples/*.png: {size / 1e6:.2f} MB in all.
 
 ## Reproduce
-`python -m captioner.train --threads {info['threads']}` (defaults: the config above, seed {cfg.seed}) renders the data, trains,
+`python -m captioner.world.train --threads {info['threads']}` (defaults: the config above, seed {cfg.seed}) renders the data, trains,
 writes these files and this card. The same seed, thread count and torch version give the same weights;
 `--resume` continues from the checkpoint in `runs/builtin/`.
 
@@ -290,7 +293,7 @@ final evaluation) on {info['threads']} CPU threads ({info['cpu']}, {info['cores'
 {info['loadavg']}. Trained {info['date']}.
 
 ## Evaluation
-`python -m captioner.evaluate builtin --scenes {cfg.eval_scenes}` (greedy decoding):
+`python -m captioner.world.evaluate builtin --scenes {cfg.eval_scenes}` (greedy decoding):
 
 ```
 {table}
@@ -328,8 +331,8 @@ def train(
     """Train, validate each epoch, checkpoint, evaluate and ship. Returns the final numbers."""
     from tqdm import tqdm
 
-    from captioner.evaluate import evaluate_model, format_table
-    from captioner.scenes import split_seeds
+    from captioner.world.evaluate import evaluate_model, format_table
+    from captioner.world import split_seeds
 
     t_start = time.perf_counter()
     cfg = cfg or TrainConfig()
@@ -435,7 +438,7 @@ def train(
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    p = argparse.ArgumentParser(prog="python -m captioner.train", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m captioner.world.train", description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the shipped files go (default captioner/builtin)")
     p.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="checkpoints, cached data, logs")
     p.add_argument("--steps", type=int, default=TrainConfig.steps)

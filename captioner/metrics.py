@@ -1,4 +1,4 @@
-"""Caption metrics in pure Python: fact precision/recall, exact match, BLEU-4, CIDEr-D.
+"""Caption metrics in pure Python: exact match, BLEU-4, CIDEr-D.
 
 Tokens are lower-cased whitespace-separated words (no PTB tokenizer, no Java):
 the scene world has no punctuation, so this matches what coco-caption would do.
@@ -8,28 +8,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 
 
 def word_tokens(text: str) -> list[str]:
     """Lower-cased whitespace tokens."""
     return text.lower().split()
-
-
-def fact_scores(
-    pred_facts: Collection, true_facts: Collection, allowed: Collection | None = None
-) -> tuple[float, float]:
-    """(precision, recall): share of stated facts that are true, share of true facts stated.
-
-    `allowed` (default `true_facts`) is the set precision checks against, e.g.
-    `all_true_facts(scene)` to accept true relations a caption need not state.
-    Empty predictions get precision 0 (1 when nothing is true either).
-    """
-    pred, true = set(pred_facts), set(true_facts)
-    ok = set(allowed) if allowed is not None else true
-    precision = len(pred & ok) / len(pred) if pred else float(not true)
-    recall = len(pred & true) / len(true) if true else 1.0
-    return precision, recall
 
 
 def exact_match(hyp: str, refs: Sequence[str]) -> bool:

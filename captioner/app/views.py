@@ -405,7 +405,7 @@ def batch_table(rows: Sequence[BatchRow]) -> pd.DataFrame:
 
 def batch_metrics(rows: Sequence[BatchRow]) -> dict[str, float] | None:
     """Corpus BLEU-4 and CIDEr-D over the captioned files that have references (None if none do)."""
-    from captioner.scenes.metrics import cider_d, corpus_bleu4
+    from captioner.metrics import cider_d, corpus_bleu4
 
     scored = [r for r in rows if r.references and not r.problem]
     if not scored:
