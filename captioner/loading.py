@@ -13,7 +13,7 @@ import pickle
 import re
 import zipfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import torch
 
@@ -24,6 +24,7 @@ BUILTIN_DIR = Path(__file__).parent / "builtin"
 DEFAULT_HUB_MODEL = "nlpconnect/vit-gpt2-image-captioning"
 GPT2_TOKENIZER = "gpt2"
 HEAD_SIZE = 64  # the seed model's head size: heads cannot be read from the shapes
+CALIBRATION_FILE = "calibration.json"  # out-of-world calibration beside a model's weights (decoding/confidence.py)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -235,7 +236,7 @@ def _list(items: list[str], n: int = 8) -> str:
 
 
 def _load_visiongpt2_file(path: Path, dtype: torch.dtype, config_dict: dict | None = None, name: str = ""):
-    from captioner.models.gpt2_step import lay_out_for_steps, visiongpt2_projections
+    from captioner.models.step import lay_out_for_steps, visiongpt2_projections
     from captioner.models.visiongpt2 import VisionGPT2Captioner
 
     if path.suffix not in (".pt", ".pth", ".bin", ".safetensors", ".ckpt"):
@@ -269,7 +270,10 @@ def _load_visiongpt2_dir(path: Path, dtype: torch.dtype, name: str = ""):
     config_dict = _read_json(path / "config.json")
     for weights in ("model.safetensors", "captioner.safetensors", "captioner.pt", "pytorch_model.bin"):
         if (path / weights).exists():
-            return _load_visiongpt2_file(path / weights, dtype, config_dict, name=name or path.name)
+            model = _load_visiongpt2_file(path / weights, dtype, config_dict, name=name or path.name)
+            if (path / CALIBRATION_FILE).exists():
+                model.calibration = _read_json(path / CALIBRATION_FILE)
+            return model
     raise ModelLoadError(f"{path} has a config.json but no weights (model.safetensors or captioner.pt).")
 
 
@@ -362,16 +366,26 @@ def _load_hf(spec: str, dtype: torch.dtype):
 
 
 # -- the default model --------------------------------------------------------------------------
-def resolve_default_model(timeout: float = 2.0) -> tuple[str, str]:
-    """Which model to use when none is named, and why: (spec, reason)."""
+class DefaultModel(NamedTuple):
+    """The model to use when none is named, and why."""
+
+    spec: str
+    reason: str
+    fell_back: bool = False  # the built-in model, because nothing better was found
+
+
+def resolve_default_model(timeout: float = 2.0) -> DefaultModel:
+    """Which model to use when none is named, and why."""
     env = os.environ.get("CAPTIONER_MODEL", "").strip()
     if env:
-        return env, "named by the CAPTIONER_MODEL environment variable"
+        return DefaultModel(env, "named by the CAPTIONER_MODEL environment variable")
     if _in_local_hf_cache(DEFAULT_HUB_MODEL):
-        return DEFAULT_HUB_MODEL, "found in the local Hugging Face cache"
+        return DefaultModel(DEFAULT_HUB_MODEL, "found in the local Hugging Face cache")
     if _hub_answers(DEFAULT_HUB_MODEL, timeout):
-        return DEFAULT_HUB_MODEL, "the Hugging Face hub answered"
-    return "builtin", f"{DEFAULT_HUB_MODEL} is not cached locally and the hub did not answer, so the built-in model is used"
+        return DefaultModel(DEFAULT_HUB_MODEL, "the Hugging Face hub answered")
+    return DefaultModel(
+        "builtin", f"{DEFAULT_HUB_MODEL} is not cached locally and the hub did not answer, so the built-in model is used", True
+    )
 
 
 def _in_local_hf_cache(repo_id: str) -> bool:
@@ -400,13 +414,13 @@ def _hub_answers(repo_id: str, timeout: float) -> bool:
 
 def load_default_captioner(dtype: str | torch.dtype = "float32") -> CaptionModel:
     """Resolve and load the default model; fall back to the built-in model if the choice fails."""
-    spec, reason = resolve_default_model()
+    spec, reason, fell_back = resolve_default_model()
     try:
         model = load_captioner(spec, dtype=dtype)
     except ModelLoadError as e:
         if spec == "builtin":
             raise
         model = load_captioner("builtin", dtype=dtype)
-        reason = f"{spec} could not be loaded ({e}); fell back to the built-in model"
-    model.info.reason = reason
+        reason, fell_back = f"{spec} could not be loaded ({e}); fell back to the built-in model", True
+    model.info.reason, model.info.fell_back = reason, fell_back
     return model

@@ -62,7 +62,7 @@ class LoadedModel:
     @property
     def fell_back(self) -> bool:
         """The default model was asked for and the built-in one is serving instead."""
-        return self.spec == DEFAULT_SPEC and "built-in model" in (self.model.info.reason or "")
+        return self.spec == DEFAULT_SPEC and self.model.info.fell_back
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)

@@ -204,7 +204,7 @@ def measure_matmul(dtype_name: str, runs: int) -> dict[str, Any]:
 def measure_step_kernels(runs: int) -> list[dict[str, Any]]:
     """What the decoding step's own products read: one pass over the 72 projections of 12 full-size
     decoder layers (768 wide), rows of 1 (greedy) and 4 (beam 4), each dtype, weights stored (out, in)
-    or (in, out), multiplied the way `gpt2_step.projection` does. Bytes read / time = GB/s."""
+    or (in, out), multiplied the way `step.projection` does. Bytes read / time = GB/s."""
     import torch
     import torch.nn as nn
 

@@ -10,6 +10,7 @@ from captioner.decoding.engine import (
     apply_top_k,
     apply_top_p,
     caption_image,
+    caption_images,
     decode,
     encode_image,
     process_scores,
@@ -17,5 +18,5 @@ from captioner.decoding.engine import (
 
 __all__ = [
     "NEG_INF", "Caption", "DecodeResult", "EncodedImage", "apply_no_repeat_ngram", "apply_repetition_penalty",
-    "apply_top_k", "apply_top_p", "caption_image", "decode", "encode_image", "process_scores",
+    "apply_top_k", "apply_top_p", "caption_image", "caption_images", "decode", "encode_image", "process_scores",
 ]  # fmt: skip

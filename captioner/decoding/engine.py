@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 
 from captioner.config import DecodingConfig
+from captioner.decoding.confidence import caption_confidence, is_out_of_world
 from captioner.models.base import CaptionModel
 
 NEG_INF = -math.inf
@@ -44,6 +45,13 @@ class Caption:
     logprob: float  # sum of raw log-probs of the generated tokens
     finished: bool  # ended with the end token (not cut by max_new_tokens)
     attentions: np.ndarray | None = None  # (tokens, layers, heads, rows, cols) cross-attention
+    confidence: float = 0.0  # decoding/confidence.py: how sure the model was of this caption, in [0, 1]
+    out_of_world: bool | None = None  # the image looks outside what the model knows (None: model has no calibration)
+
+    @property
+    def hit_limit(self) -> bool:
+        """The caption stopped at max_new_tokens instead of ending with the end token."""
+        return not self.finished
 
     def to_dict(self, with_attention: bool = False) -> dict[str, Any]:
         d = {
@@ -57,6 +65,9 @@ class Caption:
             "score": self.score,
             "logprob": self.logprob,
             "finished": self.finished,
+            "hit_limit": self.hit_limit,
+            "confidence": self.confidence,
+            "out_of_world": self.out_of_world,
         }
         if with_attention and self.attentions is not None:
             d["attentions"] = self.attentions.tolist()
@@ -416,11 +427,13 @@ def _to_caption(model: CaptionModel, records: list[dict], path: _Path, score: fl
     attention_maps = None
     if attentions:
         attention_maps = model.image_tokens_to_grid(torch.stack(attentions)).numpy()
+    token_probs = [math.exp(s[3]) for s in path.steps]
+    confidence = caption_confidence(token_probs, entropies)
     return Caption(
         text=model.decode_text(token_ids),
         token_ids=token_ids,
         tokens=[model.token_text(i) for i in token_ids],
-        token_probs=[math.exp(s[3]) for s in path.steps],
+        token_probs=token_probs,
         processed_probs=[math.exp(s[4]) for s in path.steps],
         entropies=entropies,
         alternatives=alternatives,
@@ -428,6 +441,8 @@ def _to_caption(model: CaptionModel, records: list[dict], path: _Path, score: fl
         logprob=sum(s[3] for s in path.steps),
         finished=ended,
         attentions=attention_maps,
+        confidence=confidence,
+        out_of_world=is_out_of_world(confidence, model.calibration),
     )
 
 
@@ -438,3 +453,10 @@ def caption_image(
     if configs is None:
         configs = [model.default_decoding]
     return decode(model, encode_image(model, image), configs)
+
+
+def caption_images(
+    model: CaptionModel, images: Sequence[Image.Image], configs: Sequence[DecodingConfig] | DecodingConfig | None = None
+) -> list[list[DecodeResult]]:
+    """Caption several images with each configuration: per image, one DecodeResult per configuration."""
+    return [caption_image(model, image, configs) for image in images]

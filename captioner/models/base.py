@@ -24,6 +24,7 @@ class ModelInfo:
     num_parameters: int
     dtype: str
     reason: str = ""  # why this model was chosen, when it was the default
+    fell_back: bool = False  # the default model was asked for and could not load: this is the built-in one
     notes: list[str] = field(default_factory=list)
 
 
@@ -109,10 +110,17 @@ class CaptionModel(ABC):
     grid: tuple[int, int]  # patch rows, patch cols of the cross-attention maps
     image_size: tuple[int, int]  # (height, width) the model sees
     default_decoding: DecodingConfig
+    max_positions: int  # text positions the decoder has (its position table), the start token included
+    calibration: dict[str, Any] | None = None  # out-of-world calibration shipped with the model (decoding/confidence.py)
 
     def __init__(self, tokenizer: Any):
         self.tokenizer = tokenizer
         self._token_text_cache: dict[int, str] = {}
+
+    @property
+    def max_new_tokens_limit(self) -> int:
+        """The most tokens a caption can have: the positions left after the start token."""
+        return self.max_positions - 1
 
     @abstractmethod
     def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:

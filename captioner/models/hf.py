@@ -1,7 +1,7 @@
 """Adapter for transformers' VisionEncoderDecoderModel with a GPT-2 decoder (e.g. nlpconnect/vit-gpt2).
 
 The encoder runs once through transformers. Decoding steps use the model's own GPT-2 weights
-(LayerNorms, Conv1D projections, MLP activation) in a flat step (models/gpt2_step.py) that keeps the
+(LayerNorms, Conv1D projections, MLP activation) in a flat step (models/step.py) that keeps the
 cache as plain tensors, computes the image's cross-attention keys and values once per image rather
 than once per caption, and shares them across beams instead of copying them per row.
 """
@@ -15,7 +15,7 @@ from PIL import Image
 
 from captioner.config import DecodingConfig
 from captioner.models.base import CaptionModel, ModelInfo
-from captioner.models.gpt2_step import DecoderPlan, gpt2_projections, lay_out_for_steps
+from captioner.models.step import DecoderPlan, gpt2_projections, lay_out_for_steps
 
 
 def _heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
@@ -38,6 +38,7 @@ class HFVisionEncoderDecoderCaptioner(CaptionModel):
         dconf = model.config.decoder
         self.num_layers = dconf.n_layer
         self.num_heads = dconf.n_head
+        self.max_positions = dconf.n_positions
         cfg = model.config
         gen = getattr(model, "generation_config", None)
         self.bos_token_id = _first_id(getattr(cfg, "decoder_start_token_id", None), getattr(gen, "decoder_start_token_id", None), dconf.bos_token_id)
@@ -78,7 +79,7 @@ class HFVisionEncoderDecoderCaptioner(CaptionModel):
 
     @torch.inference_mode()
     def step(self, memory, ids, cache, need_weights):
-        # GPT-2 with cross-attention as a flat loop (models/gpt2_step.py), gathered anew for each caption;
+        # GPT-2 with cross-attention as a flat loop (models/step.py), gathered anew for each caption;
         # the image's keys and values come from `encode`, computed once per image, shared by all rows.
         if cache is None:
             lay_out_for_steps(gpt2_projections(self.decoder))  # a no-op once done for this dtype

@@ -25,7 +25,7 @@ from timm.models.vision_transformer import Block as ViTBlock
 
 from captioner.config import DecodingConfig, VisionGPT2Config
 from captioner.models.base import CaptionModel, ModelInfo, next_token_logits, project_rows
-from captioner.models.gpt2_step import DecoderPlan, lay_out_for_steps, visiongpt2_projections
+from captioner.models.step import DecoderPlan, lay_out_for_steps, visiongpt2_projections
 
 # Per decoder layer: cross-attention keys and values of the image, each (1, H, N_img, hd).
 ImageMemory = list[tuple[torch.Tensor, torch.Tensor]]
@@ -294,7 +294,8 @@ class VisionGPT2Captioner(CaptionModel):
         self.num_layers, self.num_heads = c.depth, c.num_heads
         self.grid = (c.grid_size, c.grid_size)
         self.image_size = (c.image_size, c.image_size)
-        self.default_decoding = DecodingConfig(max_new_tokens=min(32, c.seq_len - 1))
+        self.max_positions = c.seq_len
+        self.default_decoding = DecodingConfig(max_new_tokens=min(32, self.max_new_tokens_limit))
         self.info = info
         self._mean = torch.tensor(c.image_mean).view(1, 3, 1, 1)
         self._std = torch.tensor(c.image_std).view(1, 3, 1, 1)
@@ -315,7 +316,7 @@ class VisionGPT2Captioner(CaptionModel):
 
     @torch.inference_mode()
     def step(self, memory, ids, cache, need_weights):
-        # The same step as VisionGPT2.step, as a flat loop (models/gpt2_step.py), gathered anew for each
+        # The same step as VisionGPT2.step, as a flat loop (models/step.py), gathered anew for each
         # caption so that it always sees the model's current weights.
         if cache is None:
             lay_out_for_steps(visiongpt2_projections(self.model))  # a no-op once done for this dtype

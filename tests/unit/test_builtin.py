@@ -57,15 +57,15 @@ def test_builtin_loads_offline_and_states_true_facts(offline):
 
 
 def test_default_model_is_builtin_when_the_hub_is_unreachable(offline):
-    spec, reason = resolve_default_model(timeout=0.5)
-    assert spec == "builtin"
+    spec, reason, fell_back = resolve_default_model(timeout=0.5)
+    assert spec == "builtin" and fell_back
     assert "built-in" in reason
 
 
 def test_default_model_follows_captioner_model(offline, monkeypatch):
     monkeypatch.setenv("CAPTIONER_MODEL", "some/model")
-    spec, reason = resolve_default_model(timeout=0.5)
-    assert spec == "some/model"
+    spec, reason, fell_back = resolve_default_model(timeout=0.5)
+    assert spec == "some/model" and not fell_back
     assert "CAPTIONER_MODEL" in reason
 
 

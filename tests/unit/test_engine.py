@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from PIL import Image
@@ -94,6 +96,23 @@ def test_result_records(pair):
     assert best.logprob == pytest.approx(sum(torch.tensor(best.token_probs).log().tolist()), abs=1e-5)
     assert set(result.timings) >= {"preprocess", "encode", "decode"}
     assert best.text == cached.decode_text(best.token_ids)
+
+
+def test_confidence_limit_and_out_of_world_flag(pair):
+    cached, _ = pair
+    assert cached.max_new_tokens_limit == cached.max_positions - 1 == 39
+    config = DecodingConfig(strategy="beam", num_beams=3, max_new_tokens=3, num_return_sequences=3)
+    beams = caption_image(cached, image(), [config])[0].beams
+    for c in beams:
+        assert c.confidence == pytest.approx(math.exp(c.logprob / len(c.token_ids)))
+        assert c.hit_limit == (not c.finished) and c.out_of_world is None  # no calibration: unknown
+    try:
+        cached.calibration = {"confidence_threshold": 1.01}  # above every possible confidence
+        assert caption_image(cached, image(), [config])[0].best.out_of_world is True
+        cached.calibration = {"confidence_threshold": 0.0}
+        assert caption_image(cached, image(), [config])[0].best.out_of_world is False
+    finally:
+        cached.calibration = None
 
 
 def test_sampling_is_reproducible_and_seed_dependent(pair):

@@ -177,7 +177,7 @@ def _forward(model, pixels, ids):
 
 
 def test_step_layout_keeps_values_and_orders_memory_per_dtype():
-    from captioner.models.gpt2_step import step_layout
+    from captioner.models.step import step_layout
 
     w = torch.randn(6, 4)  # (out, in), as nn.Linear keeps it
     fp32 = step_layout(w)

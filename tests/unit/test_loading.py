@@ -204,10 +204,10 @@ def test_default_resolution_without_hub(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
-    spec, reason = resolve_default_model(timeout=1.0)
+    spec, reason, _ = resolve_default_model(timeout=1.0)
     assert spec == "builtin" and "hub did not answer" in reason
     monkeypatch.setenv("CAPTIONER_MODEL", str(tmp_path))
-    assert resolve_default_model() == (str(tmp_path), "named by the CAPTIONER_MODEL environment variable")
+    assert resolve_default_model() == (str(tmp_path), "named by the CAPTIONER_MODEL environment variable", False)
 
 
 def test_infer_full_size_config():
