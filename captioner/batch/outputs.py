@@ -318,5 +318,22 @@ class ParquetFolder:
     def done_keys(self, run_key: str) -> set[bytes]:
         return _done_keys(self.records(), run_key)
 
+    def drop_replaced(self, new_files: Sequence[str]) -> None:
+        """Remove from the older files the rows that rows in `new_files` replace (same image and run key:
+        an error tried again, a changed file), so that the folder holds one row per image and settings."""
+        import pyarrow.parquet as pq
+
+        new_keys = {(r["run_key"], r["path"]) for chunk in self.records(new_files) for r in chunk}
+        for path in [f for f in self.files() if f not in set(new_files)] if new_keys else []:
+            table = pq.read_table(self.filesystem.open_input_file(path))
+            keep = [key not in new_keys for key in zip(table["run_key"].to_pylist(), table["path"].to_pylist())]
+            if all(keep):
+                continue
+            head, name = path.rsplit("/", 1)
+            tmp = f"{head}/_rewriting-{name}"
+            with self.filesystem.open_output_stream(tmp) as f:
+                pq.write_table(table.filter(keep), f)
+            self.filesystem.move(tmp, path)
+
     def scores(self, run_key: str) -> ReferenceScores | None:
         return _scores(self.records(), run_key)

@@ -9,6 +9,7 @@ resume reads the rows already there and workers skip those images.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -51,6 +52,8 @@ def start_ray(options: RayOptions) -> None:
     """Join `options.address`, or start a local Ray that can import this checkout's `captioner`."""
     import ray
 
+    if options.quiet:
+        logging.getLogger("ray").setLevel(logging.WARNING)
     if ray.is_initialized():
         return
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -101,18 +104,23 @@ def run_ray(inputs: Iterable[str], out: str, spec: str, dtype: str, config: Deco
 
     folder = ParquetFolder(out)
     done = frozenset(folder.done_keys(run.run_key))
-    records = [item.to_record() for item in iter_items(inputs, keep_archive_bytes=False)]
+    listed = 0
+    records: dict[str, dict[str, Any]] = {}  # an image listed twice is captioned once, as in a local run
+    for item in iter_items(inputs, keep_archive_bytes=False):
+        listed += 1
+        records.setdefault(item.name, item.to_record())
     before = set(folder.files())
     start_ray(options)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = not options.quiet
     context.print_on_execution_start = not options.quiet
     if records:
-        rows = caption_dataset(records, spec, dtype, config, run, done, options)
+        rows = caption_dataset(list(records.values()), spec, dtype, config, run, done, options)
         rows.write_parquet(folder.location, min_rows_per_file=ROWS_PER_FILE)
     new_files = [f for f in folder.files() if f not in before]
+    folder.drop_replaced(new_files)
     written = errors = 0
     for chunk in folder.records(new_files):
         written += len(chunk)
         errors += sum(r["status"] != "ok" for r in chunk)
-    return RayResult(written, errors, len(records) - written)
+    return RayResult(written, errors, listed - written)
