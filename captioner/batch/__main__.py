@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             del model  # each Ray worker loads its own
             summary = _run_on_ray(args, spec, config, run)
         else:
-            summary = _run_locally(args, model, config, run)
+            summary = run_local(args.inputs, args.out, model, config, run, batch_size=args.batch_size, quiet=args.quiet)
     except OutputError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -109,7 +109,8 @@ def _load_model(spec: str | None, dtype: str):
     return model, "builtin" if model.info.fell_back else resolve_default_model().spec
 
 
-def _run_locally(args: argparse.Namespace, model, config, run) -> Summary:
+def run_local(inputs: Sequence[str], out: str, model, config, run, *, batch_size: int = 8, quiet: bool = False) -> Summary:
+    """Caption the inputs into the output file `out` in this process, chunk by chunk, resuming what is there."""
     from tqdm import tqdm
 
     from captioner.batch.items import count_items, iter_items
@@ -117,12 +118,12 @@ def _run_locally(args: argparse.Namespace, model, config, run) -> Summary:
     from captioner.batch.rows import caption_chunk, chunks
 
     summary = Summary()
-    with OutputFile(args.out) as output:
+    with OutputFile(out) as output:
         done = output.done_keys(run.run_key)
-        total = count_items(args.inputs)
-        with tqdm(total=total, unit="img", disable=args.quiet, file=sys.stderr, dynamic_ncols=True) as bar:
+        total = count_items(inputs)
+        with tqdm(total=total, unit="img", disable=quiet, file=sys.stderr, dynamic_ncols=True) as bar:
             try:
-                for chunk in chunks(iter_items(args.inputs), args.batch_size):
+                for chunk in chunks(iter_items(inputs), batch_size):
                     rows, skipped = caption_chunk(model, chunk, config, run, skip=done, seen=done)
                     output.append(rows)
                     summary.rows += len(rows)

@@ -20,7 +20,8 @@ import sys
 from typing import Any, Iterable, Iterator, Sequence
 
 from captioner.batch.items import filesystem_of, is_uri
-from captioner.batch.rows import COLUMN_TYPES, OUTPUT_COLUMNS, BatchRun, CaptionRow, ReferenceScores, done_key, reference_scores
+from captioner.batch.rows import (COLUMN_TYPES, OUTPUT_COLUMNS, BatchRun, CaptionRow, ReferenceScores, chunks, done_key,
+                                  reference_scores)  # fmt: skip
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", "": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 JOURNAL_SUFFIX = ".partial.jsonl"
@@ -133,14 +134,7 @@ def read_records(path: str, fmt: str) -> Iterator[list[dict[str, Any]]]:
         return
     with open(path, encoding="utf-8", newline="") as f:
         lines: Iterable[dict[str, Any]] = csv.DictReader(f) if fmt == "csv" else (json.loads(x) for x in f if x.strip())
-        chunk: list[dict[str, Any]] = []
-        for record in lines:
-            chunk.append(record)
-            if len(chunk) == READ_CHUNK:
-                yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
+        yield from chunks(lines, READ_CHUNK)
 
 
 def _done_keys(chunks: Iterable[list[dict[str, Any]]], run_key: str) -> set[bytes]:
@@ -245,6 +239,7 @@ class OutputFile:
 
     def finish(self) -> None:
         """Write the output from the old output and the journal, replace it, drop the journal."""
+        self._repair_journal()  # an interrupt may have cut the last append short
         latest: dict[tuple[str, str], int] = {}  # (run_key, path) -> its last line in the journal
         for i, record in enumerate(r for chunk in self._journal_records() for r in chunk):
             latest[(record["run_key"], record["path"])] = i

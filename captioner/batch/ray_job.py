@@ -52,17 +52,16 @@ def start_ray(options: RayOptions) -> None:
     """Join `options.address`, or start a local Ray that can import this checkout's `captioner`."""
     import ray
 
-    if options.quiet:
-        logging.getLogger("ray").setLevel(logging.WARNING)
     if ray.is_initialized():
         return
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}}
+    level = logging.WARNING if options.quiet else logging.INFO
     if options.address:
-        ray.init(address=options.address, runtime_env=options.runtime_env or None, log_to_driver=not options.quiet)
+        ray.init(address=options.address, runtime_env=options.runtime_env or None, logging_level=level)
     else:
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, runtime_env={**env, **options.runtime_env},
-                 log_to_driver=not options.quiet)  # fmt: skip
+                 logging_level=level)  # fmt: skip
 
 
 def worker_cpus(options: RayOptions) -> float:
@@ -114,6 +113,8 @@ def run_ray(inputs: Iterable[str], out: str, spec: str, dtype: str, config: Deco
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = not options.quiet
     context.print_on_execution_start = not options.quiet
+    if options.quiet:  # Ray Data sets up its own logger when it is first imported (just above)
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
     if records:
         rows = caption_dataset(list(records.values()), spec, dtype, config, run, done, options)
         rows.write_parquet(folder.location, min_rows_per_file=ROWS_PER_FILE)

@@ -14,7 +14,7 @@ import logging
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Callable, Container, ContextManager, Iterable, Iterator, Sequence
+from typing import Any, Callable, Container, ContextManager, Iterable, Iterator, Sequence, TypeVar
 
 from PIL import Image
 
@@ -194,9 +194,12 @@ def _failed(row: CaptionRow, message: str, keep_hash: bool = True) -> CaptionRow
 
 
 # -- the Batch page's entry points --------------------------------------------------------------------
-def chunks(items: Iterable[BatchItem], size: int) -> Iterator[list[BatchItem]]:
+T = TypeVar("T")
+
+
+def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
     """Consecutive lists of `size` items (the last one shorter)."""
-    chunk: list[BatchItem] = []
+    chunk: list[T] = []
     for item in items:
         chunk.append(item)
         if len(chunk) == size:

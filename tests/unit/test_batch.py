@@ -354,6 +354,31 @@ def test_a_half_written_journal_line_is_cut_and_its_image_captioned(run_cli, col
     assert status == 0 and [r["caption"] for r in rows][0] == "stale" and len(rows) == 2
 
 
+def test_ctrl_c_writes_what_is_done_and_the_next_run_goes_on(run_cli, collection, tmp_path, monkeypatch):
+    real, calls = batch_rows.caption_chunk, []
+
+    def interrupted_on_the_third_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(batch_rows, "caption_chunk", interrupted_on_the_third_chunk)
+    out = tmp_path / "c.csv"
+    status, err = run_cli(collection, "--out", out, "--batch-size", "1")
+    assert status == 130 and "run the same command again" in err and len(read_rows(out)) == 2
+    monkeypatch.setattr(batch_rows, "caption_chunk", real)
+    status, err = run_cli(collection, "--out", out, "--batch-size", "1")
+    assert "skipped 2 images" in err and [r["path"] for r in read_rows(out)] == [str(collection / n) for n in FOLDER_IMAGES]
+
+
+def test_a_caption_longer_than_the_model_holds_is_cut_with_a_notice(run_cli, collection, tmp_path):
+    status, err = run_cli(collection / "red.png", "--out", tmp_path / "c.jsonl", "--max-new-tokens", "100")
+    (row,) = read_rows(tmp_path / "c.jsonl")
+    assert status == 0 and "notice: max_new_tokens 100 is more than this model holds" in err
+    assert json.loads(row["settings"])["max_new_tokens"] < 100
+
+
 def test_two_runs_cannot_write_the_same_output(tmp_path):
     with OutputFile(str(tmp_path / "c.csv")):
         with pytest.raises(ValueError, match="Another run"):
