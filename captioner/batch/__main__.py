@@ -88,12 +88,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OutputError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as e:  # Ray: a cluster that can't be reached, a job that fails as a whole
+        if not on_ray:
+            raise
+        print(f"error: the Ray job failed: {type(e).__name__}: {str(e)[:500]}", file=sys.stderr)
+        return EXIT_USAGE
     _report(summary, args.out, say)
     scores = _scores(args.out, on_ray, run)
     if scores is not None:
         write_metrics(metrics_path(args.out), scores, run, args.out)
-        say(f"BLEU-4 {scores.bleu4:.4f}  CIDEr-D {scores.cider_d:.4f}  over {scores.images} images with references "
-            f"(written to {metrics_path(args.out)})")  # fmt: skip
+        print(f"BLEU-4 {scores.bleu4:.4f}  CIDEr-D {scores.cider_d:.4f}  over {scores.images} images with references "
+              f"(written to {metrics_path(args.out)})", flush=True)  # fmt: skip
     if summary.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_ROWS_FAILED if summary.errors else EXIT_OK

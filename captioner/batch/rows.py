@@ -143,6 +143,10 @@ def caption_chunk(
         except ImageLoadError as e:
             rows.append(_failed(row, str(e), keep_hash=e.reason != "too_large"))
             continue
+        except Exception as e:  # whatever else reading throws, this image is an error row and the others go on
+            log.exception("reading %s failed", item.name)
+            rows.append(_failed(row, f"could not be read: {type(e).__name__}: {str(e)[:200]}"))
+            continue
         row.width, row.height = image.size
         row.timings = json.dumps({"read": time.perf_counter() - t0})
         if thumbnail_side > 0:

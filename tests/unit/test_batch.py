@@ -273,7 +273,8 @@ def run_cli(model, monkeypatch, capsys):
         if "--max-new-tokens" not in args:
             args += ["--max-new-tokens", "8"]  # short captions keep the tests quick; the limit is tested apart
         status = batch_cli.main(args)
-        return status, capsys.readouterr().err
+        captured = capsys.readouterr()
+        return status, captured.err + captured.out
 
     return run
 

@@ -85,13 +85,14 @@ def same_rows(a: list[dict], b: list[dict]) -> bool:
 
 def test_a_ray_run_writes_the_rows_a_local_run_writes_and_resumes(run_cli, inputs, tmp_path):
     local_status, _ = run_cli(*inputs, "--out", tmp_path / "local.parquet", "--batch-size", "3")
-    ray_status, err = run_cli(*inputs, "--out", tmp_path / "on-ray", "--ray", "--workers", "2", "--batch-size", "3")
+    ray_out = (tmp_path / "on-ray").as_uri()  # a URI, as s3://... would be: written through pyarrow's filesystems
+    ray_status, err = run_cli(*inputs, "--out", ray_out, "--ray", "--workers", "2", "--batch-size", "3")
     local, on_ray = rows_of(tmp_path / "local.parquet"), rows_of(tmp_path / "on-ray")
     assert local_status == ray_status == 1  # broken.jpg and the zip's notes.md
     assert len(on_ray) == 11 and same_rows(on_ray, local)
     assert (tmp_path / "on-ray.metrics.json").exists() and (tmp_path / "local.metrics.json").exists()
 
-    status, err = run_cli(*inputs, "--out", tmp_path / "on-ray", "--ray", "--workers", "2", "--batch-size", "3")
+    status, err = run_cli(*inputs, "--out", ray_out, "--ray", "--workers", "2", "--batch-size", "3")
     assert status == 1 and "skipped 9 images" in err  # the two errors are tried again...
     assert same_rows(rows_of(tmp_path / "on-ray"), local)  # ...and replace their old rows
 
