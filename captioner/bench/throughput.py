@@ -12,6 +12,9 @@ seed-layout `captioner.pt` with a GPT-2-sized word tokenizer beside it), it time
 Every caption is greedy with exactly `--new-tokens` tokens (min = max), so that the random model,
 which rarely ends a caption, and the built-in one do the same work. The images are drawn here at
 320 x 240. Prints a table and writes JSON and Markdown to bench-results/.
+
+`--memory-images N` measures something else: resident memory after each quarter of N images
+captioned by the built-in model through the local path (flat when the run streams).
 """
 
 from __future__ import annotations
@@ -123,6 +126,36 @@ def measure_model(name: str, spec: str, images: Path, one_image: Path, scratch: 
     return rows
 
 
+def memory_over_a_run(images: Path, out: Path, count: int, new_tokens: int) -> list[tuple[int, float]]:
+    """Resident memory (MB) of this process against images captioned, sampled while the built-in
+    model captions `count` images through the local path: flat when the run streams."""
+    import threading
+
+    import psutil
+
+    from captioner.batch.__main__ import run_local
+    from captioner.batch.outputs import JOURNAL_SUFFIX
+    from captioner.batch.rows import BatchRun, batch_config
+    from captioner.loading import load_captioner
+
+    model = load_captioner("builtin")
+    config = batch_config(model, model.default_decoding.with_(max_new_tokens=new_tokens))
+    journal, process, samples, stop = Path(str(out) + JOURNAL_SUFFIX), psutil.Process(), [], threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.5):
+            done = sum(1 for _ in journal.open()) if journal.exists() else 0
+            samples.append((done, process.memory_info().rss / 1e6))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    run_local([str(images)], str(out), model, config, BatchRun.of(model, config), batch_size=8, quiet=True)
+    stop.set()
+    sampler.join()
+    quarters = [min(samples, key=lambda s: abs(s[0] - count * q / 4)) for q in (1, 2, 3, 4)]
+    return quarters + [(count, max(mb for _, mb in samples))]
+
+
 def markdown(result: dict[str, Any]) -> str:
     lines = [
         f"Throughput of `python -m captioner.batch` ({result['when']}, {result['cpus']} CPUs, torch threads "
@@ -146,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {', '.join(MODELS)}")
     p.add_argument("--no-ray", action="store_true", help="only the local path")
     p.add_argument("--out-dir", type=Path, default=RESULTS)
+    p.add_argument("--memory-images", type=int, default=0,
+                   help="instead: caption this many images with the built-in model and print resident memory "
+                        "after each quarter of them (flat when the run streams)")  # fmt: skip
     return p
 
 
@@ -154,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if args.images < 2 or any(m not in MODELS for m in models):
         build_parser().error(f"--images must be 2 or more, --models among {', '.join(MODELS)}")
+    if args.memory_images:
+        return print_memory(args.memory_images, args.new_tokens)
     import torch
 
     scratch = Path(tempfile.mkdtemp(prefix="captioner-throughput-"))
@@ -177,6 +215,19 @@ def main(argv: list[str] | None = None) -> int:
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2))
     stem.with_suffix(".md").write_text(table)
     _log(f"written to {stem}.json and .md")
+    return 0
+
+
+def print_memory(count: int, new_tokens: int) -> int:
+    scratch = Path(tempfile.mkdtemp(prefix="captioner-memory-"))
+    try:
+        make_images(scratch / "images", count)
+        samples = memory_over_a_run(scratch / "images", scratch / "captions.parquet", count, new_tokens)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    for done, mb in samples[:-1]:
+        print(f"after {done} images: {mb:.1f} MB resident")
+    print(f"peak, writing the Parquet file included: {samples[-1][1]:.1f} MB")
     return 0
 
 
