@@ -149,6 +149,13 @@ def count_items(inputs: Iterable[str]) -> int:
 
 
 def _items_of(spec: str, keep_archive_bytes: bool) -> Iterator[BatchItem]:
+    try:
+        yield from _expand(spec, keep_archive_bytes)
+    except (OSError, ValueError) as e:  # a URI pyarrow can't open (scheme, credentials, network); a folder gone
+        yield BatchItem(spec, path=spec, problem=f"{spec} could not be listed: {e}")
+
+
+def _expand(spec: str, keep_archive_bytes: bool) -> Iterator[BatchItem]:
     kind = _kind(spec)
     if kind == "missing" and not is_uri(spec) and glob.has_magic(spec):
         matches = sorted(glob.glob(spec, recursive=True))

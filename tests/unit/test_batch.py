@@ -142,10 +142,11 @@ def test_inputs_that_cannot_be_used_become_problems_not_failures(collection, tmp
     (tmp_path / "no-path-column.csv").write_text("file,caption\nred.png,a dot\n")
     (tmp_path / "latin1.txt").write_bytes("caf\xe9.png\n".encode("latin-1"))
     items = list(iter_items([str(tmp_path / "nowhere"), str(tmp_path / "no-path-column.csv"),
-                             str(tmp_path / "latin1.txt")]))  # fmt: skip
+                             str(tmp_path / "latin1.txt"), "nosuch://bucket/photos/"]))  # fmt: skip
     assert "No such file or folder" in items[0].problem
     assert "no 'path' column" in items[1].problem
     assert "could not be read" in items[2].problem
+    assert "could not be listed" in items[3].problem
 
 
 def test_a_fifo_is_refused_and_never_blocks(tmp_path):
