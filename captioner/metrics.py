@@ -1,23 +1,41 @@
-"""Caption metrics in pure Python: exact match, BLEU-4, CIDEr-D.
+"""Caption metrics in pure Python: exact match, BLEU-4 and CIDEr-D as coco-caption computes them.
 
-Tokens are lower-cased whitespace-separated words (no PTB tokenizer, no Java):
-the scene world has no punctuation, so this matches what coco-caption would do.
+The scores follow pycocoevalcap's `Bleu(4)` and `Cider` scorers (the CIDEr-D variant: clipped
+tf-idf vectors and a Gaussian length penalty); tests/unit/test_metrics.py holds them against
+pycocoevalcap on a fixed set of captions. Two deliberate differences:
+
+- Tokens: coco-caption runs Stanford's PTB tokenizer (Java) and drops punctuation; `word_tokens`
+  does the same for everyday captions in Python: lower case, "dog's" -> "dog 's", "don't" ->
+  "do n't", punctuation dropped, hyphenated words and numbers kept whole.
+- BLEU-4 is exactly 0 when some n-gram order has no match, as BLEU is defined (and as NLTK and
+  sacreBLEU give it without smoothing). pycocoevalcap adds 1e-15 to every match count and 1e-9 to
+  every n-gram count to avoid dividing by zero, which leaves a small positive score there instead:
+  below 0.001 when the caption has n-grams of every order, up to 0.032 for a caption under four words.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
+from typing import NamedTuple
+
+__all__ = ["bleu4_scores", "cider_d", "cider_d_scores", "corpus_bleu4", "exact_match", "word_tokens"]
+
+_CLITIC = re.compile(r"(?<=\w)(n't|'(?:s|re|ve|ll|d|m))\b")
+_TOKEN = re.compile(r"n't|'(?:s|re|ve|ll|d|m)\b|\w+(?:[-./&']\w+)*|[^\w\s]+")
+_PUNCTUATION = set(".,;:!?'\"`()[]{}-")  # what coco-caption drops after PTB tokenizing
 
 
 def word_tokens(text: str) -> list[str]:
-    """Lower-cased whitespace tokens."""
-    return text.lower().split()
+    """Lower-cased words with punctuation dropped, split like the PTB tokenizer coco-caption uses."""
+    tokens = _TOKEN.findall(_CLITIC.sub(r" \1", text.lower()))
+    return [t for t in tokens if not set(t) <= _PUNCTUATION]
 
 
 def exact_match(hyp: str, refs: Sequence[str]) -> bool:
-    """True when hyp equals one of refs after case and whitespace normalisation."""
+    """True when hyp equals one of refs after tokenizing (case, spacing and punctuation aside)."""
     return word_tokens(hyp) in [word_tokens(r) for r in refs]
 
 
@@ -25,34 +43,63 @@ def _ngrams(tokens: Sequence[str], n: int) -> Counter:
     return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
 
 
-def corpus_bleu4(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> float:
-    """Corpus BLEU-4 (Papineni et al. 2002): clipped n-gram precisions summed over the
-    corpus, uniform weights, brevity penalty with the closest reference length
-    (the shorter one on ties). No smoothing: 0 when some n-gram order has no match.
-    """
+def _check(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> None:
     if len(hyps) != len(refs):
         raise ValueError("hyps and refs differ in length")
-    matches, totals = [0] * 4, [0] * 4
-    hyp_len = ref_len = 0
-    for hyp, ref_texts in zip(hyps, refs):
-        h = word_tokens(hyp)
-        rs = [word_tokens(r) for r in ref_texts]
-        hyp_len += len(h)
-        ref_len += min((abs(len(r) - len(h)), len(r)) for r in rs)[1] if rs else 0
-        for n in range(1, 5):
-            counts = _ngrams(h, n)
-            max_ref: Counter = Counter()
-            for r in rs:
-                max_ref |= _ngrams(r, n)
-            matches[n - 1] += sum(min(c, max_ref[g]) for g, c in counts.items())
-            totals[n - 1] += max(len(h) - n + 1, 0)
-    if hyp_len == 0 or min(matches) == 0:
-        return 0.0
-    log_precision = sum(math.log(m / t) for m, t in zip(matches, totals)) / 4
-    brevity = 1.0 if hyp_len > ref_len else math.exp(1 - ref_len / hyp_len)
-    return brevity * math.exp(log_precision)
 
 
+# -- BLEU -------------------------------------------------------------------------------------------
+class _BleuCounts(NamedTuple):
+    matches: list[int]  # clipped n-gram matches, n = 1..4
+    totals: list[int]  # n-grams in the hypothesis, n = 1..4
+    hyp_len: int
+    ref_len: int  # the closest reference length (the shorter one on ties)
+
+    def __add__(self, other: "_BleuCounts") -> "_BleuCounts":  # type: ignore[override]
+        return _BleuCounts([a + b for a, b in zip(self.matches, other.matches)],
+                           [a + b for a, b in zip(self.totals, other.totals)],
+                           self.hyp_len + other.hyp_len, self.ref_len + other.ref_len)  # fmt: skip
+
+    def bleu(self) -> float:
+        if self.hyp_len == 0 or min(self.matches) == 0:
+            return 0.0
+        log_precision = sum(math.log(m / t) for m, t in zip(self.matches, self.totals)) / 4
+        brevity = 1.0 if self.hyp_len > self.ref_len else math.exp(1 - self.ref_len / self.hyp_len)
+        return brevity * math.exp(log_precision)
+
+
+def _bleu_counts(hyp: str, ref_texts: Sequence[str]) -> _BleuCounts:
+    h = word_tokens(hyp)
+    rs = [word_tokens(r) for r in ref_texts]
+    ref_len = min((abs(len(r) - len(h)), len(r)) for r in rs)[1] if rs else 0
+    matches, totals = [], []
+    for n in range(1, 5):
+        max_ref: Counter = Counter()
+        for r in rs:
+            max_ref |= _ngrams(r, n)
+        matches.append(sum(min(c, max_ref[g]) for g, c in _ngrams(h, n).items()))
+        totals.append(max(len(h) - n + 1, 0))
+    return _BleuCounts(matches, totals, len(h), ref_len)
+
+
+def bleu4_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> tuple[float, list[float]]:
+    """Corpus BLEU-4 and each caption's own BLEU-4, as pycocoevalcap's `Bleu(4)` returns them.
+
+    Papineni et al. 2002: clipped n-gram precisions (counts summed over the corpus for the corpus
+    score), uniform weights, brevity penalty with the closest reference length (the shorter on ties).
+    """
+    _check(hyps, refs)
+    per_image = [_bleu_counts(h, r) for h, r in zip(hyps, refs)]
+    corpus = sum(per_image, _BleuCounts([0] * 4, [0] * 4, 0, 0))
+    return corpus.bleu(), [c.bleu() for c in per_image]
+
+
+def corpus_bleu4(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> float:
+    """Corpus BLEU-4 (see `bleu4_scores`); 0 when some n-gram order has no match."""
+    return bleu4_scores(hyps, refs)[0]
+
+
+# -- CIDEr-D ----------------------------------------------------------------------------------------
 def _cider_vector(counts: Counter, doc_freq: Counter, log_n_images: float, n: int):
     """tf-idf vectors per n-gram order, their norms, and the 'length' coco-caption uses
     (the number of bigrams, kept as in the reference implementation)."""
@@ -68,19 +115,20 @@ def _cider_vector(counts: Counter, doc_freq: Counter, log_n_images: float, n: in
     return vec, [math.sqrt(x) for x in norm], length
 
 
-def cider_d(hyps: Sequence[str], refs: Sequence[Sequence[str]], n: int = 4, sigma: float = 6.0) -> float:
-    """CIDEr-D as in coco-caption (`pycocoevalcap/cider`), on whitespace tokens.
+def cider_d_scores(
+    hyps: Sequence[str], refs: Sequence[Sequence[str]], n: int = 4, sigma: float = 6.0
+) -> tuple[float, list[float]]:
+    """CIDEr-D of the corpus and of each caption, as pycocoevalcap's `Cider` returns them.
 
-    Document frequencies come from the references of this corpus, idf =
-    log(#images) - log(df); per image the score is the mean over references of
-    the sum over n = 1..4 of the cosine of clipped tf-idf vectors times a
-    Gaussian length penalty (sigma 6), divided by n, times 10; the result is the
-    mean over images. Like the original it is 0 for a one-image corpus.
+    Document frequencies come from the references of this corpus, idf = log(#images) - log(df); per
+    image the score is the mean over references of the sum over n = 1..4 of the cosine of clipped
+    tf-idf vectors times a Gaussian length penalty (sigma 6), divided by n, times 10; the corpus
+    score is the mean over images. So a caption's score depends on the corpus it is scored in, and
+    like the original it is 0 for a one-image corpus (every idf is 0).
     """
-    if len(hyps) != len(refs):
-        raise ValueError("hyps and refs differ in length")
+    _check(hyps, refs)
     if not hyps:
-        return 0.0
+        return 0.0, []
 
     def cook(text: str) -> Counter:
         tokens = word_tokens(text)
@@ -108,4 +156,9 @@ def cider_d(hyps: Sequence[str], refs: Sequence[Sequence[str]], n: int = 4, sigm
                     val /= nh[k] * nr[k]
                 total += val * penalty
         scores.append(total / n / len(rs) * 10.0 if rs else 0.0)
-    return sum(scores) / len(scores)
+    return sum(scores) / len(scores), scores
+
+
+def cider_d(hyps: Sequence[str], refs: Sequence[Sequence[str]], n: int = 4, sigma: float = 6.0) -> float:
+    """CIDEr-D of the corpus (see `cider_d_scores`)."""
+    return cider_d_scores(hyps, refs, n, sigma)[0]
