@@ -138,4 +138,6 @@ def outlier_image(seed: int) -> Image.Image:
         image = _leaves(r)
     else:
         image = _text(r)
-    return damage(image, r)
+    # An empty scene with a horizontal gradient renders as a single row (render_scene broadcasts it
+    # over the objects it blends in); it is stretched to a full image here, after the damage.
+    return damage(image, r).resize((SIZE, SIZE), Image.Resampling.BICUBIC)

@@ -71,6 +71,7 @@ class TrainConfig:
     canonical_share: float = 0.8  # how often the canonical reference (style 0) is the target
     attn_weight: float = 0.2  # weight of the attention-supervision loss (0 = off)
     calibration_scenes: int = 1000  # VAL scenes the out-of-world threshold is set on (calibrate.py)
+    init_from: str = ""  # start from these weights (a model.safetensors of the same config) instead of random ones
     nonscenes_per_kind: int = 40  # held-out non-scenes per kind in the final measurement (nonscenes.py)
     bf16: bool = False  # bf16 autocast for forward/backward on CPU (measured slower here: off)
     eval_scenes: int = 1000  # final evaluation on EVAL seeds
@@ -86,7 +87,7 @@ def model_config(size: str = "base") -> VisionGPT2Config:
     if size == "tiny":
         dims = dict(embed_dim=32, num_heads=2, depth=2)
     else:
-        dims = dict(embed_dim=96, num_heads=4, depth=4)
+        dims = dict(embed_dim=96, num_heads=4, depth=3)
     return VisionGPT2Config(
         vocab_size=vocab, seq_len=32, mlp_ratio=4, image_size=64, patch_size=8,
         attention_dropout=0.0, residual_dropout=0.0, mlp_dropout=0.0, emb_dropout=0.0,  # dropout: half the CPU time of a step, not needed here
@@ -335,8 +336,8 @@ writes these files, calibrates, evaluates and writes this card. The same seed, t
 
 ## Training time
 {info['train_minutes']:.1f} minutes of training ({info['total_minutes']:.1f} minutes end to end with rendering, validation, calibration and the
-final evaluations) on {info['threads']} CPU threads ({info['cpu']}, {info['cores']} cores), mean 1-minute load average during training
-{info['loadavg']} (the machine was shared with other work running at lower priority). Trained {info['date']}.
+final evaluations) on {"a GPU (" + info["device"] + "), " if info["device"] != "cpu" else ""}{info['threads']} CPU threads ({info['cpu']}, {info['cores']} cores), mean 1-minute load average during training
+{info['loadavg']}. Trained {info['date']}.
 
 ## Evaluation
 Greedy decoding with the shipped defaults. First renderer (the one training draws with, in its plain look):
@@ -410,24 +411,32 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / "checkpoint.pt"
 
-    outliers = int(cfg.outlier_share * cfg.train_scenes)
-    data = load_or_render(
-        run_dir / f"train-{cfg.train_scenes}.pt", split_seeds("train", cfg.train_scenes), mc, cfg.varied, outliers
-    )
     torch.manual_seed(cfg.seed)
     model = VisionGPT2(mc).to(device)
     optimizer = make_optimizer(model, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     step, history = 0, []
+    if cfg.init_from:
+        from safetensors.torch import load_file
+
+        missing, unexpected = model.load_state_dict(load_file(cfg.init_from), strict=False)
+        if unexpected or set(missing) - {"lm_head.weight"}:  # the head is tied to the token embedding
+            raise ValueError(f"{cfg.init_from} does not fit the model config: missing {missing}, unexpected {unexpected}")
     if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, weights_only=True)
+        state = torch.load(ckpt_path, weights_only=True, map_location="cpu")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, history = state["step"], list(state["history"])
         torch.set_rng_state(state["torch_rng"])
         gen.set_state(state["data_rng"])
         print(f"resumed from {ckpt_path} at step {step}")
-    n = data["images"].size(0)
+    n = int(cfg.train_scenes * (1 + cfg.outlier_share))
+    if step < cfg.steps:  # a finished run resumed only to ship and measure needs no data
+        outliers = int(cfg.outlier_share * cfg.train_scenes)
+        data = load_or_render(
+            run_dir / f"train-{cfg.train_scenes}.pt", split_seeds("train", cfg.train_scenes), mc, cfg.varied, outliers
+        )
+        n = data["images"].size(0)
     steps_per_epoch = max(1, n // cfg.batch_size)
     perm = None
     model.train()
@@ -466,7 +475,7 @@ def train(
                 "step": step, "epoch": step / steps_per_epoch, "ce": ce_avg, "attn": attn_avg,
                 "val_exact_match": v["exact_match"], "val_fact_precision": v["fact_precision"],
                 "val_fact_recall": v["fact_recall"], "val_attention_best": v.get("attention_best", 0.0),
-                "minutes": minutes_before + (time.perf_counter() - t_train) / 60, "loadavg": os.getloadavg()[0],
+                "minutes": minutes_before + (time.perf_counter() - t_train) / 60, "loadavg": os.getloadavg()[0], "device": device,
             }  # fmt: skip
             history.append(record)
             bar.write(
@@ -488,6 +497,7 @@ def train(
     if cfg.eval_scenes > 0:
         loads = [r["loadavg"] for r in history if "loadavg" in r]
         info = {
+            "device": history[-1].get("device", device) if history else device,
             "parameters": model.num_parameters(),
             "train_minutes": train_minutes,
             "threads": threads,
@@ -540,6 +550,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--min-lr", type=float, default=TrainConfig.min_lr)
+    p.add_argument("--warmup", type=int, default=TrainConfig.warmup)
+    p.add_argument("--init-from", default="", help="start from these weights (fine-tuning) instead of random ones")
     p.add_argument("--train-scenes", type=int, default=TrainConfig.train_scenes)
     p.add_argument("--val-scenes", type=int, default=TrainConfig.val_scenes)
     p.add_argument("--eval-scenes", type=int, default=TrainConfig.eval_scenes)
@@ -560,7 +573,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     cfg = TrainConfig(
-        seed=a.seed, steps=a.steps, batch_size=a.batch_size, lr=a.lr, train_scenes=a.train_scenes,
+        seed=a.seed, steps=a.steps, batch_size=a.batch_size, lr=a.lr, min_lr=a.min_lr, warmup=a.warmup,
+        init_from=a.init_from, train_scenes=a.train_scenes,
         val_scenes=a.val_scenes, eval_scenes=a.eval_scenes, attn_weight=a.attn_weight, bf16=a.bf16,
         canonical_share=a.canonical_share, outlier_share=a.outlier_share, varied=not a.plain,
         calibration_scenes=a.calibration_scenes, nonscenes_per_kind=a.nonscenes_per_kind,
