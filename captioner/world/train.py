@@ -301,12 +301,27 @@ def ship(out: Path, model: VisionGPT2, mc: VisionGPT2Config, examples: int = 8) 
     (out / "generation_config.json").write_text(json.dumps(GENERATION_CONFIG, indent=2) + "\n")
 
 
+def reproduce_command(cfg: TrainConfig, threads: int) -> str:
+    """The train command with every setting that differs from the defaults."""
+    flags = {"seed": "--seed", "steps": "--steps", "batch_size": "--batch-size", "lr": "--lr", "min_lr": "--min-lr",
+             "warmup": "--warmup", "train_scenes": "--train-scenes", "val_scenes": "--val-scenes",
+             "eval_scenes": "--eval-scenes", "attn_weight": "--attn-weight", "canonical_share": "--canonical-share",
+             "outlier_share": "--outlier-share", "init_from": "--init-from", "calibration_scenes": "--calibration-scenes",
+             "nonscenes_per_kind": "--nonscenes-per-kind"}  # fmt: skip
+    default = TrainConfig()
+    parts = [f"{flag} {getattr(cfg, name)}" for name, flag in flags.items() if getattr(cfg, name) != getattr(default, name)]
+    parts += ["--plain"] * (not cfg.varied) + ["--bf16"] * cfg.bf16
+    return " ".join(["python -m captioner.world.train", f"--threads {threads}", *parts])
+
+
 def write_model_card(out: Path, mc, cfg: TrainConfig, info: dict[str, Any], tables: dict[str, str], calibration: dict) -> None:
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file() and f.name != "MODEL_CARD.md")
     gen = ", ".join(f"{k} {v}" for k, v in GENERATION_CONFIG.items() if not k.endswith("token_id"))
     attn = (f"An auxiliary loss (weight {cfg.attn_weight}) adds -log(cross-attention mass on the described object's "
             "patches) for each position that produces a colour or shape word, heads averaged, every layer; object masks "
             "come from the renderer. The evaluation below does not use it: it only reads the model's attention.")
+    init = ("\n" + f"It starts from the weights in `{cfg.init_from}` (fine-tuning), not from random ones: see the training time."
+            if cfg.init_from else "")  # fmt: skip
     evaluate = "python -m captioner.world.evaluate builtin --scenes {n} --renderer {r} --generation-config captioner/builtin/generation_config.json"
     text = f"""# Built-in model: VisionGPT2 on the scene world
 
@@ -330,13 +345,13 @@ scratch by `python -m captioner.world.train` on scenes rendered by `captioner.wo
 - Files: model.safetensors, config.json, generation_config.json, calibration.json, tokenizer.json + tokenizer_config.json, examples/*.png: {size / 1e6:.2f} MB in all.
 
 ## Reproduce
-`python -m captioner.world.train --threads {info['threads']}` (defaults: the config above, seed {cfg.seed}) renders the data, trains,
+`{reproduce_command(cfg, info['threads'])}` renders the data, trains,
 writes these files, calibrates, evaluates and writes this card. The same seed, thread count and torch version give the same weights;
-`--resume` continues from the checkpoint in `runs/builtin/`.
+`--resume` continues from the checkpoint in `runs/builtin/`.{init}
 
 ## Training time
 {info['train_minutes']:.1f} minutes of training ({info['total_minutes']:.1f} minutes end to end with rendering, validation, calibration and the
-final evaluations) on {"a GPU (" + info["device"] + "), " if info["device"] != "cpu" else ""}{info['threads']} CPU threads ({info['cpu']}, {info['cores']} cores), mean 1-minute load average during training
+final evaluations) on {"a GPU (" + info["device"] + "), " if info["device"] != "cpu" else ""}{info['threads']} CPU thread(s) ({info['cpu']}, {info['cores']} cores), mean 1-minute load average during training
 {info['loadavg']}. Trained {info['date']}.
 
 ## Evaluation
