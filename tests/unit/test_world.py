@@ -372,6 +372,7 @@ def test_outlier_images_cover_every_kind() -> None:
     assert len({np.asarray(im).tobytes() for im in images}) == len(images)
 
 
+@pytest.mark.slow
 def test_training_never_loads_the_hold_out_code() -> None:
     """The second renderer and the held-out non-scenes stay out of training's process (a real hold-out)."""
     import subprocess
