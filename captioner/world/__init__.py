@@ -14,6 +14,7 @@ from .dataset import (
     EVAL_SEED_OFFSET,
     TRAIN_SEED_OFFSET,
     VAL_SEED_OFFSET,
+    example_with_masks,
     make_example,
     make_examples,
     split_seeds,
@@ -36,7 +37,7 @@ from .render import (
 __all__ = [
     "COLOURS", "SHAPES", "SIZES", "VOCABULARY", "EVAL_SEED_OFFSET", "TRAIN_SEED_OFFSET", "VAL_SEED_OFFSET",
     "Background", "Fact", "Mention", "ParsedCaption", "Scene", "SceneObject",
-    "all_true_facts", "build_tokenizer", "fact_scores",
+    "all_true_facts", "build_tokenizer", "example_with_masks", "fact_scores",
     "has_identical_objects", "make_example", "make_examples", "mask_cells", "match_mentions_to_objects", "object_masks",
     "parse_caption", "reference_captions", "relation", "relation_fact", "render_scene", "sample_scene",
     "save_tokenizer", "scene_facts", "split_seeds",

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from PIL import Image
 
 from .captions import reference_captions
-from .render import Scene, render_scene, sample_scene
+from .render import Scene, object_masks, render_scene, sample_scene
 
 TRAIN_SEED_OFFSET = 0
 VAL_SEED_OFFSET = 10_000_000
@@ -32,6 +32,12 @@ def make_example(seed: int, image_size: int = 64) -> tuple[Image.Image, Scene, l
     """One (image, scene, references) triple for a seed."""
     scene = sample_scene(seed, image_size)
     return render_scene(scene), scene, reference_captions(scene)
+
+
+def example_with_masks(seed: int, image_size: int = 64) -> tuple[Image.Image, Scene, list]:
+    """(image, scene, object masks) of the first renderer for a seed."""
+    image, scene, _ = make_example(seed, image_size)
+    return image, scene, object_masks(scene)
 
 
 def make_examples(seeds: Iterable[int], image_size: int = 64) -> Iterator[tuple[Image.Image, Scene, list[str]]]:

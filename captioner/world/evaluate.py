@@ -1,6 +1,8 @@
-"""`python -m captioner.world.evaluate builtin [--scenes 1000] [--json out.json]`: measure a captioner on the scene world.
+"""`python -m captioner.world.evaluate builtin [--scenes 1000] [--renderer second] [--json out.json]`: measure a captioner on the scene world.
 
-Greedy captions of scenes from the EVAL seed range (never used in training), scored by:
+Greedy captions of scenes from the EVAL seed range (never used in training), drawn by the first
+renderer (`render.py`, the one training draws with) or by the second (`second.py`, independent code
+that training never sees), scored by:
 
 - fact precision / recall, pooled over all scenes: share of stated facts that are true of the
   image (checked against `all_true_facts`, so a true relation the references do not state is not
@@ -12,7 +14,12 @@ Greedy captions of scenes from the EVAL seed range (never used in training), sco
   mask of an object the word's mention describes (same size, colour and shape). Words of
   mentions that describe no object in the scene count as misses. Reported per layer and for the
   best layer; a stricter variant (the cell is at least half covered by the object) is reported too;
-- bf16 agreement: share of scenes whose greedy token ids in bfloat16 equal those in float32.
+- bf16 agreement: share of scenes whose greedy token ids in bfloat16 equal those in float32;
+- captions that stopped at the token limit instead of ending, captions flagged out of world (the
+  model's calibration, `decoding/confidence.py`), and the mean confidence.
+
+The decoding is greedy with the model's default settings (`--generation-config FILE` applies a
+Hugging Face generation_config.json's settings explicitly).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -32,16 +40,53 @@ from captioner.models.base import CaptionModel
 from captioner.metrics import cider_d, corpus_bleu4, exact_match
 from captioner.world import (
     all_true_facts,
-    make_example,
+    example_with_masks,
     mask_cells,
     match_mentions_to_objects,
-    object_masks,
     parse_caption,
+    reference_captions,
     scene_facts,
     split_seeds,
 )
 
 GREEDY = DecodingConfig(strategy="greedy", max_new_tokens=32, num_alternatives=1, output_attentions=True)
+# settings of a generation_config.json that map one to one onto DecodingConfig
+GENERATION_KEYS = ("max_new_tokens", "no_repeat_ngram_size", "repetition_penalty", "length_penalty", "num_beams")
+
+
+def second_example(seed: int, image_size: int = 64):
+    """(image, scene, object masks) of the second renderer (imported here only: training never loads it)."""
+    from captioner.world.second import make_second_example
+
+    return make_second_example(seed)
+
+
+def training_look_example(seed: int, image_size: int = 64):
+    """(image, scene, object masks) in training's randomised looks (augment.py), e.g. of VAL seeds."""
+    from captioner.world.augment import training_example
+
+    return training_example(seed)
+
+
+RENDERERS = {"first": example_with_masks, "second": second_example, "training-look": training_look_example}
+
+
+def read_generation_config(path: str | Path | None) -> dict[str, Any] | None:
+    """A generation_config.json's settings (None without a path)."""
+    return json.loads(Path(path).read_text()) if path else None
+
+
+def greedy_config(model: CaptionModel, generation_config: dict[str, Any] | None = None) -> DecodingConfig:
+    """Greedy decoding with the model's defaults (limit, processors), or a generation_config's settings."""
+    base = model.default_decoding
+    config = GREEDY.with_(
+        max_new_tokens=min(32, base.max_new_tokens),
+        no_repeat_ngram_size=base.no_repeat_ngram_size,
+        repetition_penalty=base.repetition_penalty,
+    )
+    if generation_config:
+        config = config.with_(**{k: generation_config[k] for k in GENERATION_KEYS if k in generation_config})
+    return config.with_(strategy="greedy", max_new_tokens=min(config.max_new_tokens, model.max_new_tokens_limit))
 
 
 def evaluate_model(
@@ -52,10 +97,17 @@ def evaluate_model(
     bf16_model: CaptionModel | None = None,
     image_size: int = 64,
     progress: bool = False,
+    renderer: str = "first",
+    config: DecodingConfig | None = None,
+    records: bool = False,
 ) -> dict[str, Any]:
-    """Greedy-caption the scenes of `seeds` and return every metric (see module docstring)."""
+    """Greedy-caption the scenes of `seeds` and return every metric (see module docstring).
+
+    `records=True` adds "records": per scene, the caption, its token probabilities and entropies,
+    whether it hit the limit and whether it matched a reference (what calibration reads)."""
     seeds = list(seeds)
-    config = GREEDY.with_(output_attentions=attention, max_new_tokens=min(32, model.default_decoding.max_new_tokens))
+    config = (config or greedy_config(model)).with_(output_attentions=attention)
+    examples_of = RENDERERS[renderer]
     hyps, refs = [], []
     n_exact = stated = stated_true = required = required_stated = 0
     prec_scene, rec_scene = [], []
@@ -63,7 +115,8 @@ def evaluate_model(
     hits = np.zeros(layers, dtype=np.int64)
     strict_hits = np.zeros(layers, dtype=np.int64)
     n_words = 0
-    bf16_same = 0
+    bf16_same = hit_limit = flagged = 0
+    confidences, per_scene = [], []
     examples = []
     iterator: Iterable[int] = seeds
     if progress:
@@ -72,12 +125,21 @@ def evaluate_model(
         iterator = tqdm(seeds, desc="evaluate", unit="scene", leave=False)
     t0 = time.perf_counter()
     for seed in iterator:
-        image, scene, references = make_example(seed, image_size)
+        image, scene, masks = examples_of(seed, image_size)
+        references = reference_captions(scene)
         caption = caption_image(model, image, config)[0].best
         text = caption.text
+        hit_limit += caption.hit_limit
+        flagged += bool(caption.out_of_world)
+        confidences.append(caption.confidence)
         hyps.append(text)
         refs.append(references)
         n_exact += exact_match(text, references)
+        if records:
+            per_scene.append({
+                "seed": seed, "caption": text, "token_probs": caption.token_probs, "entropies": caption.entropies,
+                "hit_limit": caption.hit_limit, "exact": bool(exact_match(text, references)),
+            })  # fmt: skip
         parsed = parse_caption(text)
         pred, true, ok = set(parsed.facts), set(scene_facts(scene)), set(all_true_facts(scene))
         stated += len(pred)
@@ -90,7 +152,7 @@ def evaluate_model(
             examples.append({"seed": seed, "caption": text, "references": references})
         if attention and caption.attentions is not None:
             rows, cols = caption.attentions.shape[-2:]
-            cells = [mask_cells(m, rows, cols) for m in object_masks(scene)]
+            cells = [mask_cells(m, rows, cols) for m in masks]
             for word, objects in match_mentions_to_objects(parsed, scene):
                 if word >= len(caption.attentions):
                     continue
@@ -118,6 +180,13 @@ def evaluate_model(
         "exact_match": n_exact / n if n else 0.0,
         "bleu4": corpus_bleu4(hyps, refs) if n else 0.0,
         "cider_d": cider_d(hyps, refs) if n else 0.0,
+        "hit_limit": hit_limit / n if n else 0.0,
+        "out_of_world": flagged / n if n else 0.0,
+        "calibrated": model.calibration is not None,
+        "confidence_mean": float(np.mean(confidences)) if n else 0.0,
+        "confidence_p01": float(np.quantile(confidences, 0.01)) if n else 0.0,
+        "renderer": renderer,
+        "decoding": {k: getattr(config, k) for k in GENERATION_KEYS},
         "seconds": time.perf_counter() - t0,
         "examples": examples,
     }
@@ -135,6 +204,8 @@ def evaluate_model(
         )
     if bf16_model is not None:
         result["bf16_identical"] = bf16_same / n if n else 0.0
+    if records:
+        result["records"] = per_scene
     return result
 
 
@@ -165,9 +236,17 @@ def format_table(r: dict[str, Any]) -> str:
         row(f"attention, best layer ({r['attention_best_layer']})", "attention_best")
         row("attention strict (cell >= 50%)", "attention_strict_best")
     row("bf16 greedy identical to fp32", "bf16_identical")
+    row("captions at the token limit", "hit_limit")
+    if r.get("calibrated", True):
+        row("flagged out of world", "out_of_world")
+    row("confidence, mean", "confidence_mean", pct=False)
     lines.append("-" * 52)
     extra = f", {r['attention_words']} colour/shape words" if "attention_words" in r else ""
-    lines.append(f"{r['scenes']} eval scenes (seeds {r['seeds'][0]}..{r['seeds'][-1]}){extra}, greedy")
+    renderer = r.get("renderer", "first")
+    lines.append(f"{r['scenes']} eval scenes (seeds {r['seeds'][0]}..{r['seeds'][-1]}), {renderer} renderer{extra}")
+    if "decoding" in r:
+        settings = ", ".join(f"{k} {v}" for k, v in r["decoding"].items() if k != "num_beams")
+        lines.append(f"greedy, {settings}")
     return "\n".join(lines)
 
 
@@ -179,6 +258,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--json", default=None, help="write all numbers to this JSON file")
     p.add_argument("--no-bf16", action="store_true", help="skip the bfloat16 agreement check")
     p.add_argument("--no-attention", action="store_true", help="skip attention localisation")
+    p.add_argument("--renderer", choices=sorted(RENDERERS), default="first",
+                   help="first: the renderer training uses; second: independent code training never sees")
+    p.add_argument("--generation-config", default=None, help="apply this generation_config.json's settings")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
 
@@ -187,12 +269,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     model = load_captioner(args.model)
     bf16 = None if args.no_bf16 else load_captioner(args.model, dtype="bfloat16")
+    generation = read_generation_config(args.generation_config)
     result = evaluate_model(
         model,
         split_seeds("eval", args.scenes, args.start),
         attention=not args.no_attention,
         bf16_model=bf16,
         progress=True,
+        renderer=args.renderer,
+        config=greedy_config(model, generation),
     )
     result["model"] = args.model
     table = format_table(result)

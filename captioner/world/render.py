@@ -4,13 +4,17 @@ A scene holds 1 to 3 flat shapes on a muted background. Layouts are sampled
 so that every pair of objects is clearly apart along one axis (one is clearly
 left of / right of / above / below the other), which keeps the captions of
 `captions.py` unambiguous. Everything is deterministic given the scene seed.
+
+`Variety` holds the sampler's and renderer's ranges: the default is the world as evaluated,
+`TRAINING_VARIETY` the wider ranges training draws from (sizes, any rotation, more backgrounds,
+brighter and darker, other anti-aliasing) so that the model learns the world, not these pixels.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -38,6 +42,8 @@ SUPERSAMPLE = 4  # objects are drawn at 4x and box-filtered down (antialiasing)
 PIXEL_NOISE = 3.0  # std of the per-pixel Gaussian noise, in 0..255 units
 
 BACKGROUND_KINDS: tuple[str, ...] = ("plain", "hgradient", "vgradient", "noise", "stripes")
+# training only: gradients along any direction, noise of any grain, per-pixel noise
+EXTRA_BACKGROUND_KINDS: tuple[str, ...] = ("dgradient", "grain", "speckle")
 
 Rng = random.Random | np.random.Generator | int | None
 
@@ -70,6 +76,27 @@ class Background:
     amplitude: float = 0.0  # noise / stripes amplitude
     period: float = 0.0  # stripes period in pixels
     noise_seed: int = 0
+    grid: int = 5  # noise: cells of the smooth noise field
+
+
+@dataclass(frozen=True)
+class Variety:
+    """Ranges the sampler draws from and how objects are anti-aliased."""
+
+    size_jitter: float = 0.05  # radius = nominal * U(1 - j, 1 + j)
+    max_angle: float = MAX_ANGLE  # degrees, shapes other than circles
+    background_kinds: tuple[str, ...] = BACKGROUND_KINDS
+    level: tuple[float, float] = (100, 160)  # background brightness range
+    tint: float = 12  # per-channel spread around the level
+    amplitude: tuple[float, float] = (8, 14)  # noise / stripes amplitude
+    supersample: tuple[int, ...] = (SUPERSAMPLE,)  # drawn at k x and box-filtered (1: aliased)
+    colour_jitter: float = 0.0  # per channel, around the named colour
+
+
+TRAINING_VARIETY = Variety(
+    size_jitter=0.25, max_angle=180.0, background_kinds=BACKGROUND_KINDS + EXTRA_BACKGROUND_KINDS,
+    level=(85, 175), tint=18, amplitude=(4, 22), supersample=(1, 2, 4), colour_jitter=14,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -80,6 +107,8 @@ class Scene:
     background: Background
     image_size: int
     seed: int
+    supersample: int = SUPERSAMPLE
+    colours: tuple[tuple[int, int, int], ...] = field(default=(), compare=False)  # drawn colours (default: named)
 
 
 # ----------------------------------------------------------------------------
@@ -139,23 +168,27 @@ def _seed_from(rng: Rng) -> int:
     return int(rng.integers(2**31))
 
 
-def _sample_background(r: random.Random) -> Background:
-    kind = r.choice(BACKGROUND_KINDS)
+def _sample_background(r: random.Random, v: Variety) -> Background:
+    kind = r.choice(v.background_kinds)
 
     def muted(level: float) -> tuple[int, int, int]:
-        return tuple(int(round(level + r.uniform(-12, 12))) for _ in range(3))  # type: ignore[return-value]
+        return tuple(int(round(level + r.uniform(-v.tint, v.tint))) for _ in range(3))  # type: ignore[return-value]
 
-    level = r.uniform(100, 160)
+    lo, hi = v.level
+    level = r.uniform(lo, hi)
     level2 = level + r.choice((-1, 1)) * r.uniform(25, 40)
-    level2 = min(max(level2, 95), 165)
-    return Background(
+    level2 = min(max(level2, lo - 5), hi + 5)
+    background = Background(
         kind=kind,
         colour=muted(level),
         colour2=muted(level2),
-        amplitude=r.uniform(8, 14) if kind in ("noise", "stripes") else 0.0,
+        amplitude=r.uniform(*v.amplitude) if kind in ("noise", "stripes", "grain", "speckle") else 0.0,
         period=r.uniform(5, 10) if kind == "stripes" else 0.0,
         noise_seed=r.randrange(2**31),
     )
+    if kind == "grain":
+        background = Background(**{**background.__dict__, "grid": r.randint(3, 16)})
+    return background
 
 
 def _sample_attributes(r: random.Random, n: int) -> list[tuple[str, str, str]]:
@@ -182,12 +215,13 @@ def _layout_ok(objects: list[SceneObject], image_size: int) -> bool:
     return reading_order(objects) is not None
 
 
-def sample_scene(rng: Rng = None, image_size: int = 64) -> Scene:
+def sample_scene(rng: Rng = None, image_size: int = 64, variety: Variety = Variety()) -> Scene:
     """Sample a scene of 1 to 3 non-overlapping objects; deterministic given the seed.
 
     `rng` may be an int seed, a `random.Random`, a numpy `Generator` (one seed is
-    drawn from it) or None (random).
+    drawn from it) or None (random). `variety` widens the ranges (training).
     """
+    v = variety
     seed = _seed_from(rng)
     r = random.Random(seed)
     n = r.choice((1, 2, 2, 3, 3))
@@ -195,7 +229,7 @@ def sample_scene(rng: Rng = None, image_size: int = 64) -> Scene:
     while True:
         objects = []
         for size, colour, shape in attrs:
-            radius = SIZE_RADIUS[size] * image_size * r.uniform(0.95, 1.05)
+            radius = SIZE_RADIUS[size] * image_size * r.uniform(1 - v.size_jitter, 1 + v.size_jitter)
             lo = EXTENT * radius + 1
             hi = image_size - lo
             objects.append(
@@ -206,12 +240,19 @@ def sample_scene(rng: Rng = None, image_size: int = 64) -> Scene:
                     cx=round(r.uniform(lo, hi), 2),
                     cy=round(r.uniform(lo, hi), 2),
                     radius=round(radius, 2),
-                    angle=0.0 if shape == "circle" else round(r.uniform(-MAX_ANGLE, MAX_ANGLE), 1),
+                    angle=0.0 if shape == "circle" else round(r.uniform(-v.max_angle, v.max_angle), 1),
                 )
             )
         if _layout_ok(objects, image_size):
             break
-    return Scene(objects=tuple(objects), background=_sample_background(r), image_size=image_size, seed=seed)
+    background = _sample_background(r, v)
+    if v == Variety():
+        return Scene(objects=tuple(objects), background=background, image_size=image_size, seed=seed)
+    colours = tuple(
+        tuple(int(min(255, max(0, c + r.uniform(-v.colour_jitter, v.colour_jitter)))) for c in COLOURS[o.colour])
+        for o in objects
+    )
+    return Scene(tuple(objects), background, image_size, seed, r.choice(v.supersample), colours)  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------
@@ -242,9 +283,9 @@ def _polygon(obj: SceneObject) -> list[tuple[float, float]]:
     return [(obj.cx + obj.radius * (x * c + y * s_), obj.cy + obj.radius * (-x * s_ + y * c)) for x, y in pts]
 
 
-def object_alpha(obj: SceneObject, image_size: int) -> np.ndarray:
+def object_alpha(obj: SceneObject, image_size: int, supersample: int = SUPERSAMPLE) -> np.ndarray:
     """Antialiased coverage in [0, 1] of one object, shape (H, W) float32."""
-    k = SUPERSAMPLE
+    k = supersample
     canvas = Image.new("L", (image_size * k, image_size * k), 0)
     draw = ImageDraw.Draw(canvas)
     if obj.shape == "circle":
@@ -265,8 +306,15 @@ def _background(bg: Background, size: int) -> np.ndarray:
         img = c1 + (c2 - c1) * t[None, :, None]
     elif bg.kind == "vgradient":
         img = c1 + (c2 - c1) * t[:, None, None]
-    elif bg.kind == "noise":
-        grid = np.random.default_rng(bg.noise_seed).uniform(-1, 1, (5, 5)).astype(np.float32)
+    elif bg.kind == "dgradient":
+        angle = bg.noise_seed % 360 * math.pi / 180
+        yy, xx = np.meshgrid(t, t, indexing="ij")
+        along = np.clip((xx - 0.5) * math.cos(angle) + (yy - 0.5) * math.sin(angle) + 0.5, 0, 1)
+        img = c1 + (c2 - c1) * along[:, :, None]
+    elif bg.kind == "speckle":
+        img = img + np.random.default_rng(bg.noise_seed).normal(0, bg.amplitude / 3, (size, size, 1)).astype(np.float32)
+    elif bg.kind in ("noise", "grain"):
+        grid = np.random.default_rng(bg.noise_seed).uniform(-1, 1, (bg.grid, bg.grid)).astype(np.float32)
         smooth = Image.fromarray(grid, mode="F").resize((size, size), Image.Resampling.BICUBIC)
         img = img + bg.amplitude * np.clip(np.asarray(smooth), -1, 1)[:, :, None]
     elif bg.kind == "stripes":
@@ -280,16 +328,17 @@ def render_scene(scene: Scene) -> Image.Image:
     """Render the scene as an RGB image of image_size x image_size pixels."""
     size = scene.image_size
     img = _background(scene.background, size)
-    for obj in scene.objects:
-        alpha = object_alpha(obj, size)[:, :, None]
-        img = img * (1 - alpha) + np.array(COLOURS[obj.colour], dtype=np.float32) * alpha
+    colours = scene.colours or tuple(COLOURS[o.colour] for o in scene.objects)
+    for obj, colour in zip(scene.objects, colours):
+        alpha = object_alpha(obj, size, scene.supersample)[:, :, None]
+        img = img * (1 - alpha) + np.array(colour, dtype=np.float32) * alpha
     noise = np.random.default_rng(scene.seed).normal(0.0, PIXEL_NOISE, img.shape)
     return Image.fromarray(np.clip(np.rint(img + noise), 0, 255).astype(np.uint8), mode="RGB")
 
 
 def object_masks(scene: Scene) -> list[np.ndarray]:
     """Boolean (H, W) masks of the pixels each object covers (at least half), in scene order."""
-    return [object_alpha(obj, scene.image_size) >= 0.5 for obj in scene.objects]
+    return [object_alpha(obj, scene.image_size, scene.supersample) >= 0.5 for obj in scene.objects]
 
 
 def mask_cells(mask: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:

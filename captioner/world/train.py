@@ -4,10 +4,13 @@
                               [--resume] [--seed 0]
 
 The training set is rendered once (scenes of the TRAIN seed range) into uint8 tensors and
-cached in the run folder. Each step draws a batch of scenes and, per scene, one of its three
-reference captions (the canonical one half of the time, so greedy decoding settles on that
-style), and trains with teacher forcing: input [bos] + caption, target caption + [eos],
-padding ignored. An auxiliary loss pushes the cross-attention of the positions that
+cached in the run folder. Each scene has its own randomised look (`augment.py`: resolution,
+sizes, any rotation, backgrounds, anti-aliasing, blur, noise, JPEG; the first renderer's code,
+never the second renderer's), and non-scene images (`outliers.py`) are mixed in. Each step draws
+a batch and, per scene, one of its three reference captions (the canonical one most of the time,
+so greedy decoding settles on that style); a non-scene image gets the caption of a random scene,
+drawn anew each time, so the model learns to have no preference there. It trains with teacher
+forcing: input [bos] + caption, target caption + [eos], padding ignored. An auxiliary loss pushes the cross-attention of the positions that
 produce a colour or shape word towards the pixels of the object the word describes (known
 from the renderer): -log(attention mass on the object's patches), heads averaged, every
 layer (`--attn-weight 0` turns it off).
@@ -16,7 +19,8 @@ Every epoch it validates through the real decoding engine (greedy on val scenes:
 fact precision/recall) and writes a checkpoint (model, optimizer, step, RNG states: tensors
 and plain types only, loadable with torch.load(weights_only=True)) to resume from. At the end
 it writes the shipped files into --out: model.safetensors, config.json, the tokenizer,
-example PNGs, and MODEL_CARD.md with the final evaluation table.
+example PNGs, calibration.json (the out-of-world threshold, `calibrate.py`), generation_config.json
+(decoding defaults) and MODEL_CARD.md with the final evaluation tables.
 """
 
 from __future__ import annotations
@@ -42,6 +46,12 @@ from captioner.models.visiongpt2 import VisionGPT2
 DEFAULT_OUT = Path(__file__).parent / "builtin"
 DEFAULT_RUN_DIR = Path("runs") / "builtin"
 MAX_OBJECTS = 3
+# Decoding defaults shipped as generation_config.json (Hugging Face's format). The longest caption of
+# the world is 20 words + the end token; no reference repeats a 10-gram (the longest repeat is 9 words).
+GENERATION_CONFIG = {
+    "max_new_tokens": 24, "no_repeat_ngram_size": 10, "repetition_penalty": 1.0, "num_beams": 1,
+    "do_sample": False, "bos_token_id": 0, "eos_token_id": 0, "pad_token_id": 0,
+}  # fmt: skip
 
 
 @dataclass
@@ -49,10 +59,10 @@ class TrainConfig:
     """Everything that decides the trained weights (besides the model config)."""
 
     seed: int = 0
-    train_scenes: int = 16000
+    train_scenes: int = 20000
     val_scenes: int = 100
     batch_size: int = 64
-    steps: int = 7500
+    steps: int = 10000
     lr: float = 2e-3
     min_lr: float = 1e-4
     warmup: int = 100
@@ -60,8 +70,13 @@ class TrainConfig:
     grad_clip: float = 1.0
     canonical_share: float = 0.8  # how often the canonical reference (style 0) is the target
     attn_weight: float = 0.2  # weight of the attention-supervision loss (0 = off)
+    calibration_scenes: int = 1000  # VAL scenes the out-of-world threshold is set on (calibrate.py)
+    init_from: str = ""  # start from these weights (a model.safetensors of the same config) instead of random ones
+    nonscenes_per_kind: int = 40  # held-out non-scenes per kind in the final measurement (nonscenes.py)
     bf16: bool = False  # bf16 autocast for forward/backward on CPU (measured slower here: off)
     eval_scenes: int = 1000  # final evaluation on EVAL seeds
+    varied: bool = True  # randomised looks (augment.py); False: the first renderer's plain scenes
+    outlier_share: float = 0.1  # non-scene images per training scene (outliers.py)
 
 
 def model_config(size: str = "base") -> VisionGPT2Config:
@@ -81,32 +96,45 @@ def model_config(size: str = "base") -> VisionGPT2Config:
 
 
 # -- data -------------------------------------------------------------------------------------------
-def render_dataset(seeds: Sequence[int], config: VisionGPT2Config, progress: bool = True) -> dict[str, torch.Tensor]:
-    """Render scenes into tensors.
+def render_dataset(
+    seeds: Sequence[int], config: VisionGPT2Config, progress: bool = True, varied: bool = True, outliers: int = 0
+) -> dict[str, torch.Tensor]:
+    """Render scenes (then `outliers` non-scene images) into tensors.
 
-    images (N, 3, S, S) uint8; ids (N, 3, T) int16 reference captions, each ended by eos and
-    padded with -1; word_objects (N, 3, T) uint8 bit k set when the word at that position is a
-    colour or shape word of a mention describing object k; cells (N, 3, rows, cols) bool,
-    the patch cells each object's mask overlaps.
+    images (N + outliers, 3, S, S) uint8, scaled to S by the model's own bicubic resize; ids
+    (N, 3, T) int16 reference captions, each ended by eos and padded with -1; word_objects
+    (N, 3, T) uint8 bit k set when the word at that position is a colour or shape word of a
+    mention describing object k; cells (N + outliers, 3, rows, cols) bool, the patch cells each
+    object's mask overlaps (none for non-scenes).
     """
-    from captioner.world import build_tokenizer, make_example, mask_cells, match_mentions_to_objects, object_masks, parse_caption
+    from PIL import Image
+
+    from captioner.world import (
+        build_tokenizer, example_with_masks, mask_cells, match_mentions_to_objects, parse_caption, reference_captions,
+    )  # fmt: skip
+    from captioner.world.augment import training_example
+    from captioner.world.outliers import outlier_image
 
     tok = build_tokenizer()
     n, T, S, g = len(seeds), config.seq_len, config.image_size, config.grid_size
-    images = torch.zeros(n, 3, S, S, dtype=torch.uint8)
+    images = torch.zeros(n + outliers, 3, S, S, dtype=torch.uint8)
     ids = torch.full((n, 3, T), -1, dtype=torch.int16)
     word_objects = torch.zeros(n, 3, T, dtype=torch.uint8)
-    cells = torch.zeros(n, MAX_OBJECTS, g, g, dtype=torch.bool)
-    it = enumerate(seeds)
+    cells = torch.zeros(n + outliers, MAX_OBJECTS, g, g, dtype=torch.bool)
+    it = enumerate([*seeds, *range(-outliers, 0)])
     if progress:
         from tqdm import tqdm
 
-        it = tqdm(it, total=n, desc="render", unit="scene", mininterval=2)
+        it = tqdm(it, total=n + outliers, desc="render", unit="image", mininterval=2)
     for i, seed in it:
-        image, scene, refs = make_example(seed, S)
-        images[i] = torch.from_numpy(np.array(image)).permute(2, 0, 1)
-        for k, mask in enumerate(object_masks(scene)):
+        if i >= n:
+            images[i] = torch.from_numpy(np.array(outlier_image(i - n).resize((S, S), Image.BICUBIC))).permute(2, 0, 1)
+            continue
+        image, scene, masks = training_example(seed) if varied else example_with_masks(seed, S)
+        images[i] = torch.from_numpy(np.array(image.resize((S, S), Image.BICUBIC))).permute(2, 0, 1)
+        for k, mask in enumerate(masks):
             cells[i, k] = torch.from_numpy(mask_cells(mask, g, g)[0])
+        refs = reference_captions(scene)
         for r, text in enumerate(refs):
             toks = tok(text, add_special_tokens=False)["input_ids"] + [config.eos_token_id]
             if len(toks) > T:
@@ -117,31 +145,44 @@ def render_dataset(seeds: Sequence[int], config: VisionGPT2Config, progress: boo
     return {"images": images, "ids": ids, "word_objects": word_objects, "cells": cells}
 
 
-def load_or_render(path: Path, seeds: Sequence[int], config: VisionGPT2Config) -> dict[str, torch.Tensor]:
-    """The rendered dataset, cached at `path` (re-rendered when the seeds or sizes differ)."""
-    key = f"{seeds[0]}-{len(seeds)}-{config.image_size}-{config.patch_size}-{config.seq_len}"
+DATA_VERSION = 2  # bump when rendering changes, so cached data is rendered anew
+
+
+def load_or_render(
+    path: Path, seeds: Sequence[int], config: VisionGPT2Config, varied: bool = True, outliers: int = 0
+) -> dict[str, torch.Tensor]:
+    """The rendered dataset, cached at `path` (re-rendered when the seeds, sizes or looks differ)."""
+    key = f"v{DATA_VERSION}-{seeds[0]}-{len(seeds)}-{config.image_size}-{config.patch_size}-{config.seq_len}-{varied}-{outliers}"
     if path.exists():
         data = torch.load(path, weights_only=True)
         if data.get("key") == key:
             return data["data"]
-    data = render_dataset(seeds, config)
+    data = render_dataset(seeds, config, varied=varied, outliers=outliers)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"key": key, "data": data}, path)
     return data
 
 
 def make_batch(data: dict[str, torch.Tensor], index: torch.Tensor, gen: torch.Generator, cfg: TrainConfig, mc: VisionGPT2Config):
-    """Pixels, input ids, targets (-1 = ignore), attention targets for a batch of scene indices."""
+    """Pixels, input ids, targets (-1 = ignore), attention targets for a batch of image indices.
+
+    Indices past the scenes are non-scene images: they get the captions of random scenes."""
     B = index.numel()
     u = torch.rand(B, generator=gen)
     other = torch.randint(1, 3, (B,), generator=gen)
     ref = torch.where(u < cfg.canonical_share, torch.zeros_like(other), other)
-    ids = data["ids"][index, ref].long()  # (B, T) caption + eos, -1 padded
+    scenes = data["ids"].size(0)
+    is_scene = index < scenes
+    if not bool(is_scene.all()):
+        index_ids = torch.where(is_scene, index, torch.randint(0, scenes, (B,), generator=gen))
+    else:
+        index_ids = index
+    ids = data["ids"][index_ids, ref].long()  # (B, T) caption + eos, -1 padded
     length = int((ids >= 0).sum(dim=1).max())
     ids = ids[:, :length]
     targets = ids.clone()
     inputs = torch.cat([torch.full((B, 1), mc.bos_token_id), ids[:, :-1].clamp_min(0)], dim=1)
-    word_objects = data["word_objects"][index, ref][:, :length].long()  # (B, T) bits
+    word_objects = data["word_objects"][index_ids, ref][:, :length].long() * is_scene[:, None]  # (B, T) bits
     bits = torch.stack([(word_objects >> k) & 1 for k in range(MAX_OBJECTS)], dim=-1).bool()  # (B, T, K)
     cells = data["cells"][index].flatten(2)  # (B, K, N)
     target_cells = (bits.float() @ cells.float()) > 0  # (B, T, N): union of the described objects' cells
@@ -172,7 +213,7 @@ def losses(model, batch, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
     else:
         logits, atts = model(pixels, inputs), []
     ce = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-1)
-    attn = torch.zeros((), dtype=torch.float32)
+    attn = torch.zeros((), dtype=torch.float32, device=logits.device)
     has = target_cells.any(dim=-1)  # (B, T) positions that produce a colour/shape word
     if need and has.any():
         terms = []
@@ -208,7 +249,7 @@ def as_captioner(model: VisionGPT2, dtype: torch.dtype = torch.float32):
     from captioner.models.visiongpt2 import VisionGPT2Captioner
     from captioner.world import build_tokenizer
 
-    m = copy.deepcopy(model).to(dtype).eval()
+    m = copy.deepcopy(model).to("cpu", dtype).eval()
     info = ModelInfo("training", "visiongpt2", "training", model.num_parameters(), str(dtype).replace("torch.", ""))
     return VisionGPT2Captioner(m, build_tokenizer(), info)
 
@@ -243,7 +284,7 @@ def ship(out: Path, model: VisionGPT2, mc: VisionGPT2Config, examples: int = 8) 
     from captioner.world import make_example, save_tokenizer, split_seeds
 
     out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items() if k != "lm_head.weight"}
     save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
     (out / "config.json").write_text(json.dumps({"architecture": "VisionGPT2", **mc.to_dict()}, indent=2) + "\n")
     save_tokenizer(out)
@@ -257,10 +298,31 @@ def ship(out: Path, model: VisionGPT2, mc: VisionGPT2Config, examples: int = 8) 
         image.save(ex / f"scene_{seed}.png", optimize=True)
         rows.append({"file": f"scene_{seed}.png", "seed": seed, "references": refs})
     (ex / "captions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (out / "generation_config.json").write_text(json.dumps(GENERATION_CONFIG, indent=2) + "\n")
 
 
-def write_model_card(out: Path, mc: VisionGPT2Config, cfg: TrainConfig, info: dict[str, Any], table: str) -> None:
+def reproduce_command(cfg: TrainConfig, threads: int) -> str:
+    """The train command with every setting that differs from the defaults."""
+    flags = {"seed": "--seed", "steps": "--steps", "batch_size": "--batch-size", "lr": "--lr", "min_lr": "--min-lr",
+             "warmup": "--warmup", "train_scenes": "--train-scenes", "val_scenes": "--val-scenes",
+             "eval_scenes": "--eval-scenes", "attn_weight": "--attn-weight", "canonical_share": "--canonical-share",
+             "outlier_share": "--outlier-share", "init_from": "--init-from", "calibration_scenes": "--calibration-scenes",
+             "nonscenes_per_kind": "--nonscenes-per-kind"}  # fmt: skip
+    default = TrainConfig()
+    parts = [f"{flag} {getattr(cfg, name)}" for name, flag in flags.items() if getattr(cfg, name) != getattr(default, name)]
+    parts += ["--plain"] * (not cfg.varied) + ["--bf16"] * cfg.bf16
+    return " ".join(["python -m captioner.world.train", f"--threads {threads}", *parts])
+
+
+def write_model_card(out: Path, mc, cfg: TrainConfig, info: dict[str, Any], tables: dict[str, str], calibration: dict) -> None:
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file() and f.name != "MODEL_CARD.md")
+    gen = ", ".join(f"{k} {v}" for k, v in GENERATION_CONFIG.items() if not k.endswith("token_id"))
+    attn = (f"An auxiliary loss (weight {cfg.attn_weight}) adds -log(cross-attention mass on the described object's "
+            "patches) for each position that produces a colour or shape word, heads averaged, every layer; object masks "
+            "come from the renderer. The evaluation below does not use it: it only reads the model's attention.")
+    init = ("\n" + f"It starts from the weights in `{cfg.init_from}` (fine-tuning), not from random ones: see the training time."
+            if cfg.init_from else "")  # fmt: skip
+    evaluate = "python -m captioner.world.evaluate builtin --scenes {n} --renderer {r} --generation-config captioner/builtin/generation_config.json"
     text = f"""# Built-in model: VisionGPT2 on the scene world
 
 A small VisionGPT2 (ViT encoder blocks interleaved with GPT-2 blocks that cross-attend) trained from
@@ -268,10 +330,9 @@ scratch by `python -m captioner.world.train` on scenes rendered by `captioner.wo
 `load_captioner("builtin")` loads and what the app falls back to without network.
 
 ## Data
-- Training: {cfg.train_scenes} scenes from the TRAIN seed range (seeds 0..{cfg.train_scenes - 1}), rendered once at
-  {mc.image_size}x{mc.image_size}; each step picks one of the three reference captions per scene (the canonical
-  style {cfg.canonical_share:.0%} of the time, the other two styles otherwise).
-- Validation each epoch: {cfg.val_scenes} scenes of the VAL range. Evaluation: EVAL range, never seen in training.
+- Training: {cfg.train_scenes} scenes from the TRAIN seed range (seeds 0..{cfg.train_scenes - 1}), rendered once{", each in its own randomised look (`captioner/world/augment.py`): 30% the first renderer's plain 64 px look, the rest drawn at 64 to 160 px with sizes +-25%, any rotation, more backgrounds (gradients in any direction, noise of any grain, speckle; brighter and darker), aliased or anti-aliased edges, jittered colours, then maybe blur, noise, a colour cast and JPEG (quality 55 to 95), scaled to " + str(mc.image_size) + " px by the model's own bicubic resize" if cfg.varied else " at " + str(mc.image_size) + " px"}. Each step picks one of the three reference captions per scene (the canonical style {cfg.canonical_share:.0%} of the time).
+- Non-scenes: {int(cfg.outlier_share * cfg.train_scenes)} images that are not scenes (`captioner/world/outliers.py`: noise, flat colours, empty backgrounds, gradients, colour blocks, world shapes on foreign backgrounds, "dead leaves", text), each paired at every step with the caption of a random scene: the model learns no preference there, so its confidence drops (see "Out of world").
+- Validation each epoch: {cfg.val_scenes} scenes of the VAL range. Evaluation: EVAL range, never seen in training, drawn by the first renderer and by the second (`captioner/world/second.py`: independent code that training never imports: PIL's own aliased drawing at 64 to 512 px, sizes +-20%, any rotation, other backgrounds, blur, JPEG 60 to 95).
 
 ## Config
 - Model: image {mc.image_size}px, patch {mc.patch_size} ({mc.grid_size}x{mc.grid_size} grid), width {mc.embed_dim}, depth {mc.depth},
@@ -279,24 +340,33 @@ scratch by `python -m captioner.world.train` on scenes rendered by `captioner.wo
   dropout residual/MLP {mc.residual_dropout}; {info['parameters']:,} parameters.
 - Training: seed {cfg.seed}, {cfg.steps} steps of batch {cfg.batch_size}, AdamW (lr {cfg.lr}, cosine to {cfg.min_lr},
   warm-up {cfg.warmup}, weight decay {cfg.weight_decay}), grad clip {cfg.grad_clip}, bf16 autocast on CPU: {cfg.bf16}.
-- Attention supervision: {"yes" if cfg.attn_weight > 0 else "no"}. {"An auxiliary loss (weight " + str(cfg.attn_weight) + ") adds -log(cross-attention mass on the described object's patches) for each position that produces a colour or shape word, heads averaged, every layer; object masks come from the renderer. The evaluation below does not use it: it only reads the model's attention." if cfg.attn_weight > 0 else ""}
-- Files: model.safetensors, config.json, tokenizer.json + tokenizer_config.json, examples/*.png: {size / 1e6:.2f} MB in all.
+- Attention supervision: {"yes. " + attn if cfg.attn_weight > 0 else "no."}
+- Decoding defaults (`generation_config.json`): {gen}.
+- Files: model.safetensors, config.json, generation_config.json, calibration.json, tokenizer.json + tokenizer_config.json, examples/*.png: {size / 1e6:.2f} MB in all.
 
 ## Reproduce
-`python -m captioner.world.train --threads {info['threads']}` (defaults: the config above, seed {cfg.seed}) renders the data, trains,
-writes these files and this card. The same seed, thread count and torch version give the same weights;
-`--resume` continues from the checkpoint in `runs/builtin/`.
+`{reproduce_command(cfg, info['threads'])}` renders the data, trains,
+writes these files, calibrates, evaluates and writes this card. The same seed, thread count and torch version give the same weights;
+`--resume` continues from the checkpoint in `runs/builtin/`.{init}
 
 ## Training time
-{info['train_minutes']:.1f} minutes of training ({info['total_minutes']:.1f} minutes end to end with rendering, validation and the
-final evaluation) on {info['threads']} CPU threads ({info['cpu']}, {info['cores']} cores), load average at the end
+{info['train_minutes']:.1f} minutes of training ({info['total_minutes']:.1f} minutes end to end with rendering, validation, calibration and the
+final evaluations) on {"a GPU (" + info["device"] + "), " if info["device"] != "cpu" else ""}{info['threads']} CPU thread(s) ({info['cpu']}, {info['cores']} cores), mean 1-minute load average during training
 {info['loadavg']}. Trained {info['date']}.
 
 ## Evaluation
-`python -m captioner.world.evaluate builtin --scenes {cfg.eval_scenes}` (greedy decoding):
+Greedy decoding with the shipped defaults. First renderer (the one training draws with, in its plain look):
+`{evaluate.format(n=cfg.eval_scenes, r="first")}`
 
 ```
-{table}
+{tables["first"]}
+```
+
+Second renderer (independent code, never seen in training):
+`{evaluate.format(n=cfg.eval_scenes, r="second")}`
+
+```
+{tables["second"]}
 ```
 
 Definitions: fact precision = share of stated facts (objects with size, colour and shape, counts,
@@ -305,13 +375,27 @@ state count as true); fact recall = share of the facts a complete caption must s
 Exact match: the caption equals one of the three references word for word. Attention: for every
 generated colour or shape word, take the cross-attention of the step that produced it, one decoder
 layer, heads averaged, over the {mc.grid_size}x{mc.grid_size} patch grid (class token dropped); the word is a hit
-when the peak patch's {mc.image_size // mc.grid_size}x{mc.image_size // mc.grid_size}-pixel cell overlaps (at least one pixel) the mask of an object the word's mention describes;
+when the peak patch's pixel cell overlaps (at least one pixel) the mask of an object the word's mention describes;
 words of mentions that describe no object count as misses. The strict variant needs the cell at
 least half covered by the object. bf16: greedy token ids with the weights in bfloat16 equal those in float32.
+"At the token limit": the caption stopped at max_new_tokens instead of ending.
+
+## Out of world
+Every caption carries a confidence: the {calibration['confidence']} (`captioner/decoding/confidence.py`).
+`calibration.json` holds the threshold below which a caption is flagged out of world: {calibration['confidence_threshold']}, the
+{calibration['quantile']:.1%} quantile of {calibration['scenes']} held-out {calibration['from']}
+(`python -m captioner.world.calibrate`). Flagged scenes: see "flagged out of world" in the tables above.
+Non-scenes made by `captioner/world/nonscenes.py` (never used in training; the tests add the hostile corpus's images):
+`python -m captioner.world.nonscenes builtin --count {cfg.nonscenes_per_kind} --generation-config captioner/builtin/generation_config.json`
+
+```
+{tables["nonscenes"]}
+```
 
 ## Limits
-It knows only the scene world: 5 shapes, 8 colours, 2 sizes, 1 to 3 objects. On photographs it
-still answers in that vocabulary, which is meaningless.
+It knows only the scene world: 5 shapes (circle, square, triangle, star, cross), 8 colours (red, orange,
+yellow, green, blue, purple, white, black), 2 sizes, 1 to 3 objects on a muted background, and the relations
+left of / right of / above / below. On anything else it still answers in that vocabulary; the flag says so.
 """
     (out / "MODEL_CARD.md").write_text(text)
 
@@ -327,6 +411,7 @@ def train(
     stop_at: int | None = None,
     threads: int = 2,
     progress: bool = True,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Train, validate each epoch, checkpoint, evaluate and ship. Returns the final numbers."""
     from tqdm import tqdm
@@ -341,25 +426,37 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = run_dir / "checkpoint.pt"
 
-    data = load_or_render(run_dir / f"train-{cfg.train_scenes}.pt", split_seeds("train", cfg.train_scenes), mc)
     torch.manual_seed(cfg.seed)
-    model = VisionGPT2(mc)
+    model = VisionGPT2(mc).to(device)
     optimizer = make_optimizer(model, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     step, history = 0, []
+    if cfg.init_from:
+        from safetensors.torch import load_file
+
+        missing, unexpected = model.load_state_dict(load_file(cfg.init_from), strict=False)
+        if unexpected or set(missing) - {"lm_head.weight"}:  # the head is tied to the token embedding
+            raise ValueError(f"{cfg.init_from} does not fit the model config: missing {missing}, unexpected {unexpected}")
     if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, weights_only=True)
+        state = torch.load(ckpt_path, weights_only=True, map_location="cpu")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, history = state["step"], list(state["history"])
         torch.set_rng_state(state["torch_rng"])
         gen.set_state(state["data_rng"])
         print(f"resumed from {ckpt_path} at step {step}")
-    n = data["images"].size(0)
+    n = int(cfg.train_scenes * (1 + cfg.outlier_share))
+    if step < cfg.steps:  # a finished run resumed only to ship and measure needs no data
+        outliers = int(cfg.outlier_share * cfg.train_scenes)
+        data = load_or_render(
+            run_dir / f"train-{cfg.train_scenes}.pt", split_seeds("train", cfg.train_scenes), mc, cfg.varied, outliers
+        )
+        n = data["images"].size(0)
     steps_per_epoch = max(1, n // cfg.batch_size)
     perm = None
     model.train()
     t_train = time.perf_counter()
+    minutes_before = history[-1]["minutes"] if history else 0.0  # of the runs this one resumes
     bar = tqdm(total=cfg.steps, initial=step, desc="train", unit="step", disable=not progress, mininterval=2)
     ce_avg = attn_avg = None
     stopped_early = False
@@ -372,10 +469,10 @@ def train(
         if perm is None or pos == 0:
             perm = torch.randperm(n, generator=epoch_perm_gen)
         index = perm[pos * cfg.batch_size : (pos + 1) * cfg.batch_size]
-        batch = make_batch(data, index, gen, cfg, mc)
+        batch = [t.to(device) for t in make_batch(data, index, gen, cfg, mc)]
         for g in optimizer.param_groups:
             g["lr"] = lr_at(step, cfg)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=cfg.bf16):
             ce, attn = losses(model, batch, cfg)
         loss = ce + cfg.attn_weight * attn
         optimizer.zero_grad(set_to_none=True)
@@ -393,7 +490,7 @@ def train(
                 "step": step, "epoch": step / steps_per_epoch, "ce": ce_avg, "attn": attn_avg,
                 "val_exact_match": v["exact_match"], "val_fact_precision": v["fact_precision"],
                 "val_fact_recall": v["fact_recall"], "val_attention_best": v.get("attention_best", 0.0),
-                "minutes": (time.perf_counter() - t_train) / 60,
+                "minutes": minutes_before + (time.perf_counter() - t_train) / 60, "loadavg": os.getloadavg()[0], "device": device,
             }  # fmt: skip
             history.append(record)
             bar.write(
@@ -402,7 +499,7 @@ def train(
             )
             save_checkpoint(ckpt_path, model, optimizer, step, gen, cfg, mc, history)
     bar.close()
-    train_minutes = (time.perf_counter() - t_train) / 60
+    train_minutes = minutes_before + (time.perf_counter() - t_train) / 60
     if stopped_early:
         save_checkpoint(ckpt_path, model, optimizer, step, gen, cfg, mc, history)
         print(f"stopped at step {step}; --resume continues")
@@ -413,28 +510,48 @@ def train(
     ship(out, model, mc)
     result: dict[str, Any] = {"step": step, "history": history}
     if cfg.eval_scenes > 0:
-        from captioner.loading import load_captioner
-
-        shipped = load_captioner(str(out))
-        bf16 = load_captioner(str(out), dtype="bfloat16")
-        r = evaluate_model(shipped, split_seeds("eval", cfg.eval_scenes), bf16_model=bf16, progress=progress)
-        table = format_table(r)
-        print(table)
-        result.update(r, table=table)
-        (run_dir / "eval.json").write_text(json.dumps({k: v for k, v in r.items()}, indent=2))
+        loads = [r["loadavg"] for r in history if "loadavg" in r]
         info = {
+            "device": history[-1].get("device", device) if history else device,
             "parameters": model.num_parameters(),
             "train_minutes": train_minutes,
-            "total_minutes": (time.perf_counter() - t_start) / 60,
             "threads": threads,
             "cores": os.cpu_count(),
             "cpu": platform.processor() or platform.machine(),
-            "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+            "loadavg": f"{np.mean(loads):.2f}" if loads else "n/a",
             "date": _dt.date.today().isoformat(),
         }
-        write_model_card(out, mc, cfg, info, table)
-        result["info"] = info
+        result.update(measure_and_describe(out, run_dir, model, mc, cfg, info, progress, t_start))
     return result
+
+
+def measure_and_describe(out: Path, run_dir: Path, model, mc, cfg: TrainConfig, info: dict, progress: bool, t_start: float):
+    """Calibrate the shipped files, evaluate them on both renderers and on non-scenes, write the card."""
+    from captioner.loading import load_captioner
+    from captioner.world import split_seeds
+    from captioner.world.calibrate import write_calibration
+    from captioner.world.evaluate import evaluate_model, format_table, greedy_config
+    from captioner.world.nonscenes import format_rates, generated_nonscenes, measure
+
+    uncalibrated = load_captioner(str(out))
+    write_calibration(out, uncalibrated, cfg.calibration_scenes, config=greedy_config(uncalibrated, GENERATION_CONFIG))
+    shipped = load_captioner(str(out))
+    bf16 = load_captioner(str(out), dtype="bfloat16")
+    config = greedy_config(shipped, GENERATION_CONFIG)
+    tables, results = {}, {}
+    for renderer in ("first", "second"):
+        r = evaluate_model(shipped, split_seeds("eval", cfg.eval_scenes), bf16_model=bf16, progress=progress,
+                           renderer=renderer, config=config)  # fmt: skip
+        tables[renderer] = format_table(r)
+        results[renderer] = r
+        print(tables[renderer])
+    rates = measure(shipped, generated_nonscenes(cfg.nonscenes_per_kind), config.with_(output_attentions=False))
+    tables["nonscenes"] = format_rates(rates)
+    print(tables["nonscenes"])
+    (run_dir / "eval.json").write_text(json.dumps({**results, "nonscenes": rates}, indent=2))
+    info["total_minutes"] = (time.perf_counter() - t_start) / 60
+    write_model_card(out, mc, cfg, info, tables, json.loads((out / "calibration.json").read_text()))
+    return {"tables": tables, "eval": results, "nonscenes": rates, "info": info}
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -448,30 +565,41 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--min-lr", type=float, default=TrainConfig.min_lr)
+    p.add_argument("--warmup", type=int, default=TrainConfig.warmup)
+    p.add_argument("--init-from", default="", help="start from these weights (fine-tuning) instead of random ones")
     p.add_argument("--train-scenes", type=int, default=TrainConfig.train_scenes)
     p.add_argument("--val-scenes", type=int, default=TrainConfig.val_scenes)
     p.add_argument("--eval-scenes", type=int, default=TrainConfig.eval_scenes)
+    p.add_argument("--calibration-scenes", type=int, default=TrainConfig.calibration_scenes)
+    p.add_argument("--nonscenes-per-kind", type=int, default=TrainConfig.nonscenes_per_kind)
     p.add_argument("--attn-weight", type=float, default=TrainConfig.attn_weight)
     p.add_argument("--canonical-share", type=float, default=TrainConfig.canonical_share,
                    help="how often the canonical reference is the target (the rest: the other styles)")
+    p.add_argument("--outlier-share", type=float, default=TrainConfig.outlier_share,
+                   help="non-scene images per training scene (0: none)")
+    p.add_argument("--plain", action="store_true", help="the first renderer's plain scenes, no randomised looks")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (slower than float32 on the CPUs measured)")
     p.add_argument("--size", choices=["base", "tiny"], default="base")
     p.add_argument("--width", type=int, default=None)
     p.add_argument("--depth", type=int, default=None)
     p.add_argument("--threads", type=int, default=2, help="torch threads (the shipped weights: 2)")
+    p.add_argument("--device", default="cpu", help="where to train (the shipped weights: cpu); e.g. cuda for quick experiments")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     cfg = TrainConfig(
-        seed=a.seed, steps=a.steps, batch_size=a.batch_size, lr=a.lr, train_scenes=a.train_scenes,
+        seed=a.seed, steps=a.steps, batch_size=a.batch_size, lr=a.lr, min_lr=a.min_lr, warmup=a.warmup,
+        init_from=a.init_from, train_scenes=a.train_scenes,
         val_scenes=a.val_scenes, eval_scenes=a.eval_scenes, attn_weight=a.attn_weight, bf16=a.bf16,
-        canonical_share=a.canonical_share,
+        canonical_share=a.canonical_share, outlier_share=a.outlier_share, varied=not a.plain,
+        calibration_scenes=a.calibration_scenes, nonscenes_per_kind=a.nonscenes_per_kind,
     )  # fmt: skip
     mc = model_config(a.size)
     if a.width:
         mc.embed_dim = a.width
     if a.depth:
         mc.depth = a.depth
-    return train(a.out, a.run_dir, cfg, mc, resume=a.resume, minutes=a.minutes, stop_at=a.stop_at, threads=a.threads, progress=not a.quiet)
+    return train(a.out, a.run_dir, cfg, mc, resume=a.resume, minutes=a.minutes, stop_at=a.stop_at, threads=a.threads, progress=not a.quiet, device=a.device)
 
 
 if __name__ == "__main__":

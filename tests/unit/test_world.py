@@ -289,3 +289,103 @@ def test_dataset_and_splits() -> None:
     assert scene.seed == EVAL_SEED_OFFSET and image.size == (64, 64) and refs == reference_captions(scene)
     assert split_seeds("val", 3, start=2) == range(VAL_SEED_OFFSET + 2, VAL_SEED_OFFSET + 5)
     assert max(split_seeds("train", 1000)) < min(split_seeds("val", 1)) < min(split_seeds("eval", 1))
+
+
+# ---------------------------------------------------------------- second renderer (the hold-out)
+from captioner.world.render import SIZE_RADIUS, TRAINING_VARIETY, reading_order  # noqa: E402
+from captioner.world.second import MAX_SIZE, MIN_SIZE, make_second_example, sample_second  # noqa: E402
+
+SECOND_SEEDS = range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + 120)
+
+
+@pytest.fixture(scope="module")
+def second_examples():
+    return [make_second_example(seed) for seed in SECOND_SEEDS]
+
+
+def test_second_renderer_is_deterministic_and_differs_from_the_first() -> None:
+    for seed in (EVAL_SEED_OFFSET, 7):
+        a, b = make_second_example(seed), make_second_example(seed)
+        assert a[1] == b[1] and np.array_equal(np.asarray(a[0]), np.asarray(b[0]))
+        assert a[1] != sample_scene(seed)  # its own sampler, not the first renderer's scene
+
+
+def test_second_renderer_spreads_what_the_first_holds_fixed(second_examples) -> None:
+    sizes = {image.size[0] for image, _, _ in second_examples}
+    assert min(sizes) >= MIN_SIZE and max(sizes) <= MAX_SIZE and max(sizes) - min(sizes) > 300
+    assert all(image.size[0] == image.size[1] for image, _, _ in second_examples)
+    spread = [o.radius / (SIZE_RADIUS[o.size] * s.image_size) for _, s, _ in second_examples for o in s.objects]
+    assert 0.8 <= min(spread) < 0.85 and 1.15 < max(spread) <= 1.2  # +-20% around the nominal sizes
+    angles = [o.angle for _, s, _ in second_examples for o in s.objects if o.shape != "circle"]
+    assert max(angles) - min(angles) > 300  # any rotation, not the first renderer's +-15 degrees
+    assert len({s.background.kind for _, s, _ in second_examples}) == 5
+    assert len({o.shape for _, s, _ in second_examples for o in s.objects}) == 5
+    assert len({len(s.objects) for _, s, _ in second_examples}) == 3
+
+
+def test_second_renderer_scenes_state_true_facts(second_examples) -> None:
+    for image, scene, masks in second_examples:
+        assert reading_order(scene.objects) is not None  # every relation clear
+        refs = reference_captions(scene)
+        for ref in refs:
+            parsed = parse_caption(ref)
+            assert parsed.fully_parsed and parsed.facts == scene_facts(scene), ref
+        size = image.size[0]
+        for obj, mask in zip(scene.objects, masks):
+            assert mask.shape == (size, size) and mask.sum() > 0.5 * obj.radius**2
+            border = np.concatenate([mask[0], mask[-1], mask[:, 0], mask[:, -1]])
+            assert not border.any()
+        for i in range(len(masks)):
+            for j in range(i + 1, len(masks)):
+                assert not (masks[i] & masks[j]).any()
+
+
+def test_second_renderer_draws_the_named_colours(second_examples) -> None:
+    names = list(COLOURS)
+    palette = np.array([COLOURS[c] for c in names], dtype=float)
+    for image, scene, masks in second_examples:
+        pixels = np.asarray(image, dtype=float)
+        for obj, mask in zip(scene.objects, masks):
+            core = pixels[mask].reshape(-1, 3)
+            nearest = names[int(np.argmin(((np.median(core, axis=0) - palette) ** 2).sum(-1)))]
+            assert nearest == obj.colour, (scene.seed, obj)
+
+
+def test_training_looks_are_varied_and_keep_captions_true() -> None:
+    from captioner.world.augment import training_example
+
+    examples = [training_example(seed) for seed in range(60)]
+    assert len({image.size for image, _, _ in examples}) > 10
+    assert any(scene.supersample == 1 for _, scene, _ in examples)
+    for image, scene, masks in examples:
+        assert image.size == (scene.image_size, scene.image_size) and len(masks) == len(scene.objects)
+        assert reading_order(scene.objects) is not None
+    assert TRAINING_VARIETY.max_angle == 180 and TRAINING_VARIETY.size_jitter >= 0.2
+
+
+def test_outlier_images_cover_every_kind() -> None:
+    from captioner.world.outliers import KINDS, outlier_image
+
+    images = [outlier_image(i) for i in range(2 * len(KINDS))]
+    assert all(im.size == (64, 64) and im.mode == "RGB" for im in images)
+    assert np.array_equal(np.asarray(outlier_image(3)), np.asarray(images[3]))
+    assert len({np.asarray(im).tobytes() for im in images}) == len(images)
+
+
+@pytest.mark.slow
+def test_training_never_loads_the_hold_out_code() -> None:
+    """The second renderer and the held-out non-scenes stay out of training's process (a real hold-out)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from captioner.world import train\n"
+        "mc = train.model_config('tiny')\n"
+        "data = train.render_dataset(range(8), mc, progress=False, outliers=4)\n"
+        "batch = train.make_batch(data, torch.arange(12), torch.Generator().manual_seed(0), train.TrainConfig(), mc)\n"
+        "assert batch[0].shape == (12, 3, 64, 64)\n"
+        "print(sorted(m for m in sys.modules if m in ('captioner.world.second', 'captioner.world.nonscenes')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
