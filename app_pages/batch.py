@@ -23,10 +23,11 @@ with state.page_guard("captioning the batch"):
     rows = state.batch_rows(lm, items, config)
     todo = sum(row is None for row in rows)
     label = f"Caption {todo} images" if todo == len(items) else f"Caption the other {todo} images"
-    if st.button(label if todo else "Caption the images", type="primary", disabled=not todo, key="batch.run"):
+    if not todo:
+        label = f"All {len(items)} images are captioned" if items else "Caption the images"
+    if st.button(label, type="primary", disabled=not todo, key="batch.run"):
         state.run_batch(lm, items, config)
-        rows = state.batch_rows(lm, items, config)
-        todo = sum(row is None for row in rows)
+        st.rerun()  # draw the page again with every row
     done = [row for row in rows if row is not None]
     if todo and done:
         st.info(f"{len(done)} of {len(items)} images are captioned with these settings (stopped or changed); "
@@ -50,10 +51,16 @@ with state.page_guard("captioning the batch"):
         c2.metric("CIDEr-D", f"{scores['CIDEr-D']:.3f}")
         c3.metric("Images with references", scores["images"])
     table = views.batch_table(shown)
-    st.dataframe(table, hide_index=True, row_height=72, height="content", column_config={
-        "thumbnail": st.column_config.ImageColumn("image", width="small"),
-        "caption": st.column_config.TextColumn(width="large"),
-        "references": st.column_config.TextColumn(width="large"),
-    })
+    seconds = sum(row.seconds or 0.0 for row in shown)
+    st.caption(f"{len(done)} images captioned in {seconds:.2f} s of model time; the CSV also has each one's "
+               "time and log-probability.")
+    st.dataframe(table, hide_index=True, row_height=72, height="content", column_order=views.batch_columns_shown(table),
+                 column_config={
+                     "thumbnail": st.column_config.ImageColumn("image", width=72),
+                     "file": st.column_config.TextColumn(width=140),
+                     "caption": st.column_config.TextColumn(width=250),
+                     "references": st.column_config.TextColumn(width=250),
+                     "matches a reference": st.column_config.CheckboxColumn("exact", width=50),
+                 })
     st.download_button("Download results (CSV)", views.csv_bytes(table), file_name="captions.csv",
                        mime="text/csv", on_click="ignore", icon=":material/download:")

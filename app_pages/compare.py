@@ -21,10 +21,11 @@ with state.page_guard("comparing decoding strategies"):
         st.stop()
 
     st.subheader("Side by side")
-    together = "were decoded together in one batched call; time is that call's" if len(results) > 1 else "was decoded"
+    seconds = max(r.timings.get("decode", 0.0) for r in results)
+    together = f"were decoded together in one batched call of {seconds:.2f} s" if len(results) > 1 else "was decoded"
     st.caption(f"{len(results)} configurations {together}."
-               + (" Shown from the cache: the times are from when they were computed." if decoded.from_cache else ""))
-    st.table(views.comparison_table(results), border="horizontal")
+               + (" Shown from the cache: the time is from when they were computed." if decoded.from_cache else ""))
+    st.table(views.readable(views.comparison_table(results)), border="horizontal")
     st.caption(views.compare_note(configs[0].length_penalty))
     left, right, _ = st.columns([1, 1, 2])
     left.download_button("Every caption (CSV)", views.csv_bytes(views.every_caption_table(results)),
@@ -36,6 +37,6 @@ with state.page_guard("comparing decoding strategies"):
     st.subheader("Token probabilities")
     st.plotly_chart(views.token_prob_figure(results))
     st.subheader("Samples")
-    st.table(views.samples_table(results), border="horizontal")
+    st.table(views.readable(views.samples_table(results)), border="horizontal")
     st.subheader("All beams")
-    st.table(views.beams_table(results), border="horizontal")
+    st.table(views.readable(views.beams_table(results)), border="horizontal")

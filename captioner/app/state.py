@@ -646,12 +646,14 @@ def run_batch(lm: LoadedModel, items: Sequence[BatchItem], config: DecodingConfi
         del done[stale]
     todo = [(k, item) for k, item in keys.items() if k not in done]
     bar = st.progress(0.0, text=f"Captioning {len(todo)} images…")
-    st.button("Stop", key="batch.stop", icon=":material/stop_circle:")
+    stop = st.empty()
+    stop.button("Stop", key="batch.stop", icon=":material/stop_circle:")
     rows = caption_items(lm.model, [item for _, item in todo], config, lm.lock)
     for i, ((key, item), row) in enumerate(zip(todo, rows), 1):
         done[key] = row
         bar.progress(i / len(todo), text=f"{i}/{len(todo)} · {item.name}")
     bar.empty()
+    stop.empty()
 
 
 # -- page frame ---------------------------------------------------------------------------------

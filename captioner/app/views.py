@@ -29,7 +29,13 @@ from captioner.models.base import ModelInfo
 
 END_LABEL = "⟨end⟩"
 PROB_SCALE = "RdYlGn"  # token backgrounds: red unlikely, yellow, green certain
+PROB_SPAN = (0.1, 0.9)  # the part of the scale used (its darkest ends would hide the text)
+PROB_LIGHTEN = 0.5  # mixed with white, so dark text stays readable
 HEAT_SCALE = "Inferno"  # attention: dark little, bright most
+# The same scale in rgb() form for figures: Streamlit's Plotly theme swaps the hex colours #000001..#000030
+# for its own (placeholders), and Inferno starts at #000004, which would come out pink.
+HEAT_COLORSCALE = [[pos, pc.convert_colors_to_same_type(colour, "rgb")[0][0]] for pos, colour in
+                   pc.make_colorscale(pc.sequential.Inferno)]
 
 # -- texts --------------------------------------------------------------------------------------
 HOW_TO_READ = {
@@ -137,14 +143,15 @@ def _rgb(colour: str) -> tuple[float, float, float]:
 def prob_color(p: float) -> str:
     """Background colour for a token from Plotly's RdYlGn scale, lightened so dark text stays readable."""
     p = min(max(float(p), 0.0), 1.0) if math.isfinite(p) else 0.0
-    colour = _rgb(pc.sample_colorscale(PROB_SCALE, [p])[0])
-    r, g, b = pc.find_intermediate_color(colour, (255.0, 255.0, 255.0), 0.45)
+    lo, hi = PROB_SPAN
+    colour = _rgb(pc.sample_colorscale(PROB_SCALE, [lo + (hi - lo) * p])[0])
+    r, g, b = pc.find_intermediate_color(colour, (255.0, 255.0, 255.0), PROB_LIGHTEN)
     return f"rgb({round(r)}, {round(g)}, {round(b)})"
 
 
-def scale_legend_html(scale: str, left: str, right: str, lighten: float = 0.0) -> str:
-    """A small horizontal colour bar for a Plotly scale, with a label at each end."""
-    stops = [_rgb(c) for c in pc.sample_colorscale(scale, list(np.linspace(0, 1, 9)))]
+def scale_legend_html(scale: str, left: str, right: str, lighten: float = 0.0, span: tuple[float, float] = (0, 1)) -> str:
+    """A small horizontal colour bar for (the `span` of) a Plotly scale, with a label at each end."""
+    stops = [_rgb(c) for c in pc.sample_colorscale(scale, list(np.linspace(*span, 9)))]
     stops = [pc.find_intermediate_color(c, (255.0, 255.0, 255.0), lighten) for c in stops]
     gradient = ", ".join(f"rgb({round(r)},{round(g)},{round(b)})" for r, g, b in stops)
     return (
@@ -156,7 +163,7 @@ def scale_legend_html(scale: str, left: str, right: str, lighten: float = 0.0) -
 
 
 def token_legend_html() -> str:
-    return scale_legend_html(PROB_SCALE, "p = 0 (unlikely)", "1 (certain)", lighten=0.45)
+    return scale_legend_html(PROB_SCALE, "p = 0 (unlikely)", "1 (certain)", PROB_LIGHTEN, PROB_SPAN)
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$&:])")
@@ -266,7 +273,18 @@ def comparison_table(results: Sequence[DecodeResult]) -> pd.DataFrame:
                 "time (s)": round(r.timings.get("decode", 0.0), 3),
             }
         )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if len(table) > 1 and table["time (s)"].nunique() == 1:  # decoded in one call: its time is said once
+        table = table.drop(columns="time (s)")
+    return table
+
+
+def readable(table: pd.DataFrame, digits: int = 3, wide: Sequence[str] = ("caption",)) -> "pd.io.formats.style.Styler":
+    """A table for st.table: numbers to `digits` decimals, blanks for missing values, no index, and the
+    `wide` columns kept wide enough to read on a narrow window."""
+    style = table.style.format(precision=digits, na_rep="").hide(axis="index")
+    columns = [c for c in wide if c in table.columns]
+    return style.set_properties(subset=columns, **{"min-width": "14em"}) if columns else style
 
 
 def samples_table(results: Sequence[DecodeResult]) -> pd.DataFrame:
@@ -486,21 +504,27 @@ def overlay(image: Image.Image, amap: np.ndarray, side: int = 320, alpha: float 
 
 def attention_figure(image: Image.Image, amap: np.ndarray, opacity: float = 0.6, title: str = "",
                      side: int = 448) -> go.Figure:
-    """One word's attention over the image, with a colour scale legend in attention weights."""
-    base = display_image(image, side)
+    """One word's attention over the image (the same overlay as the grid), with a colour scale legend in
+    attention weights and each patch's weight on hover."""
+    base = overlay(image, amap, side, opacity)
     w, h = base.size
     m = np.nan_to_num(np.asarray(amap, dtype=np.float32))
     rows, cols = m.shape
+    lo, hi = float(m.min()), float(m.max())
     fig = go.Figure(go.Image(z=np.asarray(base), hoverinfo="skip"))
-    fig.add_trace(go.Heatmap(
-        z=m, x0=w / cols / 2, dx=w / cols, y0=h / rows / 2, dy=h / rows, colorscale=HEAT_SCALE,
-        opacity=float(min(max(opacity, 0.0), 1.0)), zsmooth="best",
-        colorbar=dict(title=dict(text="attention", side="right"), tickformat=".2f", thickness=14),
-        hovertemplate="patch (%{y:.0f}, %{x:.0f} px): %{z:.3f}<extra></extra>",
+    fig.add_trace(go.Heatmap(  # invisible: it only answers the hover with the patch's weight
+        z=m, x0=w / cols / 2, dx=w / cols, y0=h / rows / 2, dy=h / rows, opacity=0, showscale=False,
+        hovertemplate="this patch: %{z:.3f} of the attention<extra></extra>",
+    ))
+    fig.add_trace(go.Scatter(  # the legend: the overlay's colours, lo..hi
+        x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
+        marker=dict(color=[lo, hi], cmin=lo, cmax=hi if hi > lo else lo + 1e-6, colorscale=HEAT_COLORSCALE, showscale=True,
+                    colorbar=dict(title=dict(text="attention", side="right"), tickformat=".2f", thickness=14)),
     ))
     fig.update_layout(
         title=dict(text=html.escape(title), font=dict(size=14)), height=side + 60, margin=dict(l=0, r=0, t=40, b=0),
         xaxis=dict(visible=False, range=[0, w]), yaxis=dict(visible=False, range=[h, 0], scaleanchor="x"),
+        plot_bgcolor="white",
     )
     return fig
 
@@ -657,6 +681,13 @@ def batch_table(rows: Sequence[BatchRow]) -> pd.DataFrame:
         })
         records.append(record)
     return pd.DataFrame(records)
+
+
+def batch_columns_shown(table: pd.DataFrame) -> list[str]:
+    """The batch table's columns that fit the page's width (the CSV keeps them all, log-prob and time
+    included); notes only when there are some."""
+    shown = ["thumbnail", "file", "caption", "confidence", "BLEU-4", "matches a reference", "references", "note"]
+    return [c for c in shown if c in table.columns and (c != "note" or table[c].astype(bool).any())]
 
 
 def _row_note(row: BatchRow) -> str:

@@ -76,6 +76,9 @@ def test_tables_and_figures(results):
     assert list(table["strategy"]) == ["greedy", "beam (3)", "sample top-k 5", "nucleus"]
     assert pd.isna(table.loc[0, "distinct-1"]) and 0 < table.loc[2, "distinct-1"] <= 1
     assert (table["tokens"] <= 6).all() and list(table["score uses"])[:2] == ["model's own", "model's own"]
+    assert "time (s)" not in table.columns  # one batched call: one time, said beside the table
+    alone = views.comparison_table([dataclasses.replace(r, timings={"decode": 0.1 * i}) for i, r in enumerate(res)])
+    assert list(alone["time (s)"]) == [0.0, 0.1, 0.2, 0.3]
     samples = views.samples_table(res)
     assert len(samples) == 8 and set(samples["strategy"]) == {"sample top-k 5", "nucleus"}
     beams = views.beams_table(res)
@@ -177,8 +180,9 @@ def test_colours_come_from_plotly_scales():
 
     low, mid, high = (rgb(views.prob_color(p)) for p in (0.0, 0.5, 1.0))
     assert low[0] > low[1] and high[1] > high[0] and mid[0] > 200 and mid[1] > 200  # red, yellow, green
-    scale_low = pc.unlabel_rgb(pc.sample_colorscale(views.PROB_SCALE, [0.0])[0])
-    assert low == tuple(round(v) for v in pc.find_intermediate_color(scale_low, (255.0, 255.0, 255.0), 0.45))
+    scale_low = pc.unlabel_rgb(pc.sample_colorscale(views.PROB_SCALE, [views.PROB_SPAN[0]])[0])
+    white = (255.0, 255.0, 255.0)
+    assert low == tuple(round(v) for v in pc.find_intermediate_color(scale_low, white, views.PROB_LIGHTEN))
     assert views.prob_color(float("nan")) == views.prob_color(0.0)
     assert "linear-gradient" in views.token_legend_html() and "certain" in views.token_legend_html()
 
@@ -246,9 +250,15 @@ def test_every_caption_export(results):
 def test_attention_figure_has_a_colour_scale_and_the_opacity():
     amap = np.arange(16, dtype=np.float32).reshape(4, 4) / 120
     fig = views.attention_figure(Image.new("RGB", (60, 40), "white"), amap, opacity=0.35, title="“red” · layer 1")
-    heat = [t for t in fig.data if t.type == "heatmap"][0]
-    assert heat.opacity == 0.35 and heat.colorbar.title.text == "attention" and heat.colorscale
-    assert heat.dx * 4 == pytest.approx(448) and fig.layout.title.text == "“red” · layer 1"
+    shown = np.asarray(fig.data[0].z, dtype=np.uint8)  # the same overlay as the grid's, at this opacity
+    assert (shown == np.asarray(views.overlay(Image.new("RGB", (60, 40), "white"), amap, 448, 0.35))).all()
+    legend = [t for t in fig.data if t.type == "scatter"][0].marker
+    assert legend.showscale and legend.colorbar.title.text == "attention"
+    assert (legend.cmin, legend.cmax) == pytest.approx((0.0, 15 / 120))
+    # rgb() colours: Streamlit's theme would replace the hex #000004 Inferno starts with
+    assert legend.colorscale[0] == (0.0, "rgb(0, 0, 4)") and not any(c.startswith("#") for _, c in legend.colorscale)
+    hover = [t for t in fig.data if t.type == "heatmap"][0]
+    assert hover.dx * 4 == pytest.approx(448) and fig.layout.title.text == "“red” · layer 1"
     base = views.display_image(Image.new("RGB", (60, 40), "white"), 120)
     assert views.overlay(Image.new("RGB", (60, 40), "white"), amap, 120, alpha=0.0).tobytes() == base.tobytes()
 
