@@ -79,6 +79,12 @@ COMPARE_RANGES: tuple[Range, ...] = (
 )
 COMPARE_DEFAULTS = {"samples": 5, "top_k": 50, "top_p": 0.9}
 
+LAYER_MEAN = "mean over layers"
+HEAD_MEAN, HEAD_MAX = "mean over heads", "max over heads"
+# How the Explain page's layer and head read in a URL: these words, or a 1-based number.
+ATTENTION_WORDS = {"layer": {"mean": LAYER_MEAN}, "head": {"mean": HEAD_MEAN, "max": HEAD_MAX}}
+ATTENTION_DEFAULTS = {"layer": LAYER_MEAN, "head": HEAD_MEAN}
+
 OPACITY = Range("opacity", "Heatmap opacity", 0.0, 1.0, 0.05, help="0 shows the image alone, 1 the attention alone.")
 OPACITY_DEFAULT = 0.6
 
@@ -174,6 +180,35 @@ def strategy_from_params(params: Mapping[str, str]) -> tuple[str | None, list[st
     if raw in STRATEGIES:
         return raw, []
     return None, [f"strategy={raw[:20]!r} is not one of {', '.join(STRATEGIES)}: ignored."]
+
+
+def attention_to_params(values: Mapping[str, Any]) -> dict[str, str]:
+    """The Explain page's layer and head as URL parameters, where they differ from the means."""
+    params = {}
+    for kind, default in ATTENTION_DEFAULTS.items():
+        value = values.get(kind, default)
+        if value != default:
+            words = {v: k for k, v in ATTENTION_WORDS[kind].items()}
+            params[kind] = words[value] if value in words else str(int(value) + 1)
+    return params
+
+
+def attention_from_params(params: Mapping[str, str], counts: Mapping[str, int]) -> tuple[dict[str, Any], list[str]]:
+    """Layer and head back from a URL (`counts`: how many layers and heads the model has), with notes."""
+    values: dict[str, Any] = {}
+    notes = []
+    for kind, count in counts.items():
+        raw = str(params.get(kind, ""))
+        if not raw:
+            continue
+        if raw in ATTENTION_WORDS[kind]:
+            values[kind] = ATTENTION_WORDS[kind][raw]
+        elif raw.isdigit() and 1 <= int(raw) <= count:
+            values[kind] = int(raw) - 1
+        else:
+            words = " or ".join(ATTENTION_WORDS[kind])
+            notes.append(f"{kind}={raw[:20]!r} is not {words} or a number from 1 to {count}: ignored.")
+    return values, notes
 
 
 def added_to_param(label: str, values: Mapping[str, Any], defaults: Mapping[str, Any]) -> str:

@@ -24,6 +24,7 @@ from typing import Any, Iterator, Sequence
 
 import streamlit as st
 from PIL import Image
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from captioner.app import settings, views
 from captioner.app.batch import BatchItem, BatchRow, caption_items, expand_uploads
@@ -179,8 +180,7 @@ def _on_load_model() -> None:
         _use_spec(in_use)
         return
     if spec != in_use:
-        for key in [k for k in st.session_state if str(k).startswith(MODEL_BOUND_PREFIXES)]:
-            del st.session_state[key]
+        _forget(MODEL_BOUND_PREFIXES)
     _use_spec(spec)
     st.session_state.pop("model_error", None)
 
@@ -499,41 +499,52 @@ def word_picker(words: Sequence[str]) -> int:
 
 
 # -- the URL: a link or a reload opens the same view -------------------------------------------
-def restore_from_url() -> None:
-    """Once per session (a shared link, a reload): take the model and example image from the URL;
-    the settings wait for the model (`apply_url_settings`), whose limits they must fit."""
-    if st.session_state.get("url.restored"):
+# Per page, the session keys its URL speaks for (what Back in the browser restores).
+PAGE_STATE = {"Caption": ("dec.",), "Explain": ("dec.", "xpl."), "Batch": ("dec.",), "Compare": ("cmp.", COMPARE_ADDED)}
+
+
+def _history_navigation() -> bool:
+    """This run was started by the browser's Back or Forward (the URL changed to an earlier view)."""
+    return bool(getattr(get_script_run_ctx(), "is_history_navigation", False))
+
+
+def restore_from_url(page: str) -> None:
+    """Take the model and example image from the URL: once per session (a shared link, a reload), and
+    again on Back / Forward, where the page's settings missing from the URL go back to their defaults.
+    The settings themselves wait for the model (`apply_url_settings`), whose limits they must fit."""
+    history = _history_navigation()
+    if st.session_state.get("url.restored") and not history:
         return
     st.session_state["url.restored"] = True
     params = st.query_params.to_dict()
     notes = []
-    spec = params.get("model", "").strip()
-    if spec:
+    spec = params.get("model", "").strip() or DEFAULT_SPEC
+    if spec != st.session_state.get("model_spec", DEFAULT_SPEC):
+        _forget(MODEL_BOUND_PREFIXES)
         _use_spec(spec)
+    if history:
+        _forget(PAGE_STATE.get(page, ()))
     name = params.get("image")
+    picked = st.session_state.get("image")
     if name and not select_example(name):
         notes.append(f"The link's image {name[:60]!r} is not one of the examples: showing the first example.")
+    elif not name and history and picked is not None and picked.source == "example" and gallery():
+        select_example(gallery()[0].name)
     st.session_state["url.pending"] = {**params, "compare_add": st.query_params.get_all("compare_add")}
     st.session_state["url.notes"] = notes
 
 
+def _forget(prefixes: Sequence[str]) -> None:
+    for key in [k for k in st.session_state if str(k).startswith(tuple(prefixes))]:
+        del st.session_state[key]
+
+
 def _explain_from_params(params: dict[str, Any], model: CaptionModel) -> tuple[dict[str, Any], list[str]]:
     values, notes = settings.from_params(params, (settings.OPACITY,))
-    named = {"mean": views.LAYER_MEAN, "max": views.HEAD_MAX}
-    for name, count, keep in (("layer", model.num_layers, (views.LAYER_MEAN,)),
-                              ("head", model.num_heads, (views.HEAD_MEAN, views.HEAD_MAX))):
-        raw = str(params.get(name, ""))
-        if not raw:
-            continue
-        if raw.isdigit() and 1 <= int(raw) <= count:
-            values[name] = int(raw) - 1
-        elif named.get(raw) in keep or (raw == "mean" and name == "head"):
-            values[name] = views.HEAD_MEAN if (raw == "mean" and name == "head") else named[raw]
-        else:
-            notes.append(f"{name}={raw[:20]!r} is not one of this model's {count} {name}s: ignored.")
+    attention, more = settings.attention_from_params(params, {"layer": model.num_layers, "head": model.num_heads})
     if str(params.get("word", "")).isdigit() and int(params["word"]) >= 1:
         values["word"] = int(params["word"]) - 1
-    return values, notes
+    return {**values, **attention}, notes + more
 
 
 def apply_url_settings(lm: LoadedModel) -> None:
@@ -563,13 +574,8 @@ def apply_url_settings(lm: LoadedModel) -> None:
 
 
 def _explain_params() -> dict[str, str]:
-    params = {}
-    layer = st.session_state.get("xpl.layer", views.LAYER_MEAN)
-    head = st.session_state.get("xpl.head", views.HEAD_MEAN)
-    if layer != views.LAYER_MEAN:
-        params["layer"] = str(layer + 1)
-    if head != views.HEAD_MEAN:
-        params["head"] = "max" if head == views.HEAD_MAX else str(head + 1)
+    params = settings.attention_to_params({k: st.session_state.get("xpl." + k, v)
+                                           for k, v in settings.ATTENTION_DEFAULTS.items()})
     if st.session_state.get("xpl.word", 0):
         params["word"] = str(st.session_state["xpl.word"] + 1)
     opacity = st.session_state.get("xpl.opacity", settings.OPACITY_DEFAULT)
@@ -787,15 +793,25 @@ def image_sidebar() -> None:
         sb.image(picked.preview, caption=f"{picked.name} · {w}×{h}", width="stretch")
 
 
-def sidebar(page_title: str) -> LoadedModel | None:
-    """The sidebar every page shares (the Batch page takes its own files, so no image input there);
-    the link's settings are applied once the model is known. Returns the model in use."""
+def page_links(pages: Sequence[Any], lm: LoadedModel | None) -> None:
+    """The app's navigation: a link per page, carrying what that page's URL holds."""
+    for p in pages:
+        st.page_link(p, label=p.title, icon=p.icon, width="stretch", query_params=url_params(p.title, lm))
+    st.divider()
+
+
+def sidebar(page: Any, pages: Sequence[Any]) -> LoadedModel | None:
+    """The sidebar every page shares: page links, the model, and the image (not on the Batch page,
+    which takes its own files). A link's settings are applied once the model is known. Returns the model."""
     lm = None
+    nav = st.sidebar.container(key="page-links")
     with page_guard("setting up the sidebar"):
-        restore_from_url()
+        restore_from_url(page.title)
         lm = model_sidebar()
         if lm is not None:
             apply_url_settings(lm)
-        if page_title != "Batch":
+        if page.title != "Batch":
             image_sidebar()
+    with nav:
+        page_links(pages, lm)
     return lm

@@ -22,6 +22,7 @@ import plotly.graph_objects as go
 from PIL import Image, ImageDraw, ImageFont
 
 from captioner.app.batch import BatchRow
+from captioner.app.settings import HEAD_MAX, HEAD_MEAN, LAYER_MEAN
 from captioner.config import DecodingConfig
 from captioner.decoding import Caption, DecodeResult
 from captioner.metrics import cider_d, corpus_bleu4, exact_match
@@ -428,10 +429,6 @@ def word_groups(tokens: Sequence[str], finished: bool) -> list[tuple[str, list[i
         else:
             groups.append((tok, [i]))
     return [(text.strip(), idx) for text, idx in groups]
-
-
-LAYER_MEAN = "mean over layers"
-HEAD_MEAN, HEAD_MAX = "mean over heads", "max over heads"
 
 
 def layer_text(layer: int | str) -> str:

@@ -418,6 +418,10 @@ def test_settings_go_into_the_url_and_a_link_opens_the_same_view():
     at.slider(key="dec.num_beams").set_value(6).run()
     params = dict(at.query_params)
     assert params["strategy"] == "beam" and params["num_beams"] == "6"
+    links = {link.proto.label: link.proto.page for link in at.sidebar.get("page_link")}
+    assert set(links) == {"Caption", "Compare", "Explain", "Batch"}
+    explain_link = [link for link in at.sidebar.get("page_link") if link.proto.label == "Explain"][0]
+    assert "num_beams=6" in explain_link.proto.query_string and "image=" in explain_link.proto.query_string
     assert params["image"] == state.gallery()[3].name
     caption = caption_record(at)["caption"]
     again = start(params=params)  # the link, in a new session

@@ -117,3 +117,21 @@ def test_compare_defaults_follow_the_model():
     assert settings.compare_defaults(DecodingConfig(num_beams=1))["beams"] == 2
     assert settings.compare_defaults(DecodingConfig(num_beams=40))["beams"] == 16
     assert not math.isnan(settings.compare_defaults(DecodingConfig())["top_p"])
+
+
+@given(st.text(max_size=6), st.text(max_size=6), st.integers(1, 24), st.integers(1, 24))
+def test_layer_and_head_from_any_link(layer, head, layers, heads):
+    values, notes = settings.attention_from_params({"layer": layer, "head": head}, {"layer": layers, "head": heads})
+    for kind, count, named in (("layer", layers, (settings.LAYER_MEAN,)),
+                               ("head", heads, (settings.HEAD_MEAN, settings.HEAD_MAX))):
+        if kind in values:
+            assert values[kind] in named or 0 <= values[kind] < count
+    assert len(values) + len(notes) == sum(bool(v) for v in (layer, head))
+
+
+def test_layer_and_head_round_trip():
+    for layer, head in ((settings.LAYER_MEAN, settings.HEAD_MAX), (2, 0), (0, settings.HEAD_MEAN)):
+        params = settings.attention_to_params({"layer": layer, "head": head})
+        back, notes = settings.attention_from_params(params, {"layer": 3, "head": 4})
+        assert not notes and {**settings.ATTENTION_DEFAULTS, **back} == {"layer": layer, "head": head}
+    assert settings.attention_to_params({"layer": 1, "head": settings.HEAD_MAX}) == {"layer": "2", "head": "max"}

@@ -179,7 +179,7 @@ def expect_sidebar_image(page: Page, name: str) -> None:
 
 
 def go_to(page: Page, title: str) -> None:
-    sidebar(page).get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
+    sidebar(page).locator(".st-key-page-links").get_by_role("link", name=title).click()
     wait_idle(page)
 
 
@@ -274,9 +274,9 @@ def test_shared_compare_link_on_a_fresh_server(browser, model_spec, tmp_path_fac
         page.goto(url + link)
         main = page.get_by_test_id("stMain")
         expect(main.get_by_role("heading", name="Compare decoding strategies")).to_be_visible()
-        nav = sidebar(page).get_by_test_id("stSidebarNav")
+        nav = sidebar(page).locator(".st-key-page-links")
         expect(nav.get_by_role("link", name="Caption")).to_be_visible()  # the app's navigation, not the folder's
-        expect(nav.get_by_role("link", name="streamlit app")).to_have_count(0)
+        expect(sidebar(page).get_by_role("link", name="streamlit app")).to_have_count(0)
         expect(sidebar(page).get_by_role("heading", name="Model")).to_be_visible()
         expect_sidebar_image(page, example)
         wait_idle(page)
@@ -320,6 +320,32 @@ def test_clicking_a_gallery_thumbnail_selects_it(browser, app_url):
     expect(thumbnails).to_have_count(len(example_images()))
     assert [b.get_attribute("data-testid") for b in thumbnails.all()].count("stBaseButton-primary") == 1
     assert query(page)["image"] == [example_images()[3].name]
+
+
+def test_back_restores_the_previous_view(browser, app_url):
+    """Each change is a step in the browser's history; Back goes to the view before it."""
+    from captioner.app.gallery import example_images
+
+    page = open_app(browser, app_url)
+    sidebar(page).get_by_role("button", name="Example 3").click()
+    wait_idle(page)
+    go_to(page, "Compare")
+    assert query(page)["image"] == [example_images()[2].name]  # the link carried the image
+    beams = page.get_by_test_id("stMain").get_by_role("slider", name="Beams").first
+    before = beams.input_value()
+    beams.focus()
+    page.keyboard.press("ArrowRight")
+    wait_idle(page)
+    assert query(page)["compare_beams"] == [str(int(before) + 1)]
+    page.go_back()
+    wait_idle(page)
+    expect(beams).to_have_value(before)
+    assert "compare_beams" not in query(page)
+    page.go_back()
+    wait_idle(page)
+    expect(page.get_by_role("heading", name="Caption", exact=True)).to_be_visible()
+    expect_sidebar_image(page, example_images()[2].name)
+    no_errors(page)
 
 
 def test_uploads_tiff_and_a_refused_file(browser, app_url):
