@@ -163,6 +163,16 @@ def _spec_from_picker() -> str:
     return DEFAULT_SPEC if kind == "Default" else "builtin"
 
 
+def _in_use_name(spec: str) -> str:
+    """How the sidebar names the model a session keeps: 'the default model (builtin)', or its spec."""
+    if spec != DEFAULT_SPEC:
+        return spec
+    try:
+        return f"the default model ({_load_model(spec).model.info.name})"
+    except Exception:  # it failed to load as well: the message says so elsewhere
+        return "the default model"
+
+
 def _on_load_model() -> None:
     """The Load button: load the picked model; on failure keep the old one, say why once, and show it in the picker."""
     spec = _spec_from_picker()
@@ -175,7 +185,7 @@ def _on_load_model() -> None:
             _load_model(spec)
     except Exception as e:
         log.exception("loading %s failed", spec)
-        kept = "the default model" if in_use == DEFAULT_SPEC else in_use
+        kept = _in_use_name(in_use)
         st.session_state["model_error"] = f"{_load_error_message(spec, e)} The app keeps using {kept}."
         _use_spec(in_use)
         return
@@ -374,21 +384,20 @@ def caption_config(model: CaptionModel) -> DecodingConfig:
     return settings.config_with(model.default_decoding, decoding_values(model)).with_(num_return_sequences=1)
 
 
-def decoding_controls(model: CaptionModel, prefix: str = "dec.") -> dict[str, Any]:
-    """Widgets for every decoding setting, starting at the model's defaults; the settings a strategy
-    ignores are greyed out. Returns the values."""
+def decoding_controls(model: CaptionModel, prefix: str = "dec.", columns: int = 1) -> dict[str, Any]:
+    """Widgets for every decoding setting (in `columns` columns), starting at the model's defaults; the
+    settings a strategy ignores are greyed out. Returns the values."""
     ranges, defaults = _decoding_setup(model)
     _prepare(prefix, ranges, defaults)
     strategy = st.selectbox("Strategy", STRATEGIES, key=prefix + "strategy", format_func=settings.STRATEGY_NAMES.get)
-    for r in ranges:
-        off = strategy not in r.applies_to
-        helptext = r.help
-        if r.name == "max_new_tokens":
-            helptext = f"{r.help} This model holds {r.hi}."
+    cells = st.columns(columns) if columns > 1 else [st.container()]
+    for i, r in enumerate(ranges):
+        cell, off = cells[i % len(cells)], strategy not in r.applies_to
+        helptext = f"{r.help} This model holds {r.hi}." if r.name == "max_new_tokens" else r.help
         if r.name == "seed":
-            st.number_input(r.label, int(r.lo), int(r.hi), step=1, key=prefix + r.name, disabled=off, help=helptext)
+            cell.number_input(r.label, int(r.lo), int(r.hi), step=1, key=prefix + r.name, disabled=off, help=helptext)
         else:
-            st.slider(r.label, r.lo, r.hi, step=r.step, key=prefix + r.name, disabled=off, help=helptext)
+            cell.slider(r.label, r.lo, r.hi, step=r.step, key=prefix + r.name, disabled=off, help=helptext)
     return {k: st.session_state[prefix + k] for k in defaults}
 
 
@@ -461,7 +470,7 @@ def add_configuration_panel(model: CaptionModel) -> None:
     added = st.session_state.setdefault(COMPARE_ADDED, [])
     with st.expander(f"Add your own configuration ({len(added)} added)"):
         st.text_input("Name", placeholder="e.g. hot sampling", key="cmp.new.label", max_chars=60)
-        decoding_controls(model, prefix="cmp.new.")
+        decoding_controls(model, prefix="cmp.new.", columns=3)
         st.button("Add to the comparison", key="compare.add", on_click=_on_add_configuration, icon=":material/add:")
         for i, entry in enumerate(added):
             left, right = st.columns([4, 1], vertical_alignment="center")
