@@ -203,12 +203,17 @@ def attention_from_params(params: Mapping[str, str], counts: Mapping[str, int]) 
             continue
         if raw in ATTENTION_WORDS[kind]:
             values[kind] = ATTENTION_WORDS[kind][raw]
-        elif raw.isdigit() and 1 <= int(raw) <= count:
+        elif 1 <= (whole_number(raw) or 0) <= count:
             values[kind] = int(raw) - 1
         else:
             words = " or ".join(ATTENTION_WORDS[kind])
             notes.append(f"{kind}={raw[:20]!r} is not {words} or a number from 1 to {count}: ignored.")
     return values, notes
+
+
+def whole_number(raw: str) -> int | None:
+    """`raw` as a plain non-negative integer ("12"), None otherwise (signs, "²", "1e3", "" included)."""
+    return int(raw) if raw.isascii() and raw.isdigit() else None
 
 
 def added_to_param(label: str, values: Mapping[str, Any], defaults: Mapping[str, Any]) -> str:

@@ -551,8 +551,9 @@ def _forget(prefixes: Sequence[str]) -> None:
 def _explain_from_params(params: dict[str, Any], model: CaptionModel) -> tuple[dict[str, Any], list[str]]:
     values, notes = settings.from_params(params, (settings.OPACITY,))
     attention, more = settings.attention_from_params(params, {"layer": model.num_layers, "head": model.num_heads})
-    if str(params.get("word", "")).isdigit() and int(params["word"]) >= 1:
-        values["word"] = int(params["word"]) - 1
+    word = settings.whole_number(str(params.get("word", "")))
+    if word:
+        values["word"] = word - 1
     return {**values, **attention}, notes + more
 
 

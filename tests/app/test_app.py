@@ -461,8 +461,10 @@ def test_compare_link_carries_its_sliders_and_added_configurations():
 
 
 def test_explain_link_carries_the_caption_settings_and_its_own():
-    at = start(EXPLAIN, params={"strategy": "beam", "num_beams": "3", "layer": "1", "head": "max", "opacity": "0.4"})
+    at = start(EXPLAIN, params={"strategy": "beam", "num_beams": "3", "layer": "1", "head": "max", "opacity": "0.4",
+                                "word": "2"})
     assert not at.exception and not at.error
+    assert at.radio(key="xpl.word").value == 1
     assert at.selectbox(key="xpl.layer").value == 0 and at.selectbox(key="xpl.head").value == views.HEAD_MAX
     assert at.slider(key="xpl.opacity").value == 0.4
     assert "beam (3)" in " ".join(c.value for c in at.main.caption)

@@ -135,3 +135,7 @@ def test_layer_and_head_round_trip():
         back, notes = settings.attention_from_params(params, {"layer": 3, "head": 4})
         assert not notes and {**settings.ATTENTION_DEFAULTS, **back} == {"layer": layer, "head": head}
     assert settings.attention_to_params({"layer": 1, "head": settings.HEAD_MAX}) == {"layer": "2", "head": "max"}
+
+
+def test_whole_numbers_only():
+    assert [settings.whole_number(s) for s in ("12", "0", "²", "-1", "1e3", "", " 3", "٣")] == [12, 0, None, None, None, None, None, None]
