@@ -3,42 +3,49 @@
 - One model per spec per process (`st.cache_resource`), shared by every session; a lock per model
   makes concurrent sessions take turns on it, so inference is safe and never oversubscribes the CPU.
 - Encoder outputs cached per (model, image digest): moving a decoding slider only re-runs decoding.
-- The chosen image and model live in `st.session_state`, so they survive page switches.
-- The shared sidebar (model picker, image input) and widgets used by several pages.
+- The chosen image, model and settings live in `st.session_state`, so they survive page switches,
+  and in the URL (`st.query_params`), so a link or a reload opens the same view.
+- The shared sidebar (model picker, image input) and the widgets several pages use.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import threading
-import time
 import uuid
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
 
 import streamlit as st
 from PIL import Image
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from captioner.archives import ArchiveError, read_image_archive
-from captioner.config import MAX_NEW_TOKENS, MAX_NUM_BEAMS, STRATEGIES, DecodingConfig
-from captioner.decoding import DecodeResult, EncodedImage, decode, encode_image
+from captioner.app import settings, views
+from captioner.app.batch import BatchItem, BatchRow, caption_items, expand_uploads
 from captioner.app.gallery import Example, example_images
-from captioner.images import ImageLoadError, load_image
-from captioner.loading import DEFAULT_HUB_MODEL, ModelLoadError, load_captioner, load_default_captioner
+from captioner.archives import ArchiveError
+from captioner.config import STRATEGIES, DecodingConfig
+from captioner.decoding import DecodeResult, EncodedImage, decode, encode_image
+from captioner.images import IMAGE_EXTENSIONS, SUPPORTED_FORMATS_TEXT, ImageLoadError, load_image
+from captioner.loading import BUILTIN_DIR, DEFAULT_HUB_MODEL, ModelLoadError, load_captioner, load_default_captioner
 from captioner.models.base import CaptionModel
-from captioner.app.views import BatchRow, display_image, thumbnail_uri
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SPEC = "default"
-IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "gif", "bmp"]
+# What the uploaders accept: the extensions load_image reads (one list for widgets, messages and loading).
+IMAGE_TYPES = sorted({ext.lstrip(".") for ext in IMAGE_EXTENSIONS})
 PREVIEW_SIDE = 512
 # Widget keys with these prefixes keep their values when the user visits another page.
-KEPT_PREFIXES = ("dec.", "cmp.", "xpl.", "batch.opt.")
+KEPT_PREFIXES = ("dec.", "cmp.", "xpl.", "batch.opt.", "model.hub", "model.path")
 MODEL_BOUND_PREFIXES = ("dec.", "cmp.", "xpl.")  # defaults come from the model: reset when it changes
+COMPARE_ADDED = "compare_added"  # the Compare page's added configurations: settings dicts with a label
 
 
 # -- the model ----------------------------------------------------------------------------------
@@ -64,56 +71,128 @@ class LoadedModel:
         """The default model was asked for and the built-in one is serving instead."""
         return self.spec == DEFAULT_SPEC and self.model.info.fell_back
 
+    @property
+    def is_builtin(self) -> bool:
+        source = Path(self.model.info.source)
+        return self.model.info.name == "builtin" or BUILTIN_DIR.resolve() in source.resolve().parents
+
+    @property
+    def token_limit(self) -> int:
+        return settings.token_limit(self.model.max_new_tokens_limit)
+
+
+def _warm_up(model: CaptionModel) -> None:
+    """Run each strategy once on a blank image, so the first caption a user asks for is not the slow one."""
+    steps = min(3, model.max_new_tokens_limit)
+    configs = [DecodingConfig(strategy=s, max_new_tokens=steps, num_beams=2, num_return_sequences=1) for s in STRATEGIES]
+    try:
+        decode(model, encode_image(model, Image.new("RGB", (64, 64), "gray")), configs)
+    except Exception:  # the model still loads: the first caption will say what is wrong
+        log.exception("warming up %s failed", model.info.name)
+
 
 @st.cache_resource(max_entries=2, show_spinner=False)
 def _load_model(spec: str) -> LoadedModel:
     model = load_default_captioner() if spec == DEFAULT_SPEC else load_captioner(spec)
+    _warm_up(model)
     return LoadedModel(model, spec, f"{spec}#{uuid.uuid4().hex[:8]}", threading.Lock())
 
 
 def _load_error_message(spec: str, error: BaseException) -> str:
+    """One sentence on why `spec` did not load (the loader's own message when it names the model)."""
     shown = "the default model" if spec == DEFAULT_SPEC else spec
     if isinstance(error, ModelLoadError):
-        return f"Could not load {shown}: {error}"
+        text = str(error)
+        return text if spec in text or shown in text else f"Could not load {shown}: {text}"
     if isinstance(error, MemoryError):
         return f"Could not load {shown}: it does not fit in the memory available."
     return f"Could not load {shown}: {type(error).__name__}: {str(error)[:300]}"
+
+
+def _spinner_text(spec: str) -> str:
+    if spec == DEFAULT_SPEC:
+        return "Loading the model…"
+    if Path(spec).exists() or spec == "builtin":
+        return f"Loading {spec}…"
+    return f"Loading {spec} from the Hugging Face hub (a first download can take minutes)…"
 
 
 def current_model() -> LoadedModel | None:
     """This session's model (loading it on first use); None, with the reason in session state, if none loads."""
     spec = st.session_state.setdefault("model_spec", DEFAULT_SPEC)
     try:
-        with st.spinner("Loading the model…"):
+        with st.spinner(_spinner_text(spec)):
             return _load_model(spec)
     except Exception as e:  # a model that loaded before can fail now (file removed, evicted and reloaded)
         log.exception("loading %s failed", spec)
         st.session_state["model_error"] = _load_error_message(spec, e)
         if spec != DEFAULT_SPEC:
-            st.session_state["model_spec"] = DEFAULT_SPEC
+            _use_spec(DEFAULT_SPEC)
             return current_model()
         return None
 
 
-def switch_model(spec: str) -> bool:
-    """Load `spec` and make it this session's model; on failure keep the old one and say why."""
-    spec = spec.strip()
+MODEL_KINDS = ("Default", "Built-in", "Hugging Face hub", "Local path")
+
+
+def _kind_of(spec: str) -> str:
+    if spec == DEFAULT_SPEC:
+        return "Default"
+    if spec == "builtin":
+        return "Built-in"
+    return "Local path" if Path(spec).exists() or "/" not in spec or spec.startswith((".", "/", "~")) else "Hugging Face hub"
+
+
+def _use_spec(spec: str) -> None:
+    """Make `spec` the session's model and the picker show it (call before the picker is drawn)."""
+    st.session_state["model_spec"] = spec
+    kind = _kind_of(spec)
+    st.session_state["model.kind"] = kind
+    if kind == "Hugging Face hub":
+        st.session_state["model.hub"] = spec
+    elif kind == "Local path":
+        st.session_state["model.path"] = spec
+
+
+def _spec_from_picker() -> str:
+    kind = st.session_state.get("model.kind", "Default")
+    if kind == "Hugging Face hub":
+        return str(st.session_state.get("model.hub", "")).strip()
+    if kind == "Local path":
+        return str(st.session_state.get("model.path", "")).strip()
+    return DEFAULT_SPEC if kind == "Default" else "builtin"
+
+
+def _in_use_name(spec: str) -> str:
+    """How the sidebar names the model a session keeps: 'the default model (builtin)', or its spec."""
+    if spec != DEFAULT_SPEC:
+        return spec
+    try:
+        return f"the default model ({_load_model(spec).model.info.name})"
+    except Exception:  # it failed to load as well: the message says so elsewhere
+        return "the default model"
+
+
+def _on_load_model() -> None:
+    """The Load button: load the picked model; on failure keep the old one, say why once, and show it in the picker."""
+    spec = _spec_from_picker()
+    in_use = st.session_state.get("model_spec", DEFAULT_SPEC)
     if not spec:
         st.session_state["model_error"] = "Type a hub id or a path first."
-        return False
+        return
     try:
-        with st.spinner(f"Loading {spec}…"):
+        with st.spinner(_spinner_text(spec)):
             _load_model(spec)
     except Exception as e:
         log.exception("loading %s failed", spec)
-        st.session_state["model_error"] = _load_error_message(spec, e) + " The app keeps using the model it had."
-        return False
-    if spec != st.session_state.get("model_spec"):
-        for key in [k for k in st.session_state if str(k).startswith(MODEL_BOUND_PREFIXES)]:
-            del st.session_state[key]
-    st.session_state["model_spec"] = spec
+        kept = _in_use_name(in_use)
+        st.session_state["model_error"] = f"{_load_error_message(spec, e)} The app keeps using {kept}."
+        _use_spec(in_use)
+        return
+    if spec != in_use:
+        _forget(MODEL_BOUND_PREFIXES)
+    _use_spec(spec)
     st.session_state.pop("model_error", None)
-    return True
 
 
 def format_count(n: int) -> str:
@@ -143,7 +222,7 @@ def select_image(name: str, data: bytes, source: str) -> bool:
         st.session_state["image_error"] = f"Could not use {name}: {e}"
         return False
     digest = hashlib.sha256(data).hexdigest()[:16]
-    st.session_state["image"] = SelectedImage(name, digest, image, source, display_image(image, PREVIEW_SIDE))
+    st.session_state["image"] = SelectedImage(name, digest, image, source, views.display_image(image, PREVIEW_SIDE))
     st.session_state.pop("image_error", None)
     return True
 
@@ -153,27 +232,31 @@ def gallery() -> list[Example]:
     return example_images()
 
 
-def _select_example(i: int) -> None:
-    ex = gallery()[i]
-    select_image(ex.name, ex.data, "example")
+def select_example(name: str) -> bool:
+    for ex in gallery():
+        if ex.name == name:
+            return select_image(ex.name, ex.data, "example")
+    return False
 
 
-def _on_upload() -> None:
-    f = st.session_state.get("img.upload")
-    if f is not None:
-        select_image(f.name, f.getvalue(), "upload")
+def _on_file(kind: str) -> None:
+    """An upload or a camera photo arrived: use it, or say why not and empty the widget (the old image stays)."""
+    key = _input_key(kind)
+    f = st.session_state.get(key)
+    if f is not None and not select_image(f.name if kind == "upload" else "camera photo", f.getvalue(), kind):
+        st.session_state[f"img.{kind}.generation"] = st.session_state.get(f"img.{kind}.generation", 0) + 1
 
 
-def _on_camera() -> None:
-    f = st.session_state.get("img.camera")
-    if f is not None:
-        select_image("camera photo", f.getvalue(), "camera")
+def _input_key(kind: str) -> str:
+    """The upload / camera widget's key: a new key after a refused file, so the widget shows empty again."""
+    return f"img.{kind}.{st.session_state.get(f'img.{kind}.generation', 0)}"
 
 
 def selected_image() -> SelectedImage | None:
     """The image chosen in the sidebar (the first example until the user picks one)."""
-    if "image" not in st.session_state and "image_error" not in st.session_state and gallery():
-        _select_example(0)
+    if "image" not in st.session_state and gallery():
+        first = gallery()[0]
+        select_image(first.name, first.data, "example")
     return st.session_state.get("image")
 
 
@@ -183,69 +266,139 @@ def _encoded(model_key: str, digest: str, _lm: LoadedModel, _image: Image.Image)
     return _lm.encode(_image)
 
 
-@st.cache_resource(max_entries=12, show_spinner=False)
+@st.cache_resource(max_entries=24, show_spinner=False)
 def _decoded(model_key: str, digest: str, configs_key: str, _lm: LoadedModel, _image: Image.Image,
-             _configs: tuple[DecodingConfig, ...]) -> list[DecodeResult]:
+             _configs: tuple[DecodingConfig, ...], _ran: list) -> list[DecodeResult]:
+    _ran.append(True)
     return _lm.decode(_encoded(model_key, digest, _lm, _image), _configs)
 
 
-def decode_image(lm: LoadedModel, picked: SelectedImage, configs: Sequence[DecodingConfig]) -> list[DecodeResult]:
-    """Decode all `configs` on the picked image in one engine call; encoding and results are cached."""
-    configs = tuple(c.validate() for c in configs)
+@dataclass
+class Outcome:
+    """One configuration's result, or the message saying why it has none."""
+
+    config: DecodingConfig
+    result: DecodeResult | None = None
+    error: str = ""
+
+
+class DecodeError(ValueError):
+    """A configuration could not be decoded; the message is written for the page."""
+
+
+@dataclass
+class Decoded:
+    """What decoding some configurations on the picked image gave, and whether it came from the cache."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    from_cache: bool = False
+
+    @property
+    def results(self) -> list[DecodeResult]:
+        return [o.result for o in self.outcomes if o.result is not None]
+
+    @property
+    def failures(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.result is None]
+
+    def only(self) -> DecodeResult:
+        """The single configuration's result; its error as a message otherwise."""
+        if self.outcomes[0].result is None:
+            raise DecodeError(self.outcomes[0].error)
+        return self.outcomes[0].result
+
+
+def _failure_text(config: DecodingConfig, error: BaseException) -> str:
+    what = f"“{views.config_label(config)}”"
+    if isinstance(error, ValueError):
+        return f"{what}: {error}"
+    if isinstance(error, MemoryError):
+        return f"{what} ran out of memory: try fewer beams or samples."
+    return f"{what} could not be decoded ({type(error).__name__})."
+
+
+def _run_decode(lm: LoadedModel, picked: SelectedImage, configs: Sequence[DecodingConfig]) -> tuple[list[DecodeResult], bool]:
     key = json.dumps([c.to_dict() for c in configs], sort_keys=True, default=str)
+    ran: list = []
+    results = _decoded(lm.key, picked.digest, key, lm, picked.image, tuple(configs), ran)
+    return results, not ran
+
+
+def decode_configs(lm: LoadedModel, picked: SelectedImage, configs: Sequence[DecodingConfig]) -> Decoded:
+    """Decode `configs` on the picked image in one batched engine call (cached); if that call fails,
+    decode each alone, so a failing configuration gets its own message and the others still show."""
+    outcomes = [Outcome(c) for c in configs]
+    valid = []
+    for o in outcomes:
+        try:
+            o.config = o.config.validate()
+            valid.append(o)
+        except ValueError as e:
+            o.error = _failure_text(o.config, e)
+    if not valid:
+        return Decoded(outcomes)
     with st.spinner("Captioning…"):
-        return _decoded(lm.key, picked.digest, key, lm, picked.image, configs)
+        try:
+            results, cached = _run_decode(lm, picked, [o.config for o in valid])
+            for o, r in zip(valid, results):
+                o.result = r
+            return Decoded(outcomes, cached)
+        except MemoryError:
+            raise
+        except Exception:
+            log.exception("decoding %d configurations together failed; decoding each alone", len(valid))
+        for o in valid:
+            try:
+                o.result = _run_decode(lm, picked, [o.config])[0][0]
+            except Exception as e:
+                log.exception("decoding %s failed", views.config_label(o.config))
+                o.error = _failure_text(o.config, e)
+    return Decoded(outcomes)
 
 
 # -- decoding controls --------------------------------------------------------------------------
-def _clamp(v: float, lo: float, hi: float) -> float:
-    return min(max(v, lo), hi)
+def _prepare(prefix: str, ranges: Sequence[settings.Range], defaults: dict[str, Any]) -> None:
+    """Make every stored value valid for its widget (a default where missing, snapped where out of range)."""
+    current = {r.name: st.session_state.get(prefix + r.name, defaults[r.name]) for r in ranges}
+    for name, value in settings.snap_all(current, tuple(ranges), defaults).items():
+        if st.session_state.get(prefix + name) != value or prefix + name not in st.session_state:
+            st.session_state[prefix + name] = value
+    if "strategy" in defaults and st.session_state.get(prefix + "strategy") not in STRATEGIES:
+        st.session_state[prefix + "strategy"] = defaults["strategy"]
 
 
-def _control_defaults(model: CaptionModel) -> dict[str, Any]:
-    d = model.default_decoding
-    return {
-        "strategy": d.strategy,
-        "max_new_tokens": int(_clamp(d.max_new_tokens, 1, MAX_NEW_TOKENS)),
-        "num_beams": int(_clamp(d.num_beams, 1, MAX_NUM_BEAMS)),
-        "length_penalty": float(_clamp(round(d.length_penalty, 1), -1.0, 3.0)),
-        "temperature": float(_clamp(round(d.temperature, 2), 0.05, 2.0)),
-        "top_k": int(_clamp(d.top_k, 0, 200)),
-        "top_p": float(_clamp(round(d.top_p, 2), 0.05, 1.0)),
-        "repetition_penalty": float(_clamp(round(d.repetition_penalty, 2), 0.5, 2.0)),
-        "no_repeat_ngram_size": int(_clamp(d.no_repeat_ngram_size, 0, 6)),
-        "seed": int(d.seed or 0),
-    }
+def _decoding_setup(model: CaptionModel) -> tuple[tuple[settings.Range, ...], dict[str, Any]]:
+    limit = model.max_new_tokens_limit
+    return settings.decoding_ranges(limit), settings.decoding_defaults(model.default_decoding, limit)
 
 
-def config_from_state(model: CaptionModel, prefix: str = "dec.") -> DecodingConfig:
-    """The decoding settings stored under `prefix` (the model's defaults where none are stored)."""
-    values = {k: st.session_state.get(prefix + k, v) for k, v in _control_defaults(model).items()}
-    return model.default_decoding.with_(**values, num_return_sequences=1)
+def decoding_values(model: CaptionModel, prefix: str = "dec.") -> dict[str, Any]:
+    """The decoding settings stored under `prefix`, valid for `model` (its defaults where none are stored)."""
+    ranges, defaults = _decoding_setup(model)
+    _prepare(prefix, ranges, defaults)
+    return {k: st.session_state[prefix + k] for k in defaults}
 
 
-def decoding_controls(model: CaptionModel, prefix: str = "dec.", live: bool = True) -> DecodingConfig:
-    """Widgets for every decoding setting, starting at the model's defaults.
+def caption_config(model: CaptionModel) -> DecodingConfig:
+    """The Caption page's settings as a DecodingConfig (Explain and Batch use them too)."""
+    return settings.config_with(model.default_decoding, decoding_values(model)).with_(num_return_sequences=1)
 
-    `live`: grey out the settings the chosen strategy ignores (off inside forms, which rerun on submit).
-    """
-    for k, v in _control_defaults(model).items():
-        st.session_state.setdefault(prefix + k, v)
-    names = {"greedy": "Greedy", "beam": "Beam search", "sample": "Sampling"}
-    strategy = st.selectbox("Strategy", STRATEGIES, key=prefix + "strategy", format_func=names.get)
-    not_beam = live and strategy != "beam"
-    not_sample = live and strategy != "sample"
-    st.slider("Max new tokens", 1, MAX_NEW_TOKENS, key=prefix + "max_new_tokens")
-    st.slider("Beams", 1, MAX_NUM_BEAMS, key=prefix + "num_beams", disabled=not_beam)
-    st.slider("Length penalty", -1.0, 3.0, step=0.1, key=prefix + "length_penalty", disabled=not_beam,
-              help="Beam score = sum of log-probs / length ** penalty: above 0 favours longer captions.")
-    st.slider("Temperature", 0.05, 2.0, step=0.05, key=prefix + "temperature", disabled=not_sample)
-    st.slider("Top-k", 0, 200, key=prefix + "top_k", disabled=not_sample, help="0 = off")
-    st.slider("Top-p", 0.05, 1.0, step=0.05, key=prefix + "top_p", disabled=not_sample, help="1.0 = off")
-    st.slider("Repetition penalty", 0.5, 2.0, step=0.05, key=prefix + "repetition_penalty", help="1.0 = off")
-    st.slider("No-repeat n-gram size", 0, 6, key=prefix + "no_repeat_ngram_size", help="0 = off")
-    st.number_input("Seed", 0, 2**31 - 1, step=1, key=prefix + "seed", disabled=not_sample)
-    return config_from_state(model, prefix)
+
+def decoding_controls(model: CaptionModel, prefix: str = "dec.", columns: int = 1) -> dict[str, Any]:
+    """Widgets for every decoding setting (in `columns` columns), starting at the model's defaults; the
+    settings a strategy ignores are greyed out. Returns the values."""
+    ranges, defaults = _decoding_setup(model)
+    _prepare(prefix, ranges, defaults)
+    strategy = st.selectbox("Strategy", STRATEGIES, key=prefix + "strategy", format_func=settings.STRATEGY_NAMES.get)
+    cells = st.columns(columns) if columns > 1 else [st.container()]
+    for i, r in enumerate(ranges):
+        cell, off = cells[i % len(cells)], strategy not in r.applies_to
+        helptext = f"{r.help} This model holds {r.hi}." if r.name == "max_new_tokens" else r.help
+        if r.name == "seed":
+            cell.number_input(r.label, int(r.lo), int(r.hi), step=1, key=prefix + r.name, disabled=off, help=helptext)
+        else:
+            cell.slider(r.label, r.lo, r.hi, step=r.step, key=prefix + r.name, disabled=off, help=helptext)
+    return {k: st.session_state[prefix + k] for k in defaults}
 
 
 def keep_widget_values() -> None:
@@ -255,47 +408,268 @@ def keep_widget_values() -> None:
             st.session_state[key] = st.session_state[key]
 
 
+# -- Compare ------------------------------------------------------------------------------------
+def compare_controls(model: CaptionModel) -> dict[str, Any]:
+    """The Compare page's four sliders in a row; returns their values."""
+    defaults = settings.compare_defaults(model.default_decoding)
+    _prepare("cmp.", settings.COMPARE_RANGES, defaults)
+    for column, r in zip(st.columns(len(settings.COMPARE_RANGES)), settings.COMPARE_RANGES):
+        column.slider(r.label, r.lo, r.hi, step=r.step, key="cmp." + r.name)
+    return {r.name: st.session_state["cmp." + r.name] for r in settings.COMPARE_RANGES}
+
+
+def compare_configs(model: CaptionModel, values: dict[str, Any]) -> list[DecodingConfig]:
+    """Greedy, beam, top-k and top-p with the page's sliders, then the added configurations; names unique."""
+    base = model.default_decoding.with_(output_attentions=False, num_alternatives=1, seed=0)
+    base = base.with_(max_new_tokens=min(base.max_new_tokens, settings.token_limit(model.max_new_tokens_limit)))
+    samples = values["samples"]
+    configs = [
+        base.with_(strategy="greedy", label="greedy"),
+        base.with_(strategy="beam", num_beams=values["beams"], num_return_sequences=1, label=f"beam ({values['beams']})"),
+        base.with_(strategy="sample", top_k=values["top_k"], top_p=1.0, num_return_sequences=samples,
+                   label=f"top-k ({values['top_k']})"),
+        base.with_(strategy="sample", top_k=0, top_p=values["top_p"], num_return_sequences=samples,
+                   label=f"top-p ({values['top_p']:g})"),
+    ]
+    _, defaults = _decoding_setup(model)
+    ranges = settings.decoding_ranges(model.max_new_tokens_limit)
+    for added in st.session_state.get(COMPARE_ADDED, []):
+        valid = settings.snap_all(added, ranges, defaults)
+        config = settings.config_with(base, {**valid, "strategy": added.get("strategy", "greedy")})
+        n = samples if config.strategy == "sample" else 1
+        configs.append(config.with_(num_return_sequences=n, label=added["label"]))
+    taken: set[str] = set()
+    for i, c in enumerate(configs):
+        label, k = c.label, 2
+        while label in taken:
+            label, k = f"{c.label} ({k})", k + 1
+        taken.add(label)
+        configs[i] = c.with_(label=label)
+    return configs
+
+
+def _on_add_configuration() -> None:
+    """The Add button: store the form's settings under a unique name and clear the name field."""
+    added = st.session_state.setdefault(COMPARE_ADDED, [])
+    values = {k[len("cmp.new."):]: v for k, v in st.session_state.items()
+              if str(k).startswith("cmp.new.") and k != "cmp.new.label"}
+    typed = str(st.session_state.get("cmp.new.label", "")).strip()[:60]
+    label = typed or f"mine {len(added) + 1}: {views.config_label(settings.config_with(DecodingConfig(), values))}"
+    added.append({**values, "label": label})
+    st.session_state["cmp.new.label"] = ""
+
+
+def _on_remove_configuration(index: int) -> None:
+    added = st.session_state.get(COMPARE_ADDED, [])
+    if 0 <= index < len(added):
+        added.pop(index)
+
+
+def add_configuration_panel(model: CaptionModel) -> None:
+    """The expander where users add configurations of their own and remove them."""
+    added = st.session_state.setdefault(COMPARE_ADDED, [])
+    with st.expander(f"Add your own configuration ({len(added)} added)"):
+        st.text_input("Name", placeholder="e.g. hot sampling", key="cmp.new.label", max_chars=60)
+        decoding_controls(model, prefix="cmp.new.", columns=3)
+        st.button("Add to the comparison", key="compare.add", on_click=_on_add_configuration, icon=":material/add:")
+        for i, entry in enumerate(added):
+            left, right = st.columns([4, 1], vertical_alignment="center")
+            left.markdown(views.markdown_escape(entry["label"]))
+            right.button("Remove", key=f"compare.remove.{i}", on_click=_on_remove_configuration, args=(i,))
+
+
+# -- Explain ------------------------------------------------------------------------------------
+def attention_controls(model: CaptionModel) -> tuple[int | str, int | str, float]:
+    """Layer, head and opacity pickers in a row; returns (layer, head, opacity)."""
+    layers = [views.LAYER_MEAN, *range(model.num_layers)]
+    heads = [views.HEAD_MEAN, views.HEAD_MAX, *range(model.num_heads)]
+    if st.session_state.get("xpl.layer", views.LAYER_MEAN) not in layers:
+        st.session_state["xpl.layer"] = views.LAYER_MEAN
+    if st.session_state.get("xpl.head", views.HEAD_MEAN) not in heads:
+        st.session_state["xpl.head"] = views.HEAD_MEAN
+    st.session_state.setdefault("xpl.layer", views.LAYER_MEAN)
+    st.session_state.setdefault("xpl.head", views.HEAD_MEAN)
+    _prepare("xpl.", (settings.OPACITY,), {"opacity": settings.OPACITY_DEFAULT})
+    c1, c2, c3 = st.columns(3)
+    layer = c1.selectbox("Layer", layers, key="xpl.layer", format_func=views.layer_text)
+    head = c2.selectbox("Heads", heads, key="xpl.head", format_func=views.head_text)
+    opacity = c3.slider(settings.OPACITY.label, 0.0, 1.0, step=settings.OPACITY.step, key="xpl.opacity",
+                        help=settings.OPACITY.help)
+    return layer, head, opacity
+
+
+def word_picker(words: Sequence[str]) -> int:
+    """A row of the caption's words; returns the index of the one to show large."""
+    if not 0 <= st.session_state.get("xpl.word", 0) < len(words):
+        st.session_state["xpl.word"] = 0
+    st.session_state.setdefault("xpl.word", 0)
+    return st.radio("Show one word large", range(len(words)), key="xpl.word", horizontal=True,
+                    format_func=lambda i: f"{i + 1}. {words[i]}")
+
+
+# -- the URL: a link or a reload opens the same view -------------------------------------------
+# Per page, the session keys its URL speaks for (what Back in the browser restores).
+PAGE_STATE = {"Caption": ("dec.",), "Explain": ("dec.", "xpl."), "Batch": ("dec.",), "Compare": ("cmp.", COMPARE_ADDED)}
+
+
+def _history_navigation() -> bool:
+    """This run was started by the browser's Back or Forward (the URL changed to an earlier view)."""
+    return bool(getattr(get_script_run_ctx(), "is_history_navigation", False))
+
+
+def restore_from_url(page: str) -> None:
+    """Take the model and example image from the URL: once per session (a shared link, a reload), and
+    again on Back / Forward, where the page's settings missing from the URL go back to their defaults.
+    The settings themselves wait for the model (`apply_url_settings`), whose limits they must fit."""
+    history = _history_navigation()
+    if st.session_state.get("url.restored") and not history:
+        return
+    st.session_state["url.restored"] = True
+    params = st.query_params.to_dict()
+    notes = []
+    spec = params.get("model", "").strip() or DEFAULT_SPEC
+    if spec != st.session_state.get("model_spec", DEFAULT_SPEC):
+        _forget(MODEL_BOUND_PREFIXES)
+        _use_spec(spec)
+    if history:
+        _forget(PAGE_STATE.get(page, ()))
+    name = params.get("image")
+    picked = st.session_state.get("image")
+    if name and not select_example(name):
+        notes.append(f"The link's image {name[:60]!r} is not one of the examples: showing the first example.")
+    elif not name and history and picked is not None and picked.source == "example" and gallery():
+        select_example(gallery()[0].name)
+    st.session_state["url.pending"] = {**params, "compare_add": st.query_params.get_all("compare_add")}
+    st.session_state["url.notes"] = notes
+
+
+def _forget(prefixes: Sequence[str]) -> None:
+    for key in [k for k in st.session_state if str(k).startswith(tuple(prefixes))]:
+        del st.session_state[key]
+
+
+def _explain_from_params(params: dict[str, Any], model: CaptionModel) -> tuple[dict[str, Any], list[str]]:
+    values, notes = settings.from_params(params, (settings.OPACITY,))
+    attention, more = settings.attention_from_params(params, {"layer": model.num_layers, "head": model.num_heads})
+    word = settings.whole_number(str(params.get("word", "")))
+    if word:
+        values["word"] = word - 1
+    return {**values, **attention}, notes + more
+
+
+def apply_url_settings(lm: LoadedModel) -> None:
+    """The link's settings, fitted to the loaded model (a note for each value changed or ignored)."""
+    pending = st.session_state.pop("url.pending", None)
+    if pending is None:
+        return
+    model = lm.model
+    ranges, defaults = _decoding_setup(model)
+    dec, notes = settings.from_params(pending, ranges)
+    strategy, more = settings.strategy_from_params(pending)
+    dec.update({"strategy": strategy} if strategy else {})
+    cmp, more_cmp = settings.from_params(pending, settings.COMPARE_RANGES)
+    xpl, more_xpl = _explain_from_params(pending, model)
+    added = []
+    for raw in pending.get("compare_add", []):
+        record, more_add = settings.added_from_param(raw, defaults, model.max_new_tokens_limit)
+        notes += more_add
+        if record is not None:
+            added.append(record)
+    for prefix, values in (("dec.", dec), ("cmp.", cmp), ("xpl.", xpl)):
+        for k, v in values.items():
+            st.session_state[prefix + k] = v
+    if added:
+        st.session_state[COMPARE_ADDED] = added
+    st.session_state.setdefault("url.notes", []).extend(notes + more + more_cmp + more_xpl)
+
+
+def _explain_params() -> dict[str, str]:
+    params = settings.attention_to_params({k: st.session_state.get("xpl." + k, v)
+                                           for k, v in settings.ATTENTION_DEFAULTS.items()})
+    if st.session_state.get("xpl.word", 0):
+        params["word"] = str(st.session_state["xpl.word"] + 1)
+    opacity = st.session_state.get("xpl.opacity", settings.OPACITY_DEFAULT)
+    if opacity != settings.OPACITY_DEFAULT:
+        params["opacity"] = settings.format_value(opacity)
+    return params
+
+
+def url_params(page: str, lm: LoadedModel | None) -> dict[str, str | list[str]]:
+    """What the URL of `page` carries: the model, the example image, and the page's settings that differ
+    from their defaults (Explain and Batch carry the Caption page's settings, which they use)."""
+    params: dict[str, str | list[str]] = {}
+    spec = st.session_state.get("model_spec", DEFAULT_SPEC)
+    if spec != DEFAULT_SPEC:
+        params["model"] = spec
+    picked = st.session_state.get("image")
+    first = gallery()[0].name if gallery() else None
+    if page != "Batch" and picked is not None and picked.source == "example" and picked.name != first:
+        params["image"] = picked.name
+    if lm is None:
+        return params
+    ranges, defaults = _decoding_setup(lm.model)
+    if page in ("Caption", "Explain", "Batch"):
+        params.update(settings.to_params(decoding_values(lm.model), defaults, ranges, choices=("strategy",)))
+    if page == "Compare":
+        compare_defaults = settings.compare_defaults(lm.model.default_decoding)
+        values = {name: st.session_state.get("cmp." + name, v) for name, v in compare_defaults.items()}
+        params.update(settings.to_params(values, compare_defaults, settings.COMPARE_RANGES))
+        added = [settings.added_to_param(a["label"], {k: v for k, v in a.items() if k != "label"}, defaults)
+                 for a in st.session_state.get(COMPARE_ADDED, [])]
+        if added:
+            params["compare_add"] = added
+    if page == "Explain":
+        params.update(_explain_params())
+    return params
+
+
+def write_url(page: str, lm: LoadedModel | None) -> None:
+    """Put this view in the URL (only when it changed: each change is a step in the browser's history)."""
+    params = url_params(page, lm)
+    current = {k: st.query_params.get_all(k) for k in st.query_params}
+    if current != {k: v if isinstance(v, list) else [v] for k, v in params.items()}:
+        st.query_params.from_dict(params)
+
+
 # -- batch --------------------------------------------------------------------------------------
-def expand_uploads(files: Sequence[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], list[BatchRow]]:
-    """Files and zip archives -> image files to caption, and rows for what could not be used."""
-    items, problems = [], []
-    for name, data in files:
-        if name.lower().endswith(".zip"):
-            try:
-                contents = read_image_archive(data)
-            except ArchiveError as e:
-                problems.append(BatchRow(name, problem=str(e)))
-                continue
-            items += [(f"{name}/{inner}", content) for inner, content in contents.images]
-            problems += [BatchRow(f"{name}/{inner}", problem=why) for inner, why in contents.skipped]
-        else:
-            items.append((name, data))
-    return items, problems
+def batch_inputs(files: Sequence[Any] | None, examples: Sequence[Example]) -> tuple[list[BatchItem], list[BatchRow]]:
+    """The uploaded files (zip archives opened) and the chosen examples: items to caption, and problem rows."""
+    uploads = [(f.name, f.getvalue()) for f in files or []] + [(ex.name, ex.data) for ex in examples]
+    return expand_uploads(uploads)
 
 
-def caption_batch(lm: LoadedModel, items: Sequence[tuple[str, bytes]], config: DecodingConfig,
-                  on_progress: Callable[[int, str], None] | None = None) -> list[BatchRow]:
-    """Caption each file in turn; a file that fails gets its reason and the others go on."""
-    config = config.with_(output_attentions=False, num_alternatives=1).validate()
-    rows = []
-    for i, (name, data) in enumerate(items):
-        if on_progress:
-            on_progress(i, name)
-        try:
-            image = load_image(data)
-            t0 = time.perf_counter()
-            result = lm.decode(lm.encode(image), [config])[0]
-            seconds = time.perf_counter() - t0
-            best = result.best
-            rows.append(BatchRow(name, best.text, best.score, best.logprob, seconds, thumbnail_uri(image)))
-        except ImageLoadError as e:
-            rows.append(BatchRow(name, problem=str(e)))
-        except Exception as e:  # one broken image must not stop the batch
-            log.exception("captioning %s failed", name)
-            rows.append(BatchRow(name, problem=f"could not be captioned: {type(e).__name__}"))
-    if on_progress:
-        on_progress(len(items), "")
-    return rows
+def _row_key(lm: LoadedModel, config: DecodingConfig, item: BatchItem) -> str:
+    settings_key = json.dumps({k: v for k, v in config.to_dict().items() if k != "label"}, sort_keys=True, default=str)
+    return f"{lm.key}|{settings_key}|{item.name}|{item.digest}"
+
+
+def batch_rows(lm: LoadedModel, items: Sequence[BatchItem], config: DecodingConfig) -> list[BatchRow | None]:
+    """Per item, its row if it has been captioned with these settings (None if not yet)."""
+    done = st.session_state.get("batch.done", {})
+    return [done.get(_row_key(lm, config, item)) for item in items]
+
+
+def run_batch(lm: LoadedModel, items: Sequence[BatchItem], config: DecodingConfig) -> None:
+    """Caption the items that have no row yet, with a progress bar and a Stop button.
+
+    Rows are kept as they come, so a stopped (or interrupted) batch keeps what it did and the next
+    run captions only the rest. Stop works as any click does during a run: Streamlit ends the run
+    at its next update of the page, here the progress bar after each image.
+    """
+    done = st.session_state.setdefault("batch.done", {})
+    keys = {_row_key(lm, config, item): item for item in items}
+    for stale in [k for k in done if k not in keys]:  # keep only the current batch's rows
+        del done[stale]
+    todo = [(k, item) for k, item in keys.items() if k not in done]
+    bar = st.progress(0.0, text=f"Captioning {len(todo)} images…")
+    stop = st.empty()
+    stop.button("Stop", key="batch.stop", icon=":material/stop_circle:")
+    rows = caption_items(lm.model, [item for _, item in todo], config, lm.lock)
+    for i, ((key, item), row) in enumerate(zip(todo, rows), 1):
+        done[key] = row
+        bar.progress(i / len(todo), text=f"{i}/{len(todo)} · {item.name}")
+    bar.empty()
+    stop.empty()
 
 
 # -- page frame ---------------------------------------------------------------------------------
@@ -314,14 +688,30 @@ def page_guard(doing: str = "showing this page") -> Iterator[None]:
                  "try other settings or another image.")
 
 
-def require_model_and_image() -> tuple[LoadedModel, SelectedImage]:
-    """The session's model and image, or a message and a stop when either is missing."""
+def how_to_read(page: str) -> None:
+    """The page's short, collapsible reading guide."""
+    with st.expander("How to read this", icon=":material/help:"):
+        st.markdown(views.HOW_TO_READ[page])
+
+
+def show_url_notes() -> None:
+    """What a link asked for that could not be used as it was (shown once)."""
+    for note in st.session_state.pop("url.notes", []):
+        st.info(note, icon=":material/link:")
+
+
+def require_model() -> LoadedModel:
+    """The session's model, or a message and a stop when none loads."""
     lm = current_model()
     if lm is None:
         st.error(st.session_state.get("model_error", "No model is loaded."))
         st.stop()
-    if st.session_state.get("image_error"):
-        st.error(st.session_state["image_error"])
+    return lm
+
+
+def require_model_and_image() -> tuple[LoadedModel, SelectedImage]:
+    """The session's model and image, or a message and a stop when either is missing."""
+    lm = require_model()
     picked = selected_image()
     if picked is None:
         st.info("Choose an image in the sidebar: upload one, take a photo, or pick an example.")
@@ -330,38 +720,65 @@ def require_model_and_image() -> tuple[LoadedModel, SelectedImage]:
 
 
 # -- sidebar ------------------------------------------------------------------------------------
-MODEL_KINDS = ("Default", "Built-in", "Hugging Face hub", "Local path")
-
-
-def model_sidebar() -> None:
-    """Model picker and what is loaded."""
+def model_sidebar() -> LoadedModel | None:
+    """Model picker and what is loaded; returns the model in use."""
     sb = st.sidebar
     sb.subheader("Model")
+    with sb:
+        lm = current_model()
     st.session_state.setdefault("model.hub", DEFAULT_HUB_MODEL)
+    st.session_state.setdefault("model.kind", _kind_of(st.session_state["model_spec"]))
     kind = sb.radio("Model", MODEL_KINDS, key="model.kind", horizontal=True, label_visibility="collapsed")
-    spec = {"Default": DEFAULT_SPEC, "Built-in": "builtin"}.get(kind, "")
     if kind == "Hugging Face hub":
-        spec = sb.text_input("Hub id", key="model.hub")
+        sb.text_input("Hub id", key="model.hub")
     elif kind == "Local path":
-        spec = sb.text_input("Path to a captioner.pt or a model folder", key="model.path")
-    if sb.button("Load model", key="model.load", width="stretch"):
-        switch_model(spec)
-    lm = current_model()
+        sb.text_input("Path to a captioner.pt or a model folder", key="model.path")
+    sb.button("Load model", key="model.load", width="stretch", on_click=_on_load_model)
     if st.session_state.get("model_error"):
         sb.error(st.session_state["model_error"])
     if lm is None:
-        return
+        return None
     info = lm.model.info
     if lm.fell_back:
         sb.warning(f"Using the built-in model: {info.reason}.")
-    lines = [
-        f"**{info.name}** · {info.family}",
-        f"{format_count(info.num_parameters)} parameters · {info.dtype}",
-        f"from `{info.source}`",
-    ]
+    lines = [f"**{info.name}** · {info.family}", f"{format_count(info.num_parameters)} parameters · {info.dtype}",
+             f"from `{info.source}`"]
     if info.reason and not lm.fell_back:
         lines.append(f"Why this model: {info.reason}")
     sb.caption("  \n".join(lines))
+    if lm.is_builtin:
+        sb.caption(views.BUILTIN_SHORT)
+    return lm
+
+
+@st.cache_data(show_spinner=False)
+def _gallery_css() -> str:
+    """Each example's thumbnail as the background of its button; the chosen one (primary) outlined."""
+    rules = [
+        '[class*="st-key-gallery-"] button {aspect-ratio: 1 / 1; height: auto; min-height: 0; padding: 0;'
+        " background-size: cover; background-position: center; image-rendering: pixelated; color: transparent;}",
+        '[class*="st-key-gallery-"] button p {color: transparent;}',
+        '[class*="st-key-gallery-"] button[data-testid="stBaseButton-primary"]'
+        " {outline: 3px solid #3563c9; outline-offset: 2px;}",
+    ]
+    for i, ex in enumerate(gallery()):
+        thumb = Image.open(io.BytesIO(ex.data)).convert("RGB")
+        thumb.thumbnail((96, 96))
+        data = base64.b64encode(views.png_bytes(thumb)).decode()
+        rules.append(f".st-key-gallery-{i} button {{background-image: url(data:image/png;base64,{data});}}")
+    return "<style>" + "\n".join(rules) + "</style>"
+
+
+def _gallery_grid() -> None:
+    """The examples as clickable thumbnails; the one in use is outlined."""
+    sb = st.sidebar
+    picked = st.session_state.get("image")
+    chosen = picked.name if picked is not None and picked.source == "example" else None
+    sb.html(_gallery_css())
+    columns = sb.columns(4, gap="small")
+    for i, ex in enumerate(gallery()):
+        columns[i % 4].button(f"Example {i + 1}", key=f"gallery.{i}", on_click=select_example, args=(ex.name,),
+                              type="primary" if ex.name == chosen else "secondary", help=ex.name, width="stretch")
 
 
 def image_sidebar() -> None:
@@ -370,29 +787,41 @@ def image_sidebar() -> None:
     sb.subheader("Image")
     source = sb.radio("Image from", ("Examples", "Upload", "Camera"), key="img.source", horizontal=True,
                       label_visibility="collapsed")
+    picked = selected_image()
     if source == "Examples":
-        examples = gallery()
-        cols = sb.columns(3)
-        for i, ex in enumerate(examples):
-            with cols[i % 3]:
-                st.image(ex.data, width="stretch")
-                st.button(f"#{i + 1}", key=f"img.example.{i}", on_click=_select_example, args=(i,),
-                          width="stretch")
+        _gallery_grid()
     elif source == "Upload":
-        sb.file_uploader("Upload an image", type=IMAGE_TYPES, key="img.upload", on_change=_on_upload)
+        sb.file_uploader("Upload an image", type=IMAGE_TYPES, key=_input_key("upload"), on_change=_on_file,
+                         args=("upload",), help=f"{SUPPORTED_FORMATS_TEXT}, up to 25 MB")
     else:
-        sb.camera_input("Take a photo", key="img.camera", on_change=_on_camera)
+        sb.camera_input("Take a photo", key=_input_key("camera"), on_change=_on_file, args=("camera",))
+    if st.session_state.get("image_error"):
+        sb.error(st.session_state["image_error"])
     picked = selected_image()
     if picked is not None:
         w, h = picked.image.size
         sb.image(picked.preview, caption=f"{picked.name} · {w}×{h}", width="stretch")
-    if st.session_state.get("image_error"):
-        sb.error(st.session_state["image_error"])
 
 
-def sidebar(page_title: str) -> None:
-    """The sidebar every page shares (the Batch page takes its own files, so no image input there)."""
+def page_links(pages: Sequence[Any], lm: LoadedModel | None) -> None:
+    """The app's navigation: a link per page, carrying what that page's URL holds."""
+    for p in pages:
+        st.page_link(p, label=p.title, icon=p.icon, width="stretch", query_params=url_params(p.title, lm))
+    st.divider()
+
+
+def sidebar(page: Any, pages: Sequence[Any]) -> LoadedModel | None:
+    """The sidebar every page shares: page links, the model, and the image (not on the Batch page,
+    which takes its own files). A link's settings are applied once the model is known. Returns the model."""
+    lm = None
+    nav = st.sidebar.container(key="page-links")
     with page_guard("setting up the sidebar"):
-        model_sidebar()
-        if page_title != "Batch":
+        restore_from_url(page.title)
+        lm = model_sidebar()
+        if lm is not None:
+            apply_url_settings(lm)
+        if page.title != "Batch":
             image_sidebar()
+    with nav:
+        page_links(pages, lm)
+    return lm

@@ -1,7 +1,8 @@
-"""What the app shows, built from engine results: tables, Plotly figures, heatmap overlays, metrics.
+"""What the app shows, built from engine results: tables, Plotly figures, heatmap overlays, texts.
 
 No Streamlit here: every function takes `Caption` / `DecodeResult` objects and returns plain data
 (pandas frames, Plotly figures, PIL images, strings), so pages stay short and this is unit-tested.
+Colours come from Plotly's scales (`plotly.colors`).
 """
 
 from __future__ import annotations
@@ -11,19 +12,88 @@ import html
 import io
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+import plotly.colors as pc
 import plotly.graph_objects as go
 from PIL import Image, ImageDraw, ImageFont
 
+from captioner.app.batch import BatchRow
+from captioner.app.settings import HEAD_MAX, HEAD_MEAN, LAYER_MEAN
 from captioner.config import DecodingConfig
 from captioner.decoding import Caption, DecodeResult
+from captioner.metrics import cider_d, corpus_bleu4, exact_match
 from captioner.models.base import ModelInfo
 
 END_LABEL = "⟨end⟩"
+PROB_SCALE = "RdYlGn"  # token backgrounds: red unlikely, yellow, green certain
+PROB_SPAN = (0.1, 0.9)  # the part of the scale used (its darkest ends would hide the text)
+PROB_LIGHTEN = 0.5  # mixed with white, so dark text stays readable
+HEAT_SCALE = "Inferno"  # attention: dark little, bright most
+# The same scale in rgb() form for figures: Streamlit's Plotly theme swaps the hex colours #000001..#000030
+# for its own (placeholders), and Inferno starts at #000004, which would come out pink.
+HEAT_COLORSCALE = [[pos, pc.convert_colors_to_same_type(colour, "rgb")[0][0]] for pos, colour in
+                   pc.make_colorscale(pc.sequential.Inferno)]
+
+# -- texts --------------------------------------------------------------------------------------
+HOW_TO_READ = {
+    "caption": (
+        "Each token of the caption is coloured by the probability the model gave it when it chose it: "
+        "red unlikely, yellow unsure, green certain (hover a token for the number). **Confidence** is the "
+        "geometric mean of those probabilities. A caption that stopped at *Max new tokens* instead of "
+        "ending by itself is marked. The controls on the left start at the model's own settings; greyed "
+        "ones do not apply to the chosen strategy."
+    ),
+    "compare": (
+        "Each row decodes the same image another way. **Log-prob** is what the model itself thinks of "
+        "the caption: compare rows by it. **Score** is what each strategy ranked its candidates by (see "
+        "*score uses*). **Distinct-1/2** are the share of unique words and word pairs among a "
+        "strategy's samples: higher means more varied. The chart shows how sure the model was of each "
+        "token; lines that coincide are drawn side by side."
+    ),
+    "explain": (
+        "The bars are the probability of the chosen token at each step, the line the entropy of the "
+        "model's whole next-token distribution (0 = certain; higher = spread over many tokens). The "
+        "heatmaps show cross-attention: how much the decoder's query for a word weighed each image "
+        "patch. Bright = most of that word's attention, each map scaled to its own range. Attention "
+        "shows where the model looked, not why it chose the word: a bright patch is not proof the "
+        "model 'saw' the object there."
+    ),
+    "batch": (
+        "Each file is captioned with the Caption page's settings. With reference captions (one line "
+        "per file, or the examples' own), each row gets its BLEU-4 and whether it matches a reference "
+        "word for word, and the batch gets corpus BLEU-4 and CIDEr-D (higher is better; 1.0 BLEU-4 is "
+        "a perfect match). Files that cannot be used are listed with the reason."
+    ),
+}
+
+# What the built-in model knows (tests/unit/test_views.py checks it against captioner.world).
+BUILTIN_SHAPES = ("circle", "square", "triangle", "star", "cross")
+BUILTIN_COLOURS = ("red", "orange", "yellow", "green", "blue", "purple", "white", "black")
+BUILTIN_SIZES = ("small", "big")
+BUILTIN_RELATIONS = ("left of", "right of", "above", "below")
+BUILTIN_NOTE = (
+    "**The built-in model** knows only its own world of rendered scenes: 1 to 3 objects, "
+    f"{len(BUILTIN_SHAPES)} shapes ({', '.join(BUILTIN_SHAPES)}), {len(BUILTIN_COLOURS)} colours "
+    f"({', '.join(BUILTIN_COLOURS)}), {len(BUILTIN_SIZES)} sizes ({' and '.join(BUILTIN_SIZES)}), "
+    f"placed {', '.join(BUILTIN_RELATIONS[:-1])} or {BUILTIN_RELATIONS[-1]} one another. "
+    "Pick a scene from the examples in the sidebar to see it at its best."
+)
+BUILTIN_SHORT = (
+    f"The built-in model knows scenes of 1 to 3 objects: {len(BUILTIN_SHAPES)} shapes, {len(BUILTIN_COLOURS)} "
+    f"colours, {len(BUILTIN_SIZES)} sizes, {' / '.join(BUILTIN_RELATIONS)}. Try the example images."
+)
+OUT_OF_WORLD_NOTE = (
+    "This image does not look like the built-in model's world of coloured shapes; the caption is a guess."
+)
+
+
+def hit_limit_note(max_new_tokens: int) -> str:
+    return (f"The caption stopped at the limit of {max_new_tokens} tokens instead of ending by itself: "
+            "it may be cut short. Raise *Max new tokens* to let it finish.")
 
 
 # -- labels and colours -------------------------------------------------------------------------
@@ -35,6 +105,10 @@ def config_label(config: DecodingConfig) -> str:
         return "greedy"
     if config.strategy == "beam":
         return f"beam ({config.num_beams})"
+    return "sample" + (" " + ", ".join(_sampling_parts(config)) if _sampling_parts(config) else "")
+
+
+def _sampling_parts(config: DecodingConfig) -> list[str]:
     parts = []
     if config.top_k:
         parts.append(f"top-k {config.top_k}")
@@ -42,7 +116,17 @@ def config_label(config: DecodingConfig) -> str:
         parts.append(f"top-p {config.top_p:g}")
     if config.temperature != 1:
         parts.append(f"T {config.temperature:g}")
-    return "sample" + (" " + ", ".join(parts) if parts else "")
+    return parts
+
+
+def score_basis(config: DecodingConfig) -> str:
+    """Which probabilities a configuration's score is made of: the model's own, or which renormalised ones."""
+    parts = _sampling_parts(config) if config.strategy == "sample" else []
+    if config.repetition_penalty != 1:
+        parts.append(f"repetition penalty {config.repetition_penalty:g}")
+    if config.no_repeat_ngram_size:
+        parts.append(f"no repeated {config.no_repeat_ngram_size}-grams")
+    return "after " + ", ".join(parts) if parts else "model's own"
 
 
 def token_label(token: str) -> str:
@@ -53,10 +137,34 @@ def token_label(token: str) -> str:
     return text or repr(token)
 
 
+def _rgb(colour: str) -> tuple[float, float, float]:
+    return pc.unlabel_rgb(pc.convert_colors_to_same_type(colour, "rgb")[0][0])
+
+
 def prob_color(p: float) -> str:
-    """Background colour for a token: red (unlikely) through yellow to green (certain)."""
-    p = min(max(float(p), 0.0), 1.0)
-    return f"hsl({round(120 * p)}, 75%, 78%)"
+    """Background colour for a token from Plotly's RdYlGn scale, lightened so dark text stays readable."""
+    p = min(max(float(p), 0.0), 1.0) if math.isfinite(p) else 0.0
+    lo, hi = PROB_SPAN
+    colour = _rgb(pc.sample_colorscale(PROB_SCALE, [lo + (hi - lo) * p])[0])
+    r, g, b = pc.find_intermediate_color(colour, (255.0, 255.0, 255.0), PROB_LIGHTEN)
+    return f"rgb({round(r)}, {round(g)}, {round(b)})"
+
+
+def scale_legend_html(scale: str, left: str, right: str, lighten: float = 0.0, span: tuple[float, float] = (0, 1)) -> str:
+    """A small horizontal colour bar for (the `span` of) a Plotly scale, with a label at each end."""
+    stops = [_rgb(c) for c in pc.sample_colorscale(scale, list(np.linspace(*span, 9)))]
+    stops = [pc.find_intermediate_color(c, (255.0, 255.0, 255.0), lighten) for c in stops]
+    gradient = ", ".join(f"rgb({round(r)},{round(g)},{round(b)})" for r, g, b in stops)
+    return (
+        '<div style="display:flex;align-items:center;gap:0.5rem;font-size:0.85rem;color:#555">'
+        f"<span>{html.escape(left)}</span>"
+        f'<span style="flex:0 1 12rem;height:0.8rem;border-radius:3px;background:linear-gradient(to right, {gradient})"></span>'
+        f"<span>{html.escape(right)}</span></div>"
+    )
+
+
+def token_legend_html() -> str:
+    return scale_legend_html(PROB_SCALE, "p = 0 (unlikely)", "1 (certain)", PROB_LIGHTEN, PROB_SPAN)
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$&:])")
@@ -65,6 +173,11 @@ _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$&:])")
 def _escape(text: str) -> str:
     """Text safe inside Markdown with HTML: every special character becomes an entity."""
     return _MD_SPECIAL.sub(lambda m: f"&#{ord(m.group(1))};", text)
+
+
+def markdown_escape(text: str) -> str:
+    """Plain text for st.markdown (user-supplied names and captions)."""
+    return _escape(text)
 
 
 def tokens_html(caption: Caption, end_token: bool = False) -> str:
@@ -79,12 +192,24 @@ def tokens_html(caption: Caption, end_token: bool = False) -> str:
             f'<span title="p = {p:.3f}" style="background:{prob_color(p)};color:#111;border-radius:4px;'
             f'padding:1px 3px;margin:0 1px;white-space:pre">{_escape(text)}</span>'
         )
+    if caption.hit_limit:
+        spans.append('<span title="stopped at the token limit" style="color:#a33;padding:0 4px">✂ cut at the limit</span>')
     return '<div style="font-size:1.35rem;line-height:2.1">' + "".join(spans) + "</div>"
 
 
 # -- Caption page -------------------------------------------------------------------------------
+def caption_notes(caption: Caption, config: DecodingConfig) -> list[str]:
+    """Warnings to show beside a caption: outside the model's world, stopped at the token limit."""
+    notes = []
+    if caption.out_of_world:
+        notes.append(OUT_OF_WORLD_NOTE)
+    if caption.hit_limit:
+        notes.append(hit_limit_note(config.max_new_tokens))
+    return notes
+
+
 def caption_record(result: DecodeResult, info: ModelInfo | None = None, image_name: str = "") -> dict[str, Any]:
-    """One decode result as a JSON-ready dict (settings, timings, every returned caption)."""
+    """One decode result as a JSON-ready dict (settings, timings, every returned caption and beam)."""
     config = {k: v for k, v in result.config.to_dict().items() if k not in ("label",)}
     record: dict[str, Any] = {
         "image": image_name,
@@ -93,9 +218,15 @@ def caption_record(result: DecodeResult, info: ModelInfo | None = None, image_na
         "timings_s": {k: round(v, 4) for k, v in result.timings.items()},
         "captions": [c.to_dict() for c in result.captions],
     }
+    if result.config.strategy == "beam":
+        record["beams"] = [c.to_dict() for c in result.beams]
     if info is not None:
         record["model"] = {"name": info.name, "family": info.family, "source": info.source, "dtype": info.dtype}
     return record
+
+
+def milliseconds(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
 
 
 # -- Compare page -------------------------------------------------------------------------------
@@ -108,81 +239,142 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
-def _length(caption: Caption) -> int:
-    """Generated tokens without the end token."""
-    return len(caption.token_ids) - (1 if caption.finished else 0)
+def num_tokens(caption: Caption) -> int:
+    """Generated tokens, the end token included: what the score's length penalty divides by."""
+    return len(caption.token_ids)
+
+
+def compare_note(length_penalty: float) -> str:
+    return (
+        "**log-prob**: the sum of the model's own log-probabilities of the caption's tokens, the same "
+        "yardstick for every row. **score**: the sum of the log-probabilities in the distribution the "
+        f"strategy drew from (*score uses*), divided by tokens ** length penalty ({length_penalty:g}); "
+        "**tokens** count the end token. Sampled rows draw from a renormalised distribution "
+        "(top-k, top-p, temperature), so their score is higher than their log-prob: compare rows by log-prob."
+    )
 
 
 def comparison_table(results: Sequence[DecodeResult]) -> pd.DataFrame:
-    """One row per configuration: its best caption, log-probability, length, score and time."""
+    """One row per configuration: its best caption, log-probability, score (and what it uses), tokens, time."""
     rows = []
     for r in results:
         texts = [c.text for c in r.captions]
         rows.append(
             {
                 "strategy": config_label(r.config),
-                "caption": r.best.text,
+                "caption": r.best.text + (" ✂" if r.best.hit_limit else ""),
                 "log-prob": round(r.best.logprob, 3),
                 "score": round(r.best.score, 3),
-                "length": _length(r.best),
+                "score uses": score_basis(r.config),
+                "tokens": num_tokens(r.best),
+                "confidence": round(r.best.confidence, 3),
                 "samples": len(r.captions),
                 "distinct-1": round(distinct_n(texts, 1), 3) if len(texts) > 1 else None,
                 "distinct-2": round(distinct_n(texts, 2), 3) if len(texts) > 1 else None,
-                "time (s)": round(r.timings.get("decode", 0.0), 4),
+                "time (s)": round(r.timings.get("decode", 0.0), 3),
             }
         )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if len(table) > 1 and table["time (s)"].nunique() == 1:  # decoded in one call: its time is said once
+        table = table.drop(columns="time (s)")
+    return table
+
+
+def readable(table: pd.DataFrame, digits: int = 3, wide: Sequence[str] = ("caption",)) -> "pd.io.formats.style.Styler":
+    """A table for st.table: numbers to `digits` decimals, blanks for missing values, no index, and the
+    `wide` columns kept wide enough to read on a narrow window."""
+    style = table.style.format(precision=digits, na_rep="").hide(axis="index")
+    columns = [c for c in wide if c in table.columns]
+    return style.set_properties(subset=columns, **{"min-width": "14em"}) if columns else style
 
 
 def samples_table(results: Sequence[DecodeResult]) -> pd.DataFrame:
     """Every sample of the sampling configurations."""
     rows = [
-        {"strategy": config_label(r.config), "sample": i + 1, "caption": c.text, "log-prob": round(c.logprob, 3)}
+        {"strategy": config_label(r.config), "sample": i + 1, "caption": c.text, "log-prob": round(c.logprob, 3),
+         "score": round(c.score, 3), "tokens": num_tokens(c)}
         for r in results
         if r.config.strategy == "sample"
         for i, c in enumerate(r.captions)
     ]
-    return pd.DataFrame(rows, columns=["strategy", "sample", "caption", "log-prob"])
+    return pd.DataFrame(rows, columns=["strategy", "sample", "caption", "log-prob", "score", "tokens"])
 
 
 def beams_table(results: Sequence[DecodeResult]) -> pd.DataFrame:
     """Every finished beam hypothesis of the beam configurations, best first, with its score."""
     rows = [
-        {
-            "strategy": config_label(r.config),
-            "rank": i + 1,
-            "caption": c.text,
-            "score": round(c.score, 4),
-            "log-prob": round(c.logprob, 3),
-            "length": _length(c),
-            "finished": c.finished,
-        }
+        {"strategy": config_label(r.config), "rank": i + 1, "caption": c.text, "score": round(c.score, 4),
+         "log-prob": round(c.logprob, 3), "tokens": num_tokens(c), "ended": c.finished}
         for r in results
         if r.config.strategy == "beam"
         for i, c in enumerate(r.beams)
     ]
-    return pd.DataFrame(rows, columns=["strategy", "rank", "caption", "score", "log-prob", "length", "finished"])
+    return pd.DataFrame(rows, columns=["strategy", "rank", "caption", "score", "log-prob", "tokens", "ended"])
+
+
+def every_caption_table(results: Sequence[DecodeResult]) -> pd.DataFrame:
+    """Every caption of every configuration (each sample, each finished beam): what Compare's CSV holds."""
+    rows = []
+    for r in results:
+        kind = {"beam": "beam", "sample": "sample"}.get(r.config.strategy, "greedy")
+        for i, c in enumerate(r.beams if r.config.strategy == "beam" else r.captions):
+            rows.append({
+                "strategy": config_label(r.config), "kind": kind, "rank": i + 1, "caption": c.text,
+                "log-prob": c.logprob, "score": c.score, "score uses": score_basis(r.config),
+                "tokens": num_tokens(c), "ended": c.finished, "confidence": c.confidence,
+            })
+    return pd.DataFrame(rows)
+
+
+def comparison_record(results: Sequence[DecodeResult], info: ModelInfo | None, image_name: str) -> dict[str, Any]:
+    """Compare's JSON: per configuration, its settings, timings, every caption and every beam."""
+    configurations = []
+    for r in results:
+        record = caption_record(r)
+        record.pop("image")
+        configurations.append({"strategy": config_label(r.config), **record})
+    out: dict[str, Any] = {"image": image_name, "configurations": configurations}
+    if info is not None:
+        out["model"] = {"name": info.name, "family": info.family, "source": info.source, "dtype": info.dtype}
+    return out
+
+
+_SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "star", "cross", "pentagon")
+_DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+
+
+def _step_tick(tokens_at_step: list[str], step: int) -> str:
+    distinct = list(dict.fromkeys(tokens_at_step))
+    words = distinct[0] if len(distinct) == 1 else " / ".join(distinct[:2]) + (" …" if len(distinct) > 2 else "")
+    return f"{step}<br>{html.escape(words)}"
 
 
 def token_prob_figure(results: Sequence[DecodeResult]) -> go.Figure:
-    """Per-token probability of each configuration's best caption, one line per configuration."""
+    """Per-token probability of each configuration's best caption: one line each, never hidden by another.
+
+    Integer steps on x, labelled with the tokens chosen there; each line has its own marker and dash,
+    and a small sideways offset, so lines with the same values stay visible side by side.
+    """
     fig = go.Figure()
-    for r in results:
-        c = r.best
-        labels = [token_label(t) for t in c.tokens]
-        fig.add_trace(
-            go.Scatter(
-                x=list(range(1, len(labels) + 1)),
-                y=c.token_probs,
-                mode="lines+markers",
-                name=config_label(r.config),
-                text=labels,
-                hovertemplate="step %{x}: <b>%{text}</b><br>p = %{y:.3f}<extra>%{fullData.name}</extra>",
-            )
-        )
+    n = len(results)
+    spread = 0.3 if n > 1 else 0.0
+    labels = [[token_label(t) for t in r.best.tokens] for r in results]
+    for i, (r, toks) in enumerate(zip(results, labels)):
+        offset = (i / (n - 1) - 0.5) * spread if n > 1 else 0.0
+        steps = list(range(1, len(toks) + 1))
+        fig.add_trace(go.Scatter(
+            x=[s + offset for s in steps], y=r.best.token_probs, mode="lines+markers", name=config_label(r.config),
+            text=toks, customdata=steps,
+            marker=dict(symbol=_SYMBOLS[i % len(_SYMBOLS)], size=8), line=dict(dash=_DASHES[i % len(_DASHES)], width=2),
+            hovertemplate="step %{customdata}: <b>%{text}</b><br>p = %{y:.3f}<extra>%{fullData.name}</extra>",
+        ))
+    longest = max((len(t) for t in labels), default=0)
+    ticks = [_step_tick([t[s - 1] for t in labels if len(t) >= s], s) for s in range(1, longest + 1)]
     fig.update_layout(
-        xaxis_title="token position", yaxis_title="probability", yaxis_range=[0, 1.02],
-        height=360, margin=dict(l=10, r=10, t=30, b=10), legend_title_text="strategy",
+        xaxis=dict(title="step and the token chosen there", tickmode="array", tickvals=list(range(1, longest + 1)),
+                   ticktext=ticks, range=[0.4, longest + 0.6]),
+        yaxis=dict(title="probability", range=[0, 1.05], tickformat=".1f"),
+        height=420, margin=dict(l=10, r=10, t=30, b=10), legend_title_text="strategy", hovermode="closest",
     )
     return fig
 
@@ -191,16 +383,17 @@ def token_prob_figure(results: Sequence[DecodeResult]) -> go.Figure:
 def step_figure(caption: Caption) -> go.Figure:
     """Chosen token's probability (bars) and the distribution's entropy (line, right axis) per step."""
     labels = [f"{i + 1}. {token_label(t)}" for i, t in enumerate(caption.tokens)]
+    bar, line = pc.qualitative.Plotly[0], pc.qualitative.Plotly[1]
+    top = max([1.0, *caption.entropies]) * 1.1
     fig = go.Figure()
-    fig.add_trace(go.Bar(x=labels, y=caption.token_probs, name="probability", marker_color="#4C78A8"))
-    fig.add_trace(
-        go.Scatter(x=labels, y=caption.entropies, name="entropy (nats)", yaxis="y2", mode="lines+markers",
-                   line=dict(color="#F58518"))
-    )
+    fig.add_trace(go.Bar(x=labels, y=caption.token_probs, name="probability of the chosen token", marker_color=bar))
+    fig.add_trace(go.Scatter(x=labels, y=caption.entropies, name="entropy (nats)", yaxis="y2", mode="lines+markers",
+                             line=dict(color=line)))
     fig.update_layout(
-        yaxis=dict(title="probability", range=[0, 1.02]),
-        yaxis2=dict(title="entropy (nats)", overlaying="y", side="right", rangemode="tozero"),
-        height=340, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.12),
+        yaxis=dict(title="probability", range=[0, 1.05], tickformat=".1f", dtick=0.2),
+        yaxis2=dict(title="entropy (nats)", overlaying="y", side="right", range=[0, top], tickformat=".1f",
+                    nticks=6, showgrid=False),
+        height=360, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=1.15),
     )
     return fig
 
@@ -238,8 +431,12 @@ def word_groups(tokens: Sequence[str], finished: bool) -> list[tuple[str, list[i
     return [(text.strip(), idx) for text, idx in groups]
 
 
-LAYER_MEAN = "mean over layers"
-HEAD_MEAN, HEAD_MAX = "mean over heads", "max over heads"
+def layer_text(layer: int | str) -> str:
+    return layer if isinstance(layer, str) else f"layer {layer + 1}"
+
+
+def head_text(head: int | str) -> str:
+    return head if isinstance(head, str) else f"head {head + 1}"
 
 
 def aggregate_attention(attentions: np.ndarray, layer: int | str = LAYER_MEAN, head: int | str = HEAD_MEAN) -> np.ndarray:
@@ -266,19 +463,17 @@ def word_maps(caption: Caption, layer: int | str = LAYER_MEAN, head: int | str =
     return [(word, maps[idx].mean(axis=0)) for word, idx in word_groups(caption.tokens, caption.finished)]
 
 
-# Colour map anchors (close to matplotlib's "inferno"), interpolated linearly.
-_CMAP = np.array(
-    [[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66], [245, 125, 21], [250, 193, 39], [252, 255, 164]],
-    dtype=np.float32,
-)
+_HEAT_LUT = np.array([_rgb(c) for c in pc.sample_colorscale(HEAT_SCALE, list(np.linspace(0, 1, 256)))], dtype=np.float32)
 
 
 def colorize(values: np.ndarray) -> np.ndarray:
-    """Values in [0, 1] -> uint8 RGB through the colour map."""
-    v = np.clip(np.nan_to_num(values), 0, 1) * (len(_CMAP) - 1)
-    lo = np.floor(v).astype(int).clip(0, len(_CMAP) - 2)
-    frac = (v - lo)[..., None]
-    return (_CMAP[lo] * (1 - frac) + _CMAP[lo + 1] * frac).round().astype(np.uint8)
+    """Values in [0, 1] -> uint8 RGB through Plotly's Inferno scale."""
+    v = np.clip(np.nan_to_num(np.asarray(values, dtype=np.float32)), 0, 1)
+    return _HEAT_LUT[np.round(v * 255).astype(int)].round().astype(np.uint8)
+
+
+def heat_legend_html() -> str:
+    return scale_legend_html(HEAT_SCALE, "little attention", "most attention")
 
 
 def display_image(image: Image.Image, side: int = 320) -> Image.Image:
@@ -290,15 +485,45 @@ def display_image(image: Image.Image, side: int = 320) -> Image.Image:
     return image.convert("RGB").resize(size, resample)
 
 
-def overlay(image: Image.Image, amap: np.ndarray, side: int = 320, alpha: float = 0.6) -> Image.Image:
-    """The attention map stretched over the image (the models see the whole image, uncropped)."""
-    base = display_image(image, side)
-    m = np.asarray(amap, dtype=np.float32)
+def _stretch(amap: np.ndarray) -> np.ndarray:
+    m = np.nan_to_num(np.asarray(amap, dtype=np.float32))
     lo, hi = float(m.min()), float(m.max())
-    m = (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
-    heat = Image.fromarray((m * 255).astype(np.uint8), "L").resize(base.size, Image.BILINEAR)
+    return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+
+
+def overlay(image: Image.Image, amap: np.ndarray, side: int = 320, alpha: float = 0.6) -> Image.Image:
+    """The attention map (scaled to its own range) stretched over the image (models see it whole, uncropped)."""
+    base = display_image(image, side)
+    heat = Image.fromarray((_stretch(amap) * 255).astype(np.uint8), "L").resize(base.size, Image.BILINEAR)
     colored = Image.fromarray(colorize(np.asarray(heat, dtype=np.float32) / 255.0), "RGB")
-    return Image.blend(base, colored, alpha)
+    return Image.blend(base, colored, float(min(max(alpha, 0.0), 1.0)))
+
+
+def attention_figure(image: Image.Image, amap: np.ndarray, opacity: float = 0.6, title: str = "",
+                     side: int = 448) -> go.Figure:
+    """One word's attention over the image (the same overlay as the grid), with a colour scale legend in
+    attention weights and each patch's weight on hover."""
+    base = overlay(image, amap, side, opacity)
+    w, h = base.size
+    m = np.nan_to_num(np.asarray(amap, dtype=np.float32))
+    rows, cols = m.shape
+    lo, hi = float(m.min()), float(m.max())
+    fig = go.Figure(go.Image(z=np.asarray(base), hoverinfo="skip"))
+    fig.add_trace(go.Heatmap(  # invisible: it only answers the hover with the patch's weight
+        z=m, x0=w / cols / 2, dx=w / cols, y0=h / rows / 2, dy=h / rows, opacity=0, showscale=False,
+        hovertemplate="this patch: %{z:.3f} of the attention<extra></extra>",
+    ))
+    fig.add_trace(go.Scatter(  # the legend: the overlay's colours, lo..hi
+        x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
+        marker=dict(color=[lo, hi], cmin=lo, cmax=hi if hi > lo else lo + 1e-6, colorscale=HEAT_COLORSCALE, showscale=True,
+                    colorbar=dict(title=dict(text="attention", side="right"), tickformat=".2f", thickness=14)),
+    ))
+    fig.update_layout(
+        title=dict(text=html.escape(title), font=dict(size=14)), height=side + 60, margin=dict(l=0, r=0, t=40, b=0),
+        xaxis=dict(visible=False, range=[0, w]), yaxis=dict(visible=False, range=[h, 0], scaleanchor="x"),
+        plot_bgcolor="white",
+    )
+    return fig
 
 
 def _font(size: int) -> ImageFont.ImageFont:
@@ -308,24 +533,56 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def heatmap_figure(image: Image.Image, maps: Sequence[tuple[str, np.ndarray]], cols: int = 4, tile: int = 200,
-                   title: str = "") -> Image.Image:
-    """A labelled grid: the image, then one overlay per word (what the Explain page downloads)."""
-    panels = [("image", display_image(image, tile))] + [(w, overlay(image, m, tile)) for w, m in maps]
-    cols = max(1, min(cols, len(panels)))
+def _colour_bar(width: int, height: int = 12) -> Image.Image:
+    ramp = np.tile(np.linspace(0, 1, width, dtype=np.float32), (height, 1))
+    return Image.fromarray(colorize(ramp), "RGB")
+
+
+@dataclass
+class HeatmapGrid:
+    """What the downloadable heatmap figure shows: the image, one overlay per word, and which attention."""
+
+    image: Image.Image
+    maps: Sequence[tuple[str, np.ndarray]]
+    caption: str = ""
+    layer: int | str = LAYER_MEAN
+    head: int | str = HEAD_MEAN
+    opacity: float = 0.6
+    cols: int = 4
+    tile: int = 200
+    title_lines: list[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.title_lines = [f"“{self.caption}”"[:90]] if self.caption else []
+        self.title_lines.append(f"cross-attention: {layer_text(self.layer)}, {head_text(self.head)}")
+
+
+def heatmap_figure(grid: HeatmapGrid) -> Image.Image:
+    """A labelled PNG grid: the image, then one overlay per word; the title says which layer and head."""
+    panels = [("image", display_image(grid.image, grid.tile))]
+    panels += [(f"“{w}”", overlay(grid.image, m, grid.tile, grid.opacity)) for w, m in grid.maps]
+    cols = max(1, min(grid.cols, len(panels)))
     rows = math.ceil(len(panels) / cols)
-    label_h, pad, head = 26, 8, (34 if title else 0)
-    cell_w, cell_h = tile + pad, tile + label_h + pad
-    fig = Image.new("RGB", (cols * cell_w + pad, head + rows * cell_h + pad), "white")
+    label_h, pad, head = 26, 8, 8 + 24 * len(grid.title_lines)
+    cell_w, cell_h = grid.tile + pad, grid.tile + label_h + pad
+    width = cols * cell_w + pad
+    fig = Image.new("RGB", (width, head + rows * cell_h + pad + 40), "white")
     draw = ImageDraw.Draw(fig)
-    if title:
-        draw.text((pad, 8), title, fill="black", font=_font(18))
+    for i, line in enumerate(grid.title_lines):
+        draw.text((pad, 8 + 24 * i), line, fill="black", font=_font(18))
     for i, (label, panel) in enumerate(panels):
         x = pad + (i % cols) * cell_w
         y = head + pad + (i // cols) * cell_h
-        fig.paste(panel, (x + (tile - panel.width) // 2, y + (tile - panel.height) // 2))
-        draw.text((x, y + tile + 4), label[:28], fill="black", font=_font(16))
+        fig.paste(panel, (x + (grid.tile - panel.width) // 2, y + (grid.tile - panel.height) // 2))
+        draw.text((x, y + grid.tile + 4), label[:28], fill="black", font=_font(16))
+    bar_y = head + rows * cell_h + pad + 6
+    fig.paste(_colour_bar(min(240, width - 2 * pad)), (pad, bar_y))
+    draw.text((pad, bar_y + 14), "little attention → most (each map scaled to its own range)", fill="black", font=_font(13))
     return fig
+
+
+def heatmap_file_name(layer: int | str, head: int | str) -> str:
+    return f"heatmaps-{layer_text(layer).replace(' ', '-')}-{head_text(head).replace(' ', '-')}.png"
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -344,12 +601,21 @@ def thumbnail_uri(image: Image.Image, side: int = 96) -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(thumb)).decode()
 
 
-def parse_references(text: str) -> dict[str, list[str]]:
+@dataclass
+class References:
+    """Reference captions typed on the Batch page: per name, its captions and the line that named it first."""
+
+    captions: dict[str, list[str]] = field(default_factory=dict)
+    lines: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # one message per line that was skipped
+
+
+def parse_references(text: str) -> References:
     """Reference captions from lines of `file name: caption one | caption two` (blank lines, # comments ignored).
 
-    Raises ValueError naming the first line without a `name: caption` shape.
+    A line without that shape is skipped with a message naming it; the other lines still count.
     """
-    refs: dict[str, list[str]] = {}
+    refs = References()
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -357,56 +623,81 @@ def parse_references(text: str) -> dict[str, list[str]]:
         name, sep, captions = line.partition(":")
         caps = [c.strip() for c in captions.split("|") if c.strip()]
         if not sep or not name.strip() or not caps:
-            raise ValueError(f"Reference line {number} should read 'file name: caption | another caption', not {line[:60]!r}.")
-        refs.setdefault(name.strip(), []).extend(caps)
+            refs.problems.append(f"Reference line {number} should read 'file name: caption | another caption', "
+                                 f"not {line[:60]!r}: skipped.")
+            continue
+        refs.captions.setdefault(name.strip(), []).extend(caps)
+        refs.lines.setdefault(name.strip(), number)
     return refs
+
+
+def _name_keys(name: str) -> tuple[str, str, str]:
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return name, base, base.rsplit(".", 1)[0]
 
 
 def references_for(name: str, refs: dict[str, list[str]]) -> list[str]:
     """References for a file: by its full name, base name, or base name without extension."""
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    stem = base.rsplit(".", 1)[0]
-    for key in (name, base, stem):
+    for key in _name_keys(name):
         if key in refs:
             return refs[key]
     return []
 
 
-@dataclass
-class BatchRow:
-    """One file of a batch: a caption, or the reason it got none."""
-
-    name: str
-    caption: str = ""
-    score: float | None = None
-    logprob: float | None = None
-    seconds: float | None = None
-    thumbnail: str | None = None
-    problem: str = ""
-    references: tuple[str, ...] = ()
+def attach_references(rows: Sequence[BatchRow], typed: References, known: dict[str, Sequence[str]] | None = None,
+                      batch_names: Sequence[str] = ()) -> tuple[list[BatchRow], list[str]]:
+    """Rows with their references (typed lines first, then `known` ones such as the examples'), and a
+    message for each typed line whose name matches no file of the batch (`rows` and `batch_names`)."""
+    refs = {**{k: list(v) for k, v in (known or {}).items()}, **typed.captions}
+    out = [replace(r, references=tuple(references_for(r.name, refs))) for r in rows]
+    names = {key for name in [*(r.name for r in rows), *batch_names] for key in _name_keys(name)}
+    unmatched = [f"Reference line {typed.lines[k]} names {k!r}, which is not in the batch."
+                 for k in typed.captions if k not in names]
+    return out, unmatched
 
 
 def batch_table(rows: Sequence[BatchRow]) -> pd.DataFrame:
-    """The batch results as a table (thumbnail data URIs included)."""
-    return pd.DataFrame(
-        [
-            {
-                "thumbnail": r.thumbnail, "file": r.name, "caption": r.caption,
-                "score": None if r.score is None else round(r.score, 4),
-                "log-prob": None if r.logprob is None else round(r.logprob, 3),
-                "time (s)": None if r.seconds is None else round(r.seconds, 3),
-                "references": " | ".join(r.references), "problem": r.problem,
-            }
-            for r in rows
-        ],
-        columns=["thumbnail", "file", "caption", "score", "log-prob", "time (s)", "references", "problem"],
-    )
+    """The batch results, one row per file; per-image BLEU-4 and exact match when references are given."""
+    with_refs = any(r.references for r in rows)
+    records = []
+    for r in rows:
+        scored = bool(r.references) and not r.problem
+        record: dict[str, Any] = {
+            "thumbnail": thumbnail_uri(r.image) if r.image is not None else None,
+            "file": r.name, "caption": r.caption + (" ✂" if r.hit_limit else ""),
+            "confidence": None if r.confidence is None else round(r.confidence, 3),
+        }
+        if with_refs:
+            record["BLEU-4"] = round(corpus_bleu4([r.caption], [list(r.references)]), 3) if scored else None
+            record["matches a reference"] = exact_match(r.caption, r.references) if scored else None
+            record["references"] = " | ".join(r.references)
+        record.update({
+            "log-prob": None if r.logprob is None else round(r.logprob, 3),
+            "time (s)": None if r.seconds is None else round(r.seconds, 3),
+            "note": r.problem or _row_note(r),
+        })
+        records.append(record)
+    return pd.DataFrame(records)
+
+
+def batch_columns_shown(table: pd.DataFrame) -> list[str]:
+    """The batch table's columns that fit the page's width (the CSV keeps them all, log-prob and time
+    included); notes only when there are some."""
+    shown = ["thumbnail", "file", "caption", "confidence", "BLEU-4", "matches a reference", "references", "note"]
+    return [c for c in shown if c in table.columns and (c != "note" or table[c].astype(bool).any())]
+
+
+def _row_note(row: BatchRow) -> str:
+    notes = []
+    if row.hit_limit:
+        notes.append("stopped at the token limit")
+    if row.out_of_world:
+        notes.append("outside the built-in model's world: a guess")
+    return "; ".join(notes)
 
 
 def batch_metrics(rows: Sequence[BatchRow]) -> dict[str, float] | None:
     """Corpus BLEU-4 and CIDEr-D over the captioned files that have references (None if none do)."""
-    from captioner.metrics import cider_d, corpus_bleu4
-
     scored = [r for r in rows if r.references and not r.problem]
     if not scored:
         return None
@@ -418,8 +709,3 @@ def batch_metrics(rows: Sequence[BatchRow]) -> dict[str, float] | None:
 def csv_bytes(table: pd.DataFrame, drop: Sequence[str] = ("thumbnail",)) -> bytes:
     """A table as UTF-8 CSV, without the given columns."""
     return table.drop(columns=[c for c in drop if c in table.columns]).to_csv(index=False).encode("utf-8")
-
-
-def markdown_escape(text: str) -> str:
-    """Plain text for st.markdown (user-supplied names and captions)."""
-    return _escape(text)

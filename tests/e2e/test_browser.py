@@ -1,23 +1,29 @@
 """End to end: `streamlit run` on localhost, driven by Debian's chromium through Python Playwright.
 
 Uploads an image and sees its caption, the comparison table and the heatmap grid; runs two browser
-sessions at once; saves a screenshot of each page (into a temporary folder; UPDATE_SCREENSHOTS=1: docs/screenshots/). No browser is downloaded:
-the test uses /usr/bin/chromium (`apt-get install chromium`) and skips without it, unless
-E2E_REQUIRED=1 (CI), where a missing browser is a failure.
+sessions at once; opens a shared /compare link on a fresh server; looks at the Caption page 760 px
+wide; clicks a gallery thumbnail; uploads a TIFF and a broken file; stops a running batch. Saves a
+screenshot of each page (into a temporary folder; UPDATE_SCREENSHOTS=1: docs/screenshots/). No
+browser is downloaded: the test uses /usr/bin/chromium (`apt-get install chromium`) and skips
+without it, unless E2E_REQUIRED=1 (CI), where a missing browser is a failure.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
-import shutil
+import re
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
+import zipfile
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -48,7 +54,7 @@ try:
 except ImportError:  # pragma: no cover
     _require(False, "Python Playwright is not installed (pip install playwright)")
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
 expect.set_options(timeout=TIMEOUT_MS)
 
 
@@ -68,19 +74,22 @@ def _scene_png(index: int, size: int = 256) -> bytes:
     return buf.getvalue()
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def _model_spec(tmp_path_factory) -> str:
     from captioner.loading import BUILTIN_DIR
     from tests.tiny_models import make_tiny_visiongpt2_dir
 
     if (BUILTIN_DIR / "config.json").exists():
-        model = "builtin"
-    else:
-        model = str(make_tiny_visiongpt2_dir(tmp_path_factory.mktemp("e2e-model")))
+        return "builtin"
+    return str(make_tiny_visiongpt2_dir(tmp_path_factory.mktemp("e2e-model")))
+
+
+@contextlib.contextmanager
+def streamlit_server(model: str, log_dir: Path) -> Iterator[str]:
+    """A fresh `streamlit run` process; yields its URL; no traceback may reach its log."""
     port = _free_port()
     env = {**os.environ, "CAPTIONER_MODEL": model, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "PYTHONPATH": str(ROOT)}
-    log = open(tmp_path_factory.mktemp("e2e-log") / "streamlit.log", "w+")
+    log = open(log_dir / f"streamlit-{port}.log", "w+")
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
@@ -114,6 +123,17 @@ def app_url(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def model_spec(tmp_path_factory) -> str:
+    return _model_spec(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory, model_spec):
+    with streamlit_server(model_spec, tmp_path_factory.mktemp("e2e-log")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
 def browser():
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -121,11 +141,17 @@ def browser():
         b.close()
 
 
-def open_app(browser, url: str) -> Page:
-    page = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
+def new_page(browser, width: int = 1400, height: int = 1100) -> Page:
+    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
     page.set_default_timeout(TIMEOUT_MS)
+    return page
+
+
+def open_app(browser, url: str, width: int = 1400) -> Page:
+    page = new_page(browser, width)
     page.goto(url)
     expect(page.get_by_role("heading", name="Caption", exact=True)).to_be_visible()
+    wait_idle(page)
     return page
 
 
@@ -135,23 +161,25 @@ def wait_idle(page: Page) -> None:
     expect(page.get_by_test_id("stStatusWidget")).to_have_count(0)
 
 
-def upload_image(page: Page, name: str, data: bytes) -> None:
-    sidebar = page.get_by_test_id("stSidebar")
-    sidebar.get_by_text("Upload", exact=True).click()
-    page.locator("input[type=file]").set_input_files({"name": name, "mimeType": "image/png", "buffer": data})
-    expect_sidebar_image(page, name)
-    expect(page.get_by_test_id("stMain").get_by_test_id("stImageCaption").first).to_have_text(name)
+def sidebar(page: Page):
+    return page.get_by_test_id("stSidebar")
+
+
+def upload_image(page: Page, name: str, data: bytes, mime: str = "image/png") -> None:
+    sidebar(page).get_by_text("Upload", exact=True).click()
+    wait_idle(page)
+    sidebar(page).locator("input[type=file]").set_input_files({"name": name, "mimeType": mime, "buffer": data})
     wait_idle(page)
 
 
 def expect_sidebar_image(page: Page, name: str) -> None:
     """The sidebar's current image (the last image captioned there) is `name`."""
-    caption = page.get_by_test_id("stSidebar").get_by_test_id("stImageCaption").last
+    caption = sidebar(page).get_by_test_id("stImageCaption").last
     expect(caption).to_contain_text(f"{name} · ")
 
 
 def go_to(page: Page, title: str) -> None:
-    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
+    sidebar(page).locator(".st-key-page-links").get_by_role("link", name=title).click()
     wait_idle(page)
 
 
@@ -169,59 +197,196 @@ def screenshot(page: Page, name: str) -> None:
         folder = Path(tempfile.gettempdir()) / "captioner-screenshots"
     folder.mkdir(parents=True, exist_ok=True)
     wait_idle(page)
-    page.wait_for_timeout(500)  # let charts finish drawing
+    page.wait_for_timeout(800)  # let charts finish drawing
     page.screenshot(path=str(folder / f"{name}.png"))
+
+
+def query(page: Page) -> dict[str, list[str]]:
+    return urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)
 
 
 def test_pages_in_a_real_browser(browser, app_url):
     page = open_app(browser, app_url)
-    upload_image(page, "scene.png", _scene_png(2))
     main = page.get_by_test_id("stMain")
+    screenshot(page, "caption")
+    upload_image(page, "scene.png", _scene_png(2))
+    expect_sidebar_image(page, "scene.png")
+    expect(main.get_by_test_id("stImageCaption").first).to_have_text("scene.png")
     expect(main.get_by_test_id("stMetric").first).to_be_visible()
-    caption = main.locator("h3").nth(1).inner_text()
-    assert caption.strip(), "the Caption page shows a caption"
+    assert main.locator("h3").nth(1).inner_text().strip(), "the Caption page shows a caption"
     expect(main.locator("span[title^='p = ']").first).to_be_visible()
     no_errors(page)
-    screenshot(page, "caption")
 
     go_to(page, "Compare")
     expect(main.get_by_role("heading", name="Side by side")).to_be_visible()
-    expect(main.get_by_test_id("stDataFrame").first).to_be_visible()
+    expect(main.get_by_test_id("stTable").first).to_be_visible()
     expect(main.locator(".js-plotly-plot").first).to_be_visible()
     expect_sidebar_image(page, "scene.png")  # the image stayed selected
     no_errors(page)
-    screenshot(page, "compare")
 
     go_to(page, "Explain")
     grid = main.locator(".st-key-heatmap-grid")
     expect(grid.locator("img").first).to_be_visible()
-    assert grid.locator("img").count() >= 1
+    expect(main.locator(".js-plotly-plot")).to_have_count(2)
     no_errors(page)
-    grid.scroll_into_view_if_needed()
-    screenshot(page, "explain")
 
-    go_to(page, "Batch")
-    main.get_by_text("Add the example images").click()
-    wait_idle(page)
-    main.get_by_role("button", name="Caption the images").click()
-    expect(main.get_by_test_id("stMetric").first).to_be_visible()
-    expect(main.get_by_test_id("stDataFrame").first).to_be_visible()
-    no_errors(page)
-    screenshot(page, "batch")
+    page2 = open_app(browser, app_url)  # the screenshots show the examples, as a new user sees them
+    go_to(page2, "Compare")
+    screenshot(page2, "compare")
+    go_to(page2, "Explain")
+    page2.get_by_test_id("stMain").locator(".st-key-heatmap-grid").scroll_into_view_if_needed()
+    screenshot(page2, "explain")
+    go_to(page2, "Batch")
+    main2 = page2.get_by_test_id("stMain")
+    main2.get_by_text("Add the example images").click()
+    wait_idle(page2)
+    main2.get_by_role("button", name=re.compile(r"^Caption \d+ images$")).click()
+    expect(main2.get_by_test_id("stMetric").first).to_be_visible()
+    expect(main2.get_by_test_id("stDataFrame").first).to_be_visible()
+    no_errors(page2)
+    screenshot(page2, "batch")
 
 
 def test_two_sessions_at_once(browser, app_url):
     first, second = open_app(browser, app_url), open_app(browser, app_url)
     images = {first: ("one.png", _scene_png(3)), second: ("two.png", _scene_png(4))}
     for page, (name, data) in images.items():
-        page.get_by_test_id("stSidebar").get_by_text("Upload", exact=True).click()
-        page.locator("input[type=file]").set_input_files({"name": name, "mimeType": "image/png", "buffer": data})
+        sidebar(page).get_by_text("Upload", exact=True).click()
+        sidebar(page).locator("input[type=file]").set_input_files({"name": name, "mimeType": "image/png", "buffer": data})
     for page in images:  # both sessions work on the model at the same time: each sees its own image
         go_to(page, "Compare")
     for page, (name, _) in images.items():
-        main = page.get_by_test_id("stMain")
         expect_sidebar_image(page, name)
-        expect(main.get_by_test_id("stDataFrame").first).to_be_visible()
+        expect(page.get_by_test_id("stMain").get_by_test_id("stTable").first).to_be_visible()
         no_errors(page)
     for page, name in {first: "two.png", second: "one.png"}.items():
-        expect(page.get_by_test_id("stSidebar").get_by_text(f"{name} · ")).to_have_count(0)
+        expect(sidebar(page).get_by_text(f"{name} · ")).to_have_count(0)
+
+
+def test_shared_compare_link_on_a_fresh_server(browser, model_spec, tmp_path_factory):
+    """A link from one session, opened as the very first request of a new server (bug 4)."""
+    from captioner.app.gallery import example_images
+
+    example = example_images()[2].name
+    link = f"/compare?image={example}&compare_beams=6&compare_top_k=20"
+    with streamlit_server(model_spec, tmp_path_factory.mktemp("e2e-fresh")) as url:
+        page = new_page(browser)
+        page.goto(url + link)
+        main = page.get_by_test_id("stMain")
+        expect(main.get_by_role("heading", name="Compare decoding strategies")).to_be_visible()
+        nav = sidebar(page).locator(".st-key-page-links")
+        expect(nav.get_by_role("link", name="Caption")).to_be_visible()  # the app's navigation, not the folder's
+        expect(sidebar(page).get_by_role("link", name="streamlit app")).to_have_count(0)
+        expect(sidebar(page).get_by_role("heading", name="Model")).to_be_visible()
+        expect_sidebar_image(page, example)
+        wait_idle(page)
+        expect(main.get_by_role("slider", name="Beams").first).to_have_value("6")
+        table = main.get_by_test_id("stTable").first
+        expect(table).to_contain_text("beam (6)")
+        expect(table).to_contain_text("top-k (20)")
+        no_errors(page)
+        page.reload()  # a reload keeps the view
+        expect(main.get_by_test_id("stTable").first).to_contain_text("beam (6)")
+        expect_sidebar_image(page, example)
+        assert query(page)["compare_beams"] == ["6"]
+
+
+def test_caption_page_figures_whole_at_760_px(browser, app_url):
+    page = open_app(browser, app_url, width=760)
+    figures = page.locator(".st-key-caption-figures")
+    figures.scroll_into_view_if_needed()
+    values = figures.get_by_test_id("stMetricValue")
+    expect(values).to_have_count(5)
+    for value in values.all():
+        scroll_width, client_width, right = value.evaluate(
+            "e => [e.scrollWidth, e.clientWidth, e.getBoundingClientRect().right]")
+        assert scroll_width <= client_width, value.inner_text()  # not cut ("146 ...")
+        assert right <= 760, value.inner_text()
+        assert "…" not in value.inner_text()
+    no_errors(page)
+
+
+def test_clicking_a_gallery_thumbnail_selects_it(browser, app_url):
+    from captioner.app.gallery import example_images
+
+    page = open_app(browser, app_url)
+    thumbnail = sidebar(page).get_by_role("button", name="Example 4")
+    thumbnail.click()
+    wait_idle(page)
+    expect_sidebar_image(page, example_images()[3].name)
+    expect(page.get_by_test_id("stMain").get_by_test_id("stImageCaption").first).to_have_text(example_images()[3].name)
+    expect(thumbnail).to_have_attribute("data-testid", "stBaseButton-primary")  # highlighted
+    thumbnails = sidebar(page).get_by_role("button", name=re.compile(r"^Example \d+$"))
+    expect(thumbnails).to_have_count(len(example_images()))
+    assert [b.get_attribute("data-testid") for b in thumbnails.all()].count("stBaseButton-primary") == 1
+    assert query(page)["image"] == [example_images()[3].name]
+
+
+def test_back_restores_the_previous_view(browser, app_url):
+    """Each change is a step in the browser's history; Back goes to the view before it."""
+    from captioner.app.gallery import example_images
+
+    page = open_app(browser, app_url)
+    sidebar(page).get_by_role("button", name="Example 3").click()
+    wait_idle(page)
+    go_to(page, "Compare")
+    assert query(page)["image"] == [example_images()[2].name]  # the link carried the image
+    beams = page.get_by_test_id("stMain").get_by_role("slider", name="Beams").first
+    before = beams.input_value()
+    beams.focus()
+    page.keyboard.press("ArrowRight")
+    wait_idle(page)
+    assert query(page)["compare_beams"] == [str(int(before) + 1)]
+    page.go_back()
+    wait_idle(page)
+    expect(beams).to_have_value(before)
+    assert "compare_beams" not in query(page)
+    page.go_back()
+    wait_idle(page)
+    expect(page.get_by_role("heading", name="Caption", exact=True)).to_be_visible()
+    expect_sidebar_image(page, example_images()[2].name)
+    no_errors(page)
+
+
+def test_uploads_tiff_and_a_refused_file(browser, app_url):
+    from PIL import Image
+
+    page = open_app(browser, app_url)
+    buf = io.BytesIO()
+    Image.new("RGB", (80, 60), "navy").save(buf, format="TIFF")
+    upload_image(page, "scan.tiff", buf.getvalue(), "image/tiff")  # bug 5: the uploader took no .tiff
+    expect_sidebar_image(page, "scan.tiff")
+    no_errors(page)
+    upload_image(page, "notes.png", b"this is not an image")
+    errors = page.get_by_test_id("stAlertContentError")
+    expect(errors).to_have_count(1)  # bug 6: once, not twice
+    expect(errors).to_contain_text("Could not use notes.png")
+    expect(sidebar(page).get_by_test_id("stFileUploaderFile")).to_have_count(0)  # the refused file is not shown
+    expect_sidebar_image(page, "scan.tiff")  # the previous image is still the one in use
+
+
+def test_stop_a_running_batch(browser, app_url):
+    """Stop keeps the rows done so far and offers the rest."""
+    from captioner.world import EVAL_SEED_OFFSET, make_example
+
+    zbuf = io.BytesIO()
+    with zipfile.ZipFile(zbuf, "w") as z:
+        for i in range(150):
+            image, _, _ = make_example(EVAL_SEED_OFFSET + 500 + i, 64)
+            png = io.BytesIO()
+            image.save(png, format="PNG")
+            z.writestr(f"scene_{i:03d}.png", png.getvalue())
+    page = open_app(browser, app_url)
+    go_to(page, "Batch")
+    main = page.get_by_test_id("stMain")
+    main.locator("input[type=file]").set_input_files({"name": "scenes.zip", "mimeType": "application/zip",
+                                                       "buffer": zbuf.getvalue()})
+    wait_idle(page)
+    main.get_by_role("button", name="Caption 150 images").click()
+    expect(main.get_by_test_id("stProgress")).to_contain_text(re.compile(r"\b[1-9]\d*/150"))  # some are done
+    main.get_by_role("button", name="Stop").click()
+    wait_idle(page)
+    expect(main.get_by_text(re.compile(r"\d+ of 150 images are captioned"))).to_be_visible()
+    expect(main.get_by_role("button", name=re.compile(r"^Caption the other \d+ images$"))).to_be_enabled()
+    expect(main.get_by_test_id("stDataFrame")).to_be_visible()
+    no_errors(page)

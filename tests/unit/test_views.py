@@ -6,10 +6,12 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
+import plotly.colors as pc
 import pytest
 from PIL import Image
 
 from captioner.app import views
+from captioner.app.batch import BatchRow
 from captioner.config import DecodingConfig
 from captioner.decoding import Caption, DecodeResult, caption_image
 from captioner.app.gallery import example_images, shipped_examples
@@ -62,7 +64,8 @@ def test_tokens_html_escapes_and_colours():
     html = views.tokens_html(cap)
     assert "<b>" not in html
     assert "&#60;b&#62;" in html and "&#42;x&#42;" in html
-    assert "hsl(0," in html and "hsl(120," in html
+    red, green = views.prob_color(0.0), views.prob_color(1.0)
+    assert f"background:{red}" in html and f"background:{green}" in html
     assert views.END_LABEL not in html
     assert views.END_LABEL in views.tokens_html(cap, end_token=True)
 
@@ -72,18 +75,19 @@ def test_tables_and_figures(results):
     table = views.comparison_table(res)
     assert list(table["strategy"]) == ["greedy", "beam (3)", "sample top-k 5", "nucleus"]
     assert pd.isna(table.loc[0, "distinct-1"]) and 0 < table.loc[2, "distinct-1"] <= 1
-    assert (table["length"] <= 6).all()
+    assert (table["tokens"] <= 6).all() and list(table["score uses"])[:2] == ["model's own", "model's own"]
+    assert "time (s)" not in table.columns  # one batched call: one time, said beside the table
+    alone = views.comparison_table([dataclasses.replace(r, timings={"decode": 0.1 * i}) for i, r in enumerate(res)])
+    assert list(alone["time (s)"]) == [0.0, 0.1, 0.2, 0.3]
     samples = views.samples_table(res)
     assert len(samples) == 8 and set(samples["strategy"]) == {"sample top-k 5", "nucleus"}
     beams = views.beams_table(res)
     assert len(beams) >= 1 and (beams["strategy"] == "beam (3)").all()
     assert list(beams["score"]) == sorted(beams["score"], reverse=True)
-    fig = views.token_prob_figure(res)
-    assert len(fig.data) == 4
     record = views.caption_record(res[0], model.info, "red.png")
     assert record["caption"] == res[0].best.text and record["model"]["family"] == "visiongpt2"
     csv = views.csv_bytes(table).decode()
-    assert csv.splitlines()[0].startswith("strategy,caption,log-prob")
+    assert csv.splitlines()[0].startswith("strategy,caption,log-prob,score,score uses,tokens")
 
 
 def test_explain_helpers(results):
@@ -121,33 +125,160 @@ def test_heatmaps():
     assert over.size == (120, 80) and over.mode == "RGB"
     flat = views.overlay(image, np.ones((4, 4)), side=120)  # constant map: no division by zero
     assert flat.size == (120, 80)
-    fig = views.heatmap_figure(image, maps, cols=2, tile=100, title="a red ball")
+    grid = views.HeatmapGrid(image, maps, "a red ball", layer=1, head=views.HEAD_MAX, cols=2, tile=100)
+    assert grid.title_lines == ["“a red ball”", "cross-attention: layer 2, max over heads"]
+    fig = views.heatmap_figure(grid)
     assert fig.size[0] == 2 * 108 + 8 and fig.size[1] > 2 * 100
+    assert views.heatmap_file_name(1, views.HEAD_MAX) == "heatmaps-layer-2-max-over-heads.png"
+    assert views.heatmap_file_name(views.LAYER_MEAN, 0) == "heatmaps-mean-over-layers-head-1.png"
     assert views.png_bytes(fig).startswith(b"\x89PNG")
     assert views.word_maps(dataclasses.replace(cap, attentions=None)) == []
     colours = views.colorize(np.array([0.0, 0.5, 1.0]))
     assert colours.shape == (3, 3) and colours.dtype == np.uint8 and colours[2].sum() > colours[0].sum()
+    inferno = [pc.unlabel_rgb(c) for c in pc.sample_colorscale("Inferno", [0.0, 1.0])]
+    assert colours[0].tolist() == [round(v) for v in inferno[0]] and colours[2].tolist() == [round(v) for v in inferno[1]]
 
 
 def test_references_and_metrics():
     refs = views.parse_references("# comment\n\ncat.jpg: a cat | a grey cat\nsub/dog.png: a dog\ncat.jpg: one more")
-    assert refs == {"cat.jpg": ["a cat", "a grey cat", "one more"], "sub/dog.png": ["a dog"]}
-    assert views.references_for("archive.zip/cat.jpg", refs) == refs["cat.jpg"]
+    assert refs.captions == {"cat.jpg": ["a cat", "a grey cat", "one more"], "sub/dog.png": ["a dog"]}
+    assert refs.lines == {"cat.jpg": 3, "sub/dog.png": 4} and not refs.problems
+    assert views.references_for("archive.zip/cat.jpg", refs.captions) == refs.captions["cat.jpg"]
     assert views.references_for("dog", {"dog": ["x"]}) == ["x"]
-    assert views.references_for("other.png", refs) == []
-    with pytest.raises(ValueError, match="line 1"):
-        views.parse_references("no colon here")
+    assert views.references_for("other.png", refs.captions) == []
     rows = [
-        views.BatchRow("a.png", "a small red square above a cross", references=("a small red square above a cross",)),
-        views.BatchRow("b.png", "a big blue circle left of a triangle", references=("a big blue circle left of a triangle", "x")),
-        views.BatchRow("c.png", problem="not an image", references=("x",)),
-        views.BatchRow("d.png", "no refs"),
+        BatchRow("a.png", "a small red square above a cross", references=("a small red square above a cross",)),
+        BatchRow("b.png", "a big blue circle left of a triangle", references=("a big blue circle left of a triangle", "x")),
+        BatchRow("c.png", problem="not an image", references=("x",)),
+        BatchRow("d.png", "no refs"),
     ]
     scores = views.batch_metrics(rows)
     assert scores["images"] == 2 and scores["BLEU-4"] == pytest.approx(1.0) and scores["CIDEr-D"] > 0
     assert views.batch_metrics(rows[2:]) is None
     table = views.batch_table(rows)
-    assert list(table["file"]) == ["a.png", "b.png", "c.png", "d.png"] and table.loc[2, "problem"] == "not an image"
+    assert list(table["file"]) == ["a.png", "b.png", "c.png", "d.png"] and table.loc[2, "note"] == "not an image"
+    assert list(table["BLEU-4"][:2]) == [1.0, 1.0] and pd.isna(table.loc[3, "BLEU-4"])
+    assert list(table["matches a reference"][:2]) == [True, True]
+    assert "BLEU-4" not in views.batch_table(rows[3:]).columns  # no references: no per-image metrics
+
+
+def test_malformed_and_unmatched_reference_lines_are_named_and_the_rest_kept():
+    refs = views.parse_references("a.png: a red square\nnonsense without a colon\nghost.png: x\nb: a blue circle\nc.png:  | ")
+    assert refs.captions == {"a.png": ["a red square"], "ghost.png": ["x"], "b": ["a blue circle"]}
+    assert [p.split(" should")[0] for p in refs.problems] == ["Reference line 2", "Reference line 5"]
+    rows = [BatchRow("a.png", "a red square"), BatchRow("pack.zip/b.png", "a blue circle")]
+    with_refs, unmatched = views.attach_references(rows, refs, {"a.png": ("an example's own",)})
+    assert [r.references for r in with_refs] == [("a red square",), ("a blue circle",)]  # typed lines win
+    assert unmatched == ["Reference line 3 names 'ghost.png', which is not in the batch."]
+    _, unmatched = views.attach_references(rows[:1], refs, batch_names=["ghost.png", "b.png"])
+    assert unmatched == []  # names of files not captioned yet are in the batch too
+
+
+def test_colours_come_from_plotly_scales():
+    def rgb(text):
+        return tuple(int(v) for v in text[4:-1].split(","))
+
+    low, mid, high = (rgb(views.prob_color(p)) for p in (0.0, 0.5, 1.0))
+    assert low[0] > low[1] and high[1] > high[0] and mid[0] > 200 and mid[1] > 200  # red, yellow, green
+    scale_low = pc.unlabel_rgb(pc.sample_colorscale(views.PROB_SCALE, [views.PROB_SPAN[0]])[0])
+    white = (255.0, 255.0, 255.0)
+    assert low == tuple(round(v) for v in pc.find_intermediate_color(scale_low, white, views.PROB_LIGHTEN))
+    assert views.prob_color(float("nan")) == views.prob_color(0.0)
+    assert "linear-gradient" in views.token_legend_html() and "certain" in views.token_legend_html()
+
+
+def test_token_prob_figure_integer_steps_labelled_and_no_line_hidden():
+    same = make_caption([" a", " red", " ball", "<|endoftext|>"], probs=[0.5, 0.9, 0.8, 0.99])
+    other = make_caption([" a", " blue", " ball", "<|endoftext|>"], probs=[0.5, 0.4, 0.8, 0.99])
+    results = [DecodeResult(DecodingConfig(label=name), [cap], [cap]) for name, cap in
+               (("greedy", same), ("beam", same), ("top-k", same), ("top-p", other))]
+    fig = views.token_prob_figure(results)
+    assert len(fig.data) == 4
+    assert list(fig.layout.xaxis.tickvals) == [1, 2, 3, 4]
+    assert fig.layout.xaxis.ticktext[0] == "1<br>a" and fig.layout.xaxis.ticktext[1] == "2<br>red / blue"
+    assert fig.layout.xaxis.ticktext[3] == f"4<br>{views.END_LABEL}"
+    xs = [tuple(trace.x) for trace in fig.data]
+    assert len(set(xs)) == 4  # identical lines drawn side by side, never on top of each other
+    assert all(abs(x - round(x)) <= 0.2 for trace in fig.data for x in trace.x)
+    assert len({t.marker.symbol for t in fig.data}) == 4 and len({t.line.dash for t in fig.data}) == 4
+    assert list(fig.data[0].customdata) == [1, 2, 3, 4]  # hover says the integer step
+
+
+def test_step_figure_axes():
+    cap = make_caption([" a", " red", "<|endoftext|>"], probs=[0.3, 0.9, 0.99])
+    cap = dataclasses.replace(cap, entropies=[2.345, 0.5, 0.01])
+    fig = views.step_figure(cap)
+    assert fig.layout.yaxis2.tickformat == ".1f" and fig.layout.yaxis2.range[1] >= 2.345
+    assert fig.layout.yaxis.tickformat == ".1f"
+
+
+def test_score_basis_and_note():
+    assert views.score_basis(DecodingConfig(strategy="greedy")) == "model's own"
+    assert views.score_basis(DecodingConfig(strategy="greedy", top_p=0.5)) == "model's own"  # unused by greedy
+    assert views.score_basis(DecodingConfig(strategy="sample", top_p=0.9)) == "after top-p 0.9"
+    assert views.score_basis(DecodingConfig(strategy="sample", top_k=5, temperature=0.7)) == "after top-k 5, T 0.7"
+    assert views.score_basis(DecodingConfig(strategy="beam", repetition_penalty=1.2)) == "after repetition penalty 1.2"
+    assert "tokens ** length penalty (1.5)" in views.compare_note(1.5)
+
+
+def test_scores_are_what_the_note_says(results):
+    """Score = sum of the log-probs in the distribution used / tokens ** length penalty; for rows whose
+    score uses the model's own probabilities, that is log-prob / tokens ** length penalty."""
+    _, res = results
+    for r in res:
+        lp = r.config.length_penalty
+        for c in (r.beams if r.config.strategy == "beam" else r.captions):
+            used = sum(np.log(c.processed_probs)) / views.num_tokens(c) ** lp
+            assert c.score == pytest.approx(used, rel=1e-4, abs=1e-4)
+            if views.score_basis(r.config) == "model's own":
+                assert c.score == pytest.approx(c.logprob / views.num_tokens(c) ** lp, rel=1e-4, abs=1e-4)
+
+
+def test_every_caption_export(results):
+    model, res = results
+    every = views.every_caption_table(res)
+    expected = sum(len(r.beams) if r.config.strategy == "beam" else len(r.captions) for r in res)
+    assert len(every) == expected and set(every["kind"]) == {"greedy", "beam", "sample"}
+    assert (every[every["kind"] == "sample"]["caption"].tolist()
+            == [c.text for r in res if r.config.strategy == "sample" for c in r.captions])
+    record = views.comparison_record(res, model.info, "red.png")
+    assert [c["strategy"] for c in record["configurations"]] == ["greedy", "beam (3)", "sample top-k 5", "nucleus"]
+    assert len(record["configurations"][1]["beams"]) == len(res[1].beams)
+    assert len(record["configurations"][2]["captions"]) == 4 and "beams" not in record["configurations"][2]
+
+
+def test_attention_figure_has_a_colour_scale_and_the_opacity():
+    amap = np.arange(16, dtype=np.float32).reshape(4, 4) / 120
+    fig = views.attention_figure(Image.new("RGB", (60, 40), "white"), amap, opacity=0.35, title="“red” · layer 1")
+    shown = np.asarray(fig.data[0].z, dtype=np.uint8)  # the same overlay as the grid's, at this opacity
+    assert (shown == np.asarray(views.overlay(Image.new("RGB", (60, 40), "white"), amap, 448, 0.35))).all()
+    legend = [t for t in fig.data if t.type == "scatter"][0].marker
+    assert legend.showscale and legend.colorbar.title.text == "attention"
+    assert (legend.cmin, legend.cmax) == pytest.approx((0.0, 15 / 120))
+    # rgb() colours: Streamlit's theme would replace the hex #000004 Inferno starts with
+    assert legend.colorscale[0] == (0.0, "rgb(0, 0, 4)") and not any(c.startswith("#") for _, c in legend.colorscale)
+    hover = [t for t in fig.data if t.type == "heatmap"][0]
+    assert hover.dx * 4 == pytest.approx(448) and fig.layout.title.text == "“red” · layer 1"
+    base = views.display_image(Image.new("RGB", (60, 40), "white"), 120)
+    assert views.overlay(Image.new("RGB", (60, 40), "white"), amap, 120, alpha=0.0).tobytes() == base.tobytes()
+
+
+def test_caption_notes():
+    cap = make_caption([" a", " red"], finished=False)
+    notes = views.caption_notes(dataclasses.replace(cap, out_of_world=True), DecodingConfig(max_new_tokens=2))
+    assert notes == [views.OUT_OF_WORLD_NOTE, views.hit_limit_note(2)]
+    assert views.caption_notes(make_caption([" a", "<|endoftext|>"]), DecodingConfig()) == []
+    assert "cut at the limit" in views.tokens_html(cap)
+
+
+def test_builtin_note_matches_the_world():
+    from captioner.world import captions, render
+
+    assert views.BUILTIN_SHAPES == render.SHAPES
+    assert views.BUILTIN_COLOURS == tuple(render.COLOURS)
+    assert views.BUILTIN_SIZES == render.SIZES
+    assert set(views.BUILTIN_RELATIONS) == set(captions.INVERSE_RELATION)
+    assert max(captions.NUMBER_WORDS) == 3 and "1 to 3 objects" in views.BUILTIN_NOTE
 
 
 def test_thumbnail_uri():

@@ -1,0 +1,66 @@
+"""Batch: caption many images (files or a zip) with the Caption page's settings, and score them against references."""
+
+import streamlit as st
+
+from captioner.app import state, views
+
+st.title("Batch captioning")
+state.how_to_read("batch")
+with state.page_guard("captioning the batch"):
+    lm = state.require_model()
+    files = st.file_uploader("Images or zip archives", type=state.IMAGE_TYPES + ["zip"],
+                             accept_multiple_files=True, key="batch.files")
+    use_examples = st.checkbox("Add the example images (with their reference captions)", key="batch.opt.examples")
+    refs_text = st.text_area("Reference captions (optional): one line per image", key="batch.opt.refs",
+                             placeholder="cat.jpg: a cat on a sofa | a grey cat lying on a couch")
+    config = state.caption_config(lm.model).with_(output_attentions=False, num_alternatives=1)
+    st.caption(f"Decoding with the Caption page's settings: {views.config_label(config)}, "
+               f"up to {config.max_new_tokens} tokens.")
+    st.page_link("app_pages/caption.py", label="Change them on the Caption page", icon=":material/tune:")
+
+    examples = state.gallery() if use_examples else []
+    items, problems = state.batch_inputs(files, examples)
+    rows = state.batch_rows(lm, items, config)
+    todo = sum(row is None for row in rows)
+    label = f"Caption {todo} images" if todo == len(items) else f"Caption the other {todo} images"
+    if not todo:
+        label = f"All {len(items)} images are captioned" if items else "Caption the images"
+    if st.button(label, type="primary", disabled=not todo, key="batch.run"):
+        state.run_batch(lm, items, config)
+        st.rerun()  # draw the page again with every row
+    done = [row for row in rows if row is not None]
+    if todo and done:
+        st.info(f"{len(done)} of {len(items)} images are captioned with these settings (stopped or changed); "
+                f"press the button to caption the other {todo}.")
+    if not done and not problems:
+        st.stop()
+
+    typed = views.parse_references(refs_text or "")
+    shown, unmatched = views.attach_references(done + problems, typed, {ex.name: ex.references for ex in examples},
+                                               batch_names=[item.name for item in items])
+    if typed.problems or unmatched:
+        st.warning("  \n".join(views.markdown_escape(line) for line in typed.problems + unmatched))
+    bad = [row for row in shown if row.problem]
+    if bad:
+        st.warning(f"{len(bad)} of {len(shown)} files got no caption:  \n"
+                   + "  \n".join(f"**{views.markdown_escape(row.name)}**: {row.problem}" for row in bad))
+    scores = views.batch_metrics(shown)
+    if scores:
+        c1, c2, c3 = st.columns(3)
+        c1.metric("BLEU-4", f"{scores['BLEU-4']:.3f}")
+        c2.metric("CIDEr-D", f"{scores['CIDEr-D']:.3f}")
+        c3.metric("Images with references", scores["images"])
+    table = views.batch_table(shown)
+    seconds = sum(row.seconds or 0.0 for row in shown)
+    st.caption(f"{len(done)} images captioned in {seconds:.2f} s of model time; the CSV also has each one's "
+               "time and log-probability.")
+    st.dataframe(table, hide_index=True, row_height=72, height="content", column_order=views.batch_columns_shown(table),
+                 column_config={
+                     "thumbnail": st.column_config.ImageColumn("image", width=72),
+                     "file": st.column_config.TextColumn(width=140),
+                     "caption": st.column_config.TextColumn(width=250),
+                     "references": st.column_config.TextColumn(width=250),
+                     "matches a reference": st.column_config.CheckboxColumn("exact", width=50),
+                 })
+    st.download_button("Download results (CSV)", views.csv_bytes(table), file_name="captions.csv",
+                       mime="text/csv", on_click="ignore", icon=":material/download:")

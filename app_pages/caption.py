@@ -1,0 +1,45 @@
+"""Caption: one caption, every token coloured by how sure the model was, with all decoding settings."""
+
+import json
+
+import streamlit as st
+
+from captioner.app import state, views
+
+st.title("Caption")
+state.how_to_read("caption")
+with state.page_guard("captioning the image"):
+    lm, picked = state.require_model_and_image()
+    controls, output = st.columns([1, 2], gap="large")
+    with controls:
+        st.subheader("Decoding")
+        state.decoding_controls(lm.model)
+    config = state.caption_config(lm.model).with_(output_attentions=False)
+    decoded = state.decode_configs(lm, picked, [config])
+    result = decoded.only()
+    caption = result.best
+    with output:
+        if lm.is_builtin:
+            st.info(views.BUILTIN_NOTE, icon=":material/category:")
+        st.image(views.display_image(picked.preview, 384), caption=picked.name)
+        st.subheader(caption.text or "(empty caption)")
+        for note in views.caption_notes(caption, result.config):
+            st.warning(note)
+        st.markdown(views.tokens_html(caption, end_token=True), unsafe_allow_html=True)
+        st.markdown(views.token_legend_html(), unsafe_allow_html=True)
+        t = result.timings
+        with st.container(horizontal=True, gap="medium", key="caption-figures"):
+            st.metric("Encode", views.milliseconds(t.get("preprocess", 0) + t.get("encode", 0)), width="content")
+            st.metric("Decode", views.milliseconds(t.get("decode", 0)), width="content")
+            st.metric("Confidence", f"{caption.confidence:.2f}", width="content",
+                      help="Geometric mean of the tokens' probabilities: 1 = certain of every token.")
+            st.metric("Log-prob", f"{caption.logprob:.2f}", width="content")
+            st.metric("Tokens", len(caption.tokens), width="content")
+        if decoded.from_cache:
+            st.caption(":material/history: Shown from the cache: these settings were decoded before, and the "
+                       "times are from that run.")
+        record = json.dumps(views.caption_record(result, lm.model.info, picked.name), indent=2)
+        st.download_button("Download JSON", record, file_name="caption.json", mime="application/json",
+                           on_click="ignore", icon=":material/download:")
+        with st.expander("Result as JSON (copy button at the top right)"):
+            st.code(record, language="json")

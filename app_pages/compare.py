@@ -1,0 +1,42 @@
+"""Compare: greedy, beam search, top-k and top-p sampling (and your own settings) on the same image."""
+
+import json
+
+import streamlit as st
+
+from captioner.app import state, views
+
+st.title("Compare decoding strategies")
+state.how_to_read("compare")
+with state.page_guard("comparing decoding strategies"):
+    lm, picked = state.require_model_and_image()
+    values = state.compare_controls(lm.model)
+    state.add_configuration_panel(lm.model)
+    configs = state.compare_configs(lm.model, values)
+    decoded = state.decode_configs(lm, picked, configs)
+    for failed in decoded.failures:
+        st.error(failed.error)
+    results = decoded.results
+    if not results:
+        st.stop()
+
+    st.subheader("Side by side")
+    seconds = max(r.timings.get("decode", 0.0) for r in results)
+    together = f"were decoded together in one batched call of {seconds:.2f} s" if len(results) > 1 else "was decoded"
+    st.caption(f"{len(results)} configurations {together}."
+               + (" Shown from the cache: the time is from when they were computed." if decoded.from_cache else ""))
+    st.table(views.readable(views.comparison_table(results)), border="horizontal")
+    st.caption(views.compare_note(configs[0].length_penalty))
+    left, right, _ = st.columns([1, 1, 2])
+    left.download_button("Every caption (CSV)", views.csv_bytes(views.every_caption_table(results)),
+                         file_name="comparison.csv", mime="text/csv", on_click="ignore", icon=":material/download:")
+    record = json.dumps(views.comparison_record(results, lm.model.info, picked.name), indent=2)
+    right.download_button("Everything (JSON)", record, file_name="comparison.json", mime="application/json",
+                          on_click="ignore", icon=":material/download:")
+
+    st.subheader("Token probabilities")
+    st.plotly_chart(views.token_prob_figure(results))
+    st.subheader("Samples")
+    st.table(views.readable(views.samples_table(results)), border="horizontal")
+    st.subheader("All beams")
+    st.table(views.readable(views.beams_table(results)), border="horizontal")

@@ -1,0 +1,48 @@
+"""Explain: per-step probabilities and entropy, the alternatives at each step, and where each word looked."""
+
+import streamlit as st
+
+from captioner.app import state, views
+
+st.title("Explain a caption")
+state.how_to_read("explain")
+with state.page_guard("explaining the caption"):
+    lm, picked = state.require_model_and_image()
+    config = state.caption_config(lm.model).with_(output_attentions=True, num_alternatives=5)
+    caption = state.decode_configs(lm, picked, [config]).only().best
+    st.markdown(views.tokens_html(caption, end_token=True), unsafe_allow_html=True)
+    st.caption(f"Decoded with the Caption page's settings ({views.config_label(config)}, "
+               f"up to {config.max_new_tokens} tokens).")
+    st.page_link("app_pages/caption.py", label="Change them on the Caption page", icon=":material/tune:")
+
+    st.subheader("Each step")
+    st.plotly_chart(views.step_figure(caption))
+    with st.expander("Top-5 alternatives at every step", expanded=True):
+        st.dataframe(views.alternatives_table(caption), hide_index=True)
+
+    st.subheader("Where each word looked")
+    if caption.attentions is None:
+        st.info("This model does not report cross-attention, so there are no heatmaps.")
+        st.stop()
+    layer, head, opacity = state.attention_controls(lm.model)
+    maps = views.word_maps(caption, layer, head)
+    if not maps:
+        st.info("The caption has no words to show.")
+        st.stop()
+    st.markdown(views.heat_legend_html(), unsafe_allow_html=True)
+    with st.container(key="heatmap-grid"):
+        columns = st.columns(min(6, len(maps)))
+        for i, (word, amap) in enumerate(maps):
+            columns[i % len(columns)].image(views.overlay(picked.preview, amap, 192, opacity), caption=word,
+                                            width="stretch")
+
+    chosen = state.word_picker([word for word, _ in maps])
+    word, amap = maps[chosen]
+    original, attention = st.columns([2, 3], vertical_alignment="center")
+    original.image(views.display_image(picked.preview, 448), caption=f"{picked.name} (what the model saw)")
+    title = f"“{word}” · {views.layer_text(layer)} · {views.head_text(head)}"
+    attention.plotly_chart(views.attention_figure(picked.preview, amap, opacity, title))
+    grid = views.HeatmapGrid(picked.preview, maps, caption.text, layer, head, opacity)
+    st.download_button("Download the heatmap figure (PNG)", views.png_bytes(views.heatmap_figure(grid)),
+                       file_name=views.heatmap_file_name(layer, head), mime="image/png", on_click="ignore",
+                       icon=":material/download:")
