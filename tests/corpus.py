@@ -11,6 +11,7 @@ what loading it must give, so the same corpus drives the tests of ``load_image``
 from __future__ import annotations
 
 import io
+import os
 import struct
 import sys
 import zipfile
@@ -58,10 +59,12 @@ class Case:
     expect_images: int | None = None  # archive: how many images come back
     expect_skipped: int | None = None  # archive: how many entries are listed as skipped
     max_seconds: float | None = None  # loading must not take longer (e.g. bombs, 3000 frames)
+    special: Callable[[Path], None] | None = field(default=None, repr=False, compare=False)  # makes a FIFO, a link...
+    heavy: bool = False  # takes seconds and hundreds of MB to decode (49 megapixels): a slow test
     path: Path | None = None  # set by build_*_corpus
 
     def data(self) -> bytes:
-        """The file's bytes (read from ``path`` once built, otherwise generated)."""
+        """The file's bytes (read from ``path`` once built, otherwise generated); not for ``special`` cases."""
         return self.path.read_bytes() if self.path is not None else self.make()
 
     def image_problems(self, image: Image.Image) -> list[str]:
@@ -312,6 +315,43 @@ def _exif_bytes(tags: dict[int, int]) -> bytes:
     return exif.tobytes()
 
 
+def _tiff(entries: list[tuple[int, int, int, int | str]], payload: bytes = b"") -> bytes:
+    """A little-endian TIFF with one IFD of (tag, type 3=SHORT / 4=LONG, count, value), written by hand so
+    that its tags can claim anything; the value "DATA" is the offset of `payload`, stored after the IFD."""
+    data_offset = 8 + 2 + 12 * len(entries) + 4
+    out = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", len(entries))
+    for tag, kind, count, value in sorted(entries):
+        value = data_offset if value == "DATA" else value
+        out += struct.pack("<HHIHH", tag, kind, count, value, 0) if kind == 3 else struct.pack("<HHII", tag, kind, count, value)
+    return out + struct.pack("<I", 0) + payload
+
+
+def _tiff_tile_bomb(side: int = 46340) -> bytes:
+    """A 16 x 16 deflate TIFF whose tile tags claim `side` x `side` tiles: libtiff would allocate one (2 GB)."""
+    payload = zlib.compress(bytes(16 * 16))
+    return _tiff([(256, 3, 1, 16), (257, 3, 1, 16), (258, 3, 1, 8), (259, 3, 1, 8), (262, 3, 1, 1), (277, 3, 1, 1),
+                  (322, 4, 1, side), (323, 4, 1, side), (324, 4, 1, "DATA"), (325, 4, 1, len(payload))], payload)
+
+
+def _big_grey_tiff(dtype) -> bytes:
+    """7000 x 7000 (49 megapixels) float32 or uint16 grey, deflated to ~0.3 MB: a dot every 100 pixels."""
+    values = np.zeros((7000, 7000), dtype)
+    values[::100, ::100] = 1 if dtype == np.float32 else 65535
+    return _encode(Image.fromarray(values), "TIFF", compression="tiff_adobe_deflate")
+
+
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def _symlink_to(target: str) -> Callable[[Path], None]:
+    return lambda path: os.symlink(target, path)
+
+
+def _folder(path: Path) -> None:
+    path.mkdir()
+
+
 # --- the cases -------------------------------------------------------------------
 
 
@@ -442,6 +482,22 @@ IMAGE_CASES: list[Case] = [
          lambda: _png_claiming(8000, 8000), "8000 x 8000", max_seconds=1.0),
     _err("jpeg_sof_60000", "bomb60000.jpg", "JPEG whose frame header claims 60000 x 60000 pixels",
          lambda: _jpeg_claiming(60000, 60000), "too large", max_seconds=1.0),
+    _err("tiff_tile_bomb", "tiles.tif", "146-byte 16 x 16 TIFF whose tile tags claim 46340 x 46340 tiles",
+         _tiff_tile_bomb, "tiles claim 46340 x 46340", max_seconds=1.0),
+    _ok("tiff_float_49mp", "float49mp.tif", "0.3 MB float TIFF of 7000 x 7000 (49 MP): scaled without float64 copies",
+        lambda: _big_grey_tiff(np.float32), (7000, 7000), [((0, 0), WHITE), ((50, 50), BLACK)], tolerance=0, heavy=True),
+    _ok("tiff_uint16_49mp", "uint16_49mp.tif", "0.2 MB 16-bit TIFF of 7000 x 7000 (49 MP)",
+        lambda: _big_grey_tiff(np.uint16), (7000, 7000), [((0, 0), WHITE), ((50, 50), BLACK)], tolerance=0, heavy=True),
+    # Paths that are not regular files: refused from their metadata, never opened for reading.
+    _err("fifo", "pipe.png", "A FIFO (named pipe) with an image name: refused at once, the next files still load",
+         lambda: b"", "FIFO", special=_fifo, max_seconds=1.0),
+    _err("link_to_dev_zero", "dev_zero.png", "A symlink to /dev/zero: a device that never ends",
+         lambda: b"", "character device", special=_symlink_to("/dev/zero"), max_seconds=1.0),
+    _err("folder_named_png", "folder.png", "A folder with an image name", lambda: b"", "a folder", special=_folder),
+    _err("broken_link", "gone.png", "A symlink to a file that does not exist",
+         lambda: b"", "No such file", special=_symlink_to("does-not-exist.png")),
+    _ok("link_to_image", "link.png", "A symlink to a plain PNG: followed, and the target checked",
+        lambda: b"", (40, 20), _lr((40, 20), RED, BLUE), tolerance=0, special=_symlink_to("plain.png")),
 ]
 
 
@@ -488,14 +544,21 @@ def _build(cases: list[Case], directory: str | Path) -> list[Case]:
     built = []
     for case in cases:
         path = directory / case.filename
-        path.write_bytes(case.make())
+        if os.path.lexists(path):
+            path.unlink() if not path.is_dir() or path.is_symlink() else path.rmdir()
+        if case.special is not None:
+            case.special(path)
+        else:
+            path.write_bytes(case.make())
         built.append(replace(case, path=path))
     return built
 
 
-def build_image_corpus(directory: str | Path) -> list[Case]:
-    """Write the image cases (for ``load_image``) under ``directory``; return them with ``path`` set."""
-    return _build(IMAGE_CASES, directory)
+def build_image_corpus(directory: str | Path, heavy: bool = False) -> list[Case]:
+    """Write the image cases (for ``load_image``) under ``directory``; return them with ``path`` set.
+
+    The ``heavy`` cases (49-megapixel TIFFs: seconds and ~200 MB each to write) only when asked."""
+    return _build([c for c in IMAGE_CASES if heavy or not c.heavy], directory)
 
 
 def build_archive_corpus(directory: str | Path) -> list[Case]:
@@ -503,16 +566,16 @@ def build_archive_corpus(directory: str | Path) -> list[Case]:
     return _build(ARCHIVE_CASES, directory)
 
 
-def build_corpus(directory: str | Path) -> list[Case]:
-    """Write every case under ``directory``."""
-    return _build(CASES, directory)
+def build_corpus(directory: str | Path, heavy: bool = False) -> list[Case]:
+    """Write every case under ``directory`` (the ``heavy`` ones only when asked)."""
+    return _build([c for c in CASES if heavy or not c.heavy], directory)
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m tests.corpus OUT_DIR", file=sys.stderr)
         return 2
-    for case in build_corpus(argv[0]):
+    for case in build_corpus(argv[0], heavy=True):
         outcome = f"error: {case.message_contains}" if case.expected == "error" else "ok"
         print(f"{case.kind:7} {str(case.path):45} {outcome:28} {case.description}")
     return 0
