@@ -127,6 +127,8 @@ def _show(value: Any) -> str:
         return f"{value:g}"
     if isinstance(value, str):
         return repr(value[:40] + ("…" if len(value) > 40 else ""))
+    if isinstance(value, (list, tuple)) and len(value) <= 4 and all(isinstance(v, (int, float, str, bool)) or v is None for v in value):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
     if isinstance(value, (dict, list, tuple)):
         return f"a {'list' if isinstance(value, (list, tuple)) else 'mapping'} of {len(value)} items"
     text = repr(value) if value is not None else "none"

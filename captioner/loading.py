@@ -339,12 +339,17 @@ def _layer_indices(keys: Iterable[str], prefix: str) -> set[int]:
 def _layer_range_problem(found: set[int], what: str) -> str | None:
     """Why the layers `found` are not 0..n-1 (a layer with no weights is an error, not a layer)."""
     if not found:
-        return f"no {what} layers"
+        return f"the weights hold no {what} layers"
     missing = sorted(set(range(max(found) + 1)) - found)
-    if missing:
-        gap = f"{missing[0]}" if len(missing) == 1 else f"{missing[0]} to {missing[-1]}" if len(missing) == missing[-1] - missing[0] + 1 else _list([str(i) for i in missing])
-        return f"{what} layer {max(found)} has weights but layer {gap} has none"
-    return None
+    if not missing:
+        return None
+    if len(missing) == 1:
+        gap = f"layer {missing[0]} has"
+    elif len(missing) == missing[-1] - missing[0] + 1:
+        gap = f"layers {missing[0]} to {missing[-1]} have"
+    else:
+        gap = f"layers {_list([str(i) for i in missing])} have"
+    return f"{what} layer {max(found)} has weights but {gap} none (a layer with no weights is an error)"
 
 
 # -- VisionGPT2 ---------------------------------------------------------------------------------
@@ -408,7 +413,10 @@ def _require_seed_keys(state: Mapping[str, torch.Tensor]) -> None:
 def _visiongpt2_config(state: Mapping[str, torch.Tensor], declared: Mapping[str, Any], source: Path | None) -> VisionGPT2Config:
     """The config read off the weights, with a config.json's fields: typed, and agreeing with the shapes."""
     fields = _read_fields(declared, VISIONGPT2_SCHEMA, source) if source is not None else {}
-    inferred = infer_visiongpt2_config(state, fields.get("num_heads"))
+    inferred = infer_visiongpt2_config(state)
+    heads = fields.get("num_heads")
+    if heads is not None and inferred.embed_dim % heads:
+        raise ModelLoadError(f"{source}: num_heads ({heads}) must divide the width the weights hold ({inferred.embed_dim}).")
     for name in _SHAPE_FIELDS:
         if name in fields and fields[name] != getattr(inferred, name):
             raise ModelLoadError(f"{source}: {name} is {fields[name]}, but the weights hold {getattr(inferred, name)}.")
@@ -677,8 +685,10 @@ def _check_hf_weights_fit(sizes: HFSizes, shapes: Mapping[str, tuple[int, ...]],
         found = _layer_indices(shapes, prefix)
         declared = sizes.decoder["n_layer"] if what == "decoder" else sizes.encoder["num_hidden_layers"]
         problem = _layer_range_problem(found, what)
-        if problem or len(found) != declared:
-            raise ModelLoadError(f"{path}: {field} is {declared}, but the weights hold " + (problem or f"{len(found)} {what} layers") + ".")
+        if problem:
+            raise ModelLoadError(f"{path.parent}: {problem}.")
+        if len(found) != declared:
+            raise ModelLoadError(f"{path}: {field} is {declared}, but the weights hold {len(found)} {what} layers.")
     for key, expected, fields in _hf_expected_shapes(sizes):
         if key not in shapes:
             raise ModelLoadError(f"{path.parent}: the weights lack {key}.")
