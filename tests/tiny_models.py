@@ -149,43 +149,56 @@ def save_tokenizer(tokenizer, folder: Path, layout: str) -> Path:
     return folder
 
 
-def make_hf_cache(hf_home: Path, tokenizer, repo_id: str = "gpt2", revision: str = "607a30d783dfa663caf39e06633721c8d4cfcd7e") -> Path:
-    """GPT-2's tokenizer in a Hugging Face hub cache under `hf_home`, laid out as huggingface_hub lays it out:
-    hub/models--gpt2/blobs/<hash>, snapshots/<revision>/<file> -> ../../blobs/<hash>, refs/main = revision.
-    Its files are those of the hub's gpt2: config.json, tokenizer_config.json, tokenizer.json, vocab.json, merges.txt."""
+def make_hf_cache(hf_home: Path, repo_id: str, files: Path, revision: str = "607a30d783dfa663caf39e06633721c8d4cfcd7e") -> Path:
+    """The files of folder `files` as `repo_id` in a Hugging Face hub cache under `hf_home`, laid out as
+    huggingface_hub lays it out: hub/models--<org>--<name>/blobs/<sha256>, snapshots/<revision>/<file>
+    -> ../../blobs/<sha256> (symlinks), refs/main holding the revision. Returns the snapshot folder."""
     import hashlib
-    import json
     import os
+
+    repo = hf_home / "hub" / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / revision
+    for folder in (repo / "blobs", snapshot, repo / "refs"):
+        folder.mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(revision)
+    for file in sorted(files.iterdir()):
+        data = file.read_bytes()
+        blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+        blob.write_bytes(data)
+        os.symlink(os.path.relpath(blob, snapshot), snapshot / file.name)
+    return snapshot
+
+
+def make_gpt2_cache(hf_home: Path, tokenizer) -> Path:
+    """GPT-2's tokenizer in a hub cache, with the files the hub's gpt2 has for it: config.json,
+    tokenizer_config.json ({"model_max_length": 1024}), tokenizer.json, vocab.json, merges.txt."""
+    import json
     import tempfile
 
     from transformers import GPT2Config
 
-    repo = hf_home / "hub" / f"models--{repo_id.replace('/', '--')}"
-    snapshot = repo / "snapshots" / revision
-    (repo / "blobs").mkdir(parents=True, exist_ok=True)
-    snapshot.mkdir(parents=True, exist_ok=True)
-    (repo / "refs").mkdir(exist_ok=True)
-    (repo / "refs" / "main").write_text(revision)
     with tempfile.TemporaryDirectory() as tmp:
         files = Path(tmp)
         tokenizer.backend_tokenizer.save(str(files / "tokenizer.json"))
         tokenizer.backend_tokenizer.model.save(str(files))
         (files / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 1024}))
-        GPT2Config(vocab_size=len(tokenizer), bos_token_id=len(tokenizer) - 1, eos_token_id=len(tokenizer) - 1).to_json_file(str(files / "config.json"))
-        for file in files.iterdir():
-            data = file.read_bytes()
-            blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
-            blob.write_bytes(data)
-            os.symlink(os.path.relpath(blob, snapshot), snapshot / file.name)
-    return snapshot
+        end_id = len(tokenizer) - 1
+        GPT2Config(vocab_size=len(tokenizer), bos_token_id=end_id, eos_token_id=end_id).to_json_file(str(files / "config.json"))
+        return make_hf_cache(hf_home, "gpt2", files)
+
+
+def make_gpt2_tiny_visiongpt2(seed: int = 0, tokenizer=None):
+    """A tiny VisionGPT2 whose vocabulary is the GPT-2-shaped tokenizer's, start = end = its last id."""
+    tokenizer = tokenizer or make_gpt2_tokenizer()
+    end_id = len(tokenizer) - 1
+    return make_tiny_visiongpt2(seed, vocab_size=len(tokenizer), bos_token_id=end_id, eos_token_id=end_id, pad_token_id=end_id)
 
 
 def make_gpt2_visiongpt2_dir(folder: Path, layout: str = "save_pretrained_v4", seed: int = 0, tokenizer=None) -> Path:
     """captioner.pt in the seed layout with GPT-2's special tokens (start = end = the last id), and its
-    tokenizer saved beside it as `layout` (hf_cache: none beside it; see make_hf_cache)."""
+    tokenizer saved beside it as `layout` (hf_cache: none beside it; see make_gpt2_cache)."""
     tokenizer = tokenizer or make_gpt2_tokenizer()
-    end_id = len(tokenizer) - 1
-    model = make_tiny_visiongpt2(seed, vocab_size=len(tokenizer), bos_token_id=end_id, eos_token_id=end_id, pad_token_id=end_id)
+    model = make_gpt2_tiny_visiongpt2(seed, tokenizer)
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(model.seed_state_dict(), folder / "captioner.pt")
     save_tokenizer(tokenizer, folder, layout)
