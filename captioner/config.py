@@ -23,10 +23,12 @@ MAX_TOP_K = 1_000_000
 MAX_ALTERNATIVES = 100
 MAX_SEED = 2**64 - 1  # torch's generators take 64-bit seeds
 # Ranges of the float settings: beyond them a step's scores overflow or the setting means nothing new
-# (a temperature of 0.001 is greedy; 1e-40 turns every score into infinity).
+# (a temperature of 0.001 is greedy; 1e-40 turns every score into infinity). A negative length penalty
+# multiplies a beam's score by length ** -penalty: below -2, a long caption's score outgrows what beam
+# search can compare (at -5, 39-token beams came back empty).
 TEMPERATURE_RANGE = (0.01, 100.0)
 REPETITION_PENALTY_RANGE = (0.01, 100.0)
-LENGTH_PENALTY_RANGE = (-10.0, 10.0)
+LENGTH_PENALTY_RANGE = (-2.0, 3.0)
 
 
 class ConfigError(ValueError):

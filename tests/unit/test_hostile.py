@@ -1,4 +1,9 @@
-"""Hostile input through the CLI, and load: shared model across threads, memory over many captions."""
+"""Hostile input: every model case of the corpus (a one-line ModelLoadError, nothing run, bounded memory),
+every image case through the CLI and in bounded memory, errors inside captioning, and load: a shared
+model across threads, memory over many captions.
+
+Memory bounds are measured in a child process (peak resident memory above the process's own baseline
+after warming up), never wall-clock times."""
 
 from __future__ import annotations
 
@@ -6,19 +11,161 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from captioner.config import DecodingConfig
 from captioner.decoding import caption_image
 from captioner.images import load_image
-from captioner.loading import load_captioner
+from captioner.loading import ModelLoadError, load_captioner
 from captioner.bench.soak import soak, soak_images
-from tests.corpus import build_image_corpus
+from tests.corpus import MODEL_CASES, build_image_corpus, build_model_corpus
 
 ROOT = Path(__file__).resolve().parents[2]
+MEMORY_BOUND = 500 * 2**20  # bytes above the baseline a hostile file may cost
+
+
+@pytest.fixture(scope="module")
+def model_corpus(tmp_path_factory):
+    return {case.name: (case, spec) for case, spec in build_model_corpus(tmp_path_factory.mktemp("models"))}
+
+
+@pytest.mark.parametrize("name", [c.name for c in MODEL_CASES])
+def test_model_case(model_corpus, name):
+    """Each hostile model file or folder: one line naming the file and what is wrong; nothing from it runs."""
+    case, spec = model_corpus[name]
+    with pytest.raises(ModelLoadError) as caught:
+        load_captioner(str(spec))
+    message = str(caught.value)
+    assert case.message_contains.lower() in message.lower(), message
+    assert "\n" not in message and len(message) < 600
+    folder = spec if spec.is_dir() else spec.parent
+    assert str(spec) == "/dev/zero" or not (folder / "RAN").exists()
+
+
+def peak_above_baseline(script: str, *args: str) -> dict:
+    """Run `script` in a fresh interpreter; it warms up, then calls `measure()` around the work. Returns its JSON."""
+    prelude = textwrap.dedent("""
+        import gc, json, resource, sys
+        import psutil
+        def baseline():
+            gc.collect()
+            return psutil.Process().memory_info().rss
+        def peak():
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(script), *args], capture_output=True, text=True,
+                         env=env, cwd=ROOT, timeout=600, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_model_cases_stay_within_memory(model_corpus, gpt2_visiongpt2_file, tiny_hf_dir):
+    """All model cases in one process, after loading a good model of each family: each is refused with a
+    ModelLoadError, and together they never take 500 MB above the warmed-up process."""
+    cases = {name: str(spec) for name, (_, spec) in model_corpus.items()}
+    report = peak_above_baseline("""
+        from captioner.loading import ModelLoadError, load_captioner
+        for spec in sys.argv[1:3]:
+            load_captioner(spec)  # imports and first-use allocations happen before the baseline
+        start, results = baseline(), {}
+        for name, spec in json.loads(sys.argv[3]).items():
+            try:
+                load_captioner(spec)
+                results[name] = "loaded"
+            except ModelLoadError:
+                results[name] = "ModelLoadError"
+            except BaseException as e:
+                results[name] = f"{type(e).__name__}: {e}"
+        print(json.dumps({"above_baseline": peak() - start, "results": results}))
+    """, str(gpt2_visiongpt2_file), str(tiny_hf_dir), json.dumps(cases))
+    assert {r for r in report["results"].values()} == {"ModelLoadError"}, report["results"]
+    assert report["above_baseline"] < MEMORY_BOUND, f"{report['above_baseline'] / 2**20:.0f} MB"
+
+
+@pytest.mark.slow
+def test_image_cases_stay_within_memory(tmp_path):
+    """Every image case, the 49-megapixel float and 16-bit TIFFs and the tile bomb included, in one process:
+    never 500 MB above the process's baseline (the tile bomb alone cost 2 GB, the float TIFF 1.7 GB)."""
+    corpus = build_image_corpus(tmp_path, heavy=True)
+    report = peak_above_baseline("""
+        from captioner.images import ImageLoadError, load_image
+        load_image(sys.argv[1])
+        start, results = baseline(), {}
+        for path in sys.argv[2:]:
+            try:
+                load_image(path)
+                results[path] = "ok"
+            except ImageLoadError:
+                results[path] = "error"
+            except BaseException as e:
+                results[path] = f"{type(e).__name__}: {e}"
+        print(json.dumps({"above_baseline": peak() - start, "results": results}))
+    """, str(next(c.path for c in corpus if c.name == "rgb_png")), *[str(c.path) for c in corpus])
+    assert report["results"] == {str(c.path): c.expected for c in corpus}
+    assert report["above_baseline"] < MEMORY_BOUND, f"{report['above_baseline'] / 2**20:.0f} MB"
+
+
+def test_an_error_inside_captioning_names_the_image_and_the_next_one_goes_on(gpt2_visiongpt2_file, tmp_path, monkeypatch, capsys):
+    import captioner.decoding
+    from captioner.__main__ import main
+
+    for name in ("first.png", "second.png"):
+        Image.new("RGB", (20, 20), (10, 200, 10)).save(tmp_path / name)
+    real = captioner.decoding.caption_image
+
+    def fails_on_the_first(model, image, configs=None):
+        if image.getpixel((0, 0)) == (10, 200, 10) and not fails_on_the_first.done:
+            fails_on_the_first.done = True
+            raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+        return real(model, image, configs)
+
+    fails_on_the_first.done = False
+    monkeypatch.setattr(captioner.decoding, "caption_image", fails_on_the_first)
+    code = main([str(tmp_path / "first.png"), str(tmp_path / "second.png"), "--model", str(gpt2_visiongpt2_file), "--json"])
+    out = capsys.readouterr()
+    assert code == 1
+    assert f"error: {tmp_path / 'first.png'}: captioning failed: RuntimeError: probability tensor contains" in out.err
+    assert [json.loads(line)["image"] for line in out.out.splitlines()] == [str(tmp_path / "second.png")]
+
+
+def test_a_non_finite_number_never_reaches_the_json_output(gpt2_visiongpt2_file, tmp_path, monkeypatch, capsys):
+    import captioner.decoding
+    from captioner.__main__ import json_line, main
+
+    with pytest.raises(ValueError):
+        json_line({"score": float("nan")})
+    Image.new("RGB", (20, 20)).save(tmp_path / "a.png")
+    real = captioner.decoding.caption_image
+
+    def nan_score(model, image, configs=None):
+        results = real(model, image, configs)
+        results[0].best.score = float("nan")
+        return results
+
+    monkeypatch.setattr(captioner.decoding, "caption_image", nan_score)
+    code = main([str(tmp_path / "a.png"), "--model", str(gpt2_visiongpt2_file), "--json"])
+    out = capsys.readouterr()
+    assert code == 1 and out.out == ""
+    assert "captioning failed: ValueError: Out of range float values are not JSON compliant" in out.err
+
+
+def test_an_unforeseen_failure_while_loading_is_one_line(monkeypatch, capsys, tmp_path):
+    import captioner.loading
+    from captioner.__main__ import main
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something nobody foresaw")
+
+    monkeypatch.setattr(captioner.loading, "load_captioner", broken)
+    assert main([str(tmp_path / "a.png"), "--model", "x"]) == 2
+    assert capsys.readouterr().err == "error: the model could not be loaded: RuntimeError: something nobody foresaw\n"
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +174,14 @@ def corpus(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_every_image_case_through_the_cli(corpus, tiny_visiongpt2_dir):
-    """One CLI call over the whole corpus: good files get a JSON line, bad ones their message, no traceback."""
+def test_every_image_case_through_the_cli(corpus, gpt2_visiongpt2_file):
+    """One CLI call over the whole corpus: good files get a JSON line, bad ones their message, no traceback.
+    The corpus holds a FIFO, a link to /dev/zero and a folder among the images: they must not block the rest."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     out = subprocess.run(
         [sys.executable, "-m", "captioner", *[str(c.path) for c in corpus], "--json", "--max-new-tokens", "4",
-         "--model", str(tiny_visiongpt2_dir / "captioner.pt")],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
+         "--model", str(gpt2_visiongpt2_file)],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300, stdin=subprocess.DEVNULL,
     )
     assert "Traceback" not in out.stderr
     captioned = {json.loads(line)["image"] for line in out.stdout.splitlines()}
@@ -47,16 +195,16 @@ def test_every_image_case_through_the_cli(corpus, tiny_visiongpt2_dir):
     assert out.returncode == (1 if any(c.expected == "error" for c in corpus) else 0)
 
 
-def test_good_corpus_images_caption_through_the_python_api(corpus, tiny_visiongpt2_dir):
-    model = load_captioner(str(tiny_visiongpt2_dir / "captioner.pt"))
+def test_good_corpus_images_caption_through_the_python_api(corpus, gpt2_visiongpt2_file):
+    model = load_captioner(str(gpt2_visiongpt2_file))
     for case in corpus:
         if case.expected == "ok":
             result = caption_image(model, load_image(case.path), [DecodingConfig(max_new_tokens=3)])[0]
             assert result.best.token_ids, case.name
 
 
-def test_eight_threads_share_one_model(tiny_visiongpt2_dir):
-    model = load_captioner(str(tiny_visiongpt2_dir / "captioner.pt"))
+def test_eight_threads_share_one_model(gpt2_visiongpt2_file):
+    model = load_captioner(str(gpt2_visiongpt2_file))
     images = soak_images(8)
     configs = [DecodingConfig(strategy="beam", num_beams=3, max_new_tokens=10),
                DecodingConfig(strategy="sample", top_k=10, seed=4, max_new_tokens=10)]
@@ -71,8 +219,8 @@ def test_eight_threads_share_one_model(tiny_visiongpt2_dir):
 
 
 @pytest.mark.slow
-def test_memory_stays_flat_over_many_captions(tiny_visiongpt2_dir):
-    model = load_captioner(str(tiny_visiongpt2_dir / "captioner.pt"))
+def test_memory_stays_flat_over_many_captions(gpt2_visiongpt2_file):
+    model = load_captioner(str(gpt2_visiongpt2_file))
     report = soak(model, captions=120, every=30, warmup=20, log=lambda _: None)
     assert len(report.rss_mb) == 4
     assert report.growth_mb < 25, report.rss_mb
