@@ -585,7 +585,7 @@ def _gpt2_tokenizer_folder(beside: Path) -> Path:
         return hub_snapshot(GPT2_TOKENIZER, [*TOKENIZER_FILES, "config.json"], complete)
     except ModelLoadError as e:
         raise ModelLoadError(
-            f"No tokenizer beside the checkpoint in {beside} (looked for {', '.join(TOKENIZER_FILES[:3])}), and GPT-2's "
+            f"No tokenizer beside the checkpoint in {beside} (looked for tokenizer_config.json and tokenizer.json), and GPT-2's "
             f"tokenizer is neither in the local Hugging Face cache nor reachable on the hub: {e} Put the tokenizer "
             "files next to the weights (GPT2TokenizerFast.from_pretrained('gpt2').save_pretrained(folder) writes them)."
         ) from None
