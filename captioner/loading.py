@@ -571,7 +571,7 @@ def _tokenizer_files(folder: Path) -> list[str]:
     present = [name for name in TOKENIZER_FILES if os.path.lexists(folder / name)]
     for name in present:
         if name.endswith("_config.json") or name in ("special_tokens_map.json", "added_tokens.json"):
-            read_json_file(folder / name)
+            read_json_file(folder / name, MAX_TOKENIZER_BYTES)  # a long added-tokens list can pass 1 MB
         else:
             _checked_file(folder / name, MAX_TOKENIZER_BYTES, "a tokenizer file")
     return present
