@@ -554,11 +554,17 @@ def _build(cases: list[Case], directory: str | Path) -> list[Case]:
     return built
 
 
-def build_image_corpus(directory: str | Path, heavy: bool = False) -> list[Case]:
+def _chosen(cases: list[Case], heavy: bool, paths: bool) -> list[Case]:
+    return [c for c in cases if (heavy or not c.heavy) and (paths or c.special is None)]
+
+
+def build_image_corpus(directory: str | Path, heavy: bool = False, paths: bool = False) -> list[Case]:
     """Write the image cases (for ``load_image``) under ``directory``; return them with ``path`` set.
 
-    The ``heavy`` cases (49-megapixel TIFFs: seconds and ~200 MB each to write) only when asked."""
-    return _build([c for c in IMAGE_CASES if heavy or not c.heavy], directory)
+    Only when asked: the ``heavy`` cases (49-megapixel TIFFs: seconds and ~200 MB each to write), and the
+    ``paths`` cases that exist only as paths, not bytes (a FIFO, links, a folder: ``data()`` would block
+    or fail on them, so they are for callers that pass paths, as the CLI does)."""
+    return _build(_chosen(IMAGE_CASES, heavy, paths), directory)
 
 
 def build_archive_corpus(directory: str | Path) -> list[Case]:
@@ -566,9 +572,9 @@ def build_archive_corpus(directory: str | Path) -> list[Case]:
     return _build(ARCHIVE_CASES, directory)
 
 
-def build_corpus(directory: str | Path, heavy: bool = False) -> list[Case]:
-    """Write every case under ``directory`` (the ``heavy`` ones only when asked)."""
-    return _build([c for c in CASES if heavy or not c.heavy], directory)
+def build_corpus(directory: str | Path, heavy: bool = False, paths: bool = False) -> list[Case]:
+    """Write every case under ``directory`` (the ``heavy`` and ``paths`` ones only when asked)."""
+    return _build(_chosen(CASES, heavy, paths), directory)
 
 
 # --- model files and folders --------------------------------------------------------
@@ -881,7 +887,7 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m tests.corpus OUT_DIR", file=sys.stderr)
         return 2
-    for case in build_corpus(argv[0], heavy=True):
+    for case in build_corpus(argv[0], heavy=True, paths=True):
         outcome = f"error: {case.message_contains}" if case.expected == "error" else "ok"
         print(f"{case.kind:7} {str(case.path):45} {outcome:28} {case.description}")
     return 0

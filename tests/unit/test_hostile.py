@@ -101,7 +101,7 @@ def test_model_cases_stay_within_memory(model_corpus, gpt2_visiongpt2_file, tiny
 def test_image_cases_stay_within_memory(tmp_path):
     """Every image case, the 49-megapixel float and 16-bit TIFFs and the tile bomb included, in one process:
     never 500 MB above the process's baseline (the tile bomb alone cost 2 GB, the float TIFF 1.7 GB)."""
-    corpus = build_image_corpus(tmp_path, heavy=True)
+    corpus = build_image_corpus(tmp_path, heavy=True, paths=True)
     report = load_all_in_a_child("captioner.images.load_image", "ImageLoadError", [str(tmp_path / "plain.png")],
                                  {c.name: str(c.path) for c in corpus})  # fmt: skip
     print(f"image cases, most above the baseline: {max(mb for _, mb in report.values()) / 2**20:.0f} MB")
@@ -167,7 +167,7 @@ def test_an_unforeseen_failure_while_loading_is_one_line(monkeypatch, capsys, tm
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    return build_image_corpus(tmp_path_factory.mktemp("corpus"))
+    return build_image_corpus(tmp_path_factory.mktemp("corpus"), paths=True)
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ from tests.corpus import ARCHIVE_CASES, IMAGE_CASES, Case, _zip, build_corpus, b
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> dict[str, Case]:
-    return {case.name: case for case in build_corpus(tmp_path_factory.mktemp("corpus"))}
+    return {case.name: case for case in build_corpus(tmp_path_factory.mktemp("corpus"), paths=True)}
 
 
 def _timed(case: Case, fn):
