@@ -10,10 +10,14 @@ what loading it must give, so the same corpus drives the tests of ``load_image``
 
 from __future__ import annotations
 
+import atexit
+import functools
 import io
 import os
+import shutil
 import struct
 import sys
+import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field, replace
@@ -596,13 +600,27 @@ class ModelCase:
 _CODE_THAT_MUST_NOT_RUN = "import pathlib\npathlib.Path(__file__).with_name('RAN').write_text('ran')\n"
 
 
+@functools.lru_cache(maxsize=None)
+def _template(kind: str) -> Path:
+    """A model folder built once per process and copied for each case: "hf", or a tokenizer layout."""
+    from tests.tiny_models import make_gpt2_visiongpt2_dir, make_tiny_hf_dir
+
+    folder = Path(tempfile.mkdtemp(prefix=f"corpus-{kind}-"))
+    atexit.register(shutil.rmtree, folder, True)
+    make_tiny_hf_dir(folder) if kind == "hf" else make_gpt2_visiongpt2_dir(folder, kind)
+    return folder
+
+
+def _copy_of(kind: str, folder: Path) -> Path:
+    shutil.copytree(_template(kind), folder, dirs_exist_ok=True)
+    return folder
+
+
 def _seed(folder: Path, mutate: Callable[[dict], None] | None = None, layout: str = "save_pretrained_v4") -> Path:
     """A tiny VisionGPT2 captioner.pt with GPT-2's tokenizer beside it; `mutate` edits its state dict first."""
     import torch
 
-    from tests.tiny_models import make_gpt2_visiongpt2_dir
-
-    path = make_gpt2_visiongpt2_dir(folder, layout)
+    path = _copy_of(layout, folder) / "captioner.pt"
     if mutate is not None:
         state = torch.load(path, weights_only=True)
         mutate(state)
@@ -656,10 +674,7 @@ def _hf(edit: Callable[[Path], None]) -> Callable[[Path], Path]:
     """A builder: a tiny Hugging Face ViT-GPT2 folder, then `edit(folder)`."""
 
     def build(folder: Path) -> Path:
-        from tests.tiny_models import make_tiny_hf_dir
-
-        make_tiny_hf_dir(folder)
-        edit(folder)
+        edit(_copy_of("hf", folder))
         return folder
 
     return build
