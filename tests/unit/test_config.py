@@ -210,3 +210,60 @@ def test_config_dict_round_trip_ignores_unknown_keys():
 
 def test_strategies_are_the_schema_choices():
     assert DECODING_SCHEMA["strategy"].choices == STRATEGIES
+
+
+# -- config files through the loader, end to end ------------------------------------------------
+LOADER_PROPERTY = settings(derandomize=True, deadline=None, max_examples=60,
+                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])  # fmt: skip
+
+
+def field_values(schema):
+    """For each field: junk, or a plausible value of its kind (whole numbers near the tiny models' sizes)."""
+    plausible = st.one_of(st.integers(0, 80), st.floats(-2, 2), st.lists(st.floats(-2, 2), min_size=3, max_size=3))
+    return st.dictionaries(st.sampled_from(sorted(schema)), st.one_of(JUNK, plausible), max_size=4)
+
+
+def caption_or_one_line(spec: str) -> None:
+    """Load `spec`: a ModelLoadError of one line, or a model whose caption has only finite numbers."""
+    from captioner.decoding import caption_image
+    from captioner.loading import ModelLoadError, load_captioner
+
+    try:
+        model = load_captioner(spec)
+    except ModelLoadError as e:
+        assert "\n" not in str(e) and len(str(e)) < 600, str(e)
+        return
+    config, _ = model.default_decoding.with_(max_new_tokens=6).within_limit(model.max_new_tokens_limit)
+    caption = caption_image(model, Image.new("RGB", (40, 30), (20, 90, 200)), [config])[0].best
+    assert caption.token_ids and all_finite(caption)
+
+
+@pytest.mark.slow
+@LOADER_PROPERTY
+@given(values=field_values(VISIONGPT2_SCHEMA))
+def test_any_visiongpt2_config_json_loads_or_says_which_field(tmp_path_factory, values):
+    from tests.tiny_models import make_gpt2_visiongpt2_dir
+
+    folder = tmp_path_factory.mktemp("cfg")
+    make_gpt2_visiongpt2_dir(folder)
+    (folder / "config.json").write_text(json.dumps(values))
+    caption_or_one_line(str(folder / "captioner.pt"))
+
+
+@pytest.mark.slow
+@LOADER_PROPERTY
+@given(encoder=field_values({"hidden_size": 0, "num_hidden_layers": 0, "num_attention_heads": 0, "intermediate_size": 0,
+                             "image_size": 0, "patch_size": 0, "num_channels": 0}),
+       decoder=field_values({"n_layer": 0, "n_head": 0, "n_embd": 0, "n_positions": 0, "vocab_size": 0, "n_inner": 0}),
+       preprocessor=field_values({"size": 0, "do_resize": 0, "image_mean": 0, "image_std": 0, "rescale_factor": 0}))  # fmt: skip
+def test_any_hugging_face_config_loads_or_says_which_field(tiny_hf_dir, tmp_path_factory, encoder, decoder, preprocessor):
+    import shutil
+
+    folder = tmp_path_factory.mktemp("hf")
+    shutil.copytree(tiny_hf_dir, folder, dirs_exist_ok=True)
+    for file, part, values in (("config.json", "encoder", encoder), ("config.json", "decoder", decoder),
+                               ("preprocessor_config.json", None, preprocessor)):  # fmt: skip
+        config = json.loads((folder / file).read_text())
+        (config[part] if part else config).update(values)
+        (folder / file).write_text(json.dumps(config))
+    caption_or_one_line(str(folder))
