@@ -216,8 +216,8 @@ def test_eight_threads_share_one_model(gpt2_visiongpt2_file):
 
 
 @pytest.mark.slow
-def test_memory_stays_flat_over_many_captions(gpt2_visiongpt2_file):
-    model = load_captioner(str(gpt2_visiongpt2_file))
+def test_memory_stays_flat_over_many_captions(tiny_visiongpt2_dir):
+    model = load_captioner(str(tiny_visiongpt2_dir / "captioner.pt"))
     report = soak(model, captions=120, every=30, warmup=20, log=lambda _: None)
     assert len(report.rss_mb) == 4
     assert report.growth_mb < 25, report.rss_mb
