@@ -11,6 +11,7 @@ Every failure raises `ModelLoadError` with one message meant for a person.
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import re
@@ -287,10 +288,10 @@ def _check_weight(t: torch.Tensor, name: str, is_parameter: bool, source: str) -
         raise ModelLoadError(f"Refused {source}: its weights hold NaN or infinite values, first in {name}.")
 
 
-def _all_finite(t: torch.Tensor, chunk: int = 1 << 22) -> bool:
-    """Whether every value is finite, a chunk at a time (no bool copy of a whole embedding)."""
-    flat = t.detach().reshape(-1)
-    return all(bool(torch.isfinite(flat[i : i + chunk]).all()) for i in range(0, flat.numel(), chunk))
+def _all_finite(t: torch.Tensor) -> bool:
+    """Whether every value is finite: then so is the largest magnitude, as NaN and infinities carry
+    through the max (one reduction, no bool copy of a whole embedding)."""
+    return t.numel() == 0 or math.isfinite(float(torch.linalg.vector_norm(t.detach(), float("inf"))))
 
 
 def release_file_pages() -> Callable[[torch.Tensor], None]:
@@ -298,31 +299,40 @@ def release_file_pages() -> Callable[[torch.Tensor], None]:
     file mapping (madvise MADV_DONTNEED): the file is untouched and would be read again if needed.
 
     Pages of anonymous memory are left alone: dropping them would zero data that another view may still
-    read. The file mappings are listed once, when this is called (psutil's memory maps).
+    read. The file mappings are listed once (psutil's memory maps), at the first tensor handed over, so
+    that a load that converts nothing never pays for listing them.
     """
     import ctypes
     import mmap
 
-    import psutil
-
-    try:
-        maps = psutil.Process().memory_maps(grouped=False)
-        files = [tuple(int(v, 16) for v in m.addr.split("-")) for m in maps if m.path.startswith("/")]
-    except (psutil.Error, OSError, ValueError, AttributeError):
-        files = []
+    files: list[tuple[int, int]] | None = None
     advice = getattr(mmap, "MADV_DONTNEED", None)
-    libc = ctypes.CDLL(None, use_errno=True) if files and advice is not None else None
+    libc = ctypes.CDLL(None, use_errno=True) if advice is not None else None
     page = mmap.PAGESIZE
 
     def release(t: torch.Tensor) -> None:
+        nonlocal files
         start, end = t.data_ptr(), t.data_ptr() + t.numel() * t.element_size()
         first, last = -(-start // page) * page, end // page * page
         if libc is None or last <= first or not t.is_contiguous():
             return
+        if files is None:
+            files = _file_mappings()
         if any(lo <= first and last <= hi for lo, hi in files):
             libc.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), advice)
 
     return release
+
+
+def _file_mappings() -> list[tuple[int, int]]:
+    """(start, end) addresses of this process's memory mapped from files."""
+    import psutil
+
+    try:
+        maps = psutil.Process().memory_maps(grouped=False)
+        return [tuple(int(v, 16) for v in m.addr.split("-")) for m in maps if m.path.startswith("/")]
+    except (psutil.Error, OSError, ValueError, AttributeError):
+        return []
 
 
 def _list(items: list[str], n: int = 8) -> str:
