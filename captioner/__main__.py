@@ -1,80 +1,99 @@
-"""Command line: `python -m captioner IMAGE... [options]` prints one caption (or JSON line) per image."""
+"""Command line: `python -m captioner IMAGE... [options]` prints one caption (or JSON line) per image.
+
+Whatever goes wrong ends in a one-line message on stderr, never a traceback: a model that cannot be
+loaded or settings out of range stop the run (exit status 2); an image that cannot be read or
+captioned is named, and the next image is captioned (exit status 1 at the end).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from captioner.config import STRATEGIES, DecodingConfig
+
+DECODING_OPTIONS = (
+    "strategy", "num_beams", "length_penalty", "top_k", "top_p", "temperature", "repetition_penalty",
+    "no_repeat_ngram_size", "min_new_tokens", "max_new_tokens", "num_return_sequences", "seed",
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m captioner", description="Caption images with a ViT + GPT-2 captioner.")
     p.add_argument("images", nargs="+", help="image files to caption")
-    p.add_argument("--model", default=None, help="builtin, a .pt/.safetensors file, a model directory or a hub id (default: resolved automatically)")
+    p.add_argument("--model", default=None, help="builtin, a .pt/.safetensors file, a model folder or a hub id (default: resolved automatically)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--strategy", choices=STRATEGIES, default=None)
-    p.add_argument("--num-beams", type=int)
-    p.add_argument("--length-penalty", type=float)
-    p.add_argument("--top-k", type=int)
-    p.add_argument("--top-p", type=float)
-    p.add_argument("--temperature", type=float)
-    p.add_argument("--repetition-penalty", type=float)
-    p.add_argument("--no-repeat-ngram-size", type=int)
-    p.add_argument("--min-new-tokens", type=int)
-    p.add_argument("--max-new-tokens", type=int)
-    p.add_argument("--num-return-sequences", type=int)
-    p.add_argument("--seed", type=int)
+    for name in DECODING_OPTIONS[1:]:
+        kind = float if name in ("length_penalty", "top_p", "temperature", "repetition_penalty") else int
+        p.add_argument("--" + name.replace("_", "-"), type=kind, help="default: the model's own (its generation_config.json)")
     p.add_argument("--json", action="store_true", help="print JSON Lines: one object per image")
     return p
 
 
 def decoding_from_args(args: argparse.Namespace, defaults: DecodingConfig) -> DecodingConfig:
-    """The model's defaults with every option the user gave."""
-    names = [
-        "strategy", "num_beams", "length_penalty", "top_k", "top_p", "temperature", "repetition_penalty",
-        "no_repeat_ngram_size", "min_new_tokens", "max_new_tokens", "num_return_sequences", "seed",
-    ]
-    changes = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    """The model's defaults with every option the user gave, validated (ValueError names a bad setting)."""
+    changes = {n: getattr(args, n) for n in DECODING_OPTIONS if getattr(args, n) is not None}
     return defaults.with_(**changes, output_attentions=False).validate()
+
+
+def json_line(record: dict[str, Any]) -> str:
+    """One line of strict JSON: a NaN or an infinity is an error, never written as a bare NaN."""
+    return json.dumps(record, allow_nan=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Imports are deferred so that `--help` and argument errors answer at once.
-    from captioner.decoding import caption_image
-    from captioner.images import ImageLoadError, load_image
     from captioner.loading import ModelLoadError, load_captioner, load_default_captioner
 
     try:
         model = load_captioner(args.model, dtype=args.dtype) if args.model else load_default_captioner(args.dtype)
-        config = decoding_from_args(args, model.default_decoding)
+        config, notice = decoding_from_args(args, model.default_decoding).within_limit(model.max_new_tokens_limit)
     except (ModelLoadError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2
-    if not args.json:
-        print(f"model: {model.info.name}" + (f" ({model.info.reason})" if model.info.reason else ""), file=sys.stderr)
+    except Exception as e:  # a failure nobody foresaw still gets one line, not a traceback
+        print(f"error: the model could not be loaded: {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
+        return 2
+    print(f"model: {model.info.name}" + (f" ({model.info.reason})" if model.info.reason else ""), file=sys.stderr)
+    for note in [*model.info.notes, *([notice] if notice else [])]:
+        print(f"note: {note}", file=sys.stderr)
+    failures = sum(not _caption_one(model, path, config, args.json) for path in args.images)
+    return 1 if failures else 0
 
-    failures = 0
-    for image_path in args.images:
-        try:
-            image = load_image(image_path)
-        except ImageLoadError as e:
-            failures += 1
-            print(f"error: {image_path}: {e}", file=sys.stderr)
-            continue
-        result = caption_image(model, image, [config])[0]
-        if args.json:
-            record = {"image": image_path, **result.best.to_dict(), "timings": result.timings, "model": model.info.name}
+
+def _caption_one(model: Any, image_path: str, config: DecodingConfig, as_json: bool) -> bool:
+    """Caption one image and print it; any error is printed as one line naming the file. True if captioned."""
+    from captioner.decoding import caption_image
+    from captioner.images import ImageLoadError, load_image
+
+    try:
+        result = caption_image(model, load_image(image_path), [config])[0]
+        if as_json:
+            record = {"image": image_path, **result.best.to_dict(), "timings": result.timings,
+                      "model": model.info.name, "decoding": result.config.to_dict()}  # fmt: skip
             if len(result.captions) > 1:
                 record["sequences"] = [c.to_dict() for c in result.captions]
-            print(json.dumps(record), flush=True)
+            lines = [json_line(record)]
         else:
-            for c in result.captions:
-                print(f"{image_path}\t{c.text}", flush=True)
-    return 1 if failures else 0
+            lines = [f"{image_path}\t{c.text}" for c in result.captions]
+    except ImageLoadError as e:
+        print(f"error: {image_path}: {_one_line(e)}", file=sys.stderr)
+        return False
+    except Exception as e:  # the engine, the model or the JSON encoder: named, and the next image goes on
+        print(f"error: {image_path}: captioning failed: {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
+        return False
+    for line in lines:
+        print(line, flush=True)
+    return True
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= 500 else text[:500] + "…"
 
 
 if __name__ == "__main__":

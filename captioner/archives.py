@@ -74,21 +74,7 @@ def read_image_archive(
 
     result = ArchiveContents()
     with archive:
-        candidates = []
-        for info in archive.infolist():
-            if info.is_dir() or _is_system_file(info.filename):
-                continue
-            if not info.filename.lower().endswith(IMAGE_EXTENSIONS):
-                result.skipped.append((info.filename, f"not an image ({SUPPORTED_FORMATS_TEXT} are read)"))
-            elif info.flag_bits & 0x1:
-                result.skipped.append((info.filename, "encrypted (password-protected)"))
-            elif info.file_size > max_file_bytes:
-                result.skipped.append(
-                    (info.filename, f"too large: {_mb(info.file_size)} unpacked; the limit is {_mb(max_file_bytes)}")
-                )
-            else:
-                candidates.append(info)
-
+        candidates = _image_entries(archive, result, max_file_bytes)
         if len(candidates) > max_files:
             raise ArchiveError(f"The archive has {len(candidates)} images; the limit is {max_files} per archive.")
         declared = sum(info.file_size for info in candidates)
@@ -96,30 +82,52 @@ def read_image_archive(
             raise ArchiveError(
                 f"The images in this archive take {_mb(declared)} unpacked; the limit is {_mb(max_total_bytes)}."
             )
-
-        total = 0
-        for info in candidates:
-            budget = min(max_file_bytes, max_total_bytes - total)
-            try:
-                content = _read_capped(archive, info, budget)
-            except _TooLarge:
-                if total + budget >= max_total_bytes:
-                    raise ArchiveError(
-                        f"The archive unpacks to more than {_mb(max_total_bytes)}; that is the limit."
-                    ) from None
-                result.skipped.append(
-                    (info.filename, f"too large: more than {_mb(max_file_bytes)} unpacked, though it claims less")
-                )
-                continue
-            except NotImplementedError:
-                result.skipped.append((info.filename, "packed with a compression method we can't unpack"))
-                continue
-            except Exception:  # BadZipFile (bad CRC), zlib.error, EOFError, RuntimeError, ...
-                result.skipped.append((info.filename, "damaged: it could not be unpacked"))
-                continue
-            total += len(content)
-            result.images.append((info.filename, content))
+        _unpack(archive, candidates, result, max_total_bytes, max_file_bytes)
     return result
+
+
+def _image_entries(archive: zipfile.ZipFile, result: ArchiveContents, max_file_bytes: int) -> list[zipfile.ZipInfo]:
+    """The entries worth unpacking; the others that a person would miss are listed in ``result.skipped``."""
+    candidates = []
+    for info in archive.infolist():
+        if info.is_dir() or _is_system_file(info.filename):
+            continue
+        if not info.filename.lower().endswith(IMAGE_EXTENSIONS):
+            result.skipped.append((info.filename, f"not an image ({SUPPORTED_FORMATS_TEXT} are read)"))
+        elif info.flag_bits & 0x1:
+            result.skipped.append((info.filename, "encrypted (password-protected)"))
+        elif info.file_size > max_file_bytes:
+            result.skipped.append(
+                (info.filename, f"too large: {_mb(info.file_size)} unpacked; the limit is {_mb(max_file_bytes)}")
+            )
+        else:
+            candidates.append(info)
+    return candidates
+
+
+def _unpack(archive: zipfile.ZipFile, candidates: list[zipfile.ZipInfo], result: ArchiveContents,
+            max_total_bytes: int, max_file_bytes: int) -> None:  # fmt: skip
+    """Unpack each entry within what is left of the budget, whatever its header claims."""
+    total = 0
+    for info in candidates:
+        budget = min(max_file_bytes, max_total_bytes - total)
+        try:
+            content = _read_capped(archive, info, budget)
+        except _TooLarge:
+            if total + budget >= max_total_bytes:
+                raise ArchiveError(f"The archive unpacks to more than {_mb(max_total_bytes)}; that is the limit.") from None
+            result.skipped.append(
+                (info.filename, f"too large: more than {_mb(max_file_bytes)} unpacked, though it claims less")
+            )
+            continue
+        except NotImplementedError:
+            result.skipped.append((info.filename, "packed with a compression method we can't unpack"))
+            continue
+        except Exception:  # BadZipFile (bad CRC), zlib.error, EOFError, RuntimeError, ...
+            result.skipped.append((info.filename, "damaged: it could not be unpacked"))
+            continue
+        total += len(content)
+        result.images.append((info.filename, content))
 
 
 def _read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:

@@ -16,9 +16,12 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import Image
 
+from captioner.files import FileRefused, read_regular_file
+
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_PIXELS",
+    "MAX_DECODE_BYTES",
     "IMAGE_EXTENSIONS",
     "SUPPORTED_FORMATS",
     "SUPPORTED_FORMATS_TEXT",
@@ -29,6 +32,12 @@ __all__ = [
 
 DEFAULT_MAX_PIXELS = 50_000_000  # 50 megapixels, e.g. 8660 x 5773
 DEFAULT_MAX_BYTES = 25_000_000  # 25 MB on disk / in the upload
+# Memory the decoder may take, judged from the header before any pixel is decoded: a 50-megapixel
+# RGB image takes 200 MB in Pillow (4 bytes a pixel); one TIFF tile, which libtiff allocates whole,
+# at most 64 MB.
+MAX_DECODE_BYTES = 256_000_000
+MAX_TIFF_TILE_BYTES = 64_000_000
+_FILE_REASONS = {"missing": "missing", "not_regular": "unsupported", "too_large": "too_large", "unreadable": "unreadable"}
 
 # Pillow decoders we let run. Keeping this short means hostile files never reach
 # the rarely used plugins, and EPS/PS (which shells out to Ghostscript) or PDF never run.
@@ -107,6 +116,7 @@ def load_image(
 def _decode(im: Image.Image, max_pixels: int | None) -> Image.Image:
     """Check the header size, then decode the current frame into a new upright RGB image."""
     _check_pixels(im.size, max_pixels)
+    _check_decode_memory(im)
     try:
         im.load()
         return _to_rgb(_upright(im))
@@ -146,18 +156,11 @@ def _read_source(source: ImageSource, max_bytes: int | None) -> bytes:
 
 
 def _read_path(path: str, max_bytes: int | None) -> bytes:
+    """A regular file's bytes (files.read_regular_file): FIFOs, devices and folders are refused unopened."""
     try:
-        if os.path.isdir(path):
-            raise ImageLoadError(f"This is a folder, not a file: {path}", "missing")
-        size = os.path.getsize(path)
-        if max_bytes is not None and size > max_bytes:
-            raise ImageLoadError(f"The file is too large: {_mb(size)}; the limit is {_mb(max_bytes)}.", "too_large")
-        with open(path, "rb") as f:
-            return f.read() if max_bytes is None else f.read(max_bytes + 1)
-    except FileNotFoundError as exc:
-        raise ImageLoadError(f"No such file: {path}", "missing") from exc
-    except OSError as exc:
-        raise ImageLoadError(f"The file {path} could not be read: {exc.strerror or exc}", "unreadable") from exc
+        return read_regular_file(path, max_bytes, "an image")
+    except FileRefused as exc:
+        raise ImageLoadError(str(exc), _FILE_REASONS[exc.reason]) from exc
 
 
 def _check_pixels(size: tuple[int, int], max_pixels: int | None) -> None:
@@ -169,6 +172,38 @@ def _check_pixels(size: tuple[int, int], max_pixels: int | None) -> None:
             f"The image is too large: {width} x {height} pixels; the limit is {_megapixels(max_pixels)}.",
             "too_large",
         )
+
+
+def _check_decode_memory(im: Image.Image) -> None:
+    """Refuse an image whose decoding would take more than MAX_DECODE_BYTES (or a TIFF tile over MAX_TIFF_TILE_BYTES)."""
+    width, height = im.size
+    bytes_per_pixel = 1 if im.mode in ("1", "L", "P") else 2 if im.mode.startswith("I;16") else 4
+    tags = getattr(im, "tag_v2", None)
+    if tags is not None:  # TIFF: libtiff decodes into buffers sized by the file's own sample and tile tags
+        samples = _first_int(tags.get(277), 1)
+        bytes_per_sample = -(-max(_ints(tags.get(258)) or [8]) // 8)
+        bytes_per_pixel = max(bytes_per_pixel, samples * bytes_per_sample)
+        tile_w, tile_h = _first_int(tags.get(322), 0), _first_int(tags.get(323), 0)
+        tile_bytes = tile_w * tile_h * samples * bytes_per_sample
+        if tile_bytes > MAX_TIFF_TILE_BYTES:
+            raise ImageLoadError(
+                f"The TIFF's tiles claim {tile_w} x {tile_h} pixels each ({_mb(tile_bytes)} to decode one); "
+                f"the limit is {_mb(MAX_TIFF_TILE_BYTES)}.", "too_large")
+    needed = width * height * bytes_per_pixel
+    if needed > MAX_DECODE_BYTES:
+        raise ImageLoadError(
+            f"The image would take {_mb(needed)} of memory to decode ({width} x {height} pixels, "
+            f"{bytes_per_pixel} bytes each); the limit is {_mb(MAX_DECODE_BYTES)}.", "too_large")
+
+
+def _ints(value) -> list[int]:
+    values = value if isinstance(value, tuple) else (value,)
+    return [v for v in values if isinstance(v, int)]
+
+
+def _first_int(value, default: int) -> int:
+    found = _ints(value)
+    return found[0] if found else default
 
 
 def _bomb_error(exc: Exception, max_pixels: int | None) -> ImageLoadError:
@@ -223,7 +258,7 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     if mode in ("RGBA", "LA", "PA", "RGBa") or (mode in ("P", "L", "RGB", "1") and "transparency" in im.info):
         return _flatten(im.convert("RGBA"))
     if mode.startswith("I") or mode == "F":
-        return Image.fromarray(_scale_to_uint8(np.asarray(im), mode), "L").convert("RGB")
+        return _grey_to_rgb(im)
     if mode == "CMYK":
         return _cmyk_to_rgb(im)
     try:
@@ -242,23 +277,47 @@ def _flatten(rgba: Image.Image) -> Image.Image:
     return background
 
 
-def _scale_to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
-    """Map high-bit-depth grey values to 0..255 by scaling (Pillow's own conversion clips at 255)."""
-    values = np.nan_to_num(values.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+_STRIP_PIXELS = 1 << 20  # high-bit-depth images are converted this many pixels at a time
+
+
+def _grey_to_rgb(im: Image.Image) -> Image.Image:
+    """High-bit-depth grey (I;16, I, F) to 8-bit RGB by scaling (Pillow's own conversion clips at 255).
+
+    Two passes over bands of rows, so that no float64 copy of the whole picture is ever made: one
+    finds the range of the finite values, one scales each band into the new image.
+    """
+    width, height = im.size
+    rows = max(1, _STRIP_PIXELS // max(width, 1))
+    bands = [(0, top, width, min(height, top + rows)) for top in range(0, height, rows)]
+    low, high = 0.0, 0.0
+    for i, box in enumerate(bands):
+        values = _finite_values(im.crop(box))
+        low, high = (float(values.min()), float(values.max())) if i == 0 else (min(low, values.min()), max(high, values.max()))
+    scale, offset = _grey_scale(im.mode, float(low), float(high))
+    out = Image.new("RGB", im.size)
+    for box in bands:
+        scaled = np.clip(np.rint(_finite_values(im.crop(box)) * scale + offset), 0, 255).astype(np.uint8)
+        out.paste(Image.fromarray(scaled, "L"), box[:2])  # pasted as RGB
+    return out
+
+
+def _finite_values(band: Image.Image) -> np.ndarray:
+    return np.nan_to_num(np.asarray(band, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _grey_scale(mode: str, low: float, high: float) -> tuple[float, float]:
+    """(scale, offset) that map a grey image's values to 0..255."""
     if mode.startswith("I;16"):
-        scaled = values / 257.0  # 65535 -> 255
-    elif mode == "F" and low >= 0 and high <= 1.0:
-        scaled = values * 255.0  # float images are usually 0..1
-    elif low >= 0 and high <= 255:
-        scaled = values
-    elif mode == "I" and low >= 0 and high <= 65535:
-        scaled = values / 257.0  # 16-bit samples stored as 32-bit ints
-    elif high > low:
-        scaled = (values - low) * (255.0 / (high - low))  # arbitrary range: stretch
-    else:
-        scaled = np.zeros_like(values)
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+        return 1 / 257.0, 0.0  # 65535 -> 255
+    if mode == "F" and low >= 0 and high <= 1.0:
+        return 255.0, 0.0  # float images are usually 0..1
+    if low >= 0 and high <= 255:
+        return 1.0, 0.0
+    if mode == "I" and low >= 0 and high <= 65535:
+        return 1 / 257.0, 0.0  # 16-bit samples stored as 32-bit ints
+    if high > low:
+        return 255.0 / (high - low), -low * 255.0 / (high - low)  # arbitrary range: stretch
+    return 0.0, 0.0
 
 
 def _cmyk_to_rgb(im: Image.Image) -> Image.Image:

@@ -10,12 +10,18 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import pytest
 import torch
 
-from tests.tiny_models import make_tiny_hf_dir, make_tiny_visiongpt2_dir
+from tests.tiny_models import make_gpt2_visiongpt2_dir, make_tiny_hf_dir, make_tiny_visiongpt2_dir
 
 
 @pytest.fixture(scope="session")
 def tiny_visiongpt2_dir(tmp_path_factory):
     return make_tiny_visiongpt2_dir(tmp_path_factory.mktemp("tiny-visiongpt2"))
+
+
+@pytest.fixture(scope="session")
+def gpt2_visiongpt2_file(tmp_path_factory):
+    """A tiny captioner.pt with GPT-2's special tokens and tokenizer files beside it, as transformers 4.x saved them."""
+    return make_gpt2_visiongpt2_dir(tmp_path_factory.mktemp("gpt2-visiongpt2"))
 
 
 @pytest.fixture(scope="session")

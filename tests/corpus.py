@@ -10,9 +10,14 @@ what loading it must give, so the same corpus drives the tests of ``load_image``
 
 from __future__ import annotations
 
+import atexit
+import functools
 import io
+import os
+import shutil
 import struct
 import sys
+import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass, field, replace
@@ -58,10 +63,12 @@ class Case:
     expect_images: int | None = None  # archive: how many images come back
     expect_skipped: int | None = None  # archive: how many entries are listed as skipped
     max_seconds: float | None = None  # loading must not take longer (e.g. bombs, 3000 frames)
+    special: Callable[[Path], None] | None = field(default=None, repr=False, compare=False)  # makes a FIFO, a link...
+    heavy: bool = False  # takes seconds and hundreds of MB to decode (49 megapixels): a slow test
     path: Path | None = None  # set by build_*_corpus
 
     def data(self) -> bytes:
-        """The file's bytes (read from ``path`` once built, otherwise generated)."""
+        """The file's bytes (read from ``path`` once built, otherwise generated); not for ``special`` cases."""
         return self.path.read_bytes() if self.path is not None else self.make()
 
     def image_problems(self, image: Image.Image) -> list[str]:
@@ -312,6 +319,43 @@ def _exif_bytes(tags: dict[int, int]) -> bytes:
     return exif.tobytes()
 
 
+def _tiff(entries: list[tuple[int, int, int, int | str]], payload: bytes = b"") -> bytes:
+    """A little-endian TIFF with one IFD of (tag, type 3=SHORT / 4=LONG, count, value), written by hand so
+    that its tags can claim anything; the value "DATA" is the offset of `payload`, stored after the IFD."""
+    data_offset = 8 + 2 + 12 * len(entries) + 4
+    out = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", len(entries))
+    for tag, kind, count, value in sorted(entries):
+        value = data_offset if value == "DATA" else value
+        out += struct.pack("<HHIHH", tag, kind, count, value, 0) if kind == 3 else struct.pack("<HHII", tag, kind, count, value)
+    return out + struct.pack("<I", 0) + payload
+
+
+def _tiff_tile_bomb(side: int = 46340) -> bytes:
+    """A 16 x 16 deflate TIFF whose tile tags claim `side` x `side` tiles: libtiff would allocate one (2 GB)."""
+    payload = zlib.compress(bytes(16 * 16))
+    return _tiff([(256, 3, 1, 16), (257, 3, 1, 16), (258, 3, 1, 8), (259, 3, 1, 8), (262, 3, 1, 1), (277, 3, 1, 1),
+                  (322, 4, 1, side), (323, 4, 1, side), (324, 4, 1, "DATA"), (325, 4, 1, len(payload))], payload)
+
+
+def _big_grey_tiff(dtype) -> bytes:
+    """7000 x 7000 (49 megapixels) float32 or uint16 grey, deflated to ~0.3 MB: a dot every 100 pixels."""
+    values = np.zeros((7000, 7000), dtype)
+    values[::100, ::100] = 1 if dtype == np.float32 else 65535
+    return _encode(Image.fromarray(values), "TIFF", compression="tiff_adobe_deflate")
+
+
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def _symlink_to(target: str) -> Callable[[Path], None]:
+    return lambda path: os.symlink(target, path)
+
+
+def _folder(path: Path) -> None:
+    path.mkdir()
+
+
 # --- the cases -------------------------------------------------------------------
 
 
@@ -442,6 +486,22 @@ IMAGE_CASES: list[Case] = [
          lambda: _png_claiming(8000, 8000), "8000 x 8000", max_seconds=1.0),
     _err("jpeg_sof_60000", "bomb60000.jpg", "JPEG whose frame header claims 60000 x 60000 pixels",
          lambda: _jpeg_claiming(60000, 60000), "too large", max_seconds=1.0),
+    _err("tiff_tile_bomb", "tiles.tif", "146-byte 16 x 16 TIFF whose tile tags claim 46340 x 46340 tiles",
+         _tiff_tile_bomb, "tiles claim 46340 x 46340", max_seconds=1.0),
+    _ok("tiff_float_49mp", "float49mp.tif", "0.3 MB float TIFF of 7000 x 7000 (49 MP): scaled without float64 copies",
+        lambda: _big_grey_tiff(np.float32), (7000, 7000), [((0, 0), WHITE), ((50, 50), BLACK)], tolerance=0, heavy=True),
+    _ok("tiff_uint16_49mp", "uint16_49mp.tif", "0.2 MB 16-bit TIFF of 7000 x 7000 (49 MP)",
+        lambda: _big_grey_tiff(np.uint16), (7000, 7000), [((0, 0), WHITE), ((50, 50), BLACK)], tolerance=0, heavy=True),
+    # Paths that are not regular files: refused from their metadata, never opened for reading.
+    _err("fifo", "pipe.png", "A FIFO (named pipe) with an image name: refused at once, the next files still load",
+         lambda: b"", "FIFO", special=_fifo, max_seconds=1.0),
+    _err("link_to_dev_zero", "dev_zero.png", "A symlink to /dev/zero: a device that never ends",
+         lambda: b"", "character device", special=_symlink_to("/dev/zero"), max_seconds=1.0),
+    _err("folder_named_png", "folder.png", "A folder with an image name", lambda: b"", "a folder", special=_folder),
+    _err("broken_link", "gone.png", "A symlink to a file that does not exist",
+         lambda: b"", "No such file", special=_symlink_to("does-not-exist.png")),
+    _ok("link_to_image", "link.png", "A symlink to a plain PNG: followed, and the target checked",
+        lambda: b"", (40, 20), _lr((40, 20), RED, BLUE), tolerance=0, special=_symlink_to("plain.png")),
 ]
 
 
@@ -488,14 +548,27 @@ def _build(cases: list[Case], directory: str | Path) -> list[Case]:
     built = []
     for case in cases:
         path = directory / case.filename
-        path.write_bytes(case.make())
+        if os.path.lexists(path):
+            path.unlink() if not path.is_dir() or path.is_symlink() else path.rmdir()
+        if case.special is not None:
+            case.special(path)
+        else:
+            path.write_bytes(case.make())
         built.append(replace(case, path=path))
     return built
 
 
-def build_image_corpus(directory: str | Path) -> list[Case]:
-    """Write the image cases (for ``load_image``) under ``directory``; return them with ``path`` set."""
-    return _build(IMAGE_CASES, directory)
+def _chosen(cases: list[Case], heavy: bool, paths: bool) -> list[Case]:
+    return [c for c in cases if (heavy or not c.heavy) and (paths or c.special is None)]
+
+
+def build_image_corpus(directory: str | Path, heavy: bool = False, paths: bool = False) -> list[Case]:
+    """Write the image cases (for ``load_image``) under ``directory``; return them with ``path`` set.
+
+    Only when asked: the ``heavy`` cases (49-megapixel TIFFs: seconds and ~200 MB each to write), and the
+    ``paths`` cases that exist only as paths, not bytes (a FIFO, links, a folder: ``data()`` would block
+    or fail on them, so they are for callers that pass paths, as the CLI does)."""
+    return _build(_chosen(IMAGE_CASES, heavy, paths), directory)
 
 
 def build_archive_corpus(directory: str | Path) -> list[Case]:
@@ -503,16 +576,333 @@ def build_archive_corpus(directory: str | Path) -> list[Case]:
     return _build(ARCHIVE_CASES, directory)
 
 
-def build_corpus(directory: str | Path) -> list[Case]:
-    """Write every case under ``directory``."""
-    return _build(CASES, directory)
+def build_corpus(directory: str | Path, heavy: bool = False, paths: bool = False) -> list[Case]:
+    """Write every case under ``directory`` (the ``heavy`` and ``paths`` ones only when asked)."""
+    return _build(_chosen(CASES, heavy, paths), directory)
+
+
+# --- model files and folders --------------------------------------------------------
+# Each case writes a model (or something posing as one) into an empty folder and names the spec to
+# load; loading it must end in a ModelLoadError whose message contains `message_contains`, with no
+# code from the folder run (the auto_map cases ship a .py that would write RAN beside itself).
+
+
+@dataclass(frozen=True)
+class ModelCase:
+    """A model file or folder a user may hand to ``load_captioner``, and the message it must get."""
+
+    name: str
+    description: str
+    build: Callable[[Path], Path] = field(repr=False, compare=False)  # empty folder -> the spec to load
+    message_contains: str
+
+
+_CODE_THAT_MUST_NOT_RUN = "import pathlib\npathlib.Path(__file__).with_name('RAN').write_text('ran')\n"
+
+
+@functools.lru_cache(maxsize=None)
+def _template(kind: str) -> Path:
+    """A model folder built once per process and copied for each case: "hf", or a tokenizer layout."""
+    from tests.tiny_models import make_gpt2_visiongpt2_dir, make_tiny_hf_dir
+
+    folder = Path(tempfile.mkdtemp(prefix=f"corpus-{kind}-"))
+    atexit.register(shutil.rmtree, folder, True)
+    make_tiny_hf_dir(folder) if kind == "hf" else make_gpt2_visiongpt2_dir(folder, kind)
+    return folder
+
+
+def _copy_of(kind: str, folder: Path) -> Path:
+    shutil.copytree(_template(kind), folder, dirs_exist_ok=True)
+    return folder
+
+
+def _seed(folder: Path, mutate: Callable[[dict], None] | None = None, layout: str = "save_pretrained_v4") -> Path:
+    """A tiny VisionGPT2 captioner.pt with GPT-2's tokenizer beside it; `mutate` edits its state dict first."""
+    import torch
+
+    path = _copy_of(layout, folder) / "captioner.pt"
+    if mutate is not None:
+        state = torch.load(path, weights_only=True)
+        mutate(state)
+        torch.save(state, path)
+    return path
+
+
+def _seed_with(name: str, content: str | None = None, special: Callable[[Path], None] | None = None,
+               layout: str = "save_pretrained_v4") -> Callable[[Path], Path]:  # fmt: skip
+    """A builder: the tiny seed folder, with file `name` replaced by `content` (text) or made by `special`."""
+
+    def build(folder: Path) -> Path:
+        path = _seed(folder, layout=layout)
+        target = folder / name
+        if os.path.lexists(target):
+            target.unlink()
+        special(target) if special is not None else target.write_text(content)
+        return path
+
+    return build
+
+
+def _state(mutate: Callable[[dict], None]) -> Callable[[Path], Path]:
+    return lambda folder: _seed(folder, mutate)
+
+
+def _set(key: str, make) -> Callable[[dict], None]:
+    def mutate(state: dict) -> None:
+        state[key] = make(state.get(key))
+
+    return mutate
+
+
+def _json(obj) -> str:
+    import json
+
+    return json.dumps(obj)
+
+
+def _auto_map(folder: Path, file: str, module: str, cls: str, auto: str) -> None:
+    """Add `auto_map` naming `module`.py (which would write RAN) to the JSON file `file`."""
+    import json
+
+    config = json.loads((folder / file).read_text()) if (folder / file).exists() else {}
+    config["auto_map"] = {auto: [f"{module}.{cls}", None] if auto == "AutoTokenizer" else f"{module}.{cls}"}
+    (folder / file).write_text(json.dumps(config))
+    (folder / f"{module}.py").write_text(_CODE_THAT_MUST_NOT_RUN)
+
+
+def _hf(edit: Callable[[Path], None]) -> Callable[[Path], Path]:
+    """A builder: a tiny Hugging Face ViT-GPT2 folder, then `edit(folder)`."""
+
+    def build(folder: Path) -> Path:
+        edit(_copy_of("hf", folder))
+        return folder
+
+    return build
+
+
+def _edit_json(file: str, change: Callable[[dict], None]) -> Callable[[Path], None]:
+    def edit(folder: Path) -> None:
+        import json
+
+        config = json.loads((folder / file).read_text())
+        change(config)
+        (folder / file).write_text(json.dumps(config))
+
+    return edit
+
+
+def _edit_weights(change: Callable[[dict], None]) -> Callable[[Path], None]:
+    def edit(folder: Path) -> None:
+        from safetensors.torch import load_file, save_file
+
+        state = load_file(str(folder / "model.safetensors"))
+        change(state)
+        save_file(state, str(folder / "model.safetensors"))
+
+    return edit
+
+
+def _sparse_file(size: int) -> Callable[[Path], None]:
+    def make(path: Path) -> None:
+        with open(path, "wb") as f:
+            f.truncate(size)  # a hole: no disk used
+
+    return make
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def _zeros(shape, dtype=None):
+    import torch
+
+    return torch.zeros(shape, dtype=dtype or torch.float32)
+
+
+def _poison(value: float) -> Callable:
+    def make(t):
+        t = t.clone()
+        t.view(-1)[t.numel() // 2] = value
+        return t
+
+    return make
+
+
+def _cast(dtype_name: str) -> Callable:
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    return lambda t: t.to(dtype) if dtype_name != "sparse" else t.to_sparse()
+
+
+def _set_decoder(key: str, value) -> Callable[[dict], None]:
+    return lambda c: c["decoder"].__setitem__(key, value)
+
+
+def _set_encoder(key: str, value) -> Callable[[dict], None]:
+    return lambda c: c["encoder"].__setitem__(key, value)
+
+
+def _put(key: str, value) -> Callable[[dict], None]:
+    return lambda c: c.__setitem__(key, value)
+
+
+def _remove(file: str) -> Callable[[Path], None]:
+    return lambda folder: (folder / file).unlink()
+
+
+def _index_escaping(folder: Path) -> None:
+    (folder / "model.safetensors").unlink()
+    (folder / "model.safetensors.index.json").write_text(_json({"weight_map": {"a": "../../etc/passwd"}}))
+
+
+def _word_tokenizer_without_end(folder: Path) -> Path:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    path = _seed(folder)
+    for name in ("tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt"):
+        (folder / name).unlink()
+    tok = Tokenizer(models.WordLevel({"<unk>": 0, "a": 1}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    PreTrainedTokenizerFast(tokenizer_object=tok).backend_tokenizer.save(str(folder / "tokenizer.json"))
+    return path
+
+
+_NEEDS_TOKENIZER_JSON = "tokenizer.json"
+MODEL_CASES: list[ModelCase] = [
+    # Paths that are not model files.
+    ModelCase("checkpoint_fifo", "captioner.pt is a FIFO: refused from its metadata, never opened",
+              lambda f: (_fifo(f / "captioner.pt"), f / "captioner.pt")[1], "FIFO"),
+    ModelCase("dev_zero", "--model /dev/zero: a device, not 'No such file'", lambda f: Path("/dev/zero"), "character device"),
+    ModelCase("checkpoint_link_to_dev_zero", "captioner.pt is a symlink to /dev/zero",
+              lambda f: (os.symlink("/dev/zero", f / "captioner.pt"), f / "captioner.pt")[1], "character device"),
+    ModelCase("checkpoint_is_folder", "a folder whose captioner.pt is itself a folder",
+              lambda f: ((f / "captioner.pt").mkdir(), f)[1], "a folder"),
+    ModelCase("checkpoint_over_cap", "a 9 GB captioner.pt (a sparse file): over the size cap, refused unread",
+              lambda f: (_sparse_file(9_000_000_000)(f / "captioner.pt"), f / "captioner.pt")[1], "too large"),
+    # config.json beside the weights.
+    ModelCase("config_fifo", "config.json is a FIFO", _seed_with("config.json", special=_fifo), "FIFO"),
+    ModelCase("config_link_to_dev_zero", "config.json is a symlink to /dev/zero",
+              _seed_with("config.json", special=_symlink_to("/dev/zero")), "character device"),
+    ModelCase("config_link_loop", "config.json is a symlink to itself",
+              _seed_with("config.json", special=_symlink_to("config.json")), "could not be read"),
+    ModelCase("config_too_large", "a 2 MB config.json", _seed_with("config.json", " " * 2_000_000 + "{}"), "too large"),
+    ModelCase("config_nested_100000", "config.json nested 100,000 levels deep", _seed_with("config.json", _nested(100_000)),
+              "nested too deeply"),
+    ModelCase("config_nested_40", "config.json nested 40 levels deep", _seed_with("config.json", '{"a": ' + _nested(39) + "}"),
+              "nested too deeply"),
+    ModelCase("config_nan", "config.json with a bare NaN", _seed_with("config.json", '{"num_heads": NaN}'), "not valid JSON"),
+    ModelCase("config_not_object", "config.json holding a list", _seed_with("config.json", "[1, 2]"), "does not hold a JSON object"),
+    ModelCase("config_depth_10000", "config.json says depth 10000", _seed_with("config.json", _json({"depth": 10000})),
+              "depth must be a whole number from 1 to 256"),
+    ModelCase("config_depth_disagrees", "config.json says depth 3, the weights hold 2 layers",
+              _seed_with("config.json", _json({"depth": 3})), "depth is 3, but the weights hold 2"),
+    ModelCase("config_seq_len_disagrees", "config.json says seq_len 1024, the weights hold 40 positions",
+              _seed_with("config.json", _json({"seq_len": 1024})), "seq_len is 1024, but the weights hold 40"),
+    *[ModelCase(f"config_heads_{label}", f"config.json num_heads {value!r}", _seed_with("config.json", _json({"num_heads": value})),
+                "num_heads must be a whole number") for label, value in
+      [("string", "4"), ("float", 4.0), ("bool", True), ("zero", 0), ("negative", -4), ("list", [4])]],  # fmt: skip
+    ModelCase("config_heads_not_dividing", "config.json num_heads 5 for a width of 32",
+              _seed_with("config.json", _json({"num_heads": 5})), "num_heads (5) must divide the width the weights hold (32)"),
+    ModelCase("config_mean_short", "image_mean of one number", _seed_with("config.json", _json({"image_mean": [0.5]})),
+              "image_mean must be a list of 3 numbers"),
+    ModelCase("config_std_zero", "image_std of zeros", _seed_with("config.json", _json({"image_std": [0, 0, 0]})), "image_std must be"),
+    ModelCase("config_dropout_string", "a dropout given as a string",
+              _seed_with("config.json", _json({"attention_dropout": "0.1"})), "attention_dropout must be a number"),
+    ModelCase("config_image_size_huge", "image_size 15000", _seed_with("config.json", _json({"image_size": 15000})),
+              "image_size must be a whole number from 1 to 4096"),
+    ModelCase("generation_config_type", "generation_config.json num_beams \"4\"",
+              _seed_with("generation_config.json", _json({"num_beams": "4"})), "generation_config.json: num_beams must be"),
+    ModelCase("generation_config_temperature_zero", "generation_config.json sampling at temperature 0",
+              _seed_with("generation_config.json", _json({"do_sample": True, "temperature": 0})), "temperature must be"),
+    # Tokenizers.
+    ModelCase("tokenizer_json_fifo", "tokenizer.json is a FIFO",
+              _seed_with(_NEEDS_TOKENIZER_JSON, special=_fifo, layout="tokenizer.json"), "FIFO"),
+    ModelCase("tokenizer_json_garbage", "tokenizer.json is not JSON",
+              _seed_with(_NEEDS_TOKENIZER_JSON, "{not json", layout="tokenizer.json"), "could not be read"),
+    ModelCase("tokenizer_auto_map", "tokenizer_config.json names tokenization_evil.py in auto_map",
+              lambda f: (_seed(f), _auto_map(f, "tokenizer_config.json", "tokenization_evil", "EvilTokenizer", "AutoTokenizer"),
+                         f / "captioner.pt")[2], "tokenization_evil.py"),  # fmt: skip
+    ModelCase("tokenizer_without_end_token", "a tokenizer with no <|endoftext|>, eos or bos token",
+              _word_tokenizer_without_end, "no end-of-text token"),
+    # Weights.
+    ModelCase("key_h_99999", "one extra key transformer.h.99999.x: not 100,000 layers",
+              _state(_set("transformer.h.99999.x", lambda _: _zeros(3))), "decoder layer 99999 has weights but layers 2 to 99998 have none"),
+    ModelCase("key_blocks_50", "one extra key blocks.50.x", _state(_set("blocks.50.x", lambda _: _zeros(3))),
+              "encoder layer 50 has weights"),
+    *[ModelCase(f"weights_{kind}", f"a weight of {kind} values", _state(_set("transformer.h.0.ln_1.weight", _cast(kind))), message)
+      for kind, message in [("int32", "int32 values"), ("bool", "bool values"), ("complex64", "complex64 values"),
+                            ("int8", "int8 values"), ("sparse", "must be dense")]],  # fmt: skip
+    ModelCase("weights_nan", "a NaN in a decoder weight", _state(_set("transformer.h.1.mlp.c_fc.weight", _poison(float("nan")))),
+              "NaN or infinite values, first in transformer.h.1.mlp.c_fc.weight"),
+    ModelCase("weights_inf", "an infinity in an encoder weight", _state(_set("blocks.0.attn.qkv.weight", _poison(float("inf")))),
+              "NaN or infinite values, first in blocks.0.attn.qkv.weight"),
+    ModelCase("wte_1d", "transformer.wte.weight of one dimension", _state(_set("transformer.wte.weight", lambda t: t[0])),
+              "Shapes fit no VisionGPT2 config"),
+    ModelCase("pos_embed_4d", "pos_embed of four dimensions", _state(_set("pos_embed", lambda t: t[None])), "Shapes fit no VisionGPT2 config"),
+    ModelCase("mask_wrong_size", "an attn.mask buffer of the wrong size",
+              _state(_set("transformer.h.0.attn.mask", lambda _: _zeros((1, 1, 8, 8)))), "wrong shapes: transformer.h.0.attn.mask"),
+    # Hugging Face folders.
+    ModelCase("hf_n_layer_10000", "config.json decoder.n_layer 10000, the weights hold 2",
+              _hf(_edit_json("config.json", _set_decoder("n_layer", 200))), "decoder.n_layer is 200, but the weights hold 2 decoder layers"),
+    ModelCase("hf_n_layer_huge", "config.json decoder.n_layer 100000", _hf(_edit_json("config.json", _set_decoder("n_layer", 100_000))),
+              "decoder.n_layer must be a whole number from 1 to 256"),
+    ModelCase("hf_n_layer_string", "config.json decoder.n_layer \"2\"", _hf(_edit_json("config.json", _set_decoder("n_layer", "2"))),
+              "decoder.n_layer must be a whole number"),
+    ModelCase("hf_encoder_layers", "config.json encoder.num_hidden_layers 200",
+              _hf(_edit_json("config.json", _set_encoder("num_hidden_layers", 200))), "encoder.num_hidden_layers is 200"),
+    ModelCase("hf_n_embd_wrong", "config.json decoder.n_embd 64, the weights are 32 wide",
+              _hf(_edit_json("config.json", _set_decoder("n_embd", 64))), "but the weights hold (62, 32)"),
+    ModelCase("hf_decoder_bert", "a BERT decoder", _hf(_edit_json("config.json", _set_decoder("model_type", "bert"))),
+              "only GPT-2 decoders"),
+    ModelCase("hf_decoder_not_mapping", "decoder is a number", _hf(_edit_json("config.json", _put("decoder", 5))), "only GPT-2 decoders"),
+    ModelCase("hf_extra_layer_key", "one extra tensor decoder.transformer.h.99999.x",
+              _hf(_edit_weights(_set("decoder.transformer.h.99999.x", lambda _: _zeros(3)))), "layer 99999 has weights"),
+    ModelCase("hf_weights_nan", "a NaN in a decoder weight",
+              _hf(_edit_weights(_set("decoder.transformer.h.0.mlp.c_fc.weight", _poison(float("nan"))))), "NaN or infinite values"),
+    ModelCase("hf_preprocessor_size_15000", "preprocessor_config.json size 15000 x 15000",
+              _hf(_edit_json("preprocessor_config.json", _put("size", {"height": 15000, "width": 15000}))), "size.height must be"),
+    ModelCase("hf_preprocessor_size_int", "preprocessor_config.json size 15000", _hf(_edit_json("preprocessor_config.json", _put("size", 15000))),
+              "size must be"),
+    ModelCase("hf_preprocessor_size_mismatch", "preprocessor_config.json size 448 for a 32-pixel encoder",
+              _hf(_edit_json("preprocessor_config.json", _put("size", {"height": 448, "width": 448}))), "size.height is 448"),
+    ModelCase("hf_preprocessor_no_resize", "preprocessor_config.json do_resize false",
+              _hf(_edit_json("preprocessor_config.json", _put("do_resize", False))), "do_resize is false"),
+    ModelCase("hf_preprocessor_fifo", "preprocessor_config.json is a FIFO",
+              _hf(lambda f: ((f / "preprocessor_config.json").unlink(), _fifo(f / "preprocessor_config.json"))), "FIFO"),
+    ModelCase("hf_preprocessor_missing", "no preprocessor_config.json", _hf(_remove("preprocessor_config.json")),
+              "no preprocessor_config.json"),
+    ModelCase("hf_preprocessor_auto_map", "preprocessor_config.json names image_processing_evil.py",
+              _hf(lambda f: _auto_map(f, "preprocessor_config.json", "image_processing_evil", "EvilProcessor", "AutoImageProcessor")),
+              "image_processing_evil.py"),
+    ModelCase("hf_config_auto_map", "config.json names modeling_evil.py",
+              _hf(lambda f: _auto_map(f, "config.json", "modeling_evil", "EvilModel", "AutoModel")), "modeling_evil.py"),
+    ModelCase("hf_generation_config_bad", "generation_config.json num_beams -1",
+              _hf(_edit_json("generation_config.json", _put("num_beams", -1))), "generation_config.json: num_beams must be"),
+    ModelCase("hf_weights_missing", "no weights at all", _hf(_remove("model.safetensors")), "has no weights"),
+    ModelCase("hf_index_escapes", "a weights index pointing outside the folder", _hf(_index_escaping),
+              "shard files in the same folder"),
+]
+assert len({c.name for c in MODEL_CASES}) == len(MODEL_CASES), "model case names must be unique"
+
+
+def build_model_corpus(directory: str | Path) -> list[tuple[ModelCase, Path]]:
+    """Write every model case in its own folder under ``directory``; return (case, spec to load)."""
+    built = []
+    for case in MODEL_CASES:
+        folder = Path(directory) / case.name
+        folder.mkdir(parents=True, exist_ok=True)
+        built.append((case, case.build(folder)))
+    return built
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m tests.corpus OUT_DIR", file=sys.stderr)
         return 2
-    for case in build_corpus(argv[0]):
+    for case in build_corpus(argv[0], heavy=True, paths=True):
         outcome = f"error: {case.message_contains}" if case.expected == "error" else "ok"
         print(f"{case.kind:7} {str(case.path):45} {outcome:28} {case.description}")
     return 0

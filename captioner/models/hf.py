@@ -98,18 +98,10 @@ def _first_id(*candidates: Any) -> int:
 
 
 def _defaults_from_generation_config(gen: Any) -> DecodingConfig:
-    """The loaded model's own decoding defaults (max_length counts the start token)."""
-    d = DecodingConfig()
+    """The loaded model's own decoding defaults, read from its generation config as for every model
+    folder (`config.decoding_from_generation_config`: max_length counts the start token)."""
+    from captioner.config import decoding_from_generation_config
+
     if gen is None:
-        return d
-    num_beams = int(getattr(gen, "num_beams", 1) or 1)
-    max_new = getattr(gen, "max_new_tokens", None) or max(1, int(getattr(gen, "max_length", 21) or 21) - 1)
-    return d.with_(
-        strategy="beam" if num_beams > 1 else "greedy",
-        num_beams=max(num_beams, 1) if num_beams > 1 else d.num_beams,
-        max_new_tokens=min(int(max_new), 128),
-        length_penalty=float(getattr(gen, "length_penalty", 1.0) or 1.0),
-        early_stopping=getattr(gen, "early_stopping", None) or False,
-        no_repeat_ngram_size=int(getattr(gen, "no_repeat_ngram_size", 0) or 0),
-        repetition_penalty=float(getattr(gen, "repetition_penalty", 1.0) or 1.0),
-    )
+        return DecodingConfig()
+    return decoding_from_generation_config(gen.to_diff_dict() if hasattr(gen, "to_diff_dict") else dict(gen))
