@@ -236,7 +236,6 @@ def _list(items: list[str], n: int = 8) -> str:
 
 
 def _load_visiongpt2_file(path: Path, dtype: torch.dtype, config_dict: dict | None = None, name: str = ""):
-    from captioner.models.step import lay_out_for_steps, visiongpt2_projections
     from captioner.models.visiongpt2 import VisionGPT2Captioner
 
     if path.suffix not in (".pt", ".pth", ".bin", ".safetensors", ".ckpt"):
@@ -253,9 +252,6 @@ def _load_visiongpt2_file(path: Path, dtype: torch.dtype, config_dict: dict | No
     # handed back at once, so that the file and the converted copy are never resident together.
     del state
     model = convert_dtype(model, dtype, release_source=True)
-    # The decoder's weights in the order its steps read fastest; done here rather than at the first
-    # step so that, for a mapped file, the pages of the old order are handed back too.
-    lay_out_for_steps(visiongpt2_projections(model), release=release_file_pages())
     info = ModelInfo(
         name=name or path.name,
         family="visiongpt2",
