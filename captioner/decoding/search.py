@@ -22,6 +22,9 @@ from captioner.decoding.processors import Processors
 UNREACHED_BEAM = -1e9
 # length ** length_penalty is kept within 1e+-130, so that any finite penalty gives finite scores.
 MAX_LOG_LENGTH_FACTOR = 300.0
+# Beam scores saturate at float32's lowest number instead of overflowing to -inf (a repetition penalty of
+# 1e38 can get there); -inf stays for banned tokens only, so that every running beam can still finish.
+LOWEST_SCORE = torch.finfo(torch.float32).min
 
 
 class PathStep(NamedTuple):
@@ -138,7 +141,8 @@ class BeamSearch(Search):
     def advance(self, step, logits, logprobs, ids, first_row):
         processed = self.processors(ids, logprobs)
         vocab = processed.size(-1)
-        top_scores, top_index = torch.topk((processed + self.running_scores[:, None]).view(-1), 2 * self.config.num_beams)
+        accumulated = (processed + self.running_scores[:, None]).clamp_min(LOWEST_SCORE).masked_fill(processed.isneginf(), -math.inf)
+        top_scores, top_index = torch.topk(accumulated.view(-1), 2 * self.config.num_beams)
         source, tokens = top_index // vocab, top_index % vocab
         raw_lp, proc_lp = logprobs[source, tokens].tolist(), processed[source, tokens].tolist()
         source, tokens = source.tolist(), tokens.tolist()
@@ -152,7 +156,7 @@ class BeamSearch(Search):
         # The best num_beams candidates that did not stop keep running.
         running = top_scores.masked_fill(hits, -math.inf)
         keep = torch.topk(running, self.config.num_beams).indices
-        self.running_scores = running[keep]
+        self.running_scores = running[keep].clamp_min(LOWEST_SCORE)
         keep = keep.tolist()
         self.paths = [candidates[i] for i in keep]
 
