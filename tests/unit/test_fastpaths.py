@@ -1,5 +1,5 @@
 """The engine's fast paths give what the plain paths give: cross-attention with each image's rows folded
-into one query block, sampling among the kept tokens, dtype conversion that hands file pages back, a
+into one query block, top-p with numpy's sort, sampling among the kept tokens, dtype conversion that hands file pages back, a
 model whose dtype changes between captions. No timings here: those are in `captioner.bench`."""
 
 from __future__ import annotations
@@ -17,6 +17,24 @@ from captioner.decoding import caption_image
 from captioner.loading import convert_dtype, load_captioner, read_state_dict
 from captioner.models.step import attend_images
 from tests.tiny_models import make_tiny_visiongpt2, make_tiny_visiongpt2_dir
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_top_p_with_numpys_sort_is_transformers_top_p(ties):
+    from transformers import TopPLogitsWarper
+
+    from captioner.decoding.processors import TopPWarper
+
+    torch.manual_seed(0)
+    ids = torch.zeros(3, 1, dtype=torch.long)
+    for trial in range(20):
+        scores = torch.randn(3, 5000) * (0.5 + trial)
+        if ties:  # bf16 logits: many equal values, some straddling the cut
+            scores = scores.bfloat16().float()
+        if trial % 4 == 0:
+            scores[:, torch.randperm(5000)[:3000]] = -float("inf")  # after top-k or banned tokens
+        for p in (0.05, 0.5, 0.9, 0.999):
+            assert torch.equal(TopPWarper(p)(ids, scores), TopPLogitsWarper(p)(ids, scores.clone()))
 
 
 def test_sampling_draws_only_kept_tokens():
