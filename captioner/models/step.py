@@ -156,26 +156,34 @@ def attend_images(
     """Cross-attention of R rows' queries q (R, T, H, hd) to their images' keys and values (B, H, N, hd).
 
     Rows of one image are consecutive, image_rows[b] of them (0 once image b has no rows left). Each
-    image's keys and values are read once for all its rows, which are folded into one query block
-    (1, H, n*T, hd); the image is never copied per row. Returns (R*T, C) and, with `need_weights`,
-    the attention of each row's last position (R, H, N)."""
-    R, T, H, hd = q.shape
+    image's keys and values are read once for all its rows, which are folded into one query block;
+    the image is never copied per row. Returns (R*T, C) and, with `need_weights`, the attention of each
+    row's last position (R, H, N)."""
+    if len(image_rows) == keys.size(0) and len(set(image_rows)) == 1:  # the same rows for every image: one call
+        return _fold(q, keys, values, image_rows[0], scale, need_weights)
     outputs, maps, first = [], [], 0
     for b, n in enumerate(image_rows):
-        if n == 0:
-            continue
-        qb = q[first : first + n].permute(2, 0, 1, 3).reshape(1, H, n * T, hd)
-        k, v = keys[b : b + 1], values[b : b + 1]
-        if need_weights:
-            att = ((qb @ k.transpose(-2, -1)) * scale).softmax(dim=-1)  # (1, H, n*T, N)
-            y = att @ v
-            maps.append(att.view(H, n, T, -1)[:, :, -1].transpose(0, 1))  # (n, H, N)
-        else:
-            y = F.scaled_dot_product_attention(qb, k, v, scale=scale)
-        outputs.append(y.view(H, n, T, hd).permute(1, 2, 0, 3).reshape(n * T, H * hd))
-        first += n
-    y = outputs[0] if len(outputs) == 1 else torch.cat(outputs)
-    return y, (torch.cat(maps) if need_weights else None)
+        if n:
+            y, last = _fold(q[first : first + n], keys[b : b + 1], values[b : b + 1], n, scale, need_weights)
+            outputs.append(y)
+            maps.append(last)
+            first += n
+    return torch.cat(outputs), (torch.cat(maps) if need_weights else None)
+
+
+def _fold(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, n: int, scale: float, need_weights: bool):
+    """Queries of n rows per image (B*n, T, H, hd), folded to (B, H, n*T, hd), against keys and values (B, H, N, hd)."""
+    B = keys.size(0)
+    T, H, hd = q.shape[1:]
+    qb = q.view(B, n, T, H, hd).permute(0, 3, 1, 2, 4).reshape(B, H, n * T, hd)
+    last = None
+    if need_weights:
+        att = ((qb @ keys.transpose(-2, -1)) * scale).softmax(dim=-1)  # (B, H, n*T, N)
+        y = att @ values
+        last = att.view(B, H, n, T, -1)[:, :, :, -1].transpose(1, 2).reshape(B * n, H, -1)
+    else:
+        y = F.scaled_dot_product_attention(qb, keys, values, scale=scale)
+    return y.view(B, H, n, T, hd).permute(0, 2, 3, 1, 4).reshape(B * n * T, H * hd), last
 
 
 class GPT2DecoderCaptioner(CaptionModel):

@@ -53,16 +53,16 @@ def test_sampling_draws_only_kept_tokens():
             assert token in [i for i, _, _ in alts[:2]]  # one of the two most likely
 
 
-@pytest.mark.parametrize("image_rows", [[5], [2, 3], [1, 0, 4], [0, 5]])
+@pytest.mark.parametrize("image_rows", [[6], [3, 3], [1, 1, 1, 1, 1, 1], [2, 4], [1, 0, 5], [0, 6]])
 def test_folded_cross_attention_equals_per_row(image_rows):
     torch.manual_seed(0)
     H, T, hd, N = 4, 2, 8, 17
-    q = torch.randn(5, T, H, hd)  # 5 rows
+    q = torch.randn(6, T, H, hd)  # 6 rows
     keys, values = torch.randn(len(image_rows), H, N, hd), torch.randn(len(image_rows), H, N, hd)
     image_of_row = torch.arange(len(image_rows)).repeat_interleave(torch.tensor(image_rows))
     # Per row, written out: the row's queries against its own image.
-    att = (q.transpose(1, 2) @ keys[image_of_row].transpose(-2, -1) * hd**-0.5).softmax(dim=-1)  # (5, H, T, N)
-    expected = (att @ values[image_of_row]).transpose(1, 2).reshape(5 * T, H * hd)
+    att = (q.transpose(1, 2) @ keys[image_of_row].transpose(-2, -1) * hd**-0.5).softmax(dim=-1)  # (6, H, T, N)
+    expected = (att @ values[image_of_row]).transpose(1, 2).reshape(6 * T, H * hd)
     for need_weights in (False, True):
         y, last = attend_images(q, keys, values, image_rows, hd**-0.5, need_weights)
         torch.testing.assert_close(y, expected)
