@@ -24,8 +24,9 @@ def _rss_mb() -> tuple[float, float]:
     """(current, peak) resident memory of this process in MiB."""
     import psutil
 
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux: KiB
-    return psutil.Process().memory_info().rss / MB, peak_kb * 1024 / MB
+    rss = psutil.Process().memory_info().rss / MB
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MB  # Linux: KiB; the kernel updates it lazily
+    return rss, max(rss, peak)
 
 
 def child_main(kind: str, path: str, dtype: str, threads: int | None = None) -> dict[str, dict[str, float]]:
