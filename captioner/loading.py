@@ -476,7 +476,6 @@ def _state_dict_problems(state: Mapping[str, torch.Tensor], expected: Mapping[st
 
 
 def _load_visiongpt2_file(path: Path, dtype: torch.dtype, config_dict: dict | None = None, name: str = ""):
-    from captioner.models.step import lay_out_for_steps, visiongpt2_projections
     from captioner.models.visiongpt2 import VisionGPT2Captioner
 
     if path.suffix not in CHECKPOINT_SUFFIXES:
@@ -493,9 +492,6 @@ def _load_visiongpt2_file(path: Path, dtype: torch.dtype, config_dict: dict | No
     # handed back at once, so that the file and the converted copy are never resident together.
     del state
     model = convert_dtype(model, dtype, release_source=True, check_finite=path.name)
-    # The decoder's weights in the order its steps read fastest; done here rather than at the first
-    # step so that, for a mapped file, the pages of the old order are handed back too.
-    lay_out_for_steps(visiongpt2_projections(model), release=release_file_pages())
     info = ModelInfo(
         name=name or path.name, family="visiongpt2", source=str(path), num_parameters=model.num_parameters(),
         dtype=str(dtype).replace("torch.", ""),

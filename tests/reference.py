@@ -1,14 +1,13 @@
-"""The plain, cache-free way the original VisionGPT2 code generated: recompute everything per token.
+"""The no-cache yardstick: a VisionGPT2 captioner whose every step is the model's own full `forward`.
 
-Kept as the yardstick for tests (the cached engine must give the same tokens and logits) and for the
-benchmark (how much the cache saves).
+Tests hold the engine's cached steps against it: same tokens, probabilities, scores and attention.
 """
 
 from __future__ import annotations
 
 import torch
 
-from captioner.models.visiongpt2 import VisionGPT2, VisionGPT2Captioner
+from captioner.models.visiongpt2 import VisionGPT2Captioner
 
 
 class NoCacheVisionGPT2(VisionGPT2Captioner):
@@ -18,39 +17,12 @@ class NoCacheVisionGPT2(VisionGPT2Captioner):
         return pixels  # nothing is precomputed
 
     @torch.inference_mode()
-    def step(self, memory, ids, cache, need_weights):
-        logits = self.model(memory.expand(ids.size(0), -1, -1, -1), ids)[:, -1]
-        attention = None
-        if need_weights:
-            attention = self._last_cross_attention(memory, ids)
-        return logits, None, attention
-
-    def _last_cross_attention(self, pixels: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """Cross-attention of the last position, recomputed from scratch (R, L, H, N)."""
-        m = self.model
-        x = m.embed_image(pixels.expand(ids.size(0), -1, -1, -1))
-        h = m.embed_text(ids)
-        maps = []
-        for block, dec in zip(m.blocks, m.transformer.h):
-            x = block(x)
-            k, v = dec.cross_attn.image_keys_values(x)
-            h, _, att = dec(h, k, v, need_weights=True)
-            maps.append(att[:, :, -1])
-        return torch.stack(maps, dim=1)
+    def step(self, memory, ids, cache, need_weights=False, image_rows=None):
+        rows = torch.tensor([ids.size(0)] if image_rows is None else list(image_rows))
+        pixels = memory.repeat_interleave(rows, dim=0)  # each row's image
+        logits, attentions = self.model(pixels, ids, return_attention=True)
+        last = torch.stack([att[:, :, -1] for att in attentions], dim=1) if need_weights else None  # (R, L, H, N)
+        return logits[:, -1], None, last
 
     def reorder_cache(self, cache, rows):
         return None
-
-
-@torch.inference_mode()
-def plain_greedy(model: VisionGPT2, pixels: torch.Tensor, max_new_tokens: int, bos: int, eos: int | None) -> list[int]:
-    """The original generation loop: full forward over image and prefix for every new token."""
-    ids = torch.tensor([[bos]])
-    out = []
-    for _ in range(max_new_tokens):
-        next_id = int(model(pixels, ids)[0, -1].argmax())
-        out.append(next_id)
-        if eos is not None and next_id == eos:
-            break
-        ids = torch.cat([ids, torch.tensor([[next_id]])], dim=1)
-    return out

@@ -1,1 +1,2 @@
-"""Measurement tools: the speed and memory benchmark, the soak check. Not imported by the runtime."""
+"""Measurement tools, not imported by the runtime: the speed and memory benchmark (`python -m captioner.bench`:
+run.py, with contenders.py, measure.py, memory.py, targets.py, report.py) and the soak check (soak.py)."""

@@ -1,7 +1,7 @@
-"""`python -m captioner.bench`: see captioner/bench/benchmark.py."""
+"""`python -m captioner.bench`: see captioner/bench/run.py."""
 
 import sys
 
-from captioner.bench.benchmark import main
+from captioner.bench.run import main
 
 sys.exit(main())

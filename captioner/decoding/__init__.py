@@ -1,22 +1,10 @@
-"""The decoding engine: one path from an encoded image to captions, for every model and strategy."""
+"""The decoding engine: one path from encoded images to captions, for every model and strategy.
 
-from captioner.decoding.engine import (
-    NEG_INF,
-    Caption,
-    DecodeResult,
-    EncodedImage,
-    apply_no_repeat_ngram,
-    apply_repetition_penalty,
-    apply_top_k,
-    apply_top_p,
-    caption_image,
-    caption_images,
-    decode,
-    encode_image,
-    process_scores,
-)
+processors.py (transformers' logits processors per configuration), search.py (greedy, sampling, beam
+search), engine.py (encoding and the decode loop), results.py (what comes back).
+"""
 
-__all__ = [
-    "NEG_INF", "Caption", "DecodeResult", "EncodedImage", "apply_no_repeat_ngram", "apply_repetition_penalty",
-    "apply_top_k", "apply_top_p", "caption_image", "caption_images", "decode", "encode_image", "process_scores",
-]  # fmt: skip
+from captioner.decoding.engine import caption_image, caption_images, decode, encode_image
+from captioner.decoding.results import Alternative, Caption, DecodeResult, EncodedImage
+
+__all__ = ["Alternative", "Caption", "DecodeResult", "EncodedImage", "caption_image", "caption_images", "decode", "encode_image"]

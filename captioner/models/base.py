@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn as nn
@@ -25,78 +25,20 @@ class ModelInfo:
     dtype: str
     reason: str = ""  # why this model was chosen, when it was the default
     fell_back: bool = False  # the default model was asked for and could not load: this is the built-in one
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what a user should know about how it was loaded
 
 
-# Above this many rows a product is a matmul, and F.linear is the right call.
-FEW_ROWS = 16
-
-
-Projection = Callable[[torch.Tensor], torch.Tensor]  # (rows, in) -> (rows, out)
-
-
-def projection(layer: nn.Module, weight_in_out: bool = False) -> Projection:
-    """The fastest way to multiply a few rows by `layer` (nn.Linear, or transformers' Conv1D when
-    `weight_in_out`), chosen once from its dtype and memory layout. Same product as `layer(x)`.
-
-    With bf16 weights F.linear takes a oneDNN matmul kernel that streams the weights slowly when x
-    has a row or a few: a matrix-vector product (one row) or weight @ x.T (a few rows) reads the
-    same weights 1.3 to 1.8 times faster on this project's CPUs, with fp32 accumulation. Anything
-    else (fp32, many rows, quantized layers, weights not stored as (out, in) rows) is the plain product.
-    """
-    if not isinstance(getattr(layer, "weight", None), torch.Tensor):
-        return layer  # e.g. a dynamically quantized Linear: its own kernel
-    w = layer.weight.t() if weight_in_out else layer.weight  # (out, in) view
-    b = layer.bias
-    if w.dtype == torch.bfloat16 and w.is_contiguous():
-        bcol = None if b is None else b[:, None]
-
-        def bf16_rows(x: torch.Tensor) -> torch.Tensor:
-            rows = x.size(0)
-            if rows == 1:
-                return (torch.mv(w, x[0]) if b is None else torch.addmv(b, w, x[0]))[None]
-            if rows <= FEW_ROWS:
-                return (w @ x.T if b is None else torch.addmm(bcol, w, x.T)).T
-            return F.linear(x, w, b)
-
-        return bf16_rows
-    if weight_in_out:  # Conv1D as transformers computes it: x @ w(in, out) + b
-        w_in_out = layer.weight
-        return lambda x: torch.addmm(b, x, w_in_out) if b is not None else x @ w_in_out
-    return lambda x: F.linear(x, w, b)
-
-
-def project_rows(x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
-    """`layer(x)` for x (..., C), through `projection`: the fast product for the few rows of a decoding
-    step. Takes nn.Linear and transformers' GPT-2 Conv1D (weight (in, out)); other layers run as they are."""
-    conv1d = type(layer).__name__ == "Conv1D"
-    if type(layer) is not nn.Linear and not conv1d:
-        return layer(x)
-    y = projection(layer, weight_in_out=conv1d)(x.reshape(-1, x.size(-1)))
-    return y.reshape(*x.shape[:-1], y.size(-1))
-
-
-def next_token_logits(h: torch.Tensor, norm: nn.LayerNorm, head: nn.Module, exact_top: int = 16) -> torch.Tensor:
-    """The final LayerNorm and the lm_head on last positions h (R, C): fp32 logits (R, V).
-
-    The norm runs in fp32. With bf16 weights the head's product comes out rounded to bf16 (8 bits of
-    mantissa: steps of 1/16 at a logit of 10), which turns near-ties between the best tokens into
-    coin flips; so the `exact_top` largest logits are computed again in fp32 from the same weights,
-    and greedy and beam search decide as they would in fp32.
-    """
+def next_token_logits(h: torch.Tensor, norm: nn.LayerNorm, head: nn.Module) -> torch.Tensor:
+    """The final LayerNorm (in fp32) and the lm_head on last positions h (R, C): fp32 logits (R, V)."""
     x = F.layer_norm(h.float(), norm.normalized_shape, norm.weight.float(), norm.bias.float(), norm.eps)
-    if type(head) is not nn.Linear or head.weight.dtype == torch.float32:
-        return head(x).float()  # fp32, or a quantized head that takes fp32 input
-    logits = project_rows(x.to(head.weight.dtype), head).float()
-    top = logits.topk(min(exact_top, logits.size(-1)), dim=-1).indices  # (R, k)
-    exact = torch.einsum("rc,rkc->rk", x, head.weight[top].float())
-    if head.bias is not None:
-        exact = exact + head.bias[top].float()
-    return logits.scatter_(1, top, exact)
+    weight = getattr(head, "weight", None)
+    if isinstance(weight, torch.Tensor) and weight.dtype != torch.float32:
+        x = x.to(weight.dtype)  # a quantized head (no weight tensor) takes fp32 input
+    return head(x).float()
 
 
 class CaptionModel(ABC):
-    """A captioner seen by the engine: it encodes an image once and takes one cached decoding step.
+    """A captioner seen by the engine: it encodes images once and takes one cached decoding step.
 
     Everything about strategies, probabilities and attention lives in `captioner.decoding`.
     """
@@ -128,16 +70,18 @@ class CaptionModel(ABC):
 
     @abstractmethod
     def encode(self, pixels: torch.Tensor) -> Any:
-        """Run the image encoder once. The result is what `step` reads (batch 1)."""
+        """Run the image encoder once for B images. The result is what `step` reads."""
 
     @abstractmethod
     def step(
-        self, memory: Any, ids: torch.Tensor, cache: Any, need_weights: bool
+        self, memory: Any, ids: torch.Tensor, cache: Any, need_weights: bool = False, image_rows: Sequence[int] | None = None
     ) -> tuple[torch.Tensor, Any, torch.Tensor | None]:
         """One decoding step for `ids` (R, T), the full token history of R rows.
 
-        With a cache, only the last token is new. Returns next-token logits (R, V), the new cache,
-        and when `need_weights` the cross-attention of the new position (R, layers, heads, image tokens).
+        With a cache, only the last token is new. The first image_rows[0] rows read image 0 of `memory`,
+        the next image_rows[1] rows image 1, ... (None: all rows read its only image). Returns next-token
+        logits (R, V), the new cache, and when `need_weights` the cross-attention of the new position
+        (R, layers, heads, image tokens).
         """
 
     def reorder_cache(self, cache: Any, rows: torch.Tensor) -> Any:

@@ -1,9 +1,9 @@
 """Adapter for transformers' VisionEncoderDecoderModel with a GPT-2 decoder (e.g. nlpconnect/vit-gpt2).
 
 The encoder runs once through transformers. Decoding steps use the model's own GPT-2 weights
-(LayerNorms, Conv1D projections, MLP activation) in a flat step (models/step.py) that keeps the
-cache as plain tensors, computes the image's cross-attention keys and values once per image rather
-than once per caption, and shares them across beams instead of copying them per row.
+(LayerNorms, Conv1D projections, MLP activation) in the one cached step (models/step.py), which keeps
+the cache as plain tensors, computes each image's cross-attention keys and values once per image
+rather than once per caption, and shares them across that image's rows instead of copying them per row.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 
 from captioner.config import DecodingConfig
-from captioner.models.base import CaptionModel, ModelInfo
-from captioner.models.step import DecoderPlan, gpt2_projections, lay_out_for_steps
+from captioner.models.base import ModelInfo
+from captioner.models.step import DecoderPlan, GPT2DecoderCaptioner, ImageMemory
 
 
 def _heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
@@ -23,7 +23,7 @@ def _heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
     return x.view(B, T, n_head, C // n_head).transpose(1, 2)  # (B, H, T, hd)
 
 
-class HFVisionEncoderDecoderCaptioner(CaptionModel):
+class HFVisionEncoderDecoderCaptioner(GPT2DecoderCaptioner):
     """A `VisionEncoderDecoderModel` whose decoder is GPT-2 with cross-attention."""
 
     def __init__(self, model: Any, image_processor: Any, tokenizer: Any, source: str):
@@ -67,7 +67,7 @@ class HFVisionEncoderDecoderCaptioner(CaptionModel):
         return pixels.to(self.dtype)
 
     @torch.inference_mode()
-    def encode(self, pixels: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def encode(self, pixels: torch.Tensor) -> ImageMemory:
         hidden = self.model.encoder(pixel_values=pixels).last_hidden_state
         if getattr(self.model, "enc_to_dec_proj", None) is not None:
             hidden = self.model.enc_to_dec_proj(hidden)
@@ -77,15 +77,8 @@ class HFVisionEncoderDecoderCaptioner(CaptionModel):
             memory.append((_heads(k, self.num_heads), _heads(v, self.num_heads)))
         return memory
 
-    @torch.inference_mode()
-    def step(self, memory, ids, cache, need_weights):
-        # GPT-2 with cross-attention as a flat loop (models/step.py), gathered anew for each caption;
-        # the image's keys and values come from `encode`, computed once per image, shared by all rows.
-        if cache is None:
-            lay_out_for_steps(gpt2_projections(self.decoder))  # a no-op once done for this dtype
-            self._plan = DecoderPlan.from_gpt2(self.decoder, self.lm_head, self.num_heads)
-        new = ids if cache is None else ids[:, cache[0][0].size(2) :]
-        return self._plan.step(memory, new, cache, need_weights)
+    def decoder_plan(self) -> DecoderPlan:
+        return DecoderPlan.from_gpt2(self.decoder, self.lm_head, self.num_heads)
 
 
 def _first_id(*candidates: Any) -> int:

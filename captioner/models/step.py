@@ -1,81 +1,45 @@
-"""One cached decoding step of a GPT-2 decoder that cross-attends to an image, as a flat loop.
+"""The one cached decoding step, for every model whose decoder is GPT-2 with cross-attention to an image.
 
-Both model families decode with GPT-2 blocks plus a cross-attention: VisionGPT2's own modules, and
-transformers' GPT2 with `add_cross_attention`. Their modules stay the reference (training, `forward`,
-`generate`). For decoding, `DecoderPlan` gathers once what a step needs (tensors, LayerNorm
-settings, and for every projection the fastest way to multiply a few rows by it) so that a step is a
-plain loop of torch calls: no module calls, no attribute lookups, no dropout no-ops. On a CPU that
-streams the decoder's weights in ~10 ms a step, the Python around the products is worth saving.
+Both model families decode this way: VisionGPT2's own modules, and transformers' GPT2 with
+`add_cross_attention`. Their modules stay the reference (training, `forward`, `generate`). For decoding,
+`DecoderPlan` gathers once what a step needs (weights, LayerNorm settings, the product of every
+projection) so that a step is a plain loop of torch calls: no module calls, no attribute lookups, no
+dropout no-ops. On a CPU that streams the decoder's weights in ~10 ms a step, the Python around the
+products is worth saving.
 
 Per layer and step, for R rows of T new tokens (h is kept flat, (R*T, C)):
   h += proj(self_attention(qkv(ln_1(h)), cache))
-  h += xproj(attention(q(ln_2(h)), image keys, image values))   rows folded into one query block
+  h += xproj(attention(q(ln_2(h)), image keys, image values))   each image's rows folded into one query block
   h += fc2(act(fc(ln_3(h))))
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from abc import abstractmethod
+from typing import Any, Callable, NamedTuple, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from captioner.models.base import Projection, next_token_logits, projection
+from captioner.models.base import CaptionModel, next_token_logits
 
-def step_layout(weight: torch.Tensor, weight_in_out: bool = False) -> torch.Tensor | None:
-    """`weight` stored the way a decoding step reads it fastest, or None when it already is.
-
-    Same values, same shape as the module sees it; only the order in memory changes. Measured
-    (`python -m captioner.bench --only kernels`): fp32 products of a row or a few read an (in, out)
-    matrix fastest (x @ W, MKL's gemv), bf16 ones an (out, in) matrix (torch.mv, weight @ x.T).
-    `weight_in_out`: the module keeps its weight as (in, out), like transformers' Conv1D.
-    """
-    if weight.dtype not in (torch.float32, torch.bfloat16) or weight.dim() != 2:
-        return None
-    out_in = weight.t() if weight_in_out else weight  # (out, in) view
-    want_rows = out_in if weight.dtype == torch.bfloat16 else out_in.t()  # what should be contiguous
-    if want_rows.is_contiguous():
-        return None
-    out_in = out_in.contiguous() if weight.dtype == torch.bfloat16 else out_in.t().contiguous().t()
-    return out_in.t() if weight_in_out else out_in
+# Per decoder layer: the images' cross-attention keys and values, each (B, H, N_img, hd).
+ImageMemory = list[tuple[torch.Tensor, torch.Tensor]]
+# Per decoder layer: the rows' self-attention keys and values so far, each (R, H, t, hd).
+Cache = list[tuple[torch.Tensor, torch.Tensor]]
+Projection = Callable[[torch.Tensor], torch.Tensor]  # (rows, in) -> (rows, out)
 
 
-def lay_out_for_steps(
-    projections: list[tuple[nn.Module, bool]], release: Callable[[torch.Tensor], None] | None = None
-) -> None:
-    """Store each (module, weight_in_out) projection's weight in its `step_layout`, one at a time.
-
-    The modules compute the same products afterwards (forward, `generate`). `release(old)` is called on
-    each replaced tensor: the loader drops the pages of a memory-mapped checkpoint that way.
-    """
-    for module, weight_in_out in projections:
-        w = getattr(module, "weight", None)
-        if not isinstance(w, torch.Tensor):
-            continue  # e.g. a dynamically quantized Linear
-        new = step_layout(w.data, weight_in_out)
-        if new is not None:
-            old, w.data = w.data, new
-            if release is not None:
-                release(old)
-
-
-def visiongpt2_projections(model: Any) -> list[tuple[nn.Module, bool]]:
-    """The decoder projections a VisionGPT2 step reads (nn.Linear, weight (out, in))."""
-    return [
-        (m, False)
-        for b in model.transformer.h
-        for m in (b.attn.c_attn, b.attn.c_proj, b.cross_attn.q, b.cross_attn.c_proj, b.mlp.c_fc, b.mlp.c_proj)
-    ]
-
-
-def gpt2_projections(decoder: Any) -> list[tuple[nn.Module, bool]]:
-    """The projections a step of transformers' GPT2Model with cross-attention reads (Conv1D, (in, out))."""
-    return [
-        (m, True)
-        for b in decoder.h
-        for m in (b.attn.c_attn, b.attn.c_proj, b.crossattention.q_attn, b.crossattention.c_proj, b.mlp.c_fc, b.mlp.c_proj)
-    ]
+def linear(layer: nn.Module, weight_in_out: bool = False) -> Projection:
+    """`layer(x)` for x (rows, in), as one torch call: nn.Linear (weight (out, in)), or transformers'
+    Conv1D when `weight_in_out` (weight (in, out)). Other layers (a dynamically quantized Linear) run as they are."""
+    w, b = getattr(layer, "weight", None), getattr(layer, "bias", None)
+    if not isinstance(w, torch.Tensor):
+        return layer
+    if weight_in_out:
+        return (lambda x: torch.addmm(b, x, w)) if b is not None else (lambda x: x @ w)
+    return lambda x: F.linear(x, w, b)
 
 
 class Norm(NamedTuple):
@@ -115,13 +79,13 @@ class DecoderPlan:
         hd = model.config.embed_dim // model.config.num_heads
         layers = [
             Layer(
-                _norm(b.ln_1), projection(b.attn.c_attn), projection(b.attn.c_proj),
-                _norm(b.ln_2), projection(b.cross_attn.q), projection(b.cross_attn.c_proj),
-                _norm(b.ln_3), projection(b.mlp.c_fc), F.gelu, projection(b.mlp.c_proj),
+                _norm(b.ln_1), linear(b.attn.c_attn), linear(b.attn.c_proj),
+                _norm(b.ln_2), linear(b.cross_attn.q), linear(b.cross_attn.c_proj),
+                _norm(b.ln_3), linear(b.mlp.c_fc), F.gelu, linear(b.mlp.c_proj),
                 hd**-0.5, hd**-0.5,
             )
             for b in t.h
-        ]
+        ]  # fmt: skip
         return cls(t.wte.weight, t.wpe.weight, layers, t.ln_f, model.lm_head, model.config.num_heads)
 
     @classmethod
@@ -129,64 +93,113 @@ class DecoderPlan:
         """transformers' GPT2Model (`decoder`) with cross-attention, Conv1D weights (in, out)."""
         layers = [
             Layer(
-                _norm(b.ln_1), projection(b.attn.c_attn, True), projection(b.attn.c_proj, True),
-                _norm(b.ln_cross_attn), projection(b.crossattention.q_attn, True), projection(b.crossattention.c_proj, True),
-                _norm(b.ln_2), projection(b.mlp.c_fc, True), b.mlp.act, projection(b.mlp.c_proj, True),
+                _norm(b.ln_1), linear(b.attn.c_attn, True), linear(b.attn.c_proj, True),
+                _norm(b.ln_cross_attn), linear(b.crossattention.q_attn, True), linear(b.crossattention.c_proj, True),
+                _norm(b.ln_2), linear(b.mlp.c_fc, True), b.mlp.act, linear(b.mlp.c_proj, True),
                 float(b.attn.scaling), float(b.crossattention.scaling),
             )
             for b in decoder.h
-        ]
+        ]  # fmt: skip
         return cls(decoder.wte.weight, decoder.wpe.weight, layers, decoder.ln_f, lm_head, n_head)
 
     def step(
-        self, memory: list[tuple[torch.Tensor, torch.Tensor]], ids: torch.Tensor, cache: list | None, need_weights: bool
-    ) -> tuple[torch.Tensor, list, torch.Tensor | None]:
+        self, memory: ImageMemory, ids: torch.Tensor, cache: Cache | None, need_weights: bool = False,
+        image_rows: Sequence[int] | None = None,
+    ) -> tuple[torch.Tensor, Cache, torch.Tensor | None]:
         """New tokens `ids` (R, T) after the cached prefix -> logits of the last position (R, V), the new
-        cache (per layer (keys, values), each (R, H, t, hd)), and when `need_weights` the last position's
-        cross-attention (R, layers, H, image tokens). `memory` holds one image's keys and values per layer."""
+        cache, and when `need_weights` the last position's cross-attention (R, layers, H, N_img).
+
+        Row r reads one image of `memory`: the first image_rows[0] rows image 0, the next image_rows[1]
+        rows image 1, and so on (None: every row reads the only image)."""
         R, T = ids.shape
         start = 0 if cache is None else cache[0][0].size(2)
-        H = self.n_head
         C = self.wte.size(1)
-        hd = C // H
         h = (F.embedding(ids, self.wte) + self.wpe[start : start + T]).reshape(R * T, C)
         mask = None
         if T > 1 and cache is not None:  # several new tokens after a prefix: causal with an offset
             mask = torch.ones(T, start + T, dtype=torch.bool).tril(start)
+        rows = [R] if image_rows is None else list(image_rows)
         present, attentions = [], []
-        for i, (ln_1, qkv, proj, ln_2, q_proj, xproj, ln_3, fc, act, fc2, scale, xscale) in enumerate(self.layers):
-            # masked self-attention over the cache and the new tokens
-            a = F.layer_norm(h, (C,), ln_1.weight, ln_1.bias, ln_1.eps)
-            q, k, v = qkv(a).reshape(R, T, 3, H, hd).permute(2, 0, 3, 1, 4).unbind(0)  # each (R, H, T, hd)
-            if cache is not None:
-                k = torch.cat([cache[i][0], k], dim=2)
-                v = torch.cat([cache[i][1], v], dim=2)
-            present.append((k, v))
-            if mask is not None:
-                y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
-            else:
-                y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, scale=scale)
-            h = h + proj(y.transpose(1, 2).reshape(R * T, C))
-            # cross-attention: all R*T queries against the one image, (1, H, R*T, hd)
-            a = F.layer_norm(h, (C,), ln_2.weight, ln_2.bias, ln_2.eps)
-            q = q_proj(a).reshape(R * T, H, hd).transpose(0, 1)[None]
-            mk, mv = memory[i]
-            if mk.size(0) != 1:  # one image per row: no folding
-                q = q[0].view(H, R, T, hd).transpose(0, 1)
-            if need_weights:
-                att = ((q @ mk.transpose(-2, -1)) * xscale).softmax(dim=-1)
-                y = att @ mv
-                last = att.view(H, R, T, -1)[:, :, -1].transpose(0, 1) if mk.size(0) == 1 else att[:, :, -1]
-                attentions.append(last)  # (R, H, N)
-            else:
-                y = F.scaled_dot_product_attention(q, mk, mv, scale=xscale)
-            if mk.size(0) == 1:
-                y = y[0].transpose(0, 1).reshape(R * T, C)
-            else:
-                y = y.transpose(1, 2).reshape(R * T, C)
-            h = h + xproj(y)
-            # MLP
-            a = F.layer_norm(h, (C,), ln_3.weight, ln_3.bias, ln_3.eps)
-            h = h + fc2(act(fc(a)))
+        for i, layer in enumerate(self.layers):
+            a = F.layer_norm(h, (C,), *layer.ln_1)
+            y, kv = self._self_attention(layer, a, R, T, None if cache is None else cache[i], mask)
+            present.append(kv)
+            h = h + layer.proj(y)
+            a = F.layer_norm(h, (C,), *layer.ln_2)
+            q = layer.q(a).view(R, T, self.n_head, C // self.n_head)
+            y, att = attend_images(q, *memory[i], rows, layer.xscale, need_weights)
+            attentions.append(att)
+            h = h + layer.xproj(y)
+            a = F.layer_norm(h, (C,), *layer.ln_3)
+            h = h + layer.fc2(layer.act(layer.fc(a)))
         logits = next_token_logits(h.view(R, T, C)[:, -1], self.ln_f, self.head)
         return logits, present, torch.stack(attentions, dim=1) if need_weights else None
+
+    def _self_attention(self, layer: Layer, a: torch.Tensor, R: int, T: int, past, mask):
+        """Masked self-attention of the new positions over the cache and themselves: (R*T, C), new (keys, values)."""
+        H = self.n_head
+        C = a.size(-1)
+        q, k, v = layer.qkv(a).view(R, T, 3, H, C // H).permute(2, 0, 3, 1, 4).unbind(0)  # each (R, H, T, hd)
+        if past is not None:
+            k = torch.cat([past[0], k], dim=2)
+            v = torch.cat([past[1], v], dim=2)
+        if mask is not None:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=layer.scale)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, scale=layer.scale)
+        return y.transpose(1, 2).reshape(R * T, C), (k, v)
+
+
+def attend_images(
+    q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, image_rows: Sequence[int], scale: float, need_weights: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Cross-attention of R rows' queries q (R, T, H, hd) to their images' keys and values (B, H, N, hd).
+
+    Rows of one image are consecutive, image_rows[b] of them (0 once image b has no rows left). Each
+    image's keys and values are read once for all its rows, which are folded into one query block;
+    the image is never copied per row. Returns (R*T, C) and, with `need_weights`, the attention of each
+    row's last position (R, H, N)."""
+    if len(image_rows) == keys.size(0) and len(set(image_rows)) == 1:  # the same rows for every image: one call
+        return _fold(q, keys, values, image_rows[0], scale, need_weights)
+    outputs, maps, first = [], [], 0
+    for b, n in enumerate(image_rows):
+        if n:
+            y, last = _fold(q[first : first + n], keys[b : b + 1], values[b : b + 1], n, scale, need_weights)
+            outputs.append(y)
+            maps.append(last)
+            first += n
+    return torch.cat(outputs), (torch.cat(maps) if need_weights else None)
+
+
+def _fold(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, n: int, scale: float, need_weights: bool):
+    """Queries of n rows per image (B*n, T, H, hd), folded to (B, H, n*T, hd), against keys and values (B, H, N, hd)."""
+    B = keys.size(0)
+    T, H, hd = q.shape[1:]
+    qb = q.view(B, n, T, H, hd).permute(0, 3, 1, 2, 4).reshape(B, H, n * T, hd)
+    last = None
+    if need_weights:
+        att = ((qb @ keys.transpose(-2, -1)) * scale).softmax(dim=-1)  # (B, H, n*T, N)
+        y = att @ values
+        last = att.view(B, H, n, T, -1)[:, :, :, -1].transpose(1, 2).reshape(B * n, H, -1)
+    else:
+        y = F.scaled_dot_product_attention(qb, keys, values, scale=scale)
+    return y.view(B, H, n, T, hd).permute(0, 2, 3, 1, 4).reshape(B * n * T, H * hd), last
+
+
+class GPT2DecoderCaptioner(CaptionModel):
+    """A captioner whose decoder is GPT-2 with cross-attention: its `step` is `DecoderPlan.step`."""
+
+    _plan: DecoderPlan | None = None
+
+    @abstractmethod
+    def decoder_plan(self) -> DecoderPlan:
+        """The decoder's step-time view, gathered from the model's current weights."""
+
+    @torch.inference_mode()
+    def step(self, memory, ids, cache, need_weights=False, image_rows=None):
+        # Gathered anew at the first step of each decode, so that it always sees the model's current
+        # weights (after a change of dtype, say).
+        if cache is None:
+            self._plan = self.decoder_plan()
+        new = ids if cache is None else ids[:, cache[0][0].size(2) :]
+        return self._plan.step(memory, new, cache, need_weights, image_rows)

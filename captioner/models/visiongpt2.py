@@ -4,14 +4,14 @@ The layout and the forward pass follow the seed checkpoint format (shared/seed-c
 decoder block i cross-attends to the output of encoder block i. State-dict keys are those of
 the original ``captioner.pt`` so that ``load_state_dict`` takes such a file as it is.
 
-Two ways to run it:
-- ``forward(pixels, ids)``: the whole lock-step pass, as the original code ran it (reference).
-- ``encode(pixels)`` once per image, then ``step(...)`` once per token with a key/value cache.
+The modules are plain forward code, as in nanoGPT: ``forward(pixels, ids)`` is the whole lock-step
+pass (training, tests), ``generate`` the original no-cache loop. The decoding engine does not run
+these modules token by token: ``VisionGPT2Captioner`` encodes once (``encode``) and takes cached
+steps through models/step.py, which reads the same weights.
 """
 
 from __future__ import annotations
 
-import math
 from functools import partial
 from typing import Any, Sequence
 
@@ -24,11 +24,10 @@ from timm.layers import PatchEmbed
 from timm.models.vision_transformer import Block as ViTBlock
 
 from captioner.config import DecodingConfig, VisionGPT2Config
-from captioner.models.base import CaptionModel, ModelInfo, next_token_logits, project_rows
-from captioner.models.step import DecoderPlan, lay_out_for_steps, visiongpt2_projections
+from captioner.models.base import ModelInfo
+from captioner.models.step import DecoderPlan, GPT2DecoderCaptioner, ImageMemory
 
-# Per decoder layer: cross-attention keys and values of the image, each (1, H, N_img, hd).
-ImageMemory = list[tuple[torch.Tensor, torch.Tensor]]
+DEFAULT_MAX_NEW_TOKENS = 32  # a VisionGPT2's own default caption length, when its position table allows it
 
 
 # -- decoder ------------------------------------------------------------------------------------
@@ -40,7 +39,7 @@ class CausalSelfAttention(nn.Module):
         self.n_head = config.num_heads
         self.c_attn = nn.Linear(config.embed_dim, 3 * config.embed_dim)
         self.c_proj = nn.Linear(config.embed_dim, config.embed_dim)
-        self.attn_dropout = nn.Dropout(config.attention_dropout)
+        self.attn_dropout = config.attention_dropout
         self.resid_dropout = nn.Dropout(config.residual_dropout)
         # The seed file stores a (1, 1, seq_len, seq_len) lower-triangular `mask` buffer per layer.
         # It carries no information, so it is accepted on load but not kept in memory.
@@ -56,32 +55,14 @@ class CausalSelfAttention(nn.Module):
             )
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
-        return x.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, hd)
-
-    def forward(
-        self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None = None
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        B, T, C = x.shape
-        q, k, v = project_rows(x, self.c_attn).split(C, dim=2)
-        q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)  # (B, H, T, hd)
-        if past is not None:
-            k = torch.cat([past[0], k], dim=2)
-            v = torch.cat([past[1], v], dim=2)
-        # A query at position p may see keys 0..p; with a cache the new queries are the last T.
-        causal = T > 1
-        if causal and past is not None:
-            offset = k.size(2) - T
-            mask = torch.ones(T, k.size(2), dtype=torch.bool, device=x.device).tril(offset)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self._dropout_p())
-        else:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=causal, dropout_p=self._dropout_p())
-        y = y.transpose(1, 2).contiguous().view(B, T, C)
-        return self.resid_dropout(project_rows(y, self.c_proj)), (k, v)
-
-    def _dropout_p(self) -> float:
-        return self.attn_dropout.p if self.training else 0.0
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, H, T, hd)
+        dropout = self.attn_dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
+        y = y.transpose(1, 2).reshape(B, T, C)
+        return self.resid_dropout(self.c_proj(y))
 
 
 class CrossAttention(nn.Module):
@@ -97,37 +78,22 @@ class CrossAttention(nn.Module):
         self.attn_dropout = nn.Dropout(config.attention_dropout)
         self.resid_dropout = nn.Dropout(config.residual_dropout)
 
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        return x.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, hd)
+
     def image_keys_values(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, N, C) image tokens -> keys and values, each (B, H, N, hd)."""
-        B, N, C = image.shape
-        k = self.k(image).view(B, N, self.n_head, C // self.n_head).transpose(1, 2)
-        v = self.v(image).view(B, N, self.n_head, C // self.n_head).transpose(1, 2)
-        return k, v
+        return self._heads(self.k(image)), self._heads(self.v(image))
 
-    def forward(
-        self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, need_weights: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, x: torch.Tensor, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, C) text, (B, N, C) image tokens -> (B, T, C) and the attention weights (B, H, T, N)."""
         B, T, C = x.shape
-        H, hd = self.n_head, C // self.n_head
-        q = project_rows(x, self.q).view(B, T, H, hd).transpose(1, 2)  # (B, H, T, hd)
-        # One image shared by B rows (beams, strategies): fold the rows into the query length, so that
-        # the image's keys and values are read once, not copied per row: (1, H, B*T, hd).
-        fold = B > 1 and k.size(0) == 1
-        if fold:
-            q = q.transpose(0, 1).reshape(1, H, B * T, hd)
-        if need_weights:
-            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))  # (B, H, T, N)
-            att = att.softmax(dim=-1)
-            y = self.attn_dropout(att) @ v
-        else:
-            att = None
-            dropout_p = self.attn_dropout.p if self.training else 0.0
-            y = F.scaled_dot_product_attention(q, k.expand(q.size(0), -1, -1, -1), v.expand(q.size(0), -1, -1, -1), dropout_p=dropout_p)
-        if fold:
-            y = y.view(H, B, T, hd).transpose(0, 1)
-            att = att.view(H, B, T, -1).transpose(0, 1) if att is not None else None
-        y = y.transpose(1, 2).reshape(B, T, C)
-        return self.resid_dropout(project_rows(y, self.c_proj)), att
+        q = self._heads(self.q(x))
+        k, v = self.image_keys_values(image)
+        att = ((q @ k.transpose(-2, -1)) * q.size(-1) ** -0.5).softmax(dim=-1)
+        y = (self.attn_dropout(att) @ v).transpose(1, 2).reshape(B, T, C)
+        return self.resid_dropout(self.c_proj(y)), att
 
 
 class MLP(nn.Module):
@@ -139,7 +105,7 @@ class MLP(nn.Module):
         self.dropout = nn.Dropout(config.mlp_dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(project_rows(self.gelu(project_rows(x, self.c_fc)), self.c_proj))
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
 
 
 class DecoderBlock(nn.Module):
@@ -154,13 +120,13 @@ class DecoderBlock(nn.Module):
         self.ln_3 = nn.LayerNorm(config.embed_dim)
         self.mlp = MLP(config)
 
-    def forward(self, h, image_k, image_v, past=None, need_weights=False):
-        a, present = self.attn(self.ln_1(h), past)
-        h = h + a
-        c, att = self.cross_attn(self.ln_2(h), image_k, image_v, need_weights)
+    def forward(self, h: torch.Tensor, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, C) text, (B, N, C) image tokens -> (B, T, C) and the cross-attention (B, H, T, N)."""
+        h = h + self.attn(self.ln_1(h))
+        c, att = self.cross_attn(self.ln_2(h), image)
         h = h + c
         h = h + self.mlp(self.ln_3(h))
-        return h, present, att
+        return h, att
 
 
 class VisionGPT2(nn.Module):
@@ -215,62 +181,54 @@ class VisionGPT2(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    # -- encoder ---------------------------------------------------------------------------
     def embed_image(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised pixels -> (B, 1 + grid*grid, C) tokens before block 0."""
         x = self.patch_embed(pixels)  # (B, N, C)
         x = torch.cat([self.cls_token.expand(x.size(0), -1, -1), x], dim=1)
         return self.pos_drop(x + self.pos_embed)
 
-    def embed_text(self, ids: torch.Tensor, start: int = 0) -> torch.Tensor:
-        """(B, T) token ids at positions start..start+T-1 -> (B, T, C)."""
-        pos = torch.arange(start, start + ids.size(1), device=ids.device)
+    def embed_text(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, T) token ids at positions 0..T-1 -> (B, T, C)."""
+        pos = torch.arange(ids.size(1), device=ids.device)
         return self.transformer.drop(self.transformer.wte(ids) + self.transformer.wpe(pos))
+
+    def forward(self, pixels: torch.Tensor, ids: torch.Tensor, return_attention: bool = False):
+        """The lock-step pass: (B, 3, H, W), (B, T) -> logits (B, T, V); with `return_attention`
+        also each decoder layer's cross-attention, a list of (B, H, T, N_img)."""
+        x = self.embed_image(pixels)
+        h = self.embed_text(ids)
+        attentions = []
+        for block, dec in zip(self.blocks, self.transformer.h):
+            x = block(x)
+            h, att = dec(h, x)
+            attentions.append(att)
+        logits = self.lm_head(self.transformer.ln_f(h))
+        return (logits, attentions) if return_attention else logits
+
+    @torch.inference_mode()
+    def generate(self, pixels: torch.Tensor, max_new_tokens: int, stop_at_eos: bool = True) -> torch.Tensor:
+        """The original greedy loop, no cache: the whole forward pass again for every new token.
+        (B, 3, H, W) -> generated ids (B, n), n <= max_new_tokens (ends once every row has ended)."""
+        c = self.config
+        ids = torch.full((pixels.size(0), 1), c.bos_token_id, dtype=torch.long)
+        ended = torch.zeros(pixels.size(0), dtype=torch.bool)
+        for _ in range(max_new_tokens):
+            next_ids = self(pixels, ids)[:, -1].argmax(dim=-1)
+            ids = torch.cat([ids, next_ids[:, None]], dim=1)
+            ended |= next_ids == c.eos_token_id
+            if stop_at_eos and bool(ended.all()):
+                break
+        return ids[:, 1:]
 
     @torch.inference_mode()
     def encode(self, pixels: torch.Tensor) -> ImageMemory:
-        """Run the encoder once; return each decoder layer's cross-attention keys and values."""
+        """Run the encoder once; return each decoder layer's cross-attention keys and values (B, H, N, hd)."""
         x = self.embed_image(pixels)
         memory = []
         for block, dec in zip(self.blocks, self.transformer.h):
             x = block(x)
             memory.append(dec.cross_attn.image_keys_values(x))
         return memory
-
-    # -- decoder ---------------------------------------------------------------------------
-    def step(
-        self,
-        memory: ImageMemory,
-        ids: torch.Tensor,
-        past: list[tuple[torch.Tensor, torch.Tensor]] | None,
-        need_weights: bool = False,
-    ) -> tuple[torch.Tensor, list, torch.Tensor | None]:
-        """Decode new tokens `ids` (B, T) after the cached prefix.
-
-        Returns logits of the last position (B, V), the new cache, and the last position's
-        cross-attention (B, L, H, N_img) when `need_weights`.
-        """
-        start = 0 if past is None else past[0][0].size(2)
-        h = self.embed_text(ids, start)
-        present, attentions = [], []
-        for i, block in enumerate(self.transformer.h):
-            k, v = memory[i]
-            h, kv, att = block(h, k, v, None if past is None else past[i], need_weights)
-            present.append(kv)
-            if need_weights:
-                attentions.append(att[:, :, -1])  # (B, H, N_img)
-        logits = next_token_logits(h[:, -1], self.transformer.ln_f, self.lm_head)
-        return logits, present, torch.stack(attentions, dim=1) if need_weights else None
-
-    def forward(self, pixels: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """The original lock-step pass: (B, 3, H, W), (B, T) -> logits (B, T, V)."""
-        x = self.embed_image(pixels)
-        h = self.embed_text(ids)
-        for block, dec in zip(self.blocks, self.transformer.h):
-            x = block(x)
-            k, v = dec.cross_attn.image_keys_values(x)
-            h, _, _ = dec(h, k, v)
-        return self.lm_head(self.transformer.ln_f(h))
 
     def seed_state_dict(self) -> dict[str, torch.Tensor]:
         """The state dict in the seed file's layout, `attn.mask` buffers included."""
@@ -282,7 +240,7 @@ class VisionGPT2(nn.Module):
         return sd
 
 
-class VisionGPT2Captioner(CaptionModel):
+class VisionGPT2Captioner(GPT2DecoderCaptioner):
     """A VisionGPT2 as the decoding engine sees it."""
 
     def __init__(self, model: VisionGPT2, tokenizer: Any, info: ModelInfo):
@@ -295,7 +253,7 @@ class VisionGPT2Captioner(CaptionModel):
         self.grid = (c.grid_size, c.grid_size)
         self.image_size = (c.image_size, c.image_size)
         self.max_positions = c.seq_len
-        self.default_decoding = DecodingConfig(max_new_tokens=min(32, self.max_new_tokens_limit))
+        self.default_decoding = DecodingConfig(max_new_tokens=min(DEFAULT_MAX_NEW_TOKENS, self.max_new_tokens_limit))
         self.info = info
         self._mean = torch.tensor(c.image_mean).view(1, 3, 1, 1)
         self._std = torch.tensor(c.image_std).view(1, 3, 1, 1)
@@ -314,12 +272,5 @@ class VisionGPT2Captioner(CaptionModel):
     def encode(self, pixels: torch.Tensor) -> ImageMemory:
         return self.model.encode(pixels)
 
-    @torch.inference_mode()
-    def step(self, memory, ids, cache, need_weights):
-        # The same step as VisionGPT2.step, as a flat loop (models/step.py), gathered anew for each
-        # caption so that it always sees the model's current weights.
-        if cache is None:
-            lay_out_for_steps(visiongpt2_projections(self.model))  # a no-op once done for this dtype
-            self._plan = DecoderPlan.from_visiongpt2(self.model)
-        new = ids if cache is None else ids[:, cache[0][0].size(2) :]
-        return self._plan.step(memory, new, cache, need_weights)
+    def decoder_plan(self) -> DecoderPlan:
+        return DecoderPlan.from_visiongpt2(self.model)

@@ -192,24 +192,11 @@ def make_batch(data: dict[str, torch.Tensor], index: torch.Tensor, gen: torch.Ge
     return (pixels - mean) / std, inputs, targets, target_cells
 
 
-def forward_with_attention(model: VisionGPT2, pixels: torch.Tensor, ids: torch.Tensor):
-    """model.forward, also returning each layer's cross-attention (B, H, T, N_img)."""
-    x = model.embed_image(pixels)
-    h = model.embed_text(ids)
-    atts = []
-    for block, dec in zip(model.blocks, model.transformer.h):
-        x = block(x)
-        k, v = dec.cross_attn.image_keys_values(x)
-        h, _, att = dec(h, k, v, None, True)
-        atts.append(att)
-    return model.lm_head(model.transformer.ln_f(h)), atts
-
-
 def losses(model, batch, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
     pixels, inputs, targets, target_cells = batch
     need = cfg.attn_weight > 0
     if need:
-        logits, atts = forward_with_attention(model, pixels, inputs)
+        logits, atts = model(pixels, inputs, return_attention=True)
     else:
         logits, atts = model(pixels, inputs), []
     ce = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-1)

@@ -1,27 +1,31 @@
-"""The decoding engine: cached = reference, token identity with transformers' generate, processors."""
+"""The decoding engine: cached = no-cache reference, token identity with transformers' generate, processors,
+batched images = one by one, the model's position limit, finite numbers for every accepted setting."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import json
 import math
+
+import numpy as np
 
 import pytest
 import torch
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
-from captioner.config import DecodingConfig
-from captioner.decoding import (
-    apply_no_repeat_ngram,
-    apply_repetition_penalty,
-    apply_top_k,
-    apply_top_p,
-    caption_image,
-    decode,
-    encode_image,
+from captioner.config import (
+    LENGTH_PENALTY_RANGE, MAX_NEW_TOKENS, MAX_NUM_BEAMS, MAX_RETURN_SEQUENCES, REPETITION_PENALTY_RANGE, TEMPERATURE_RANGE,
+    DecodingConfig,
 )
+from captioner.decoding import caption_image, caption_images, decode, encode_image
+from captioner.decoding.processors import Processors
 from captioner.loading import load_captioner
 from captioner.models.base import ModelInfo
 from captioner.models.visiongpt2 import VisionGPT2Captioner
-from tests.reference import NoCacheVisionGPT2, plain_greedy
+from tests.reference import NoCacheVisionGPT2
 from tests.tiny_models import make_tiny_visiongpt2, make_word_tokenizer
 
 
@@ -62,12 +66,11 @@ def test_cached_engine_equals_reference(pair, config):
         assert abs(a.attentions - b.attentions).max() < 1e-4
 
 
-def test_cached_logits_equal_plain_loop(pair):
+def test_engine_equals_the_models_own_generate(pair):
     cached, _ = pair
-    model = cached.model
     pixels = cached.preprocess([image()])
     ours = caption_image(cached, image(), [DecodingConfig(max_new_tokens=12)])[0].best.token_ids
-    assert ours == plain_greedy(model, pixels, 12, 0, 0)
+    assert ours == cached.model.generate(pixels, 12)[0].tolist()
 
 
 def test_strategies_decoded_together_equal_alone(pair):
@@ -138,23 +141,41 @@ def test_invalid_settings_are_refused(pair):
             caption_image(cached, image(), [DecodingConfig(**bad)])
 
 
-# -- processors: the semantics of transformers' logits processors --------------------------------
-def test_processors_match_transformers():
+# -- processors: transformers' classes, as generate applies them --------------------------------
+def test_sampling_processors_give_generates_distribution():
     from transformers.generation.logits_process import (
         NoRepeatNGramLogitsProcessor,
         RepetitionPenaltyLogitsProcessor,
+        TemperatureLogitsWarper,
         TopKLogitsWarper,
         TopPLogitsWarper,
     )
 
     torch.manual_seed(0)
-    scores = torch.randn(3, 30)
+    scores = torch.randn(3, 30) * 3
     ids = torch.randint(0, 30, (3, 9))
     ids[0, -2:] = ids[0, 2:4]  # a repeated bigram to ban
-    torch.testing.assert_close(apply_repetition_penalty(scores, ids, 1.7), RepetitionPenaltyLogitsProcessor(1.7)(ids, scores.clone()))
-    torch.testing.assert_close(apply_no_repeat_ngram(scores, ids, 3), NoRepeatNGramLogitsProcessor(3)(ids, scores.clone()))
-    torch.testing.assert_close(apply_top_k(scores, 5), TopKLogitsWarper(5)(ids, scores.clone()))
-    torch.testing.assert_close(apply_top_p(scores, 0.7), TopPLogitsWarper(0.7)(ids, scores.clone()))
+    config = DecodingConfig(strategy="sample", repetition_penalty=1.7, no_repeat_ngram_size=3, temperature=0.7, top_k=12, top_p=0.8)
+    ours = Processors.for_config(config, eos_token_id=0)(ids, scores)
+    theirs = scores.clone()
+    for p in (RepetitionPenaltyLogitsProcessor(1.7), NoRepeatNGramLogitsProcessor(3), TemperatureLogitsWarper(0.7),
+              TopKLogitsWarper(12), TopPLogitsWarper(0.8)):
+        theirs = p(ids, theirs)
+    # The warpers see the scores shifted by their maximum: the same distribution.
+    torch.testing.assert_close(ours.log_softmax(-1), theirs.log_softmax(-1))
+    assert torch.equal(ours.isneginf(), theirs.isneginf()) and bool(theirs.isneginf().any())
+
+
+def test_processors_never_leave_a_row_without_tokens():
+    torch.manual_seed(0)
+    scores = torch.randn(2, 5)
+    ids = torch.tensor([[0, 1, 2, 3, 4, 1], [0, 1, 2, 1, 2, 1]])  # row 0: every token already seen
+    config = DecodingConfig(strategy="sample", no_repeat_ngram_size=1, min_new_tokens=8, temperature=1e-30)
+    processed = Processors.for_config(config, eos_token_id=0)(ids, scores)
+    assert processed.isfinite().any(dim=-1).all()  # row 0: every token banned, so its raw scores are used
+    lp = processed.log_softmax(-1)
+    assert lp[0].argmax() == scores[0].argmax() and lp[1].argmax() in (3, 4)  # row 1: 0 (end) and 1, 2 banned
+    assert float(lp.max(dim=-1).values.min()) == 0.0  # a tiny temperature: all mass on the best, no overflow
 
 
 # -- token identity with transformers' generate on a tiny HF model -------------------------------
@@ -190,3 +211,213 @@ def test_token_identity_with_generate(tiny_hf_dir, ours, theirs, colour):
         assert all(t == 0 for t in generated[len(caption.token_ids) :])  # only padding after the end
     if config.strategy == "beam":
         assert [c.score for c in result.captions] == pytest.approx(out.sequences_scores.tolist(), abs=1e-4)
+
+
+# -- images decoded together ---------------------------------------------------------------------
+BATCH_COLOURS = [(200, 40, 40), (30, 160, 90), (250, 250, 250), (0, 0, 0), (90, 20, 200), (240, 220, 40)]
+BATCH_CONFIGS = [
+    DecodingConfig(strategy="greedy", max_new_tokens=12),
+    DecodingConfig(strategy="beam", num_beams=3, max_new_tokens=12, num_return_sequences=3),
+    DecodingConfig(strategy="sample", seed=1, max_new_tokens=12, num_return_sequences=2),
+]
+
+
+def ending_visiongpt2() -> VisionGPT2Captioner:
+    """The tiny VisionGPT2 with a head that favours the end token a little: captions end at different steps."""
+    model = make_tiny_visiongpt2(seed=5)
+    head = torch.nn.Linear(model.config.embed_dim, model.config.vocab_size)
+    with torch.no_grad():
+        head.weight.copy_(model.transformer.wte.weight)
+        head.bias.zero_()
+        head.bias[model.config.eos_token_id] = 2.0
+    model.lm_head = head
+    return VisionGPT2Captioner(model, make_word_tokenizer(), ModelInfo("tiny", "visiongpt2", "test", 0, "float32"))
+
+
+def ending_hf(folder) -> "CaptionModel":  # noqa: F821
+    model = load_captioner(str(folder))
+    with torch.no_grad():
+        model.decoder.wte.weight[model.eos_token_id] *= 1.5  # tied to the head: the end token comes sooner
+    return model
+
+
+class CountingSteps:
+    """Wraps a model's `step` to see what the engine hands it."""
+
+    def __init__(self, model):
+        self.model, self.memory_ids, self.image_rows = model, set(), []
+        self._step = model.step
+        model.step = self
+
+    def __call__(self, memory, ids, cache, need_weights=False, image_rows=None):
+        self.memory_ids.add(tuple(t.data_ptr() for kv in memory for t in kv))
+        self.image_rows.append(list(image_rows))
+        return self._step(memory, ids, cache, need_weights, image_rows)
+
+
+@pytest.mark.parametrize("family", ["visiongpt2", "hf"])
+def test_images_decoded_together_equal_one_by_one(family, tiny_hf_dir):
+    model = ending_visiongpt2() if family == "visiongpt2" else ending_hf(tiny_hf_dir)
+    images = [image(c) for c in BATCH_COLOURS]
+    alone = [caption_image(model, im, BATCH_CONFIGS) for im in images]
+    for k in range(len(BATCH_CONFIGS)):  # the captions end at different steps on different images
+        assert len({len(c.token_ids) for r in alone for c in r[k].beams}) > 1, BATCH_CONFIGS[k]
+    counting = CountingSteps(model)
+    together = caption_images(model, images, BATCH_CONFIGS)
+    for results, expected in zip(together, alone):
+        for ours, theirs in zip(results, expected):
+            assert ours.config == theirs.config
+            assert [c.token_ids for c in ours.beams] == [c.token_ids for c in theirs.beams]
+            for a, b in zip(ours.beams, theirs.beams):
+                assert a.score == pytest.approx(b.score, abs=1e-4) and a.finished == b.finished
+                for field in ("token_probs", "processed_probs", "entropies"):
+                    assert getattr(a, field) == pytest.approx(getattr(b, field), abs=1e-4), field
+                assert [[x.id for x in alts] for alts in a.alternatives] == [[x.id for x in alts] for alts in b.alternatives]
+                np.testing.assert_allclose(a.attentions, b.attentions, atol=1e-4)
+    # One image memory for the whole decode, read in place: its rows are told apart by image_rows.
+    assert len(counting.memory_ids) == 1
+    assert counting.image_rows[0] == [1 + 3 + 2] * len(images)
+    assert any(0 < sum(rows) < 6 * len(images) for rows in counting.image_rows)  # rows dropped as captions end
+
+
+def test_caption_images_of_nothing_and_of_one(pair):
+    cached, _ = pair
+    assert caption_images(cached, [], BATCH_CONFIGS) == []
+    [one] = caption_images(cached, [image()], BATCH_CONFIGS[0])
+    assert one[0].best.token_ids == caption_image(cached, image(), BATCH_CONFIGS[0])[0].best.token_ids
+
+
+# -- the model's limit ---------------------------------------------------------------------------
+@pytest.mark.parametrize("strategy", ["greedy", "beam", "sample"])
+def test_decoding_stops_at_the_models_position_limit(strategy):
+    model = make_tiny_visiongpt2(seed=5, seq_len=8)
+    cap = VisionGPT2Captioner(model, make_word_tokenizer(), ModelInfo("tiny", "visiongpt2", "test", 0, "float32"))
+    assert cap.max_new_tokens_limit == 7
+    config = DecodingConfig(strategy=strategy, max_new_tokens=120, min_new_tokens=100, num_beams=3,
+                            num_return_sequences=1 if strategy == "greedy" else 2)
+    result = caption_image(cap, image(), [config])[0]
+    assert result.config.max_new_tokens == 7 and result.config.min_new_tokens == 7  # what was decoded
+    assert [len(c.token_ids) for c in result.captions] == ([7] if strategy == "greedy" else [7, 7])
+    assert all(c.hit_limit for c in result.captions)
+
+
+# -- finite numbers for every setting validate() accepts -----------------------------------------
+EXTREMES = [1e-300, 1e-40, 1e-3, 0.5, 1.0, 2.0, 5.0, 8.0, 1e3, 1e38, 1e308]
+ANY = st.one_of(st.sampled_from(EXTREMES + [0.0] + [-x for x in EXTREMES]), st.floats(allow_nan=False, allow_infinity=False))
+
+
+def within(bounds: tuple[float, float]):
+    """Floats from `bounds`, their ends drawn often."""
+    low, high = bounds
+    return st.one_of(st.sampled_from([low, high]), st.floats(min_value=low, max_value=high))
+
+
+@st.composite
+def accepted_settings(draw, strategy: str) -> dict:
+    """Settings within the ranges validate() accepts, their ends and extremes included."""
+    max_new = draw(st.integers(1, MAX_NEW_TOKENS))
+    beams = draw(st.integers(1, MAX_NUM_BEAMS))
+    return dict(
+        strategy=strategy, max_new_tokens=max_new, min_new_tokens=draw(st.integers(0, max_new)), num_beams=beams,
+        length_penalty=draw(within(LENGTH_PENALTY_RANGE)), early_stopping=draw(st.sampled_from([True, False, "never"])),
+        temperature=draw(within(TEMPERATURE_RANGE)), top_k=draw(st.integers(0, 100)), top_p=draw(st.floats(min_value=1e-300, max_value=1.0)),
+        repetition_penalty=draw(within(REPETITION_PENALTY_RANGE)), no_repeat_ngram_size=draw(st.integers(0, 4)),
+        num_return_sequences=draw(st.integers(1, {"beam": beams, "greedy": 1}.get(strategy, MAX_RETURN_SEQUENCES))),
+        seed=draw(st.one_of(st.none(), st.integers(0, 2**64 - 1))), num_alternatives=draw(st.integers(0, 8)),
+        output_attentions=draw(st.booleans()),
+    )
+
+
+WILD_SETTINGS = st.fixed_dictionaries({}, optional={
+    "strategy": st.sampled_from(["greedy", "beam", "sample", "nope"]), "max_new_tokens": st.integers(-1, 140),
+    "min_new_tokens": st.integers(-1, 140), "num_beams": st.integers(-1, 17), "length_penalty": ANY, "temperature": ANY,
+    "top_k": st.integers(-1, 100), "top_p": ANY, "repetition_penalty": ANY, "no_repeat_ngram_size": st.integers(-1, 4),
+    "num_return_sequences": st.integers(0, 17),
+})  # fmt: skip
+
+
+@functools.lru_cache(maxsize=1)
+def small_vocabulary_model() -> VisionGPT2Captioner:
+    """8 tokens and 24 positions: no-repeat n-grams and a minimum length can ban every token."""
+    model = make_tiny_visiongpt2(seed=7, vocab_size=8, seq_len=24)
+    return VisionGPT2Captioner(model, make_word_tokenizer(), ModelInfo("tiny", "visiongpt2", "test", 0, "float32"))
+
+
+@contextlib.contextmanager
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def assert_finite(caption) -> None:
+    numbers = [caption.score, caption.logprob, caption.confidence, *caption.token_probs, *caption.processed_probs,
+               *caption.entropies, *(a.prob for alts in caption.alternatives for a in alts)]
+    assert all(math.isfinite(x) for x in numbers), caption
+    assert caption.attentions is None or np.isfinite(caption.attentions).all()
+    json.dumps(caption.to_dict(with_attention=True), allow_nan=False)
+
+
+T_LOW, T_HIGH = TEMPERATURE_RANGE
+R_LOW, R_HIGH = REPETITION_PENALTY_RANGE
+L_LOW, L_HIGH = LENGTH_PENALTY_RANGE
+NAMED_EXTREMES = [  # every number at the end of the range validate() accepts
+    dict(strategy="sample", temperature=T_LOW, top_k=0, top_p=1.0),
+    dict(strategy="sample", temperature=T_LOW, top_p=5e-324),  # the smallest top-p above 0: one token kept
+    dict(strategy="sample", temperature=T_HIGH, repetition_penalty=R_LOW, no_repeat_ngram_size=1, max_new_tokens=20),
+    dict(strategy="beam", num_beams=4, length_penalty=L_LOW, max_new_tokens=20),
+    dict(strategy="beam", num_beams=4, length_penalty=L_HIGH, early_stopping="never", max_new_tokens=20),
+    dict(strategy="beam", num_beams=MAX_NUM_BEAMS, length_penalty=L_HIGH, max_new_tokens=20, num_return_sequences=MAX_NUM_BEAMS),
+    dict(strategy="beam", num_beams=MAX_NUM_BEAMS, length_penalty=L_LOW, max_new_tokens=20),
+    dict(strategy="greedy", repetition_penalty=R_LOW, max_new_tokens=20),
+    dict(strategy="beam", repetition_penalty=R_HIGH, num_beams=5, max_new_tokens=20),
+    dict(strategy="beam", repetition_penalty=R_HIGH, num_beams=1, min_new_tokens=9, max_new_tokens=10),
+    dict(strategy="greedy", no_repeat_ngram_size=1, min_new_tokens=20, max_new_tokens=20),  # every token banned, end too
+    dict(strategy="beam", num_beams=16, no_repeat_ngram_size=1, min_new_tokens=20, max_new_tokens=20),
+    dict(strategy="sample", no_repeat_ngram_size=1, min_new_tokens=20, max_new_tokens=20, num_return_sequences=4),
+]
+BEYOND_THE_ENDS = [  # one step past each end: refused with the setting's name, never decoded
+    dict(strategy="sample", temperature=T_LOW / 10), dict(strategy="sample", temperature=T_HIGH * 10),
+    dict(repetition_penalty=1e-300), dict(repetition_penalty=1e308),
+    dict(strategy="beam", length_penalty=-1e308), dict(strategy="beam", length_penalty=1e308),
+    dict(strategy="beam", num_beams=MAX_NUM_BEAMS + 1), dict(strategy="sample", top_p=0.0),
+    dict(strategy="greedy", num_return_sequences=2),
+]
+
+
+def caption_or_refusal(settings: dict):
+    """The one result of `settings` on the small-vocabulary model, or None when validate() refuses them."""
+    config = DecodingConfig(**settings)
+    try:
+        config.validate()
+    except ValueError as e:
+        assert "Invalid decoding settings" in str(e)
+        return None
+    with one_thread():  # a tiny model's steps are many small ops: threads only add waiting
+        [result] = caption_image(small_vocabulary_model(), image(), [config])
+    assert len(result.captions) == (1 if config.strategy == "greedy" else config.num_return_sequences)
+    for caption in result.beams:
+        assert_finite(caption)
+    return result
+
+
+@pytest.mark.parametrize("settings", NAMED_EXTREMES, ids=lambda d: ",".join(f"{k}={v}" for k, v in d.items()))
+def test_extreme_settings_give_captions_with_finite_numbers(settings):
+    assert caption_or_refusal(settings) is not None
+
+
+@pytest.mark.parametrize("settings", BEYOND_THE_ENDS, ids=lambda d: ",".join(f"{k}={v}" for k, v in d.items()))
+def test_settings_beyond_the_ends_are_refused_by_name(settings):
+    with pytest.raises(ValueError, match=next(k for k in settings if k != "strategy")):
+        caption_image(small_vocabulary_model(), image(), [DecodingConfig(**settings)])
+
+
+@pytest.mark.parametrize("strategy", ["greedy", "beam", "sample"])
+@settings(derandomize=True, max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_every_setting_gives_a_caption_with_finite_numbers_or_a_refusal(strategy, data):
+    settings = data.draw(st.one_of(accepted_settings(strategy), WILD_SETTINGS), label="settings")
+    event("refused by validate" if caption_or_refusal(settings) is None else f"captioned: {strategy}")

@@ -1,4 +1,5 @@
-"""VisionGPT2: the forward pass of the seed format, the seed state-dict layout, and the cached step."""
+"""The models: VisionGPT2's forward pass against the seed format, the seed state-dict layout, and the one
+cached step (models/step.py) against each family's own full forward."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import torch
 import torch.nn.functional as F
 
 from captioner.config import VisionGPT2Config
-from captioner.models.visiongpt2 import VisionGPT2
-from tests.tiny_models import make_tiny_visiongpt2, tiny_visiongpt2_config
+from captioner.loading import load_captioner
+from captioner.models.base import ModelInfo
+from captioner.models.visiongpt2 import VisionGPT2, VisionGPT2Captioner
+from tests.tiny_models import make_tiny_visiongpt2, make_word_tokenizer, tiny_visiongpt2_config
 
 
 def seed_forward(sd: dict[str, torch.Tensor], cfg, pixels: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
@@ -107,24 +110,80 @@ def test_mask_of_wrong_size_is_reported():
         VisionGPT2(src.config).load_state_dict(state)
 
 
-def test_cached_steps_equal_full_forward():
-    model = make_tiny_visiongpt2(seed=3)
+def captioner_and_forward(family: str, hf_dir):
+    """A captioner of the family, and its model's own full forward: (pixels, ids) -> logits (B, T, V) and
+    cross-attention (B, layers, H, T, N_img)."""
+    if family == "visiongpt2":
+        model = make_tiny_visiongpt2(seed=3)
+        cap = VisionGPT2Captioner(model, make_word_tokenizer(), ModelInfo("tiny", "visiongpt2", "test", 0, "float32"))
+
+        def forward(pixels, ids):
+            logits, attentions = model(pixels, ids, return_attention=True)
+            return logits, torch.stack(attentions, dim=1)
+
+        return cap, forward
+    from transformers import VisionEncoderDecoderModel
+
+    cap = load_captioner(str(hf_dir))
+    eager = VisionEncoderDecoderModel.from_pretrained(str(hf_dir), attn_implementation="eager").eval()
+
+    def forward(pixels, ids):
+        out = eager(pixel_values=pixels, decoder_input_ids=ids, output_attentions=True)
+        return out.logits, torch.stack(out.cross_attentions, dim=1)
+
+    return cap, forward
+
+
+@pytest.mark.parametrize("family", ["visiongpt2", "hf"])
+def test_cached_steps_equal_full_forward(family, tiny_hf_dir):
+    cap, forward = captioner_and_forward(family, tiny_hf_dir)
+    torch.manual_seed(0)
     pixels = torch.randn(1, 3, 32, 32)
     ids = torch.tensor([[0, 4, 8, 15, 16, 23]])
-    with torch.no_grad():
-        full = model(pixels, ids)
-        memory = model.encode(pixels)
+    with torch.inference_mode():
+        full, full_att = forward(pixels, ids)
+        memory = cap.encode(pixels)
         cache = None
         for t in range(ids.size(1)):
-            logits, cache, att = model.step(memory, ids[:, t : t + 1], cache, need_weights=True)
+            logits, cache, att = cap.step(memory, ids[:, : t + 1], cache, need_weights=True)
             torch.testing.assert_close(logits, full[:, t], rtol=1e-4, atol=1e-4)
-            assert att.shape == (1, model.config.depth, model.config.num_heads, model.config.num_image_tokens)
-            torch.testing.assert_close(att.sum(-1), torch.ones(1, model.config.depth, model.config.num_heads))
-        # A prefix of several tokens at once, then one more, gives the same logits too.
-        logits, cache, _ = model.step(memory, ids[:, :4], None)
+            torch.testing.assert_close(att, full_att[:, :, :, t], rtol=1e-4, atol=1e-5)  # (1, layers, H, N)
+        # A prefix of several tokens at once, then two more, gives the same logits too.
+        logits, cache, _ = cap.step(memory, ids[:, :4], None)
         torch.testing.assert_close(logits, full[:, 3], rtol=1e-4, atol=1e-4)
-        logits, cache, _ = model.step(memory, ids[:, 4:6], cache)
+        logits, cache, _ = cap.step(memory, ids, cache)
         torch.testing.assert_close(logits, full[:, 5], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("family", ["visiongpt2", "hf"])
+def test_cached_steps_of_several_images_equal_full_forward(family, tiny_hf_dir):
+    """Rows of three images, 2, 0 and 3 rows each: every row reads its own image's memory."""
+    cap, forward = captioner_and_forward(family, tiny_hf_dir)
+    torch.manual_seed(1)
+    pixels = torch.randn(3, 3, 32, 32)
+    image_rows = [2, 0, 3]
+    ids = torch.randint(1, 62, (5, 4))
+    ids[:, 0] = 0
+    row_pixels = pixels.repeat_interleave(torch.tensor(image_rows), dim=0)
+    with torch.inference_mode():
+        full, full_att = forward(row_pixels, ids)
+        memory = cap.encode(pixels)
+        _, cache, _ = cap.step(memory, ids[:, :3], None, False, image_rows)
+        logits, _, att = cap.step(memory, ids, cache, True, image_rows)
+    torch.testing.assert_close(logits, full[:, -1], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(att, full_att[:, :, :, -1], rtol=1e-4, atol=1e-5)
+
+
+def test_generate_is_the_greedy_loop_over_forward():
+    model = make_tiny_visiongpt2(seed=4)
+    pixels = torch.randn(2, 3, 32, 32)
+    out = model.generate(pixels, 5, stop_at_eos=False)
+    assert out.shape == (2, 5)
+    with torch.no_grad():
+        ids = torch.zeros(2, 1, dtype=torch.long)
+        for _ in range(5):
+            ids = torch.cat([ids, model(pixels, ids)[:, -1].argmax(-1, keepdim=True)], dim=1)
+    assert torch.equal(out, ids[:, 1:])
 
 
 def test_exact_gelu_and_eps():
