@@ -11,6 +11,7 @@ import json
 import struct
 import zipfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from captioner.app import settings, state, views
+from captioner.config import DecodingConfig
 from captioner.images import IMAGE_EXTENSIONS
 from captioner.loading import BUILTIN_DIR
 
@@ -54,6 +56,17 @@ def huge_png_header(width=30_000, height=30_000) -> bytes:
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+@dataclass
+class FakeUpload:
+    """What st.file_uploader hands back, as far as the Batch page reads it."""
+
+    name: str
+    data: bytes
+
+    def getvalue(self) -> bytes:
+        return self.data
 
 
 def start(page: str | None = None, params: dict | None = None) -> AppTest:
@@ -276,13 +289,15 @@ def test_compare_score_note_agrees_with_the_numbers():
     at = start(COMPARE)
     table = at.table[0].value
     note = " ".join(c.value for c in at.main.caption)
-    penalty = 1.0 if not HAS_BUILTIN else state._load_model(state.DEFAULT_SPEC).model.default_decoding.length_penalty
+    default = DecodingConfig() if not HAS_BUILTIN else state._load_model(state.DEFAULT_SPEC).model.default_decoding
+    penalty = default.length_penalty
     assert "divided by tokens ** length penalty" in note and "compare rows by log-prob" in note
     for _, row in table.iterrows():
         if row["score uses"] == "model's own":  # the score is made of the log-probs shown beside it
             assert row["score"] == pytest.approx(row["log-prob"] / row["tokens"] ** penalty, abs=2e-3)
-    assert table.loc[3, "score uses"] == "after top-p 0.9" and table.loc[2, "score uses"] == "after top-k 50"
-    assert table.loc[0, "score uses"] == "model's own"
+    # the model's own processors (e.g. the built-in model's no-repeat n-grams) are named after the row's
+    assert table.loc[3, "score uses"].startswith("after top-p 0.9") and table.loc[2, "score uses"].startswith("after top-k 50")
+    assert table.loc[0, "score uses"] == views.score_basis(default)  # the first row is the model's own settings
 
 
 def test_compare_offers_every_caption_as_csv_and_json():
@@ -569,20 +584,22 @@ def test_stopped_batch_keeps_its_rows_and_offers_the_rest(monkeypatch):
     from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 
     real = state.caption_items
+    calls = []
 
-    def stops_after_two(model, items, config, lock=None):
-        for i, row in enumerate(real(model, items, config, lock)):
-            if i == 2:
-                raise StopException()  # what a click on Stop does to the run: it ends mid-batch
-            yield row
+    def stops_after_one_chunk(model, items, config, **kwargs):
+        calls.append(len(items))
+        if len(calls) == 2:
+            raise StopException()  # what a click on Stop does to the run: it ends mid-batch
+        return real(model, items, config, **kwargs)
 
-    monkeypatch.setattr(state, "caption_items", stops_after_two)
+    monkeypatch.setattr(state, "caption_items", stops_after_one_chunk)
+    monkeypatch.setattr(state, "DEFAULT_BATCH_SIZE", 2)
     at = start(BATCH)
     at.checkbox(key="batch.opt.examples").check().run()
     at.button(key="batch.run").click().run()
     at.run()  # the run the Stop click starts
     n = len(state.gallery())
-    assert not at.exception
+    assert not at.exception and calls == [2, 2]
     assert f"2 of {n} images are captioned" in at.info[0].value
     assert len(at.dataframe[0].value) == 2
     assert at.button(key="batch.run").label == f"Caption the other {n - 2} images"
@@ -591,16 +608,15 @@ def test_stopped_batch_keeps_its_rows_and_offers_the_rest(monkeypatch):
     assert len(at.dataframe[0].value) == n and not at.info
 
 
-def test_expand_uploads_reports_bad_archives():
-    from captioner.app.batch import expand_uploads
-
+def test_batch_inputs_name_bad_archives_as_error_rows():
     good = io.BytesIO()
     with zipfile.ZipFile(good, "w") as z:
         z.writestr("a.png", png_bytes())
         z.writestr("__MACOSX/._a.png", b"junk")
-    items, problems = expand_uploads([("x.png", b"1"), ("fake.zip", b"not a zip"), ("good.zip", good.getvalue())])
+    files = [FakeUpload("x.png", b"1"), FakeUpload("fake.zip", b"not a zip"), FakeUpload("good.zip", good.getvalue())]
+    items, problems = state.batch_inputs(files, [])
     assert [item.name for item in items] == ["x.png", "good.zip/a.png"]
-    assert [(p.name, "ZIP" in p.problem) for p in problems] == [("fake.zip", True)]
+    assert [(p.path, p.status, "ZIP" in p.error) for p in problems] == [("fake.zip", "error", True)]
 
 
 # -- models -------------------------------------------------------------------------------------
@@ -627,8 +643,8 @@ def test_unknown_hub_model_one_message_and_the_picker_shows_the_model_in_use():
     at.button(key="model.load").click().run()
     assert not at.exception
     errors = [e.value for e in at.error]
-    assert len(errors) == 1 and errors[0].count("Could not load") == 1
-    assert errors[0].count("nobody-here/no-such-captioner") == 1
+    assert len(errors) == 1 and errors[0].count("keeps using") == 1
+    assert errors[0].count("nobody-here/no-such-captioner") == 1  # the loader's sentence names it: not said twice
     assert at.radio(key="model.kind").value == "Default"
     assert at.session_state["model.hub"] == "nobody-here/no-such-captioner"  # kept, to fix a typo
     assert at.metric  # the page still captions with the model it had
