@@ -3,6 +3,7 @@
 import streamlit as st
 
 from captioner.app import state, views
+from captioner.batch.rows import score_rows
 
 st.title("Batch captioning")
 state.how_to_read("batch")
@@ -40,18 +41,18 @@ with state.page_guard("captioning the batch"):
                                                batch_names=[item.name for item in items])
     if typed.problems or unmatched:
         st.warning("  \n".join(views.markdown_escape(line) for line in typed.problems + unmatched))
-    bad = [row for row in shown if row.problem]
+    bad = [row for row in shown if not row.ok]
     if bad:
         st.warning(f"{len(bad)} of {len(shown)} files got no caption:  \n"
-                   + "  \n".join(f"**{views.markdown_escape(row.name)}**: {row.problem}" for row in bad))
-    scores = views.batch_metrics(shown)
+                   + "  \n".join(f"**{views.markdown_escape(row.path)}**: {row.error}" for row in bad))
+    shown, scores = score_rows(shown)
     if scores:
         c1, c2, c3 = st.columns(3)
-        c1.metric("BLEU-4", f"{scores['BLEU-4']:.3f}")
-        c2.metric("CIDEr-D", f"{scores['CIDEr-D']:.3f}")
-        c3.metric("Images with references", scores["images"])
+        c1.metric("BLEU-4", f"{scores.bleu4:.3f}")
+        c2.metric("CIDEr-D", f"{scores.cider_d:.3f}")
+        c3.metric("Images with references", scores.images)
     table = views.batch_table(shown)
-    seconds = sum(row.seconds or 0.0 for row in shown)
+    seconds = sum(views.row_seconds(row) or 0.0 for row in shown)
     st.caption(f"{len(done)} images captioned in {seconds:.2f} s of model time; the CSV also has each one's "
                "time and log-probability.")
     st.dataframe(table, hide_index=True, row_height=72, height="content", column_order=views.batch_columns_shown(table),

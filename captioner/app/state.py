@@ -27,9 +27,10 @@ from PIL import Image
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from captioner.app import settings, views
-from captioner.app.batch import BatchItem, BatchRow, caption_items, expand_uploads
 from captioner.app.gallery import Example, example_images
 from captioner.archives import ArchiveError
+from captioner.batch.items import BatchItem, expand_uploads
+from captioner.batch.rows import DEFAULT_BATCH_SIZE, CaptionRow, caption_items, chunks
 from captioner.config import STRATEGIES, DecodingConfig
 from captioner.decoding import DecodeResult, EncodedImage, decode, encode_image
 from captioner.images import IMAGE_EXTENSIONS, SUPPORTED_FORMATS_TEXT, ImageLoadError, load_image
@@ -632,29 +633,37 @@ def write_url(page: str, lm: LoadedModel | None) -> None:
 
 
 # -- batch --------------------------------------------------------------------------------------
-def batch_inputs(files: Sequence[Any] | None, examples: Sequence[Example]) -> tuple[list[BatchItem], list[BatchRow]]:
-    """The uploaded files (zip archives opened) and the chosen examples: items to caption, and problem rows."""
+BATCH_THUMBNAIL_SIDE = 96
+
+
+def batch_inputs(files: Sequence[Any] | None, examples: Sequence[Example]) -> tuple[list[BatchItem], list[CaptionRow]]:
+    """The uploaded files (zip archives opened) and the chosen examples: items to caption, and error rows
+    for what cannot be used (the batch command's own reading of uploads, `captioner.batch.items`)."""
     uploads = [(f.name, f.getvalue()) for f in files or []] + [(ex.name, ex.data) for ex in examples]
-    return expand_uploads(uploads)
+    items = expand_uploads(uploads)
+    problems = [CaptionRow(item.name, status="error", error=item.problem) for item in items if item.problem]
+    return [item for item in items if not item.problem], problems
 
 
 def _row_key(lm: LoadedModel, config: DecodingConfig, item: BatchItem) -> str:
     settings_key = json.dumps({k: v for k, v in config.to_dict().items() if k != "label"}, sort_keys=True, default=str)
-    return f"{lm.key}|{settings_key}|{item.name}|{item.digest}"
+    digest = hashlib.sha256(item.data or b"").hexdigest()[:16]
+    return f"{lm.key}|{settings_key}|{item.name}|{digest}"
 
 
-def batch_rows(lm: LoadedModel, items: Sequence[BatchItem], config: DecodingConfig) -> list[BatchRow | None]:
+def batch_rows(lm: LoadedModel, items: Sequence[BatchItem], config: DecodingConfig) -> list[CaptionRow | None]:
     """Per item, its row if it has been captioned with these settings (None if not yet)."""
     done = st.session_state.get("batch.done", {})
     return [done.get(_row_key(lm, config, item)) for item in items]
 
 
 def run_batch(lm: LoadedModel, items: Sequence[BatchItem], config: DecodingConfig) -> None:
-    """Caption the items that have no row yet, with a progress bar and a Stop button.
+    """Caption the items that have no row yet, a chunk at a time, with a progress bar and a Stop button.
 
-    Rows are kept as they come, so a stopped (or interrupted) batch keeps what it did and the next
-    run captions only the rest. Stop works as any click does during a run: Streamlit ends the run
-    at its next update of the page, here the progress bar after each image.
+    Each chunk is captioned together by the batch command's function (`captioner.batch.rows`), and its
+    rows are kept as they come, so a stopped (or interrupted) batch keeps what it did and the next run
+    captions only the rest. Stop works as any click does during a run: Streamlit ends the run at its
+    next update of the page, here the progress bar after each chunk.
     """
     done = st.session_state.setdefault("batch.done", {})
     keys = {_row_key(lm, config, item): item for item in items}
@@ -664,10 +673,14 @@ def run_batch(lm: LoadedModel, items: Sequence[BatchItem], config: DecodingConfi
     bar = st.progress(0.0, text=f"Captioning {len(todo)} images…")
     stop = st.empty()
     stop.button("Stop", key="batch.stop", icon=":material/stop_circle:")
-    rows = caption_items(lm.model, [item for _, item in todo], config, lm.lock)
-    for i, ((key, item), row) in enumerate(zip(todo, rows), 1):
-        done[key] = row
-        bar.progress(i / len(todo), text=f"{i}/{len(todo)} · {item.name}")
+    finished = 0
+    for chunk in chunks(todo, DEFAULT_BATCH_SIZE):
+        rows = caption_items(lm.model, [item for _, item in chunk], config, model_lock=lm.lock,
+                             thumbnail_side=BATCH_THUMBNAIL_SIDE)
+        for (key, _), row in zip(chunk, rows):
+            done[key] = row
+        finished += len(chunk)
+        bar.progress(finished / len(todo), text=f"{finished}/{len(todo)} · {chunk[-1][1].name}")
     bar.empty()
     stop.empty()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import math
 import re
 from dataclasses import dataclass, field, replace
@@ -21,11 +22,11 @@ import plotly.colors as pc
 import plotly.graph_objects as go
 from PIL import Image, ImageDraw, ImageFont
 
-from captioner.app.batch import BatchRow
 from captioner.app.settings import HEAD_MAX, HEAD_MEAN, LAYER_MEAN
+from captioner.batch.rows import CaptionRow
 from captioner.config import DecodingConfig
 from captioner.decoding import Caption, DecodeResult
-from captioner.metrics import cider_d, corpus_bleu4, exact_match
+from captioner.metrics import exact_match
 from captioner.models.base import ModelInfo
 
 END_LABEL = "⟨end⟩"
@@ -644,37 +645,45 @@ def references_for(name: str, refs: dict[str, list[str]]) -> list[str]:
     return []
 
 
-def attach_references(rows: Sequence[BatchRow], typed: References, known: dict[str, Sequence[str]] | None = None,
-                      batch_names: Sequence[str] = ()) -> tuple[list[BatchRow], list[str]]:
+def attach_references(rows: Sequence[CaptionRow], typed: References, known: dict[str, Sequence[str]] | None = None,
+                      batch_names: Sequence[str] = ()) -> tuple[list[CaptionRow], list[str]]:
     """Rows with their references (typed lines first, then `known` ones such as the examples'), and a
     message for each typed line whose name matches no file of the batch (`rows` and `batch_names`)."""
     refs = {**{k: list(v) for k, v in (known or {}).items()}, **typed.captions}
-    out = [replace(r, references=tuple(references_for(r.name, refs))) for r in rows]
-    names = {key for name in [*(r.name for r in rows), *batch_names] for key in _name_keys(name)}
+    out = [replace(r, references=list(references_for(r.path, refs))) for r in rows]
+    names = {key for name in [*(r.path for r in rows), *batch_names] for key in _name_keys(name)}
     unmatched = [f"Reference line {typed.lines[k]} names {k!r}, which is not in the batch."
                  for k in typed.captions if k not in names]
     return out, unmatched
 
 
-def batch_table(rows: Sequence[BatchRow]) -> pd.DataFrame:
-    """The batch results, one row per file; per-image BLEU-4 and exact match when references are given."""
+def row_seconds(row: CaptionRow) -> float | None:
+    """The seconds a row's image took, every stage (read, preprocess, encode, decode) together."""
+    timings = json.loads(row.timings or "{}")
+    return sum(timings.values()) if timings else None
+
+
+def batch_table(rows: Sequence[CaptionRow]) -> pd.DataFrame:
+    """The batch results, one row per file; per-image BLEU-4 and exact match when references are given
+    (the rows as `captioner.batch.rows.score_rows` scored them)."""
     with_refs = any(r.references for r in rows)
     records = []
     for r in rows:
-        scored = bool(r.references) and not r.problem
+        scored = bool(r.references) and r.ok
+        seconds = row_seconds(r)
         record: dict[str, Any] = {
-            "thumbnail": thumbnail_uri(r.image) if r.image is not None else None,
-            "file": r.name, "caption": r.caption + (" ✂" if r.hit_limit else ""),
+            "thumbnail": thumbnail_uri(r.thumbnail) if r.thumbnail is not None else None,
+            "file": r.path, "caption": (r.caption or "") + (" ✂" if r.hit_limit else ""),
             "confidence": None if r.confidence is None else round(r.confidence, 3),
         }
         if with_refs:
-            record["BLEU-4"] = round(corpus_bleu4([r.caption], [list(r.references)]), 3) if scored else None
-            record["matches a reference"] = exact_match(r.caption, r.references) if scored else None
+            record["BLEU-4"] = None if r.bleu4 is None else round(r.bleu4, 3)
+            record["matches a reference"] = exact_match(r.caption or "", r.references) if scored else None
             record["references"] = " | ".join(r.references)
         record.update({
             "log-prob": None if r.logprob is None else round(r.logprob, 3),
-            "time (s)": None if r.seconds is None else round(r.seconds, 3),
-            "note": r.problem or _row_note(r),
+            "time (s)": None if seconds is None else round(seconds, 3),
+            "note": r.error or _row_note(r),
         })
         records.append(record)
     return pd.DataFrame(records)
@@ -687,23 +696,13 @@ def batch_columns_shown(table: pd.DataFrame) -> list[str]:
     return [c for c in shown if c in table.columns and (c != "note" or table[c].astype(bool).any())]
 
 
-def _row_note(row: BatchRow) -> str:
+def _row_note(row: CaptionRow) -> str:
     notes = []
     if row.hit_limit:
         notes.append("stopped at the token limit")
     if row.out_of_world:
         notes.append("outside the built-in model's world: a guess")
     return "; ".join(notes)
-
-
-def batch_metrics(rows: Sequence[BatchRow]) -> dict[str, float] | None:
-    """Corpus BLEU-4 and CIDEr-D over the captioned files that have references (None if none do)."""
-    scored = [r for r in rows if r.references and not r.problem]
-    if not scored:
-        return None
-    hyps = [r.caption for r in scored]
-    refs = [list(r.references) for r in scored]
-    return {"images": len(scored), "BLEU-4": corpus_bleu4(hyps, refs), "CIDEr-D": cider_d(hyps, refs)}
 
 
 def csv_bytes(table: pd.DataFrame, drop: Sequence[str] = ("thumbnail",)) -> bytes:

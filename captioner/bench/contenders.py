@@ -19,18 +19,19 @@ VOCAB_SIZE = 50257  # GPT-2's
 
 
 def word_tokenizer(vocab_size: int = VOCAB_SIZE):
-    """A word-level tokenizer as large as GPT-2's, id vocab_size-1 = <|endoftext|> (no download needed)."""
+    """A word-level tokenizer as large as GPT-2's (no download needed), with GPT-2's special tokens:
+    id vocab_size-1 = <|endoftext|>, which is also its unknown, start, end and padding token."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     vocab = {f"w{i}": i for i in range(vocab_size - 1)}
     vocab["<|endoftext|>"] = vocab_size - 1
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="w0"))
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<|endoftext|>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok.decoder = decoders.WordPiece(prefix="##")
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>", pad_token="<|endoftext|>",
-        unk_token="w0",
+        unk_token="<|endoftext|>",
     )
 
 

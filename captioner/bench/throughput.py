@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from captioner.bench.benchmark import word_tokenizer
+from captioner.bench.contenders import save_seed_checkpoint, word_tokenizer
 
 MODELS = ("builtin", "visiongpt2")
 RESULTS = Path("bench-results")
@@ -58,17 +58,9 @@ def make_images(folder: Path, count: int, seed: int = 0) -> None:
         image.save(folder / f"{i:04d}.png")
 
 
-def save_full_size_visiongpt2(folder: Path, seed: int = 0) -> Path:
-    """A full-size VisionGPT2 with random weights as the seed's `captioner.pt`, a tokenizer beside it."""
-    import torch
-
-    from captioner.config import VisionGPT2Config
-    from captioner.models.visiongpt2 import VisionGPT2
-
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    torch.save(VisionGPT2(VisionGPT2Config()).seed_state_dict(), folder / "captioner.pt")
-    word_tokenizer(50257).save_pretrained(str(folder))
+def _full_size_checkpoint(folder: Path) -> Path:
+    """A full-size VisionGPT2 with random weights as a user holds it (`captioner.pt`, tokenizer beside it)."""
+    save_seed_checkpoint(folder, word_tokenizer())
     return folder / "captioner.pt"
 
 
@@ -201,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         one_image = scratch / "one" / "0000.png"
         rows = []
         for name in models:
-            spec = "builtin" if name == "builtin" else str(save_full_size_visiongpt2(scratch / "visiongpt2"))
+            spec = "builtin" if name == "builtin" else str(_full_size_checkpoint(scratch / "visiongpt2"))
             rows += measure_model(name, spec, scratch / "images", one_image, scratch, args)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

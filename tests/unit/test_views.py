@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 
 from captioner.app import views
-from captioner.app.batch import BatchRow
+from captioner.app.gallery import example_images, shipped_examples
+from captioner.batch.rows import CaptionRow, score_rows
 from captioner.config import DecodingConfig
 from captioner.decoding import Caption, DecodeResult, caption_image
-from captioner.app.gallery import example_images, shipped_examples
 from captioner.loading import load_captioner
 
 
@@ -147,14 +147,14 @@ def test_references_and_metrics():
     assert views.references_for("dog", {"dog": ["x"]}) == ["x"]
     assert views.references_for("other.png", refs.captions) == []
     rows = [
-        BatchRow("a.png", "a small red square above a cross", references=("a small red square above a cross",)),
-        BatchRow("b.png", "a big blue circle left of a triangle", references=("a big blue circle left of a triangle", "x")),
-        BatchRow("c.png", problem="not an image", references=("x",)),
-        BatchRow("d.png", "no refs"),
+        CaptionRow("a.png", caption="a small red square above a cross", references=["a small red square above a cross"]),
+        CaptionRow("b.png", caption="a big blue circle left of a triangle", references=["a big blue circle left of a triangle", "x"]),
+        CaptionRow("c.png", status="error", error="not an image", references=["x"]),
+        CaptionRow("d.png", caption="no refs"),
     ]
-    scores = views.batch_metrics(rows)
-    assert scores["images"] == 2 and scores["BLEU-4"] == pytest.approx(1.0) and scores["CIDEr-D"] > 0
-    assert views.batch_metrics(rows[2:]) is None
+    rows, scores = score_rows(rows)
+    assert scores.images == 2 and scores.bleu4 == pytest.approx(1.0) and scores.cider_d > 0
+    assert score_rows(rows[2:])[1] is None
     table = views.batch_table(rows)
     assert list(table["file"]) == ["a.png", "b.png", "c.png", "d.png"] and table.loc[2, "note"] == "not an image"
     assert list(table["BLEU-4"][:2]) == [1.0, 1.0] and pd.isna(table.loc[3, "BLEU-4"])
@@ -166,9 +166,9 @@ def test_malformed_and_unmatched_reference_lines_are_named_and_the_rest_kept():
     refs = views.parse_references("a.png: a red square\nnonsense without a colon\nghost.png: x\nb: a blue circle\nc.png:  | ")
     assert refs.captions == {"a.png": ["a red square"], "ghost.png": ["x"], "b": ["a blue circle"]}
     assert [p.split(" should")[0] for p in refs.problems] == ["Reference line 2", "Reference line 5"]
-    rows = [BatchRow("a.png", "a red square"), BatchRow("pack.zip/b.png", "a blue circle")]
+    rows = [CaptionRow("a.png", caption="a red square"), CaptionRow("pack.zip/b.png", caption="a blue circle")]
     with_refs, unmatched = views.attach_references(rows, refs, {"a.png": ("an example's own",)})
-    assert [r.references for r in with_refs] == [("a red square",), ("a blue circle",)]  # typed lines win
+    assert [r.references for r in with_refs] == [["a red square"], ["a blue circle"]]  # typed lines win
     assert unmatched == ["Reference line 3 names 'ghost.png', which is not in the batch."]
     _, unmatched = views.attach_references(rows[:1], refs, batch_names=["ghost.png", "b.png"])
     assert unmatched == []  # names of files not captioned yet are in the batch too
