@@ -111,10 +111,11 @@ def measure_model(name: str, spec: str, images: Path, one_image: Path, scratch: 
     for workers in (1, 2):
         one = time_ray(spec, config, run, [str(one_image)], scratch / f"{name}-ray{workers}-one", workers, 8)
         full = time_ray(spec, config, run, [str(images)], scratch / f"{name}-ray{workers}-all", workers, 8)
-        steady = (n - 1) / (full - one) if full > one else float("nan")
+        # None when the job of n images took no longer than the job of one: start-up varied more than the work
+        steady = (n - 1) / (full - one) if full > one else None
         rows.append({"model": name, "path": "ray", "batch": 8, "workers": workers, "images": n, "seconds": full,
                      "images_per_s": steady, "end_to_end_images_per_s": n / full, "one_image_job_s": one})  # fmt: skip
-        _log(f"{name} ray {workers} workers: {steady:.2f} images/s steady, {n / full:.2f} end to end")
+        _log(f"{name} ray {workers} workers: {_rate(steady)} images/s steady, {n / full:.2f} end to end")
     return rows
 
 
@@ -148,6 +149,10 @@ def memory_over_a_run(images: Path, out: Path, count: int, new_tokens: int) -> l
     return quarters + [(count, max(mb for _, mb in samples))]
 
 
+def _rate(images_per_s: float | None) -> str:
+    return "n/a" if images_per_s is None else f"{images_per_s:.2f}"
+
+
 def markdown(result: dict[str, Any]) -> str:
     lines = [
         f"Throughput of `python -m captioner.batch` ({result['when']}, {result['cpus']} CPUs, torch threads "
@@ -160,7 +165,7 @@ def markdown(result: dict[str, Any]) -> str:
     for r in result["rows"]:
         workers = r["workers"] or "-"
         end = r.get("end_to_end_images_per_s", r["images_per_s"])
-        lines.append(f"| {r['model']} | {r['path']} | {r['batch']} | {workers} | {r['images_per_s']:.2f} | {end:.2f} |")
+        lines.append(f"| {r['model']} | {r['path']} | {r['batch']} | {workers} | {_rate(r['images_per_s'])} | {_rate(end)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -18,6 +18,7 @@ from PIL import Image
 
 from captioner.config import DecodingConfig
 from captioner.decoding.confidence import caption_confidence, is_out_of_world
+from captioner.decoding.processors import Processors
 from captioner.decoding.results import Alternative, Caption, DecodeResult, EncodedImage
 from captioner.decoding.search import Hypothesis, Search, make_search
 from captioner.models.base import CaptionModel
@@ -98,8 +99,8 @@ def _run(model: CaptionModel, memory: Any, searches: list[list[Search]], configs
     """The loop: one model step for all live rows, then each search advances on its rows."""
     need_weights = any(c.output_attentions for c in configs)
     num_alternatives = max(c.num_alternatives for c in configs)
-    flat = [s for per_image in searches for s in per_image]  # in row order
-    ids = torch.full((sum(s.num_rows for s in flat), 1), model.bos_token_id, dtype=torch.long)
+    processors = [Processors.for_config(c, model.eos_token_id) for c in configs]
+    ids = torch.full((sum(s.num_rows for per_image in searches for s in per_image), 1), model.bos_token_id, dtype=torch.long)
     cache = None
     records: list[StepRecord] = []
     for step in range(max(c.max_new_tokens for c in configs)):
@@ -108,7 +109,7 @@ def _run(model: CaptionModel, memory: Any, searches: list[list[Search]], configs
         logits = logits.float()
         logprobs = logits.log_softmax(dim=-1)
         records.append(_record(logprobs, attention, num_alternatives))
-        rows, tokens = _advance(flat, step, logits, logprobs, ids)
+        rows, tokens = _advance(searches, processors, step, logits, logprobs, ids)
         if not rows:
             break
         index = torch.tensor(rows, dtype=torch.long)
@@ -125,18 +126,35 @@ def _record(logprobs: torch.Tensor, attention: torch.Tensor | None, num_alternat
     return StepRecord(entropy, alt_probs, alt_ids, None if attention is None else attention.float())
 
 
-def _advance(searches: list[Search], step: int, logits, logprobs, ids) -> tuple[list[int], list[int]]:
-    """Each search consumes its rows of this step: the rows (of the batch) that go on, and their tokens."""
-    rows, tokens, first = [], [], 0
-    for search in searches:
-        n = search.num_rows
+def _advance(searches: list[list[Search]], processors: list[Processors], step: int, logits: torch.Tensor,
+             logprobs: torch.Tensor, ids: torch.Tensor) -> tuple[list[int], list[int]]:
+    """Each search consumes its rows of this step: the rows (of the batch) that go on, and their tokens.
+
+    Search j of every image has configuration j; its processors run once on that configuration's rows
+    of all images (they act row by row), so B images cost one call rather than B."""
+    spans: dict[tuple[int, int], tuple[int, int]] = {}  # (image, configuration) -> (first row, rows), in row order
+    first = 0
+    for i, per_image in enumerate(searches):
+        for j, search in enumerate(per_image):
+            spans[i, j] = (first, search.num_rows)
+            first += search.num_rows
+    processed: dict[tuple[int, int], torch.Tensor] = {}
+    for j, process in enumerate(processors):
+        parts = [(i, *spans[i, j]) for i in range(len(searches)) if spans[i, j][1]]
+        if not parts:
+            continue
+        index = torch.cat([torch.arange(f, f + n) for _, f, n in parts])
+        scores = logprobs if searches[parts[0][0]][j].processes_logprobs else logits
+        out, at = process(ids[index], scores[index]), 0
+        for i, _, n in parts:
+            processed[i, j], at = out[at : at + n], at + n
+    rows, tokens = [], []
+    for (i, j), (f, n) in spans.items():
         if n == 0:
             continue
-        part = slice(first, first + n)
-        going_on = search.advance(step, logits[part], logprobs[part], ids[part], first)
-        rows += [first + r for r in going_on.rows]
+        going_on = searches[i][j].advance(step, processed[i, j], logprobs[f : f + n], f)
+        rows += [f + r for r in going_on.rows]
         tokens += going_on.tokens
-        first += n
     return rows, tokens
 
 

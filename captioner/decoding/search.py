@@ -1,7 +1,8 @@
 """The searches: greedy, sampling and beam search over the rows of one configuration on one image.
 
-A search sees its rows' next-token logits each step and says which rows continue with which tokens;
-the engine keeps the model's cache in step. Beam search is transformers' (batch of one): 2 x num_beams
+A search sees its rows' next-token logits each step, processed by its configuration's processors (the
+engine runs those once per configuration for the rows of every image), and says which rows continue
+with which tokens; the engine keeps the model's cache in step. Beam search is transformers' (batch of one): 2 x num_beams
 candidates a step, a finished set of num_beams scored sum of log-probabilities / length ** length_penalty,
 the same early-stopping rules. Where transformers marks candidates out by adding -1e9 to their scores,
 masks do it here, so that scores of any size (a length penalty of -8 makes them ~1e14) keep their order.
@@ -15,7 +16,6 @@ from typing import NamedTuple
 import torch
 
 from captioner.config import DecodingConfig
-from captioner.decoding.processors import Processors
 
 # The running score of beams 1.. before the first step (transformers' value): all beams start as copies
 # of beam 0, so that the first step's candidates come from beam 0 alone.
@@ -64,7 +64,6 @@ class Search:
     def __init__(self, config: DecodingConfig, eos_token_id: int):
         self.config = config
         self.eos_token_id = eos_token_id
-        self.processors = Processors.for_config(config, eos_token_id)
         self.paths: list[Path] = [()]
         self.finished: list[Hypothesis] = []
         self.done = False
@@ -73,9 +72,12 @@ class Search:
     def num_rows(self) -> int:
         return 0 if self.done else len(self.paths)
 
-    def advance(self, step: int, logits: torch.Tensor, logprobs: torch.Tensor, ids: torch.Tensor, first_row: int) -> Continuations:
-        """Consume this step's logits and log-probabilities (this search's rows; `ids` their tokens so far,
-        `first_row` the first one's row in the batch)."""
+    # The processors act on raw logits (greedy, sampling) or on log-probabilities (beam search).
+    processes_logprobs = False
+
+    def advance(self, step: int, processed: torch.Tensor, logprobs: torch.Tensor, first_row: int) -> Continuations:
+        """Consume this step's scores after the configuration's processors and the raw log-probabilities
+        (this search's rows; `first_row` is the first one's row in the batch)."""
         raise NotImplementedError
 
     def results(self) -> list[Hypothesis]:
@@ -92,9 +94,8 @@ class RowSearch(Search):
         self.paths = [()] * (config.num_return_sequences if sampling else 1)
         self.generator = torch.Generator().manual_seed(config.seed or 0) if sampling else None
 
-    def advance(self, step, logits, logprobs, ids, first_row):
-        scores = self.processors(ids, logits)
-        processed = scores.log_softmax(dim=-1)
+    def advance(self, step, processed, logprobs, first_row):
+        scores, processed = processed, processed.log_softmax(dim=-1)
         if self.generator is None:
             tokens = scores.argmax(dim=-1)
         else:
@@ -138,8 +139,9 @@ class BeamSearch(Search):
         self.is_finished = torch.zeros(nb, dtype=torch.bool)
         self.improvement_possible = True
 
-    def advance(self, step, logits, logprobs, ids, first_row):
-        processed = self.processors(ids, logprobs)
+    processes_logprobs = True
+
+    def advance(self, step, processed, logprobs, first_row):
         vocab = processed.size(-1)
         accumulated = (processed + self.running_scores[:, None]).clamp_min(LOWEST_SCORE).masked_fill(processed.isneginf(), -math.inf)
         top_scores, top_index = torch.topk(accumulated.view(-1), 2 * self.config.num_beams)
