@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -21,11 +20,13 @@ MB = 2**20
 
 
 def _rss_mb() -> tuple[float, float]:
-    """(current, peak) resident memory of this process in MiB."""
-    import psutil
+    """(current, peak) resident memory of this process in MiB: VmRSS and VmHWM of /proc/self/status.
 
-    rss = psutil.Process().memory_info().rss / MB
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MB  # Linux: KiB; the kernel updates it lazily
+    Not getrusage's ru_maxrss: Linux carries it over fork and exec, so a child started by a process
+    holding 2 GB reports 2 GB from its first line. VmHWM belongs to this process's own memory map.
+    """
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    rss, peak = (int(fields[k].split()[0]) * 1024 / MB for k in ("VmRSS", "VmHWM"))  # kB
     return rss, max(rss, peak)
 
 
