@@ -593,7 +593,7 @@ def _gpt2_tokenizer_folder(beside: Path) -> Path:
         raise ModelLoadError(
             f"No tokenizer beside the checkpoint in {beside} (looked for tokenizer_config.json and tokenizer.json), and GPT-2's "
             f"tokenizer is neither in the local Hugging Face cache nor reachable on the hub: {e} Put the tokenizer "
-            "files next to the weights (GPT2TokenizerFast.from_pretrained('gpt2').save_pretrained(folder) writes them)."
+            "files next to the weights (GPT-2's tokenizer's save_pretrained(folder) writes them)."
         ) from None
 
 
@@ -776,7 +776,7 @@ def _load_hf_dir(folder: Path, dtype: torch.dtype, name: str = ""):
     _check_hf_weights_fit(sizes, _hf_weight_shapes(folder), config_path)
     _check_preprocessor(folder, sizes.encoder["image_size"])
     tokenizer = load_tokenizer(folder)
-    model, processor = _hf_from_pretrained(folder, dtype, name or str(folder))
+    model, processor = _read_hf_folder(folder, dtype, name or str(folder))
     from captioner.models.hf import HFVisionEncoderDecoderCaptioner
 
     try:
@@ -787,7 +787,7 @@ def _load_hf_dir(folder: Path, dtype: torch.dtype, name: str = ""):
     return captioner
 
 
-def _hf_from_pretrained(folder: Path, dtype: torch.dtype, name: str):
+def _read_hf_folder(folder: Path, dtype: torch.dtype, name: str):
     from transformers import AutoImageProcessor, VisionEncoderDecoderModel
 
     try:
