@@ -23,6 +23,3 @@ class NoCacheVisionGPT2(VisionGPT2Captioner):
         logits, attentions = self.model(pixels, ids, return_attention=True)
         last = torch.stack([att[:, :, -1] for att in attentions], dim=1) if need_weights else None  # (R, L, H, N)
         return logits[:, -1], None, last
-
-    def reorder_cache(self, cache, rows):
-        return None

@@ -9,6 +9,7 @@ from typing import Sequence
 
 from captioner.__main__ import build_parser as build_cli_parser
 from captioner.__main__ import decoding_from_args
+from captioner.batch.rows import DEFAULT_BATCH_SIZE
 
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -36,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True,
                    help="output file: .parquet (default), .csv or .jsonl; with --ray a folder of Parquet files "
                         "(a path or a URI such as s3://bucket/captions/)")
-    p.add_argument("--batch-size", type=int, default=8, help="images captioned together (default 8)")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                   help=f"images captioned together (default {DEFAULT_BATCH_SIZE})")
     p.add_argument("--ray", action="store_true", help="run on a local Ray with this machine's CPUs")
     p.add_argument("--ray-address", help="run on this Ray cluster (e.g. ray://head:10001 or auto)")
     p.add_argument("--workers", type=int, default=2, help="Ray workers, each holding the model once (default 2)")
@@ -114,7 +116,7 @@ def _load_model(spec: str | None, dtype: str):
     return model, "builtin" if model.info.fell_back else resolve_default_model().spec
 
 
-def run_local(inputs: Sequence[str], out: str, model, config, run, *, batch_size: int = 8, quiet: bool = False) -> Summary:
+def run_local(inputs: Sequence[str], out: str, model, config, run, *, batch_size: int = DEFAULT_BATCH_SIZE, quiet: bool = False) -> Summary:
     """Caption the inputs into the output file `out` in this process, chunk by chunk, resuming what is there."""
     from tqdm import tqdm
 

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 from captioner.batch.items import BatchItem, iter_items
 from captioner.batch.outputs import ParquetFolder, records_table
-from captioner.batch.rows import BatchRun, caption_chunk
+from captioner.batch.rows import DEFAULT_BATCH_SIZE, BatchRun, caption_chunk
 from captioner.config import DecodingConfig
 
 ROWS_PER_FILE = 1000
@@ -43,7 +43,7 @@ class RayOptions:
     address: str | None = None  # join this cluster; None: start a local Ray with this machine's CPUs
     workers: int = 2
     worker_cpus: float | None = None  # None: (the cluster's CPUs - 1) / workers, so reading and writing keep a CPU
-    batch_size: int = 8
+    batch_size: int = DEFAULT_BATCH_SIZE
     quiet: bool = False
     runtime_env: dict[str, Any] = field(default_factory=dict)
 

@@ -95,9 +95,7 @@ class BatchRun:
 
 def batch_config(model: CaptionModel, config: DecodingConfig) -> DecodingConfig:
     """The settings a batch decodes with: no attention maps or alternatives, at most the model's limit."""
-    limit = getattr(model, "max_new_tokens_limit", config.max_new_tokens)
-    max_new = min(config.max_new_tokens, limit)
-    return config.with_(**_LEAN, max_new_tokens=max_new, min_new_tokens=min(config.min_new_tokens, max_new)).validate()
+    return config.with_(**_LEAN).validate().within_limit(model.max_new_tokens_limit)[0]
 
 
 def done_key(path: str, sha256: str | None) -> bytes:

@@ -30,13 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from captioner.bench.contenders import save_seed_checkpoint, word_tokenizer
+from captioner.bench.measure import log
 
 MODELS = ("builtin", "visiongpt2")
 RESULTS = Path("bench-results")
-
-
-def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def make_images(folder: Path, count: int, seed: int = 0) -> None:
@@ -104,7 +101,7 @@ def measure_model(name: str, spec: str, images: Path, one_image: Path, scratch: 
         seconds = time_local(model, config, run, [str(images)], scratch / f"{name}-local-{batch}.parquet", batch)
         rows.append({"model": name, "path": "local", "batch": batch, "workers": 0, "images": n,
                      "seconds": seconds, "images_per_s": n / seconds})  # fmt: skip
-        _log(f"{name} local batch {batch}: {n / seconds:.2f} images/s")
+        log(f"{name} local batch {batch}: {n / seconds:.2f} images/s")
     del model
     if args.no_ray:
         return rows
@@ -115,7 +112,7 @@ def measure_model(name: str, spec: str, images: Path, one_image: Path, scratch: 
         steady = (n - 1) / (full - one) if full > one else None
         rows.append({"model": name, "path": "ray", "batch": 8, "workers": workers, "images": n, "seconds": full,
                      "images_per_s": steady, "end_to_end_images_per_s": n / full, "one_image_job_s": one})  # fmt: skip
-        _log(f"{name} ray {workers} workers: {_rate(steady)} images/s steady, {n / full:.2f} end to end")
+        log(f"{name} ray {workers} workers: {_rate(steady)} images/s steady, {n / full:.2f} end to end")
     return rows
 
 
@@ -211,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     stem = args.out_dir / f"throughput-{time.strftime('%Y%m%d-%H%M%S')}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2))
     stem.with_suffix(".md").write_text(table)
-    _log(f"written to {stem}.json and .md")
+    log(f"written to {stem}.json and .md")
     return 0
 
 

@@ -143,9 +143,13 @@ def _advance(searches: list[list[Search]], processors: list[Processors], step: i
         parts = [(i, *spans[i, j]) for i in range(len(searches)) if spans[i, j][1]]
         if not parts:
             continue
-        index = torch.cat([torch.arange(f, f + n) for _, f, n in parts])
         scores = logprobs if searches[parts[0][0]][j].processes_logprobs else logits
-        out, at = process(ids[index], scores[index]), 0
+        if len(parts) == 1:  # one image (decode, the app's path): its rows are a slice
+            rows_j = slice(parts[0][1], parts[0][1] + parts[0][2])
+        else:
+            rows_j = torch.cat([torch.arange(f, f + n) for _, f, n in parts])
+        out = process(ids[rows_j], scores[rows_j])
+        at = 0
         for i, _, n in parts:
             processed[i, j], at = out[at : at + n], at + n
     rows, tokens = [], []

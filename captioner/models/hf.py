@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import torch
 from PIL import Image
 
-from captioner.config import DecodingConfig
+from captioner.config import DecodingConfig, decoding_from_generation_config
 from captioner.models.base import ModelInfo
 from captioner.models.step import DecoderPlan, GPT2DecoderCaptioner, ImageMemory
 
@@ -93,8 +93,6 @@ def _first_id(*candidates: Any) -> int:
 def _defaults_from_generation_config(gen: Any) -> DecodingConfig:
     """The loaded model's own decoding defaults, read from its generation config as for every model
     folder (`config.decoding_from_generation_config`: max_length counts the start token)."""
-    from captioner.config import decoding_from_generation_config
-
     if gen is None:
         return DecodingConfig()
     return decoding_from_generation_config(gen.to_diff_dict() if hasattr(gen, "to_diff_dict") else dict(gen))
