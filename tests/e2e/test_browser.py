@@ -205,6 +205,15 @@ def query(page: Page) -> dict[str, list[str]]:
     return urllib.parse.parse_qs(urllib.parse.urlparse(page.url).query)
 
 
+def query_when(page: Page, settled, timeout_s: float = 30.0) -> dict[str, list[str]]:
+    """The URL's query once `settled(query)` holds, or as it is after `timeout_s`: the app writes the
+    URL at the end of its run, which on a loaded machine can come after the page looks idle."""
+    deadline = time.monotonic() + timeout_s
+    while not settled(q := query(page)) and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    return q
+
+
 def test_pages_in_a_real_browser(browser, app_url):
     page = open_app(browser, app_url)
     main = page.get_by_test_id("stMain")
@@ -288,7 +297,7 @@ def test_shared_compare_link_on_a_fresh_server(browser, model_spec, tmp_path_fac
         page.reload()  # a reload keeps the view
         expect(main.get_by_test_id("stTable").first).to_contain_text("beam (6)")
         expect_sidebar_image(page, example)
-        assert query(page)["compare_beams"] == ["6"]
+        assert query_when(page, lambda q: q.get("compare_beams") == ["6"])["compare_beams"] == ["6"]
 
 
 def test_caption_page_figures_whole_at_760_px(browser, app_url):
@@ -319,7 +328,7 @@ def test_clicking_a_gallery_thumbnail_selects_it(browser, app_url):
     thumbnails = sidebar(page).get_by_role("button", name=re.compile(r"^Example \d+$"))
     expect(thumbnails).to_have_count(len(example_images()))
     assert [b.get_attribute("data-testid") for b in thumbnails.all()].count("stBaseButton-primary") == 1
-    assert query(page)["image"] == [example_images()[3].name]
+    assert query_when(page, lambda q: "image" in q)["image"] == [example_images()[3].name]
 
 
 def test_back_restores_the_previous_view(browser, app_url):
@@ -330,17 +339,17 @@ def test_back_restores_the_previous_view(browser, app_url):
     sidebar(page).get_by_role("button", name="Example 3").click()
     wait_idle(page)
     go_to(page, "Compare")
-    assert query(page)["image"] == [example_images()[2].name]  # the link carried the image
+    assert query_when(page, lambda q: "image" in q)["image"] == [example_images()[2].name]  # the link carried the image
     beams = page.get_by_test_id("stMain").get_by_role("slider", name="Beams").first
     before = beams.input_value()
     beams.focus()
     page.keyboard.press("ArrowRight")
     wait_idle(page)
-    assert query(page)["compare_beams"] == [str(int(before) + 1)]
+    assert query_when(page, lambda q: "compare_beams" in q)["compare_beams"] == [str(int(before) + 1)]
     page.go_back()
     wait_idle(page)
     expect(beams).to_have_value(before)
-    assert "compare_beams" not in query(page)
+    assert "compare_beams" not in query_when(page, lambda q: "compare_beams" not in q)
     page.go_back()
     wait_idle(page)
     expect(page.get_by_role("heading", name="Caption", exact=True)).to_be_visible()
