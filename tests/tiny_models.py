@@ -203,3 +203,89 @@ def make_gpt2_visiongpt2_dir(folder: Path, layout: str = "save_pretrained_v4", s
     torch.save(model.seed_state_dict(), folder / "captioner.pt")
     save_tokenizer(tokenizer, folder, layout)
     return folder / "captioner.pt"
+
+
+# -- BLIP and GIT ---------------------------------------------------------------------------------
+# Both families use BERT's WordPiece tokenizer ([PAD] 0, [CLS], [SEP], ...; BLIP adds [DEC] as its bos).
+BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+TINY_VISION = dict(hidden_size=24, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48, image_size=32, patch_size=8)
+TINY_TEXT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, max_position_embeddings=64)
+
+
+def make_bert_tokenizer(extra_bos: str | None = None):
+    """A BERT WordPiece tokenizer over BERT's special tokens and WORDS (lower case), as BLIP's and GIT's are;
+    with `extra_bos`, that token is added as the bos token (BLIP's [DEC])."""
+    from transformers import BertTokenizerFast
+
+    vocab = {t: i for i, t in enumerate([*BERT_SPECIALS, *WORDS])}
+    tokenizer = BertTokenizerFast(vocab=vocab, do_lower_case=True)
+    if extra_bos:
+        tokenizer.add_special_tokens({"bos_token": extra_bos})
+    return tokenizer
+
+
+def _peaked(model, skip: str = "") -> None:
+    """Larger random weights than the init, so that distributions are peaked and images matter."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() >= 2 and not (skip and skip in name):
+                p.mul_(12.0)
+
+
+def make_tiny_blip(seed: int = 0, tokenizer=None):
+    from transformers import BlipConfig, BlipForConditionalGeneration
+
+    tokenizer = tokenizer or make_bert_tokenizer("[DEC]")
+    text = dict(TINY_TEXT, vocab_size=len(tokenizer), encoder_hidden_size=TINY_VISION["hidden_size"],
+                bos_token_id=tokenizer.bos_token_id, sep_token_id=tokenizer.sep_token_id, eos_token_id=tokenizer.sep_token_id,
+                pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+    vision = dict(TINY_VISION, initializer_range=0.02)  # BLIP's default (1e-10) makes every image look alike
+    torch.manual_seed(seed)
+    model = BlipForConditionalGeneration(BlipConfig(text_config=text, vision_config=vision, projection_dim=16)).eval()
+    _peaked(model)
+    return model
+
+
+def make_tiny_git(seed: int = 0, tokenizer=None):
+    from transformers import GitConfig, GitForCausalLM
+
+    tokenizer = tokenizer or make_bert_tokenizer()
+    config = GitConfig(vision_config=TINY_VISION, vocab_size=len(tokenizer), bos_token_id=tokenizer.cls_token_id,
+                       eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id, **TINY_TEXT)  # fmt: skip
+    torch.manual_seed(seed)
+    model = GitForCausalLM(config).eval()
+    _peaked(model, skip="image_encoder")
+    return model
+
+
+def make_tiny_blip_dir(folder: Path, seed: int = 0, layout: str = "hub") -> Path:
+    """A BLIP captioning folder. layout "hub": image processor and tokenizer saved on their own (the
+    files Salesforce's hub repos have: preprocessor_config.json, tokenizer*.json); "processor":
+    BlipProcessor.save_pretrained (today's transformers: processor_config.json holds the image processor)."""
+    from transformers import BlipImageProcessor, BlipProcessor
+
+    tokenizer = make_bert_tokenizer("[DEC]")
+    make_tiny_blip(seed, tokenizer).save_pretrained(str(folder))
+    _save_processor(folder, BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer, BlipProcessor, layout)
+    return folder
+
+
+def make_tiny_git_dir(folder: Path, seed: int = 0, layout: str = "hub") -> Path:
+    """A GIT folder (microsoft/git-base's files; layout as for make_tiny_blip_dir)."""
+    from transformers import CLIPImageProcessor, GitProcessor
+
+    tokenizer = make_bert_tokenizer()
+    make_tiny_git(seed, tokenizer).save_pretrained(str(folder))
+    processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    _save_processor(folder, processor, tokenizer, GitProcessor, layout)
+    return folder
+
+
+def _save_processor(folder: Path, image_processor, tokenizer, processor_class, layout: str) -> None:
+    if layout == "processor":
+        processor_class(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(str(folder))
+    elif layout == "hub":
+        image_processor.save_pretrained(str(folder))
+        tokenizer.save_pretrained(str(folder))
+    else:
+        raise ValueError(f"unknown processor layout {layout!r}")
