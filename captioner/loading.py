@@ -522,12 +522,16 @@ def _load_directory(path: Path, dtype: torch.dtype):
             f"{path} is not a model folder: it has no config.json (and no captioner.pt or model.safetensors)."
         )
     config = read_json_file(config_file)
+    from captioner.loading_blip_git import is_blip_or_git, load_blip_git_dir
+
+    if is_blip_or_git(config):
+        return load_blip_git_dir(path, dtype)
     if config.get("model_type") == "vision-encoder-decoder":
         return _load_hf_dir(path, dtype)
     if config.get("architecture") == "VisionGPT2" or any(os.path.lexists(path / w) for w in VISIONGPT2_WEIGHTS):
         return _load_visiongpt2_dir(path, dtype, config_dict=config)
     kind = config.get("model_type") if isinstance(config.get("model_type"), str) else "unknown"
-    raise ModelLoadError(f"{config_file} describes a {kind} model; expected a VisionGPT2 or a vision-encoder-decoder model.")
+    raise ModelLoadError(f"{config_file} describes a {kind} model; expected a VisionGPT2, a vision-encoder-decoder, a BLIP or a GIT model.")
 
 
 def _apply_folder_defaults(model: CaptionModel, folder: Path) -> None:
@@ -810,7 +814,12 @@ def _load_hub_model(repo_id: str, dtype: torch.dtype):
             (snapshot / n).exists() for n in ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
         )
 
-    return _load_hf_dir(hub_snapshot(repo_id, None, complete), dtype, name=repo_id)
+    folder = hub_snapshot(repo_id, None, complete)
+    from captioner.loading_blip_git import is_blip_or_git, load_blip_git_dir
+
+    if is_blip_or_git(read_json_file(folder / "config.json")):
+        return load_blip_git_dir(folder, dtype, name=repo_id)
+    return _load_hf_dir(folder, dtype, name=repo_id)
 
 
 # -- the Hugging Face hub -----------------------------------------------------------------------
