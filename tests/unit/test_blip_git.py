@@ -69,14 +69,16 @@ def test_cached_steps_equal_the_full_forward(family, folders):
 
 
 GENERATE_CASES = [
-    (dict(strategy="greedy", max_new_tokens=12), dict(num_beams=1)),
-    (dict(strategy="beam", num_beams=4, max_new_tokens=12, num_return_sequences=4), dict(num_beams=4, num_return_sequences=4)),
-    (dict(strategy="beam", num_beams=4, max_new_tokens=10, length_penalty=0.5, early_stopping=True, no_repeat_ngram_size=2),
-     dict(num_beams=4, length_penalty=0.5, early_stopping=True, no_repeat_ngram_size=2)),
+    pytest.param(dict(strategy="greedy", max_new_tokens=12), dict(num_beams=1), id="greedy"),
+    pytest.param(dict(strategy="beam", num_beams=4, max_new_tokens=12, num_return_sequences=4),
+                 dict(num_beams=4, num_return_sequences=4), id="beam4", marks=pytest.mark.slow),
+    pytest.param(dict(strategy="beam", num_beams=4, max_new_tokens=10, length_penalty=0.5, early_stopping=True, no_repeat_ngram_size=2),
+                 dict(num_beams=4, length_penalty=0.5, early_stopping=True, no_repeat_ngram_size=2), id="beam4-rules",
+                 marks=pytest.mark.slow),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("ours,theirs", GENERATE_CASES, ids=["greedy", "beam4", "beam4-rules"])
+@pytest.mark.parametrize("ours,theirs", GENERATE_CASES)
 @pytest.mark.parametrize("family", FAMILIES)
 def test_token_ids_equal_generate(family, folders, ours, theirs):
     cap = captioner(family, folders[family])
