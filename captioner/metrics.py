@@ -1,6 +1,6 @@
-"""Caption metrics in pure Python: exact match, BLEU-4 and CIDEr-D as coco-caption computes them.
+"""Caption metrics in pure Python: exact match, BLEU-4, CIDEr-D and ROUGE-L as coco-caption computes them.
 
-The scores follow pycocoevalcap's `Bleu(4)` and `Cider` scorers (the CIDEr-D variant: clipped
+The scores follow pycocoevalcap's `Bleu(4)`, `Cider` and `Rouge` scorers (the CIDEr-D variant: clipped
 tf-idf vectors and a Gaussian length penalty); tests/unit/test_metrics.py holds them against
 pycocoevalcap on a fixed set of captions. Two deliberate differences:
 
@@ -162,3 +162,49 @@ def cider_d_scores(
 def cider_d(hyps: Sequence[str], refs: Sequence[Sequence[str]], n: int = 4, sigma: float = 6.0) -> float:
     """CIDEr-D of the corpus (see `cider_d_scores`)."""
     return cider_d_scores(hyps, refs, n, sigma)[0]
+
+
+# -- ROUGE-L ----------------------------------------------------------------------------------------
+ROUGE_BETA = 1.2  # coco-caption's weight of recall over precision
+
+
+def _lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
+    """Length of the longest common subsequence of two token lists (one row of the table at a time)."""
+    if len(a) < len(b):
+        a, b = b, a
+    previous = [0] * (len(b) + 1)
+    for x in a:
+        current = [0]
+        for j, y in enumerate(b):
+            current.append(previous[j] + 1 if x == y else max(previous[j + 1], current[j]))
+        previous = current
+    return previous[-1]
+
+
+def rouge_l_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]], beta: float = ROUGE_BETA) -> tuple[float, list[float]]:
+    """ROUGE-L of the corpus and of each caption, as pycocoevalcap's `Rouge` returns them.
+
+    Per image: the best precision and the best recall of the longest common subsequence over the
+    references (each maximised on its own), combined as an F-measure with recall weighted `beta`;
+    the corpus score is the mean over images. An empty caption (or reference) scores 0 against it.
+    """
+    _check(hyps, refs)
+    scores = []
+    for hyp, rs in zip(hyps, refs):
+        tokens = word_tokens(hyp)
+        precision = recall = 0.0
+        for r in rs:
+            ref_tokens = word_tokens(r)
+            if tokens and ref_tokens:
+                lcs = _lcs_length(ref_tokens, tokens)
+                precision, recall = max(precision, lcs / len(tokens)), max(recall, lcs / len(ref_tokens))
+        if precision and recall:
+            scores.append((1 + beta**2) * precision * recall / (recall + beta**2 * precision))
+        else:
+            scores.append(0.0)
+    return (sum(scores) / len(scores) if scores else 0.0), scores
+
+
+def rouge_l(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> float:
+    """ROUGE-L of the corpus (see `rouge_l_scores`)."""
+    return rouge_l_scores(hyps, refs)[0]

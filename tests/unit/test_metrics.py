@@ -1,4 +1,4 @@
-"""BLEU-4 and CIDEr-D held against pycocoevalcap's own scorers (the coco-caption code, pure Python)."""
+"""BLEU-4, CIDEr-D and ROUGE-L held against pycocoevalcap's own scorers (the coco-caption code, pure Python)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
+from pycocoevalcap.rouge.rouge import Rouge
 
-from captioner.metrics import bleu4_scores, cider_d, cider_d_scores, corpus_bleu4, exact_match, word_tokens
+from captioner.metrics import bleu4_scores, cider_d, cider_d_scores, corpus_bleu4, exact_match, rouge_l, rouge_l_scores, word_tokens
 
 # Captions people write and models produce: several references per image, shared and rare words,
 # repeated words (clipping), captions shorter and longer than their references (brevity and length
@@ -42,6 +43,13 @@ def coco(hyps, refs):
     return bleu[3], list(bleu_per_image[3]), float(cider), [float(x) for x in cider_per_image]
 
 
+def coco_rouge(hyps, refs):
+    res = {i: [" ".join(word_tokens(h))] for i, h in enumerate(hyps)}
+    gts = {i: [" ".join(word_tokens(r)) for r in rs] for i, rs in enumerate(refs)}
+    score, per_image = Rouge().compute_score(gts, res)
+    return float(score), [float(x) for x in per_image]
+
+
 def assert_bleu_like_coco(ours, theirs):
     """Equal, except where an n-gram order has no match: ours is 0 there and pycocoevalcap's epsilons
     (1e-15 added to matches, 1e-9 to n-gram counts) leave at most (1e-6) ** (1/4), the docstring's
@@ -60,6 +68,10 @@ def assert_like_coco(hyps, refs):
         assert_bleu_like_coco(ours, theirs)
     assert ours_cider == pytest.approx(cider, rel=1e-9, abs=1e-12)
     assert ours_cider_each == pytest.approx(cider_each, rel=1e-9, abs=1e-12)
+    rouge, rouge_each = coco_rouge(hyps, refs)
+    ours_rouge, ours_rouge_each = rouge_l_scores(hyps, refs)
+    assert ours_rouge == pytest.approx(rouge, rel=1e-12, abs=1e-15)
+    assert ours_rouge_each == pytest.approx(rouge_each, rel=1e-12, abs=1e-15)
 
 
 def test_the_fixed_corpus_scores_as_pycocoevalcap():
@@ -124,3 +136,15 @@ def test_lengths_must_agree():
         corpus_bleu4(["a"], [])
     with pytest.raises(ValueError):
         cider_d(["a"], [["a"], ["b"]])
+
+
+def test_rouge_l_of_known_captions():
+    assert rouge_l(["a cat on a sofa"], [["A cat on a sofa."]]) == pytest.approx(1.0)
+    assert rouge_l(["dog"], [["a cat on a sofa"]]) == 0.0
+    assert rouge_l([""], [["a cat"]]) == 0.0
+    # The best precision and the best recall are each taken over the references: here precision 1 comes
+    # from the first and recall 1 from the second, so the caption scores 1 though it equals neither.
+    assert rouge_l(["a cat sofa"], [["a cat on a sofa", "cat sofa"]]) == pytest.approx(1.0)
+    score, (one,) = rouge_l_scores(["a cat big sofa"], [["a cat on a sofa"]])
+    p, r, b = 3 / 4, 3 / 5, 1.2  # LCS "a cat sofa"
+    assert score == one == pytest.approx((1 + b**2) * p * r / (r + b**2 * p))
