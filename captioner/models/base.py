@@ -28,6 +28,17 @@ class ModelInfo:
     notes: list[str] = field(default_factory=list)  # what a user should know about how it was loaded
 
 
+def dtype_name(dtype: torch.dtype | torch.layout) -> str:
+    """A dtype (or layout) as people write it: "float32" for torch.float32."""
+    return str(dtype).removeprefix("torch.")
+
+
+def split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
+    """(B, T, C) -> (B, n_head, T, C // n_head): one attention input split into its heads."""
+    B, T, C = x.shape
+    return x.view(B, T, n_head, C // n_head).transpose(1, 2)
+
+
 def next_token_logits(h: torch.Tensor, norm: nn.LayerNorm, head: nn.Module) -> torch.Tensor:
     """The final LayerNorm (in fp32) and the lm_head on last positions h (R, C): fp32 logits (R, V)."""
     x = F.layer_norm(h.float(), norm.normalized_shape, norm.weight.float(), norm.bias.float(), norm.eps)
