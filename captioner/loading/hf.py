@@ -1,4 +1,4 @@
-"""Hugging Face vision-encoder-decoder folders (ViT or DeiT encoder, GPT-2 decoder) and hub ids.
+"""Hugging Face vision-encoder-decoder folders (ViT or DeiT encoder, GPT-2 decoder), from disk or the hub.
 
 Every file is checked before transformers reads it: config.json typed, its decoder GPT-2, every size
 it names matched against the weights' headers, the image processor typed and sized to the encoder,
@@ -19,7 +19,6 @@ from captioner.loading.config_files import (
 )  # fmt: skip
 from captioner.loading.dtype import convert_dtype
 from captioner.loading.errors import ModelLoadError, one_line
-from captioner.loading.hub import hub_snapshot
 from captioner.loading.tokenizers import load_tokenizer
 from captioner.loading.weights import HF_WEIGHT_FILES, HF_WEIGHT_INDEX_FILES, layer_indices, layer_range_problem, tensor_shapes
 
@@ -209,14 +208,3 @@ def _read_hf_folder(folder: Path, dtype: torch.dtype, name: str) -> tuple[Any, A
     except (OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError, IndexError) as e:
         raise ModelLoadError(f"{name} is not a loadable vision-encoder-decoder model: {one_line(e)}") from None
     return model, processor
-
-
-def load_hub_model(repo_id: str, dtype: torch.dtype) -> HFVisionEncoderDecoderCaptioner:
-    """A vision-encoder-decoder model from the hub: the cached snapshot, else downloaded in time."""
-
-    def complete(snapshot: Path) -> bool:
-        return (snapshot / "config.json").exists() and any(
-            (snapshot / n).exists() for n in (*HF_WEIGHT_FILES, *HF_WEIGHT_INDEX_FILES)
-        )
-
-    return load_hf_folder(hub_snapshot(repo_id, None, complete), dtype, name=repo_id)

@@ -19,10 +19,11 @@ from captioner.files import describe_path
 from captioner.loading.config_files import read_json_file
 from captioner.loading.dtype import parse_dtype
 from captioner.loading.errors import ModelLoadError
-from captioner.loading.hf import HF_FAMILY, load_hf_folder, load_hub_model
+from captioner.loading.hf import HF_FAMILY, load_hf_folder
+from captioner.loading.hub import hub_snapshot
 from captioner.loading.spec import BUILTIN, spec_kind
 from captioner.loading.visiongpt2 import load_visiongpt2_file, load_visiongpt2_folder, visiongpt2_weights_in
-from captioner.loading.weights import VISIONGPT2_WEIGHT_FILES
+from captioner.loading.weights import HF_WEIGHT_FILES, HF_WEIGHT_INDEX_FILES, VISIONGPT2_WEIGHT_FILES
 from captioner.models.base import CaptionModel
 
 BUILTIN_DIR = Path(__file__).parent.parent / "builtin"
@@ -68,3 +69,12 @@ def load_model_folder(folder: Path, dtype: torch.dtype) -> CaptionModel:
         return load_visiongpt2_folder(folder, dtype, config=config)
     kind = config.get("model_type") if isinstance(config.get("model_type"), str) else "unknown"
     raise ModelLoadError(f"{config_file} describes a {kind} model; expected a VisionGPT2 or a vision-encoder-decoder model.")
+
+
+def load_hub_model(repo_id: str, dtype: torch.dtype) -> CaptionModel:
+    """A vision-encoder-decoder model from the hub: the cached snapshot, else downloaded in time."""
+    return load_hf_folder(hub_snapshot(repo_id, None, _hub_snapshot_complete), dtype, name=repo_id)
+
+
+def _hub_snapshot_complete(snapshot: Path) -> bool:
+    return (snapshot / "config.json").exists() and any((snapshot / n).exists() for n in (*HF_WEIGHT_FILES, *HF_WEIGHT_INDEX_FILES))
