@@ -1,6 +1,6 @@
 """VisionGPT2: timm ViT blocks interleaved layer by layer with GPT-2 blocks that cross-attend.
 
-The layout and the forward pass follow the seed checkpoint format (shared/seed-checkpoint.md):
+The layout and the forward pass follow the seed checkpoint format (docs/checkpoint-format.md):
 decoder block i cross-attends to the output of encoder block i. State-dict keys are those of
 the original ``captioner.pt`` so that ``load_state_dict`` takes such a file as it is.
 
