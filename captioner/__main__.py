@@ -13,6 +13,7 @@ import sys
 from typing import Any, Sequence
 
 from captioner.config import STRATEGIES, DecodingConfig
+from captioner.errors import one_line
 
 DECODING_OPTIONS = (
     "strategy", "num_beams", "length_penalty", "top_k", "top_p", "temperature", "repetition_penalty",
@@ -92,8 +93,7 @@ def _caption_one(model: Any, image_path: str, config: DecodingConfig, as_json: b
 
 
 def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
-    return text if len(text) <= 500 else text[:500] + "…"
+    return one_line(e, limit=500)
 
 
 if __name__ == "__main__":

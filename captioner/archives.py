@@ -12,6 +12,7 @@ import io
 import zipfile
 from dataclasses import dataclass, field
 
+from captioner.files import format_bytes
 from captioner.images import IMAGE_EXTENSIONS, SUPPORTED_FORMATS_TEXT
 
 __all__ = [
@@ -80,7 +81,7 @@ def read_image_archive(
         declared = sum(info.file_size for info in candidates)
         if declared > max_total_bytes:
             raise ArchiveError(
-                f"The images in this archive take {_mb(declared)} unpacked; the limit is {_mb(max_total_bytes)}."
+                f"The images in this archive take {format_bytes(declared)} unpacked; the limit is {format_bytes(max_total_bytes)}."
             )
         _unpack(archive, candidates, result, max_total_bytes, max_file_bytes)
     return result
@@ -98,7 +99,7 @@ def _image_entries(archive: zipfile.ZipFile, result: ArchiveContents, max_file_b
             result.skipped.append((info.filename, "encrypted (password-protected)"))
         elif info.file_size > max_file_bytes:
             result.skipped.append(
-                (info.filename, f"too large: {_mb(info.file_size)} unpacked; the limit is {_mb(max_file_bytes)}")
+                (info.filename, f"too large: {format_bytes(info.file_size)} unpacked; the limit is {format_bytes(max_file_bytes)}")
             )
         else:
             candidates.append(info)
@@ -115,9 +116,9 @@ def _unpack(archive: zipfile.ZipFile, candidates: list[zipfile.ZipInfo], result:
             content = _read_capped(archive, info, budget)
         except _TooLarge:
             if total + budget >= max_total_bytes:
-                raise ArchiveError(f"The archive unpacks to more than {_mb(max_total_bytes)}; that is the limit.") from None
+                raise ArchiveError(f"The archive unpacks to more than {format_bytes(max_total_bytes)}; that is the limit.") from None
             result.skipped.append(
-                (info.filename, f"too large: more than {_mb(max_file_bytes)} unpacked, though it claims less")
+                (info.filename, f"too large: more than {format_bytes(max_file_bytes)} unpacked, though it claims less")
             )
             continue
         except NotImplementedError:
@@ -152,5 +153,3 @@ def _is_system_file(name: str) -> bool:
     )
 
 
-def _mb(n_bytes: int) -> str:
-    return f"{round(n_bytes / 1_000_000, 1):g} MB"

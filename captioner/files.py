@@ -61,7 +61,7 @@ def _refuse_unless_regular(path: str, mode: int) -> None:
 
 def _refuse_if_too_large(path: str, size: int, max_bytes: int | None, what: str) -> None:
     if max_bytes is not None and size > max_bytes:
-        raise FileRefused(f"{path} is too large for {what}: {_size(size)}; the limit is {_size(max_bytes)}.", "too_large")
+        raise FileRefused(f"{path} is too large for {what}: {format_bytes(size)}; the limit is {format_bytes(max_bytes)}.", "too_large")
 
 
 def check_regular_file(path: str | os.PathLike, max_bytes: int | None, what: str = "a file") -> Path:
@@ -106,7 +106,8 @@ def read_regular_file(path: str | os.PathLike, max_bytes: int | None, what: str 
     return data
 
 
-def _size(n_bytes: int) -> str:
+def format_bytes(n_bytes: int) -> str:
+    """A size as people read it: "812 bytes", "3.4 kB", "25 MB", "8.0 GB" (decimal units)."""
     if n_bytes >= 1_000_000_000:
         return f"{n_bytes / 1e9:.1f} GB"
     if n_bytes >= 1_000_000:

@@ -16,7 +16,7 @@ from typing import BinaryIO, Union
 import numpy as np
 from PIL import Image
 
-from captioner.files import FileRefused, read_regular_file
+from captioner.files import FileRefused, format_bytes, read_regular_file
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -150,7 +150,7 @@ def _read_source(source: ImageSource, max_bytes: int | None) -> bytes:
         raise ImageLoadError("The file is empty.", "empty")
     if max_bytes is not None and len(data) > max_bytes:
         raise ImageLoadError(
-            f"The file is too large: {_mb(len(data))}; the limit is {_mb(max_bytes)}.", "too_large"
+            f"The file is too large: {format_bytes(len(data))}; the limit is {format_bytes(max_bytes)}.", "too_large"
         )
     return data
 
@@ -187,13 +187,13 @@ def _check_decode_memory(im: Image.Image) -> None:
         tile_bytes = tile_w * tile_h * samples * bytes_per_sample
         if tile_bytes > MAX_TIFF_TILE_BYTES:
             raise ImageLoadError(
-                f"The TIFF's tiles claim {tile_w} x {tile_h} pixels each ({_mb(tile_bytes)} to decode one); "
-                f"the limit is {_mb(MAX_TIFF_TILE_BYTES)}.", "too_large")
+                f"The TIFF's tiles claim {tile_w} x {tile_h} pixels each ({format_bytes(tile_bytes)} to decode one); "
+                f"the limit is {format_bytes(MAX_TIFF_TILE_BYTES)}.", "too_large")
     needed = width * height * bytes_per_pixel
     if needed > MAX_DECODE_BYTES:
         raise ImageLoadError(
-            f"The image would take {_mb(needed)} of memory to decode ({width} x {height} pixels, "
-            f"{bytes_per_pixel} bytes each); the limit is {_mb(MAX_DECODE_BYTES)}.", "too_large")
+            f"The image would take {format_bytes(needed)} of memory to decode ({width} x {height} pixels, "
+            f"{bytes_per_pixel} bytes each); the limit is {format_bytes(MAX_DECODE_BYTES)}.", "too_large")
 
 
 def _ints(value) -> list[int]:
@@ -340,5 +340,3 @@ def _megapixels(pixels: int) -> str:
     return f"{round(pixels / 1_000_000, 1):g} megapixels"
 
 
-def _mb(n_bytes: int) -> str:
-    return f"{round(n_bytes / 1_000_000, 1):g} MB"

@@ -34,7 +34,7 @@ from captioner.batch.rows import DEFAULT_BATCH_SIZE, CaptionRow, caption_items, 
 from captioner.config import STRATEGIES, DecodingConfig
 from captioner.decoding import DecodeResult, EncodedImage, decode, encode_image
 from captioner.images import IMAGE_EXTENSIONS, SUPPORTED_FORMATS_TEXT, ImageLoadError, load_image
-from captioner.loading import BUILTIN_DIR, DEFAULT_HUB_MODEL, ModelLoadError, load_captioner, load_default_captioner
+from captioner.loading import BUILTIN_DIR, DEFAULT_HUB_MODEL, ModelLoadError, load_captioner, load_default_captioner, spec_kind
 from captioner.models.base import CaptionModel
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ def _load_error_message(spec: str, error: BaseException) -> str:
 def _spinner_text(spec: str) -> str:
     if spec == DEFAULT_SPEC:
         return "Loading the model…"
-    if Path(spec).exists() or spec == "builtin":
+    if spec_kind(spec) != "hub":
         return f"Loading {spec}…"
     return f"Loading {spec} from the Hugging Face hub (a first download can take minutes)…"
 
@@ -141,7 +141,7 @@ def _kind_of(spec: str) -> str:
         return "Default"
     if spec == "builtin":
         return "Built-in"
-    return "Local path" if Path(spec).exists() or "/" not in spec or spec.startswith((".", "/", "~")) else "Hugging Face hub"
+    return "Hugging Face hub" if spec_kind(spec) == "hub" else "Local path"
 
 
 def _use_spec(spec: str) -> None:

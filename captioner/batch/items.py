@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, BinaryIO, Iterable, Iterator, Sequence
 
 from captioner.archives import DEFAULT_MAX_TOTAL_BYTES, ArchiveError, read_image_archive
+from captioner.files import format_bytes
 from captioner.images import DEFAULT_MAX_BYTES, IMAGE_EXTENSIONS, ImageLoadError
 
 LIST_EXTENSIONS = (".txt", ".csv", ".parquet")
@@ -189,7 +190,7 @@ def _zip_items(location: str, keep_archive_bytes: bool) -> Iterator[BatchItem]:
     try:
         data = read_location(location, DEFAULT_MAX_TOTAL_BYTES)
         if len(data) > DEFAULT_MAX_TOTAL_BYTES:
-            raise ArchiveError(f"The archive is larger than {DEFAULT_MAX_TOTAL_BYTES // 1_000_000} MB: "
+            raise ArchiveError(f"The archive is larger than {format_bytes(DEFAULT_MAX_TOTAL_BYTES)}: "
                                "unpack it and pass the folder instead.")  # fmt: skip
     except (ImageLoadError, ArchiveError) as e:
         yield BatchItem(location, path=location, problem=str(e))

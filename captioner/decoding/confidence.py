@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 CONFIDENCE_MEASURE = "geometric mean of the chosen tokens' probabilities"
 
 
-def caption_confidence(token_probs: Sequence[float], entropies: Sequence[float]) -> float:
+def caption_confidence(token_probs: Sequence[float]) -> float:
     """Geometric mean of the chosen tokens' probabilities, in [0, 1] (0 for an empty caption)."""
     logs = [math.log(max(p, 1e-12)) for p in token_probs]
     return math.exp(sum(logs) / len(logs)) if logs else 0.0

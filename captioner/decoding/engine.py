@@ -175,7 +175,7 @@ def _to_caption(model: CaptionModel, records: list[StepRecord], hypothesis: Hypo
             attentions.append(rec.attention[s.row])
     attention_maps = model.image_tokens_to_grid(torch.stack(attentions)).numpy() if attentions else None
     token_probs = [math.exp(s.raw_logprob) for s in path]
-    confidence = caption_confidence(token_probs, entropies)
+    confidence = caption_confidence(token_probs)
     return Caption(
         text=model.decode_text(token_ids),
         token_ids=token_ids,

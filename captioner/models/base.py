@@ -19,13 +19,24 @@ class ModelInfo:
     """What the app and the CLI show about a loaded model."""
 
     name: str
-    family: str  # "visiongpt2" or "hf-vision-encoder-decoder"
+    family: str  # "visiongpt2", "hf-vision-encoder-decoder", "blip" or "git"
     source: str  # where the weights came from
     num_parameters: int
     dtype: str
     reason: str = ""  # why this model was chosen, when it was the default
     fell_back: bool = False  # the default model was asked for and could not load: this is the built-in one
     notes: list[str] = field(default_factory=list)  # what a user should know about how it was loaded
+
+
+def dtype_name(dtype: torch.dtype | torch.layout) -> str:
+    """A dtype (or layout) as people write it: "float32" for torch.float32."""
+    return str(dtype).removeprefix("torch.")
+
+
+def split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
+    """(B, T, C) -> (B, n_head, T, C // n_head): one attention input split into its heads."""
+    B, T, C = x.shape
+    return x.view(B, T, n_head, C // n_head).transpose(1, 2)
 
 
 def next_token_logits(h: torch.Tensor, norm: nn.LayerNorm, head: nn.Module) -> torch.Tensor:

@@ -16,6 +16,7 @@ from typing import Callable
 
 import torch
 
+from captioner.files import format_bytes
 from captioner.models.base import CaptionModel
 
 BUDGET_ENV = "CAPTIONER_MODEL_BUDGET_MB"
@@ -79,10 +80,6 @@ def _numel(shape: list[int]) -> int:
     for side in shape:
         n *= side
     return n
-
-
-def format_bytes(n: float) -> str:
-    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
 
 
 class ModelCache:
@@ -162,13 +159,14 @@ class ModelCache:
 def weights_location(spec: str) -> Path | None:
     """Where a spec's weights are on this machine, without asking the hub: the built-in model's folder, a
     local file or folder, or a hub id's cached snapshot; None when unknown (then the size is measured after loading)."""
-    from captioner.loading import BUILTIN_DIR, _cached_snapshot
+    from captioner.loading import BUILTIN_DIR, spec_kind
+    from captioner.loading.hub import cached_snapshot
 
-    if spec == "builtin":
+    kind = spec_kind(spec)
+    if kind == "builtin":
         return BUILTIN_DIR
-    path = Path(spec).expanduser()
-    if path.exists():
-        return path
-    if "/" in spec and not spec.startswith((".", "/", "~")):
-        return _cached_snapshot(spec)
+    if kind in ("file", "folder"):
+        return Path(spec).expanduser()
+    if kind == "hub":
+        return cached_snapshot(spec)
     return None

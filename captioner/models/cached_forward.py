@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from captioner.models.base import CaptionModel, ModelInfo
+from captioner.models.base import CaptionModel, ModelInfo, dtype_name
 
 
 class CachedForwardCaptioner(CaptionModel):
@@ -32,7 +32,7 @@ class CachedForwardCaptioner(CaptionModel):
             family=self.family,
             source=source,
             num_parameters=sum(p.numel() for p in model.parameters()),
-            dtype=str(self.dtype).replace("torch.", ""),
+            dtype=dtype_name(self.dtype),
         )
 
     @property

@@ -14,13 +14,8 @@ import torch
 from PIL import Image
 
 from captioner.config import DecodingConfig, decoding_from_generation_config
-from captioner.models.base import ModelInfo
+from captioner.models.base import ModelInfo, dtype_name, split_heads
 from captioner.models.step import DecoderPlan, GPT2DecoderCaptioner, ImageMemory
-
-
-def _heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
-    B, T, C = x.shape
-    return x.view(B, T, n_head, C // n_head).transpose(1, 2)  # (B, H, T, hd)
 
 
 class HFVisionEncoderDecoderCaptioner(GPT2DecoderCaptioner):
@@ -55,7 +50,7 @@ class HFVisionEncoderDecoderCaptioner(GPT2DecoderCaptioner):
             family="hf-vision-encoder-decoder",
             source=source,
             num_parameters=sum(p.numel() for p in model.parameters()),
-            dtype=str(next(model.parameters()).dtype).replace("torch.", ""),
+            dtype=dtype_name(next(model.parameters()).dtype),
         )
 
     @property
@@ -74,7 +69,7 @@ class HFVisionEncoderDecoderCaptioner(GPT2DecoderCaptioner):
         memory = []
         for block in self.decoder.h:
             k, v = block.crossattention.c_attn(hidden).split(block.crossattention.split_size, dim=2)
-            memory.append((_heads(k, self.num_heads), _heads(v, self.num_heads)))
+            memory.append((split_heads(k, self.num_heads), split_heads(v, self.num_heads)))
         return memory
 
     def decoder_plan(self) -> DecoderPlan:

@@ -1,6 +1,6 @@
 """VisionGPT2: timm ViT blocks interleaved layer by layer with GPT-2 blocks that cross-attend.
 
-The layout and the forward pass follow the seed checkpoint format (shared/seed-checkpoint.md):
+The layout and the forward pass follow the seed checkpoint format (docs/checkpoint-format.md):
 decoder block i cross-attends to the output of encoder block i. State-dict keys are those of
 the original ``captioner.pt`` so that ``load_state_dict`` takes such a file as it is.
 
@@ -24,7 +24,7 @@ from timm.layers import PatchEmbed
 from timm.models.vision_transformer import Block as ViTBlock
 
 from captioner.config import DecodingConfig, VisionGPT2Config
-from captioner.models.base import ModelInfo
+from captioner.models.base import ModelInfo, split_heads
 from captioner.models.step import DecoderPlan, GPT2DecoderCaptioner, ImageMemory
 
 DEFAULT_MAX_NEW_TOKENS = 32  # a VisionGPT2's own default caption length, when its position table allows it
@@ -78,18 +78,14 @@ class CrossAttention(nn.Module):
         self.attn_dropout = nn.Dropout(config.attention_dropout)
         self.resid_dropout = nn.Dropout(config.residual_dropout)
 
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, C = x.shape
-        return x.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)  # (B, H, T, hd)
-
     def image_keys_values(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, N, C) image tokens -> keys and values, each (B, H, N, hd)."""
-        return self._heads(self.k(image)), self._heads(self.v(image))
+        return split_heads(self.k(image), self.n_head), split_heads(self.v(image), self.n_head)
 
     def forward(self, x: torch.Tensor, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T, C) text, (B, N, C) image tokens -> (B, T, C) and the attention weights (B, H, T, N)."""
         B, T, C = x.shape
-        q = self._heads(self.q(x))
+        q = split_heads(self.q(x), self.n_head)
         k, v = self.image_keys_values(image)
         att = ((q @ k.transpose(-2, -1)) * q.size(-1) ** -0.5).softmax(dim=-1)
         y = (self.attn_dropout(att) @ v).transpose(1, 2).reshape(B, T, C)

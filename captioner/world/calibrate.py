@@ -33,7 +33,7 @@ def calibrate(
     confidences = []
     for look, seeds in (("first", split_seeds("val", half)), ("training-look", split_seeds("val", scenes - half, half))):
         result = evaluate_model(model, seeds, attention=False, renderer=look, records=True, config=config)
-        confidences += [caption_confidence(r["token_probs"], r["entropies"]) for r in result["records"]]
+        confidences += [caption_confidence(r["token_probs"]) for r in result["records"]]
     threshold = float(np.quantile(confidences, quantile))
     return {
         "confidence_threshold": round(threshold, 4),

@@ -232,12 +232,12 @@ def as_captioner(model: VisionGPT2, dtype: torch.dtype = torch.float32):
     """Wrap the training module for the decoding engine (a copy, so training mode stays untouched)."""
     import copy
 
-    from captioner.models.base import ModelInfo
+    from captioner.models.base import ModelInfo, dtype_name
     from captioner.models.visiongpt2 import VisionGPT2Captioner
     from captioner.world import build_tokenizer
 
     m = copy.deepcopy(model).to("cpu", dtype).eval()
-    info = ModelInfo("training", "visiongpt2", "training", model.num_parameters(), str(dtype).replace("torch.", ""))
+    info = ModelInfo("training", "visiongpt2", "training", model.num_parameters(), dtype_name(dtype))
     return VisionGPT2Captioner(m, build_tokenizer(), info)
 
 

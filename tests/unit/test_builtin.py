@@ -73,7 +73,7 @@ def test_default_model_follows_captioner_model(offline, monkeypatch):
 def test_hub_probe_fails_fast_on_a_closed_port(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
-    assert loading._hub_answers("nlpconnect/vit-gpt2-image-captioning", timeout=0.5) is False
+    assert loading.hub.hub_answers("nlpconnect/vit-gpt2-image-captioning", timeout=0.5) is False
 
 
 @needs_builtin

@@ -298,7 +298,7 @@ def elsewhere(tmp_path, monkeypatch, empty_hf_home):
     (tmp_path / "cwd").mkdir()
     (tmp_path / "project").mkdir()
     monkeypatch.chdir(tmp_path / "cwd")
-    monkeypatch.setattr(loading, "PROJECT_DIR", tmp_path / "project")
+    monkeypatch.setattr(loading.default, "PROJECT_DIR", tmp_path / "project")
     return tmp_path
 
 

@@ -154,3 +154,22 @@ def test_other_refusals_are_one_line(family, copy_of):
     edit_json(folder / "config.json", architectures=["BlipForQuestionAnswering"])
     with pytest.raises(ModelLoadError, match=f"only {ARCHITECTURE[family]} captions images"):
         load_captioner(str(folder))
+
+
+def test_every_from_pretrained_in_the_package_passes_trust_remote_code_false_on_its_own_line():
+    import ast
+    from pathlib import Path
+
+    import captioner
+
+    calls = 0
+    for path in Path(captioner.__file__).parent.rglob("*.py"):
+        source = path.read_text()
+        lines = source.splitlines()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "from_pretrained":
+                calls += 1
+                keyword = next((k for k in node.keywords if k.arg == "trust_remote_code"), None)
+                assert keyword is not None and isinstance(keyword.value, ast.Constant) and keyword.value.value is False, f"{path}:{node.lineno}"
+                assert lines[keyword.lineno - 1].strip() == "trust_remote_code=False,", f"{path}:{keyword.lineno}"
+    assert calls >= 5  # the vision-encoder-decoder model, BLIP/GIT, both image processors, the tokenizer

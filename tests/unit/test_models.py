@@ -17,7 +17,7 @@ from tests.tiny_models import make_tiny_visiongpt2, make_word_tokenizer, tiny_vi
 
 
 def seed_forward(sd: dict[str, torch.Tensor], cfg, pixels: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """The forward pass of shared/seed-checkpoint.md written out from the state dict alone."""
+    """The forward pass of docs/checkpoint-format.md written out from the state dict alone."""
     C, H = cfg.embed_dim, cfg.num_heads
 
     def ln(x, p, eps):

@@ -96,7 +96,13 @@ def test_explain_helpers(results):
     fig = views.step_figure(cap)
     assert len(fig.data) == 2 and list(fig.data[0].y) == cap.token_probs
     alts = views.alternatives_table(cap)
-    assert len(alts) == len(cap.tokens) and "#1" in alts.columns
+    assert list(alts["step"]) == list(range(1, len(cap.tokens) + 1)) and list(alts["p"]) == [round(p, 4) for p in cap.token_probs]
+    ranked = [c for c in alts.columns if c.startswith("#")]
+    assert ranked == [f"#{j}" for j in range(1, min(5, len(cap.alternatives[0])) + 1)]
+    for _, row in alts.iterrows():  # greedy: the chosen token is the top one, and the others follow in order
+        assert row["#1"].rsplit(" (", 1)[0] == row["chosen"]
+        shown = [float(row[c].rsplit("(", 1)[1].rstrip(")")) for c in ranked]
+        assert shown == sorted(shown, reverse=True) and all(0 <= q <= 1 for q in shown)
 
 
 def test_word_groups_bpe_and_word_level():
@@ -282,8 +288,14 @@ def test_builtin_note_matches_the_world():
 
 
 def test_thumbnail_uri():
-    uri = views.thumbnail_uri(Image.new("RGB", (400, 200), "blue"), side=64)
-    assert uri.startswith("data:image/png;base64,")
+    import base64
+    import io
+
+    for size, side, expected in (((400, 200), 64, (64, 32)), ((8, 8), 64, (64, 64))):  # a tiny image is enlarged
+        uri = views.thumbnail_uri(Image.new("RGB", size, "blue"), side=side)
+        assert uri.startswith("data:image/png;base64,")
+        thumb = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1], validate=True)))
+        assert thumb.format == "PNG" and thumb.size == expected and thumb.convert("RGB").getpixel((5, 5)) == (0, 0, 255)
 
 
 def test_gallery(tmp_path):

@@ -16,12 +16,13 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from captioner.config import GENERATION_SCHEMA, Spec
-from captioner.loading import (
-    MAX_IMAGE_SIDE, MAX_TOKENIZER_BYTES, ModelLoadError, _apply_folder_defaults, _checked_file, _hf_weight_shapes,
-    _layer_indices, _layer_range_problem, _read_fields, _short, _tokenizer_files, convert_dtype, load_tokenizer,
-    read_json_file,
-)  # fmt: skip
+from captioner.config import Spec
+from captioner.loading.config_files import GENERATION_CONFIG_FILE, apply_folder_defaults, read_generation_config, read_json_file, typed_fields
+from captioner.loading.dtype import convert_dtype
+from captioner.loading.errors import ModelLoadError, checked_file, one_line
+from captioner.loading.hf import MAX_IMAGE_SIDE, hf_weight_shapes
+from captioner.loading.tokenizers import MAX_TOKENIZER_BYTES, _tokenizer_files, load_tokenizer
+from captioner.loading.weights import layer_indices, layer_range_problem
 from captioner.models.base import CaptionModel
 
 _SIZE = Spec("int", 1, 131_072)
@@ -97,7 +98,7 @@ def is_blip_or_git(config: Mapping[str, Any]) -> bool:
     return config.get("model_type") in FAMILIES
 
 
-def load_blip_git_dir(folder: Path, dtype: torch.dtype, name: str = "") -> CaptionModel:
+def load_blip_git_folder(folder: Path, dtype: torch.dtype, name: str = "") -> CaptionModel:
     """A BLIP captioning or GIT folder, every file checked before transformers reads it."""
     name = name or str(folder)
     config_path = folder / "config.json"
@@ -109,10 +110,8 @@ def load_blip_git_dir(folder: Path, dtype: torch.dtype, name: str = "") -> Capti
     text, vision = _sizes(family, config, config_path)
     for extra in _JSON_FILES:
         if os.path.lexists(folder / extra):
-            values = read_json_file(folder / extra)
-            if extra == "generation_config.json":
-                _read_fields(values, GENERATION_SCHEMA, folder / extra)
-    _check_weights_fit(family, text, vision, _hf_weight_shapes(folder), config_path)
+            (read_generation_config if extra == GENERATION_CONFIG_FILE else read_json_file)(folder / extra)
+    _check_weights_fit(family, text, vision, hf_weight_shapes(folder), config_path)
     _check_image_processor(folder, vision["image_size"])
     tokenizer = _folder_tokenizer(folder)
     model, processor = _read_folder(family, folder, dtype, name)
@@ -123,7 +122,7 @@ def load_blip_git_dir(folder: Path, dtype: torch.dtype, name: str = "") -> Capti
         captioner = (BlipCaptioner if family.model_type == "blip" else GitCaptioner)(model, processor, tokenizer, source=name)
     except ValueError as e:
         raise ModelLoadError(f"{name}: {e}") from None
-    _apply_folder_defaults(captioner, folder)
+    apply_folder_defaults(captioner, folder)
     return captioner
 
 
@@ -139,7 +138,7 @@ def _sizes(family: Family, config: Mapping[str, Any], path: Path) -> tuple[dict,
             raise ModelLoadError(f"{path}: {part} must be a mapping, not {type(values).__name__}.")
         base = {"num_channels": 3, **(defaults if part is None else defaults[part])}  # BLIP's vision config has none: RGB
         merged = {k: values.get(k, base.get(k)) for k in schema}
-        parts.append(_read_fields(merged, schema, path, prefix="" if part is None else f"{part}."))
+        parts.append(typed_fields(merged, schema, path, prefix="" if part is None else f"{part}."))
     for sizes, where in zip(parts, (family.text_part, "vision_config")):
         if sizes["hidden_size"] % sizes["num_attention_heads"]:
             prefix = f"{where}." if where else ""
@@ -150,8 +149,8 @@ def _sizes(family: Family, config: Mapping[str, Any], path: Path) -> tuple[dict,
 def _check_weights_fit(family: Family, text: dict, vision: dict, shapes: Mapping[str, tuple[int, ...]], path: Path) -> None:
     """Every size config.json names matches what the weights hold, before transformers builds anything."""
     for prefix, sizes, what in ((family.text_layers, text, "text"), (family.vision_layers, vision, "vision")):
-        found = _layer_indices(shapes, prefix)
-        problem = _layer_range_problem(found, what)
+        found = layer_indices(shapes, prefix)
+        problem = layer_range_problem(found, what)
         if problem:
             raise ModelLoadError(f"{path.parent}: {problem}.")
         if len(found) != sizes["num_hidden_layers"]:
@@ -174,12 +173,12 @@ def _check_image_processor(folder: Path, image_size: int) -> None:
         config = read_json_file(path)["image_processor"]
     else:
         raise ModelLoadError(f"{folder} has no preprocessor_config.json (how images are resized and normalised).")
-    _read_fields(config, _PREPROCESSOR_SCHEMA, path)
+    typed_fields(config, _PREPROCESSOR_SCHEMA, path)
     if config.get("do_resize") is False:
         raise ModelLoadError(f"{path}: do_resize is false, but the encoder takes {image_size} x {image_size} images only.")
     final = "crop_size" if config.get("do_center_crop") else "size"  # CLIP's processor resizes, then crops
     target = config.get(final)
-    sides = _read_fields(target, {k: _SIDE for k in target}, path, f"{final}.") if isinstance(target, dict) else _read_fields(config, {final: _SIDE}, path)
+    sides = typed_fields(target, {k: _SIDE for k in target}, path, f"{final}.") if isinstance(target, dict) else typed_fields(config, {final: _SIDE}, path)
     for side_name, side in sides.items():
         if side != image_size:
             where = final if side_name == final else f"{final}.{side_name}"
@@ -189,7 +188,7 @@ def _check_image_processor(folder: Path, image_size: int) -> None:
 def _folder_tokenizer(folder: Path) -> Any:
     """The tokenizer saved in the folder (BLIP's and GIT's are BERT's WordPiece; there is no fallback)."""
     if os.path.lexists(folder / "vocab.txt"):
-        _checked_file(folder / "vocab.txt", MAX_TOKENIZER_BYTES, "a tokenizer file")
+        checked_file(folder / "vocab.txt", MAX_TOKENIZER_BYTES, "a tokenizer file")
     if not _tokenizer_files(folder):
         raise ModelLoadError(f"{folder} has no tokenizer (tokenizer_config.json and tokenizer.json, as save_pretrained writes them).")
     return load_tokenizer(folder)
@@ -201,7 +200,7 @@ def _read_folder(family: Family, folder: Path, dtype: torch.dtype, name: str):
 
     model_class = getattr(transformers, family.architecture)
     try:
-        # In the file's dtype first, then converted one tensor at a time (see loading._read_hf_folder).
+        # In the file's dtype first, then converted one tensor at a time (see loading/hf.py's _read_hf_folder).
         model = model_class.from_pretrained(
             str(folder),
             dtype="auto",
@@ -217,5 +216,5 @@ def _read_folder(family: Family, folder: Path, dtype: torch.dtype, name: str):
     except ModelLoadError:
         raise
     except (OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError, IndexError) as e:
-        raise ModelLoadError(f"{name} is not a loadable {family.architecture} model: {_short(e)}") from None
+        raise ModelLoadError(f"{name} is not a loadable {family.architecture} model: {one_line(e)}") from None
     return model, processor
