@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from captioner.__main__ import build_parser as build_cli_parser
 from captioner.__main__ import decoding_from_args
@@ -19,7 +21,7 @@ def _cli_options() -> argparse.ArgumentParser:
     cli = build_cli_parser()
     parent = argparse.ArgumentParser(add_help=False)
     for action in cli._actions:  # argparse has no public way to take some of another parser's options
-        if action.option_strings and action.dest not in ("help", "json"):
+        if action.option_strings and action.dest not in ("help", "json", "model"):  # --model: repeatable here
             parent._add_action(action)
     return parent
 
@@ -34,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="folders (recursive), globs, zip files, list files (.txt: one path a line; .csv or "
                         ".parquet: a 'path' column and an optional 'reference' column), images; paths or URIs")
+    p.add_argument("--model", action="append",
+                   help="builtin, a .pt/.safetensors file, a model folder or a hub id (default: resolved automatically); "
+                        "give it several times to caption with each model, one row per image and model, and print a leaderboard")
+    p.add_argument("--references", metavar="CSV",
+                   help="reference captions: a .csv or .parquet with a 'path' and a 'reference' column (several "
+                        "references separated by '|'), paths relative to it; images match by path, else by file name")
     p.add_argument("--out", required=True,
                    help="output file: .parquet (default), .csv or .jsonl; with --ray a folder of Parquet files "
                         "(a path or a URI such as s3://bucket/captions/)")
@@ -62,8 +70,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.batch_size < 1 or args.workers < 1 or (args.worker_cpus is not None and args.worker_cpus < 0):
         parser.error("--batch-size and --workers must be 1 or more, --worker-cpus 0 or more")
     on_ray = bool(args.ray or args.ray_address)
+    if on_ray and args.references:
+        parser.error("--references works for local runs; with --ray give references in a list file's 'reference' column")
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    references = None
+    if args.references:
+        from captioner.batch.leaderboard import read_references
 
+        try:
+            references = read_references(args.references)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_USAGE
+    runs, codes = [], []
+    for spec in list(dict.fromkeys(args.model or [None])):  # each model once, in the order given
+        code, run = _caption_with(args, spec, on_ray, say, references)
+        codes.append(code)
+        if run is not None:
+            runs.append((run.model, run.run_key))
+        if code in (EXIT_USAGE, EXIT_INTERRUPTED):
+            break
+    if len(set(args.model or [])) > 1 and runs:
+        _print_leaderboard(args.out, on_ray, runs)
+    return max(codes, key=[EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_INTERRUPTED].index)
+
+
+def _caption_with(args: argparse.Namespace, model_spec: str | None, on_ray: bool, say, references) -> tuple[int, Any]:
+    """Caption the inputs with one model into args.out: the exit code, and the run (None if it never started)."""
     from captioner.batch.outputs import OutputError, metrics_path, output_format, write_metrics
     from captioner.batch.rows import BatchRun, batch_config
     from captioner.loading import ModelLoadError
@@ -71,12 +104,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if not on_ray:
             output_format(args.out)
-        model, spec = _load_model(args.model, args.dtype)
+        model, spec = _load_model(model_spec, args.dtype)
         asked = decoding_from_args(args, model.default_decoding)
         config = batch_config(model, asked)
     except (ModelLoadError, OutputError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_USAGE, None
     say(f"model: {model.info.name}" + (f" ({model.info.reason})" if model.info.reason else ""))
     if config.max_new_tokens < asked.max_new_tokens:
         say(f"notice: max_new_tokens {asked.max_new_tokens} is more than this model holds; using {config.max_new_tokens}")
@@ -86,15 +119,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             del model  # each Ray worker loads its own
             summary = _run_on_ray(args, spec, config, run)
         else:
-            summary = run_local(args.inputs, args.out, model, config, run, batch_size=args.batch_size, quiet=args.quiet)
+            summary = run_local(args.inputs, args.out, model, config, run, batch_size=args.batch_size, quiet=args.quiet,
+                                references=references)  # fmt: skip
     except OutputError as e:
         print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_USAGE, run
     except Exception as e:  # Ray: a cluster that can't be reached, a job that fails as a whole
         if not on_ray:
             raise
         print(f"error: the Ray job failed: {type(e).__name__}: {str(e)[:500]}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_USAGE, run
     _report(summary, args.out, say)
     scores = _scores(args.out, on_ray, run)
     if scores is not None:
@@ -102,8 +136,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"BLEU-4 {scores.bleu4:.4f}  CIDEr-D {scores.cider_d:.4f}  over {scores.images} images with references "
               f"(written to {metrics_path(args.out)})", flush=True)  # fmt: skip
     if summary.interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_ROWS_FAILED if summary.errors else EXIT_OK
+        return EXIT_INTERRUPTED, run
+    return (EXIT_ROWS_FAILED if summary.errors else EXIT_OK), run
+
+
+def _print_leaderboard(out: str, on_ray: bool, runs: Sequence[tuple[str, str]]) -> None:
+    from captioner.batch.leaderboard import format_leaderboard, leaderboard
+    from captioner.batch.outputs import ParquetFolder, output_format, read_records
+
+    if not on_ray and not os.path.exists(out):
+        return
+    records = ParquetFolder(out).records() if on_ray else read_records(out, output_format(out))
+    lines = leaderboard(records, runs)
+    print(format_leaderboard(lines), flush=True)
+    if not on_ray:
+        path = leaderboard_path(out)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump({"output": out, "models": [line.to_dict() for line in lines]}, f, indent=2)
+        print(f"(leaderboard written to {path})", flush=True)
+
+
+def leaderboard_path(out: str) -> str:
+    """Where the leaderboard of several models is written: beside the output."""
+    return os.path.splitext(out)[0] + ".leaderboard.json"
 
 
 def _load_model(spec: str | None, dtype: str):
@@ -116,8 +171,10 @@ def _load_model(spec: str | None, dtype: str):
     return model, "builtin" if model.info.fell_back else resolve_default_model().spec
 
 
-def run_local(inputs: Sequence[str], out: str, model, config, run, *, batch_size: int = DEFAULT_BATCH_SIZE, quiet: bool = False) -> Summary:
-    """Caption the inputs into the output file `out` in this process, chunk by chunk, resuming what is there."""
+def run_local(inputs: Sequence[str], out: str, model, config, run, *, batch_size: int = DEFAULT_BATCH_SIZE, quiet: bool = False,
+              references: Mapping[str, tuple[str, ...]] | None = None) -> Summary:
+    """Caption the inputs into the output file `out` in this process, chunk by chunk, resuming what is there
+    (`references`: read_references' mapping, given to the matching items)."""
     from tqdm import tqdm
 
     from captioner.batch.items import count_items, iter_items
@@ -130,7 +187,12 @@ def run_local(inputs: Sequence[str], out: str, model, config, run, *, batch_size
         total = count_items(inputs)
         with tqdm(total=total, unit="img", disable=quiet, file=sys.stderr, dynamic_ncols=True) as bar:
             try:
-                for chunk in chunks(iter_items(inputs), batch_size):
+                items = iter_items(inputs)
+                if references:
+                    from captioner.batch.leaderboard import attach_references
+
+                    items = attach_references(items, references)
+                for chunk in chunks(items, batch_size):
                     rows, skipped = caption_chunk(model, chunk, config, run, skip=done, seen=done)
                     output.append(rows)
                     summary.rows += len(rows)
