@@ -18,9 +18,14 @@ from captioner.config import VISIONGPT2_SCHEMA, ConfigError, VisionGPT2Config
 from captioner.loading.config_files import apply_folder_defaults, read_json_file, typed_fields
 from captioner.loading.dtype import convert_dtype
 from captioner.loading.errors import ModelLoadError, name_list
+from captioner.loading.spec import CHECKPOINT_SUFFIXES
 from captioner.loading.tokenizers import end_of_text_id, load_tokenizer, vocabulary_padding
 from captioner.loading.weights import (
-    CHECKPOINT_SUFFIXES, MASK_SUFFIX, VISIONGPT2_WEIGHT_FILES, layer_indices, layer_range_problem, read_checkpoint,
+    MASK_SUFFIX,
+    VISIONGPT2_WEIGHT_FILES,
+    layer_indices,
+    layer_range_problem,
+    read_checkpoint,
 )  # fmt: skip
 from captioner.models.base import ModelInfo, dtype_name
 

@@ -17,7 +17,6 @@ import torch
 
 from captioner.loading.checkpoints import Checkpoint, unwrap_training_save
 from captioner.loading.errors import ModelLoadError, checked_file, name_list, one_line
-from captioner.loading.spec import CHECKPOINT_SUFFIXES
 from captioner.models.base import dtype_name
 
 MAX_CHECKPOINT_BYTES = 8_000_000_000  # README "Limits and safety"
