@@ -27,7 +27,10 @@ _PUBLIC = {
     "ConfigError": "captioner.config",
     "ArchiveError": "captioner.archives",
 }
-__all__ = sorted(_PUBLIC)
+__all__ = [
+    "ArchiveError", "ConfigError", "DecodingConfig", "ImageLoadError", "ModelLoadError", "caption_image", "caption_images",
+    "decode", "encode_image", "load_captioner", "load_image",
+]  # fmt: skip
 
 if TYPE_CHECKING:
     from captioner.archives import ArchiveError

@@ -15,7 +15,11 @@ import torch
 
 from captioner.config import Spec
 from captioner.loading.config_files import (
-    GENERATION_CONFIG_FILE, apply_folder_defaults, read_generation_config, read_json_file, typed_fields,
+    GENERATION_CONFIG_FILE,
+    apply_folder_defaults,
+    read_generation_config,
+    read_json_file,
+    typed_fields,
 )  # fmt: skip
 from captioner.loading.dtype import convert_dtype
 from captioner.loading.errors import ModelLoadError, one_line

@@ -84,3 +84,22 @@ def end_of_text_id(tokenizer: Any) -> int:
         if isinstance(token, str) and token in vocab:
             return int(vocab[token])
     raise ModelLoadError(f"The tokenizer has no end-of-text token: neither {END_OF_TEXT} nor an eos or bos token it knows.")
+
+
+PADDING_MULTIPLE = 64  # training code pads the vocabulary to a multiple of 64 (nanoGPT: GPT-2's 50257 -> 50304)
+
+
+def vocabulary_padding(tokenizer: Any, model_vocab: int, folder: Path) -> str | None:
+    """Refuse a tokenizer whose vocabulary is not the model's; a model vocabulary padded up to the next
+    multiple of 64 fits too, and is said in the note returned (None when the sizes are equal)."""
+    size = len(tokenizer)
+    if size == model_vocab:
+        return None
+    padded = -(-size // PADDING_MULTIPLE) * PADDING_MULTIPLE
+    if size < model_vocab == padded:
+        return (f"the model has {model_vocab} token ids and its tokenizer {size}: ids {size} to {model_vocab - 1} are "
+                f"padding (to a multiple of {PADDING_MULTIPLE}) with no text")  # fmt: skip
+    raise ModelLoadError(
+        f"The tokenizer in {folder} has {size} tokens but the model has {model_vocab} token ids: they were not "
+        "trained together. Put the model's own tokenizer beside its weights."
+    )

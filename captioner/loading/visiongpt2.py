@@ -18,9 +18,14 @@ from captioner.config import VISIONGPT2_SCHEMA, ConfigError, VisionGPT2Config
 from captioner.loading.config_files import apply_folder_defaults, read_json_file, typed_fields
 from captioner.loading.dtype import convert_dtype
 from captioner.loading.errors import ModelLoadError, name_list
-from captioner.loading.tokenizers import end_of_text_id, load_tokenizer
+from captioner.loading.spec import CHECKPOINT_SUFFIXES
+from captioner.loading.tokenizers import end_of_text_id, load_tokenizer, vocabulary_padding
 from captioner.loading.weights import (
-    CHECKPOINT_SUFFIXES, MASK_SUFFIX, VISIONGPT2_WEIGHT_FILES, layer_indices, layer_range_problem, read_state_dict,
+    MASK_SUFFIX,
+    VISIONGPT2_WEIGHT_FILES,
+    layer_indices,
+    layer_range_problem,
+    read_checkpoint,
 )  # fmt: skip
 from captioner.models.base import ModelInfo, dtype_name
 
@@ -153,10 +158,11 @@ def load_visiongpt2_file(
     config_path = path.parent / "config.json"
     if config is None and os.path.lexists(config_path):
         config = read_json_file(config_path)
-    state = read_state_dict(path)
+    state, notes = read_checkpoint(path)
     model_config = config_from_weights(state, config or {}, config_path if config else None)
     tokenizer = load_tokenizer(path.parent)
     _use_end_of_text(model_config, tokenizer)
+    padding = vocabulary_padding(tokenizer, model_config.vocab_size, path.parent)
     model = build_visiongpt2(state, model_config)
     # A .pt zip is memory-mapped (read_state_dict): pages of the file that a conversion has read are
     # handed back at once, so that the file and the converted copy are never resident together.
@@ -164,7 +170,7 @@ def load_visiongpt2_file(
     model = convert_dtype(model, dtype, release_source=True, check_finite=path.name)
     info = ModelInfo(
         name=name or path.name, family="visiongpt2", source=str(path), num_parameters=model.num_parameters(),
-        dtype=dtype_name(dtype),
+        dtype=dtype_name(dtype), notes=[*notes, *([padding] if padding else [])],
     )
     if not (config or {}).get("num_heads"):
         heads = f"{model_config.num_heads} head" + ("s" if model_config.num_heads != 1 else "")

@@ -11,12 +11,12 @@ import pickle
 import re
 import zipfile
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import torch
 
+from captioner.loading.checkpoints import Checkpoint, unwrap_training_save
 from captioner.loading.errors import ModelLoadError, checked_file, name_list, one_line
-from captioner.loading.spec import CHECKPOINT_SUFFIXES
 from captioner.models.base import dtype_name
 
 MAX_CHECKPOINT_BYTES = 8_000_000_000  # README "Limits and safety"
@@ -27,16 +27,23 @@ HF_WEIGHT_INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.inde
 MASK_SUFFIX = ".attn.mask"  # the seed file's causal-mask buffers: checked for shape, then dropped
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Tensors of a `.pt` (weights only, memory-mapped) or `.safetensors` file, or a ModelLoadError.
+def read_checkpoint(path: Path) -> Checkpoint:
+    """The weights of a `.pt` (weights only, memory-mapped) or `.safetensors` file, out of any training
+    wrapper and prefixes (checkpoints.py), or a ModelLoadError.
 
     Every tensor must be a dense floating-point tensor (the seed file's `attn.mask` buffers excepted).
     """
     if checked_file(path, MAX_CHECKPOINT_BYTES, "a checkpoint").stat().st_size == 0:
         raise ModelLoadError(f"{path.name} is empty.")
-    state = read_safetensors(path) if path.suffix == ".safetensors" else read_torch_file(path)
-    refuse_unusable_tensors(state, path.name)
-    return state
+    raw = read_safetensors(path) if path.suffix == ".safetensors" else load_torch_object(path)
+    checkpoint = unwrap_training_save(raw, path.name)
+    refuse_unusable_tensors(checkpoint.state, path.name)
+    return checkpoint
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """`read_checkpoint(path)`'s tensors, named as the model names them."""
+    return read_checkpoint(path).state
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -50,10 +57,10 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         raise ModelLoadError(f"{path.name} is not a readable safetensors file (truncated or corrupt): {one_line(e)}") from None
 
 
-def read_torch_file(path: Path) -> dict[str, torch.Tensor]:
-    """The state dict of a `.pt` file (weights only; a zip is memory-mapped), out of a training wrapper."""
+def load_torch_object(path: Path) -> Any:
+    """What a `.pt` file holds, read with `weights_only=True` (nothing in it runs); a zip is memory-mapped."""
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+        return torch.load(str(path), map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as e:
         if "Weights only load failed" in str(e) or "Unsupported global" in str(e):
             raise ModelLoadError(
@@ -64,14 +71,6 @@ def read_torch_file(path: Path) -> dict[str, torch.Tensor]:
         raise ModelLoadError(f"{path.name} is not a PyTorch checkpoint (truncated or corrupt).") from None
     except (RuntimeError, EOFError, OSError, ValueError, AttributeError, TypeError, KeyError, IndexError, MemoryError) as e:
         raise ModelLoadError(f"{path.name} is not a PyTorch checkpoint (truncated or corrupt): {one_line(e)}") from None
-    if isinstance(obj, dict):
-        for key in ("state_dict", "model", "model_state_dict"):
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not obj or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
-        raise ModelLoadError(f"{path.name} holds no state dict (a mapping of names to tensors).")
-    return obj
 
 
 def refuse_unusable_tensors(state: Mapping[str, torch.Tensor], source: str) -> None:
@@ -92,7 +91,9 @@ def tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     """Name -> shape of every tensor in a weights file: read from a safetensors header, or a mapped `.pt`."""
     checked_file(path, MAX_CHECKPOINT_BYTES, "a checkpoint")
     if path.suffix != ".safetensors":
-        return {k: tuple(v.shape) for k, v in read_torch_file(path).items()}
+        # transformers reads these names as they are: no prefix is stripped here
+        state = unwrap_training_save(load_torch_object(path), path.name, strip_prefixes=False).state
+        return {k: tuple(v.shape) for k, v in state.items()}
     from safetensors import SafetensorError, safe_open
 
     try:
