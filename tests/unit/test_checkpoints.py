@@ -200,3 +200,21 @@ def test_only_equal_or_padded_vocabularies_fit(tokens, ids, tmp_path_factory):
     else:
         with pytest.raises(ModelLoadError, match=f"has {tokens} tokens but the model has {ids} token ids"):
             vocabulary_padding(Sized(tokens), ids, "here")
+
+
+def test_the_cli_says_what_was_stripped_and_refuses_a_foreign_tokenizer_in_one_line(tiny, tmp_path, capsys):
+    from captioner.__main__ import main
+
+    model, tokenizer = tiny
+    IMAGE.save(tmp_path / "photo.png")
+    path = save_beside_tokenizer(tmp_path / "dp", torch.nn.DataParallel(model).state_dict(), tokenizer)
+    assert main([str(tmp_path / "photo.png"), "--model", str(path), "--max-new-tokens", "2"]) == 0
+    assert "note: captioner.pt: the prefix 'module.' (DataParallel) was stripped from every tensor name" in capsys.readouterr().err
+    folder = tmp_path / "foreign"
+    folder.mkdir()
+    torch.save(make_tiny_visiongpt2(vocab_size=38).seed_state_dict(), folder / "captioner.pt")
+    word_tokenizer(4999).save_pretrained(str(folder))
+    assert main([str(tmp_path / "photo.png"), "--model", str(folder / "captioner.pt")]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.count("\n") == 1
+    assert out.err.startswith("error: The tokenizer in ") and "has 5000 tokens but the model has 38 token ids" in out.err
