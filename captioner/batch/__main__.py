@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Sequence
 
 from captioner.__main__ import build_parser as build_cli_parser
 from captioner.__main__ import decoding_from_args
-from captioner.batch.rows import DEFAULT_BATCH_SIZE
+from captioner.batch.rows import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
 
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -38,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output file: .parquet (default), .csv or .jsonl; with --ray a folder of Parquet files "
                         "(a path or a URI such as s3://bucket/captions/)")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
-                   help=f"images captioned together (default {DEFAULT_BATCH_SIZE})")
+                   help=f"images captioned together, 1 to {MAX_BATCH_SIZE} (default {DEFAULT_BATCH_SIZE})")
     p.add_argument("--ray", action="store_true", help="run on a local Ray with this machine's CPUs")
     p.add_argument("--ray-address", help="run on this Ray cluster (e.g. ray://head:10001 or auto)")
     p.add_argument("--workers", type=int, default=2, help="Ray workers, each holding the model once (default 2)")
@@ -59,8 +62,9 @@ class Summary:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.batch_size < 1 or args.workers < 1 or (args.worker_cpus is not None and args.worker_cpus < 0):
-        parser.error("--batch-size and --workers must be 1 or more, --worker-cpus 0 or more")
+    if not 1 <= args.batch_size <= MAX_BATCH_SIZE or args.workers < 1 or (args.worker_cpus is not None and args.worker_cpus < 0):
+        parser.error(f"--batch-size must be 1 to {MAX_BATCH_SIZE} (each chunk's images are decoded and held "
+                     "together), --workers 1 or more, --worker-cpus 0 or more")
     on_ray = bool(args.ray or args.ray_address)
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
 
@@ -131,16 +135,37 @@ def run_local(inputs: Sequence[str], out: str, model, config, run, *, batch_size
         with tqdm(total=total, unit="img", disable=quiet, file=sys.stderr, dynamic_ncols=True) as bar:
             try:
                 for chunk in chunks(iter_items(inputs), batch_size):
-                    rows, skipped = caption_chunk(model, chunk, config, run, skip=done, seen=done)
-                    output.append(rows)
+                    references: list = []  # for images captioned before: merged into their rows by finish()
+                    rows, skipped = caption_chunk(model, chunk, config, run, skip=done, seen=done,
+                                                  on_skipped_references=references.append)  # fmt: skip
+                    output.append(rows + references)
                     summary.rows += len(rows)
                     summary.errors += sum(not r.ok for r in rows)
                     summary.skipped += skipped
                     bar.update(len(chunk))
             except KeyboardInterrupt:
                 summary.interrupted = True
-        output.finish()
+        with _interrupts_wait(out, summary):
+            output.finish()
     return summary
+
+
+@contextmanager
+def _interrupts_wait(out: str, summary: Summary):
+    """While the output is rewritten, Ctrl-C says it is finishing and is remembered, not raised."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def remember(signum, frame):
+        summary.interrupted = True
+        print(f"\nstill writing {out}: it is done in a moment", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, remember)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _run_on_ray(args: argparse.Namespace, spec: str, config, run) -> Summary:

@@ -107,7 +107,8 @@ def run_ray(inputs: Iterable[str], out: str, spec: str, dtype: str, config: Deco
     records: dict[str, dict[str, Any]] = {}  # an image listed twice is captioned once, as in a local run
     for item in iter_items(inputs, keep_archive_bytes=False):
         listed += 1
-        records.setdefault(item.name, item.to_record())
+        record = records.setdefault(item.name, item.to_record())
+        record["references"] += [r for r in item.references if r not in record["references"]]  # data of the image
     before = set(folder.files())
     start_ray(options)
     context = ray.data.DataContext.get_current()
@@ -117,7 +118,8 @@ def run_ray(inputs: Iterable[str], out: str, spec: str, dtype: str, config: Deco
         logging.getLogger("ray.data").setLevel(logging.ERROR)
     if records:
         rows = caption_dataset(list(records.values()), spec, dtype, config, run, done, options)
-        rows.write_parquet(folder.location, min_rows_per_file=ROWS_PER_FILE)
+        # The folder's own filesystem (locations.filesystem_of): Ray is never handed a URI to resolve itself.
+        rows.write_parquet(folder.root, filesystem=folder.filesystem, min_rows_per_file=ROWS_PER_FILE)
     new_files = [f for f in folder.files() if f not in before]
     folder.drop_replaced(new_files)
     written = errors = 0
