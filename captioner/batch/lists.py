@@ -78,8 +78,7 @@ def text_entries(stream: BinaryIO, csv_format: bool) -> Iterator[Entry]:
         yield from too_long()
         if not row:
             continue
-        cell = lambda i: row[i] if i is not None and i < len(row) else None  # noqa: E731
-        yield _entry(f"line {reader.line_num}", cell(path_at) or "", cell(reference_at))
+        yield _entry(f"line {reader.line_num}", _cell(row, path_at) or "", _cell(row, reference_at))
     yield from too_long()
 
 
@@ -114,6 +113,10 @@ def parquet_entries(source: Any) -> Iterator[Entry]:
             for record in batch.to_pylist():
                 row += 1
                 yield _entry(f"row {row}", record["path"] or "", record.get("reference"))
+
+
+def _cell(row: list[str], at: int | None) -> str | None:
+    return row[at] if at is not None and at < len(row) else None
 
 
 def _entry(where: str, path: str, reference: Any) -> Entry:

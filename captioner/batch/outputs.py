@@ -221,8 +221,8 @@ class OutputFile:
             try:
                 _durable_write(self._journal, lines.encode())
             except OSError as e:
-                raise _write_error(self.journal_path, e, f"The rows before this chunk are kept in it; run again "
-                                                         f"when it can be written.") from None  # fmt: skip
+                raise _write_error(self.journal_path, e, "The rows before this chunk are kept in it; run again "
+                                                         "when it can be written.") from None  # fmt: skip
 
     def finish(self) -> None:
         """Write the output from the old output and the journal, replace it, drop the journal."""
