@@ -189,7 +189,8 @@ def _report(summary: Summary, out: str, say) -> None:
 
 
 def _scores(out: str, on_ray: bool, run):
-    from captioner.batch.outputs import OutputFile, ParquetFolder
+    from captioner.batch.outputs import OutputFile
+    from captioner.batch.parquet_folder import ParquetFolder
 
     return (ParquetFolder(out) if on_ray else OutputFile(out)).scores(run.run_key)
 

@@ -1,4 +1,5 @@
-"""Where rows go: a Parquet, CSV or JSON Lines file that a run can resume, or a Ray job's Parquet folder.
+"""Where a local run's rows go: a Parquet, CSV or JSON Lines file that a run can resume (a Ray job's
+folder of Parquet files: captioner.batch.parquet_folder).
 
 A local run appends each chunk's rows to a journal beside the output (`<out>.partial.jsonl`,
 flushed to disk per chunk), so a run that is killed loses at most the chunk in hand. When the run
@@ -25,8 +26,8 @@ from captioner.batch.formats import KEY_COLUMNS, READ_CHUNK, Writer, as_list, cl
 from captioner.batch.locations import filesystem_of, is_uri
 from captioner.batch.rows import BatchRun, CaptionRow, ReferenceScores, done_key, reference_scores
 
-__all__ = ["JOURNAL_SUFFIX", "OutputError", "OutputFile", "ParquetFolder", "metrics_path", "output_format", "read_records",
-           "records_table", "write_metrics"]  # fmt: skip
+__all__ = ["JOURNAL_SUFFIX", "OutputError", "OutputFile", "done_keys_of", "metrics_path", "output_format", "read_records",
+           "records_table", "scores_of", "write_metrics"]  # fmt: skip
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", "": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 JOURNAL_SUFFIX = ".partial.jsonl"
@@ -58,12 +59,12 @@ def _write_error(path: str, e: OSError, kept: str) -> OutputError:
     return OutputError(f"{path} could not be written: {why}. {kept}")
 
 
-def _done_keys(chunks: Iterable[list[dict[str, Any]]], run_key: str) -> set[bytes]:
+def done_keys_of(chunks: Iterable[list[dict[str, Any]]], run_key: str) -> set[bytes]:
     return {done_key(r["path"], r["sha256"]) for chunk in chunks for r in chunk
             if r.get("run_key") == run_key and r.get("status") == "ok"}  # fmt: skip
 
 
-def _scores(chunks: Iterable[list[dict[str, Any]]], run_key: str) -> ReferenceScores | None:
+def scores_of(chunks: Iterable[list[dict[str, Any]]], run_key: str) -> ReferenceScores | None:
     captions, references = [], []
     for chunk in chunks:
         for r in chunk:
@@ -211,7 +212,7 @@ class OutputFile:
 
     def done_keys(self, run_key: str) -> set[bytes]:
         """Keys (`rows.done_key`) of the images already captioned with this run key, in the output or the journal."""
-        return _done_keys(self._output_records(), run_key) | _done_keys(self._journal_records(), run_key)
+        return done_keys_of(self._output_records(), run_key) | done_keys_of(self._journal_records(), run_key)
 
     def append(self, rows: Sequence[CaptionRow]) -> None:
         """Add a chunk's rows to the journal, on disk before this returns (rows with status "references"
@@ -268,7 +269,7 @@ class OutputFile:
 
     def scores(self, run_key: str) -> ReferenceScores | None:
         """BLEU-4 and CIDEr-D over the output's rows of this run key that have references."""
-        return _scores(self._output_records(), run_key)
+        return scores_of(self._output_records(), run_key)
 
 
 def _open_journal(path: str):
@@ -298,84 +299,3 @@ def _with(record: dict[str, Any], added: dict[tuple[str, str], list[str]]) -> di
     if not more:
         return record
     return {**record, "references": _merged(as_list(record.get("references")), more)}
-
-
-# -- a folder of Parquet files (what a Ray job writes) ------------------------------------------------
-class ParquetFolder:
-    """A folder (local path or URI) of Parquet files of rows: what resume and the metrics read back."""
-
-    def __init__(self, location: str):
-        from pyarrow import fs
-
-        self.location = location.rstrip("/")
-        self._noted: set[str] = set()
-        if is_uri(location):
-            try:
-                self.filesystem, self.root, _ = filesystem_of(self.location)
-            except ValueError as e:  # a refused URI (locations.LocationRefused)
-                raise OutputError(str(e)) from None
-        else:
-            if os.path.isfile(location):
-                raise OutputError(f"{location} is a file: --ray writes a folder of Parquet files.")
-            self.filesystem, self.root = fs.LocalFileSystem(), os.path.abspath(self.location)
-
-    def files(self) -> list[str]:
-        """The Parquet files in the folder (names starting with _ or . left out, as pyarrow does)."""
-        from pyarrow import fs
-
-        infos = self.filesystem.get_file_info(fs.FileSelector(self.root, recursive=True, allow_not_found=True))
-        return sorted(i.path for i in infos if i.type == fs.FileType.File and i.base_name.endswith(".parquet")
-                      and not i.base_name.startswith(("_", ".")))  # fmt: skip
-
-    def records(self, files: Sequence[str] | None = None) -> Iterator[list[dict[str, Any]]]:
-        """The rows of the folder's files of captions, a chunk at a time. Any other file (unreadable, or
-        a Parquet file without the captions' columns, such as an input list) is passed over with a
-        note and never renamed, rewritten or removed."""
-        for path in self.files() if files is None else files:
-            parquet = self._captions_file(path)
-            if parquet is not None:
-                for batch in parquet.iter_batches(batch_size=READ_CHUNK):
-                    yield batch.to_pylist()
-
-    def _captions_file(self, path: str):
-        """The Parquet file at `path` if it holds captions (the output's key columns); None otherwise."""
-        import pyarrow.parquet as pq
-
-        try:
-            parquet = pq.ParquetFile(self.filesystem.open_input_file(path))
-        except Exception as e:
-            if path not in self._noted:
-                print(f"note: {path} could not be read ({e}); left as it is", file=sys.stderr)
-                self._noted.add(path)
-            return None
-        if not set(KEY_COLUMNS) <= set(parquet.schema_arrow.names):
-            if path not in self._noted:
-                print(f"note: {path} is not a file of captions; left as it is", file=sys.stderr)
-                self._noted.add(path)
-            return None
-        return parquet
-
-    def done_keys(self, run_key: str) -> set[bytes]:
-        return _done_keys(self.records(), run_key)
-
-    def drop_replaced(self, new_files: Sequence[str]) -> None:
-        """Remove from the older files the rows that rows in `new_files` replace (same image and run key:
-        an error tried again, a changed file), so that the folder holds one row per image and settings."""
-        import pyarrow.parquet as pq
-
-        new_keys = {(r["run_key"], r["path"]) for chunk in self.records(new_files) for r in chunk}
-        for path in [f for f in self.files() if f not in set(new_files)] if new_keys else []:
-            if self._captions_file(path) is None:
-                continue
-            table = pq.read_table(self.filesystem.open_input_file(path))
-            keep = [key not in new_keys for key in zip(table["run_key"].to_pylist(), table["path"].to_pylist())]
-            if all(keep):
-                continue
-            head, name = path.rsplit("/", 1)
-            tmp = f"{head}/_rewriting-{name}"
-            with self.filesystem.open_output_stream(tmp) as f:
-                pq.write_table(table.filter(keep), f)
-            self.filesystem.move(tmp, path)
-
-    def scores(self, run_key: str) -> ReferenceScores | None:
-        return _scores(self.records(), run_key)

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from captioner.batch.items import BatchItem, iter_items
-from captioner.batch.outputs import ParquetFolder, records_table
+from captioner.batch.formats import records_table
+from captioner.batch.parquet_folder import ParquetFolder
 from captioner.batch.rows import DEFAULT_BATCH_SIZE, BatchRun, caption_chunk
 from captioner.config import DecodingConfig
 

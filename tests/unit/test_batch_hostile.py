@@ -24,7 +24,8 @@ from captioner.batch import __main__ as batch_cli
 from captioner.batch import formats, items, lists, locations, outputs
 from captioner.batch.items import iter_items, read_item
 from captioner.batch.locations import LocationRefused, check_uri
-from captioner.batch.outputs import JOURNAL_SUFFIX, OutputFile, ParquetFolder, read_records
+from captioner.batch.outputs import JOURNAL_SUFFIX, OutputFile, read_records
+from captioner.batch.parquet_folder import ParquetFolder
 from captioner.batch.rows import BatchRun, CaptionRow, batch_config
 from captioner.files import escape_name, unescape_name
 from captioner.images import ImageLoadError

@@ -13,7 +13,8 @@ import psutil
 import pytest
 
 from captioner.batch import __main__ as batch_cli
-from captioner.batch.outputs import ParquetFolder, read_records
+from captioner.batch.outputs import read_records
+from captioner.batch.parquet_folder import ParquetFolder
 from tests.unit.test_batch import image_bytes
 
 ray = pytest.importorskip("ray")
