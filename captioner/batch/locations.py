@@ -6,7 +6,8 @@ query string (pyarrow would read `?endpoint_override=...&scheme=http` as options
 (`s3://KEY:SECRET@bucket`), a port or any other scheme (`abfs://` aborts the process in the Azure
 SDK, `hdfs://` loads a JVM) is refused with one message, before pyarrow sees the URI. The
 filesystem itself is built from the scheme alone, so endpoint, credentials and region come from the
-user's own environment (AWS_* / GOOGLE_* variables and config files), with bounded timeouts.
+user's own environment (AWS_* / GOOGLE_* variables and config files; an S3-compatible endpoint from
+AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL), with bounded timeouts.
 `file://` URIs are local paths and get the same checks as paths (a FIFO is refused, never opened).
 """
 
@@ -20,7 +21,8 @@ from urllib.parse import quote_from_bytes, unquote, unquote_to_bytes
 
 SCHEMES = ("s3", "gs", "file")  # what the README documents
 CONNECT_TIMEOUT_S = 10.0
-REQUEST_TIMEOUT_S = 60.0  # per request to object storage; 3 attempts at most
+REQUEST_TIMEOUT_S = 60.0  # per request to S3; 3 attempts at most
+GCS_RETRY_LIMIT_S = 15.0  # all of GCS's retries of one call (without network a listing then fails in about 40 s)
 MAX_URI_CHARS = 4096
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")  # S3 and GCS bucket names: no ':', no '@'
@@ -88,10 +90,20 @@ def _filesystem(scheme: str):
 
     if scheme == "s3":
         return fs.S3FileSystem(connect_timeout=CONNECT_TIMEOUT_S, request_timeout=REQUEST_TIMEOUT_S,
-                               retry_strategy=fs.AwsStandardS3RetryStrategy(max_attempts=3))  # fmt: skip
+                               retry_strategy=fs.AwsStandardS3RetryStrategy(max_attempts=3), **_s3_endpoint())  # fmt: skip
     if scheme == "gs":
-        return fs.GcsFileSystem(retry_time_limit=timedelta(seconds=REQUEST_TIMEOUT_S))
+        return fs.GcsFileSystem(retry_time_limit=timedelta(seconds=GCS_RETRY_LIMIT_S))
     return fs.LocalFileSystem()
+
+
+def _s3_endpoint() -> dict[str, str]:
+    """An S3-compatible endpoint (MinIO, Ceph) from the user's AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL,
+    which pyarrow does not read itself."""
+    url = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if not url:
+        return {}
+    scheme, _, host = url.partition("://") if "://" in url else ("https", "", url)
+    return {"endpoint_override": host.rstrip("/"), "scheme": scheme}
 
 
 def _short(text: str, limit: int = 200) -> str:

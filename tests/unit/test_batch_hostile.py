@@ -119,6 +119,8 @@ def recorded_filesystems(monkeypatch):
     for kind in ("S3FileSystem", "GcsFileSystem", "AzureFileSystem", "HadoopFileSystem"):
         if hasattr(pafs, kind):
             monkeypatch.setattr(pafs, kind, recorder(kind))
+    for variable in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(variable, raising=False)
     # (FileSystem.from_uri, which reads options from a URI's query, is a C type's method and can't be
     # patched; the listening socket below is what catches any use of it.)
     locations._filesystem.cache_clear()
@@ -148,6 +150,17 @@ def test_a_list_file_makes_the_batch_contact_no_host_and_use_no_option(run_cli, 
     # The only filesystem made is the allowed scheme's, with the batch's own timeouts and nothing from the line.
     assert [kind for kind, _ in recorded_filesystems] == ["S3FileSystem"]
     assert set(recorded_filesystems[0][1]) == {"connect_timeout", "request_timeout", "retry_strategy"}
+
+
+def test_the_endpoint_comes_from_the_users_environment(recorded_filesystems, monkeypatch, tmp_path):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://minio.internal:9000")
+    (tmp_path / "list.txt").write_text("s3://photos/a.png?endpoint_override=evil.example:80\ns3://photos/b.png\n")
+    refused, allowed = iter_items([str(tmp_path / "list.txt")])
+    assert "query string" in refused.problem and not allowed.problem
+    with pytest.raises(ImageLoadError):
+        read_item(allowed)
+    ((kind, options),) = recorded_filesystems
+    assert (options["endpoint_override"], options["scheme"]) == ("minio.internal:9000", "http")
 
 
 @pytest.mark.parametrize("error", [OSError("gone"), NotImplementedError("nope"), pa.ArrowInvalid("bad"), KeyError("k")])
