@@ -94,6 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OutputError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:  # before the first chunk (reading what is done, listing): nothing was written
+        print("interrupted before anything was captioned", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as e:  # Ray: a cluster that can't be reached, a job that fails as a whole
         if not on_ray:
             raise
@@ -102,7 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     _report(summary, args.out, say)
     scores = _scores(args.out, on_ray, run)
     if scores is not None:
-        write_metrics(metrics_path(args.out), scores, run, args.out)
+        try:
+            write_metrics(metrics_path(args.out), scores, run, args.out)
+        except OSError as e:
+            print(f"error: {metrics_path(args.out)} could not be written: {e.strerror or e}", file=sys.stderr)
+            return EXIT_USAGE
         print(f"BLEU-4 {scores.bleu4:.4f}  CIDEr-D {scores.cider_d:.4f}  over {scores.images} images with references "
               f"(written to {metrics_path(args.out)})", flush=True)  # fmt: skip
     if summary.interrupted:

@@ -2,7 +2,7 @@
 
 Every text cell is valid UTF-8: a name's bytes that are not UTF-8 are escaped (files.escape_name:
 `\\xNN`, a backslash as `\\\\`). CSV cells are safe to open in a spreadsheet (`spreadsheet_cell`):
-a text cell that begins with `=`, `+`, `-`, `@`, a tab or a carriage return (a formula to Excel,
+a cell of a text column that begins with `=`, `+`, `-`, `@`, a tab or a carriage return (a formula to Excel,
 LibreOffice and Google Sheets) gets a leading `'`, as does one that begins with `'`, so that reading
 the CSV back (`read_records`) takes exactly one `'` off and gives the original text.
 
@@ -130,7 +130,7 @@ class Writer:
         if self.format == "parquet":
             self._parquet.write_table(records_table(records))
         elif self.format == "csv":
-            self._csv.writerows({k: _csv_cell(v) for k, v in clean(r).items()} for r in records)
+            self._csv.writerows({k: _csv_cell(v, COLUMN_TYPES[k]) for k, v in clean(r).items()} for r in records)
         else:
             self._file.writelines(json.dumps(clean(r), ensure_ascii=False) + "\n" for r in records)
 
@@ -150,10 +150,16 @@ class Writer:
             pass
 
 
-def _csv_cell(value: Any) -> Any:
+def _csv_cell(value: Any, kind: str) -> Any:
     if isinstance(value, list):
         return json.dumps(value, ensure_ascii=False)
-    return "" if value is None else spreadsheet_cell(value)
+    if value is None:
+        return ""
+    return spreadsheet_cell(value) if kind == "str" else value  # a number read back as text stays a number
+
+
+def _from_csv_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: from_spreadsheet_cell(v) if COLUMN_TYPES.get(k) == "str" else v for k, v in row.items()}
 
 
 def read_records(path: str, fmt: str) -> Iterator[list[dict[str, Any]]]:
@@ -166,7 +172,7 @@ def read_records(path: str, fmt: str) -> Iterator[list[dict[str, Any]]]:
         return
     with open(path, encoding="utf-8", newline="") as f:
         if fmt == "csv":
-            lines: Iterable[dict[str, Any]] = ({k: from_spreadsheet_cell(v) for k, v in r.items()} for r in csv.DictReader(f))
+            lines: Iterable[dict[str, Any]] = (_from_csv_row(r) for r in csv.DictReader(f))
         else:
             lines = (json.loads(x) for x in f if x.strip())
         yield from chunks(lines, READ_CHUNK)

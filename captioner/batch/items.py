@@ -172,7 +172,7 @@ def count_items(inputs: Iterable[str]) -> int:
 
 def _items_of(spec: str, keep_archive_bytes: bool) -> Iterator[BatchItem]:
     try:
-        yield from _expand(spec if is_uri(spec) else _absolute(spec), keep_archive_bytes)
+        yield from _expand(spec, keep_archive_bytes)
     except Exception as e:  # a refused URI; pyarrow's own errors (scheme, credentials, network); a folder gone
         yield BatchItem(spec, path=spec, problem=f"{spec} could not be listed: {_one_line(e)}")
 
@@ -185,14 +185,16 @@ def _absolute(path: str) -> str:
 def _expand(spec: str, keep_archive_bytes: bool) -> Iterator[BatchItem]:
     kind = _kind(spec)
     if kind == "missing" and not is_uri(spec) and glob.has_magic(spec):
-        matches = sorted(glob.glob(spec, recursive=True))
+        matches = sorted(glob.glob(spec, recursive=True))  # the pattern as given: the cwd's name may hold [ or *
         if not matches:
             yield BatchItem(spec, problem=f"No file matches {spec}")
         for match in matches:
             if os.path.isdir(match):
                 continue  # `**` also matches folders; their images match the pattern on their own
             yield from _file_items(_absolute(match), keep_archive_bytes)
-    elif kind == "missing":
+        return
+    spec = spec if is_uri(spec) else _absolute(spec)
+    if kind == "missing":
         yield BatchItem(spec, path=spec, problem=f"No such file or folder: {spec}")
     elif kind == "folder":
         for location in _files_under(spec):

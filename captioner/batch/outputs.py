@@ -274,7 +274,7 @@ class OutputFile:
 
 def _open_journal(path: str):
     """The journal opened for appending without blocking on a FIFO; anything but a regular file is refused."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0), 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0), 0o644)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise OutputError(f"{path} is not a regular file (a FIFO, device or socket): remove it or give another --out.")

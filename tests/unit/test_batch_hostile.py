@@ -283,6 +283,14 @@ def test_one_folder_however_spelled_is_one_row_per_image(run_cli, tmp_path, monk
     assert status == 0 and sorted(r["path"] for r in rows) == [str(tmp_path / "imgs" / f"{i}.png") for i in range(3)]
 
 
+def test_a_glob_is_matched_as_given_when_the_working_folder_has_glob_characters(tmp_path, monkeypatch):
+    odd = tmp_path / "[photos]"
+    odd.mkdir()
+    (odd / "a.png").write_bytes(png())
+    monkeypatch.chdir(odd)
+    assert [i.name for i in iter_items(["*.png"])] == [str(odd / "a.png")]
+
+
 def test_two_pictures_of_one_name_in_a_zip_both_get_rows(run_cli, tmp_path):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z, pytest.warns(UserWarning, match="Duplicate name"):
@@ -514,12 +522,16 @@ def test_csv_cells_never_start_a_formula_and_read_back_the_same(tmp_path_factory
     path = str(tmp_path_factory.mktemp("csv") / "c.csv")
     writer = formats.Writer(path, "csv")
     writer.write([CaptionRow(t, caption=t, error=t, run_key="k").to_record() for t in texts])
+    writer.write([CaptionRow("n.png", logprob=-1.5, run_key="k").to_record()])  # a number stays a number
     writer.close()
     with open(path, newline="", encoding="utf-8") as f:
-        cells = [c for row in list(csv.reader(f))[1:] for c in row]
+        table = list(csv.reader(f))
+    cells = [c for row in table[1:-1] for c in row]
     assert not any(c.startswith(formats.FORMULA_STARTS) for c in cells)
+    assert table[-1][table[0].index("logprob")] == "-1.5"
     back = [r for chunk in read_records(path, "csv") for r in chunk]
-    assert [(r["path"], r["caption"], r["error"]) for r in back] == [(t, t, t) for t in texts]
+    assert [(r["path"], r["caption"], r["error"]) for r in back[:-1]] == [(t, t, t) for t in texts]
+    assert back[-1]["logprob"] == "-1.5"
 
 
 def test_the_apps_csv_download_uses_the_same_rule():
