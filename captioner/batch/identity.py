@@ -3,8 +3,8 @@
 A run's key (`BatchRun.run_key`) is a hash of this fingerprint and the decoding settings, so the same
 `captioner.pt` named by a relative and an absolute path is one run, and a retrained model saved over
 the old file is another. The weights are hashed as loaded (every tensor of every torch module the
-model holds: its name, dtype, shape and bytes), which takes about a second a gigabyte and needs no
-cache that could go stale.
+model holds: its name, dtype, shape and bytes), once per loaded model, with no cache that could go
+stale: 1.07 GB of fp32 weights took 2.6 to 5.7 s on the 2-core development VM under load 20.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ _FINGERPRINTS: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary
 
 
 def model_fingerprint(model: Any) -> str:
-    """A hex digest of the model's tensors and its tokenizer's vocabulary (computed once per loaded model)."""
+    """A hex digest (sha256) of the model's tensors and its tokenizer's vocabulary (computed once per loaded model)."""
     try:
         return _FINGERPRINTS[model]
     except (KeyError, TypeError):
@@ -34,7 +34,7 @@ def model_fingerprint(model: Any) -> str:
 
 
 def _fingerprint(model: Any) -> str:
-    digest = hashlib.blake2b(digest_size=16)
+    digest = hashlib.sha256()  # the fastest of hashlib's here (SHA extensions)
     for attribute, module in sorted(vars(model).items()):
         if isinstance(module, torch.nn.Module):
             for name, tensor in module.state_dict().items():
@@ -44,10 +44,10 @@ def _fingerprint(model: Any) -> str:
     return digest.hexdigest()
 
 
-def _tensor_bytes(tensor: torch.Tensor) -> bytes:
+def _tensor_bytes(tensor: torch.Tensor) -> bytes | memoryview:
     t = tensor.detach().cpu().contiguous()
     try:
-        return t.view(torch.uint8).numpy().tobytes() if t.numel() else b""
+        return memoryview(t.view(torch.uint8).numpy()) if t.numel() else b""  # no copy
     except (RuntimeError, TypeError):  # quantized or sparse tensors: their values as text
         return repr(t.tolist()).encode()
 
