@@ -13,6 +13,7 @@ from typing import Sequence
 from captioner.__main__ import build_parser as build_cli_parser
 from captioner.__main__ import decoding_from_args
 from captioner.batch.rows import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
+from captioner.files import escape_name
 
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -111,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {metrics_path(args.out)} could not be written: {e.strerror or e}", file=sys.stderr)
             return EXIT_USAGE
         print(f"BLEU-4 {scores.bleu4:.4f}  CIDEr-D {scores.cider_d:.4f}  over {scores.images} images with references "
-              f"(written to {metrics_path(args.out)})", flush=True)  # fmt: skip
+              f"(written to {escape_name(metrics_path(args.out))})", flush=True)  # fmt: skip
     if summary.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_ROWS_FAILED if summary.errors else EXIT_OK
