@@ -233,7 +233,7 @@ class OutputFile:
         for i, record in enumerate(r for chunk in self._journal_records(("ok", "error", "references")) for r in chunk):
             key = (record["run_key"], record["path"])
             if record["status"] == "references":
-                added[key] = _merged(added.get(key, []), record.get("references") or [])
+                added[key] = merged_references(added.get(key, []), record.get("references") or [])
             else:
                 latest[key] = i
         if not latest and not added and os.path.exists(self.path):
@@ -289,7 +289,8 @@ def _durable_write(f, data: bytes) -> None:
     os.fsync(f.fileno())
 
 
-def _merged(old: list[str], new: Iterable[str]) -> list[str]:
+def merged_references(old: list[str], new: Iterable[str]) -> list[str]:
+    """References in order, each once: the old ones, then the new ones not among them."""
     return old + [r for r in new if r not in old]
 
 
@@ -298,4 +299,4 @@ def _with(record: dict[str, Any], added: dict[tuple[str, str], list[str]]) -> di
     more = added.get((record["run_key"], record["path"]))
     if not more:
         return record
-    return {**record, "references": _merged(as_list(record.get("references")), more)}
+    return {**record, "references": merged_references(as_list(record.get("references")), more)}

@@ -11,9 +11,9 @@ import os
 import sys
 from typing import Any, Iterator, Sequence
 
-from captioner.batch.formats import KEY_COLUMNS, READ_CHUNK
+from captioner.batch.formats import KEY_COLUMNS, READ_CHUNK, records_table
 from captioner.batch.locations import filesystem_of, is_uri
-from captioner.batch.outputs import OutputError, done_keys_of, scores_of
+from captioner.batch.outputs import OutputError, merged_references, done_keys_of, scores_of
 from captioner.batch.rows import ReferenceScores
 
 
@@ -75,22 +75,43 @@ class ParquetFolder:
         return done_keys_of(self.records(), run_key)
 
     def drop_replaced(self, new_files: Sequence[str]) -> None:
-        """Remove from the older files the rows that rows in `new_files` replace (same image and run key:
-        an error tried again, a changed file), so that the folder holds one row per image and settings."""
+        """Fold this run's files (`new_files`) into the folder: rows of older files that new rows replace
+        (same image and run key: an error tried again, a changed file) are removed, and references that
+        arrived for images captioned before (rows with status "references") are merged into their rows,
+        so that the folder holds one row per image and settings. Only files of captions are rewritten."""
         import pyarrow.parquet as pq
 
-        new_keys = {(r["run_key"], r["path"]) for chunk in self.records(new_files) for r in chunk}
-        for path in [f for f in self.files() if f not in set(new_files)] if new_keys else []:
-            if self._captions_file(path) is None:
+        new_keys: set[tuple[str, str]] = set()
+        added: dict[tuple[str, str], list[str]] = {}
+        for chunk in self.records(new_files):
+            for r in chunk:
+                key = (r["run_key"], r["path"])
+                if r["status"] == "references":
+                    added[key] = merged_references(added.get(key, []), r.get("references") or [])
+                else:
+                    new_keys.add(key)
+        for path in self.files():
+            ours = path in set(new_files)
+            if (not ours and not new_keys and not added) or self._captions_file(path) is None:
                 continue
             table = pq.read_table(self.filesystem.open_input_file(path))
-            keep = [key not in new_keys for key in zip(table["run_key"].to_pylist(), table["path"].to_pylist())]
-            if all(keep):
+            keys = list(zip(table["run_key"].to_pylist(), table["path"].to_pylist()))
+            statuses = table["status"].to_pylist()
+            keep = [s != "references" if ours else k not in new_keys for k, s in zip(keys, statuses)]
+            merge = not ours and any(k in added for k in keys)
+            if all(keep) and not merge:
                 continue
+            if ours and not any(keep):
+                self.filesystem.delete_file(path)  # this run wrote it, and it held only references
+                continue
+            rows = [r for r, k in zip(table.to_pylist(), keep) if k]
+            if merge:
+                rows = [{**r, "references": merged_references(r.get("references") or [], added.get((r["run_key"], r["path"]), []))}
+                        for r in rows]  # fmt: skip
             head, name = path.rsplit("/", 1)
             tmp = f"{head}/_rewriting-{name}"
             with self.filesystem.open_output_stream(tmp) as f:
-                pq.write_table(table.filter(keep), f)
+                pq.write_table(records_table(rows), f)
             self.filesystem.move(tmp, path)
 
     def scores(self, run_key: str) -> ReferenceScores | None:

@@ -35,8 +35,12 @@ class RayCaptioner:
     def __call__(self, batch: Any) -> Any:  # pyarrow.Table -> pyarrow.Table
         items = [BatchItem.from_record(record) for record in batch.to_pylist()]
         # `seen` is per batch: a batch that Ray runs again (its worker died) must not skip its own images.
-        rows, _ = caption_chunk(self.model, items, self.config, self.run, skip=self.done, seen=set())
-        return records_table(row.to_record() for row in rows)
+        # References for images captioned before come back as rows with status "references"; the driver
+        # merges them into those rows (ParquetFolder.drop_replaced).
+        references: list = []
+        rows, _ = caption_chunk(self.model, items, self.config, self.run, skip=self.done, seen=set(),
+                                on_skipped_references=references.append)  # fmt: skip
+        return records_table(row.to_record() for row in rows + references)
 
 
 @dataclass

@@ -513,6 +513,23 @@ def test_a_ray_folder_never_touches_files_it_did_not_write(tmp_path):
     assert pq.read_table(data / "ours.parquet").num_rows == 0  # our own older row, replaced
 
 
+def test_references_from_a_later_ray_run_are_merged_into_the_rows(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    older = CaptionRow("/p/a.png", sha256="1", caption="c", references=["a"], run_key="k").to_record()
+    pq.write_table(outputs.records_table([older]), data / "old.parquet")
+    came = CaptionRow("/p/a.png", sha256="1", references=["a", "b"], run_key="k", status="references").to_record()
+    fresh = CaptionRow("/p/n.png", sha256="2", caption="n", run_key="k").to_record()
+    pq.write_table(outputs.records_table([came]), data / "refs-only.parquet")
+    pq.write_table(outputs.records_table([came, fresh]), data / "mixed.parquet")
+    folder = ParquetFolder(str(data))
+    folder.drop_replaced([str(data / "refs-only.parquet"), str(data / "mixed.parquet")])
+    assert not (data / "refs-only.parquet").exists()  # written by this run, held only references
+    assert pq.read_table(data / "old.parquet").to_pylist()[0]["references"] == ["a", "b"]
+    assert [r["path"] for r in pq.read_table(data / "mixed.parquet").to_pylist()] == ["/p/n.png"]
+    assert folder.scores("k").images == 1
+
+
 # -- CSV formulas ----------------------------------------------------------------------------------------
 @PROPERTY
 @given(st.lists(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
