@@ -252,6 +252,23 @@ def test_a_name_that_is_not_utf8_is_captioned_in_every_format(run_cli, tmp_path,
     assert status == 0 and "skipped 2 images" in err and len(rows_of(out)) == 2
 
 
+@pytest.mark.slow
+def test_the_cli_prints_a_name_that_is_not_utf8_on_a_strict_utf8_stdout(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / os.fsdecode(b"caf\xe9.png")).write_bytes(png())
+    (tmp_path / "plain.png").write_bytes(png((0, 0, 200)))
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(root)}
+    names = [os.fsencode(tmp_path / n) for n in (os.fsdecode(b"caf\xe9.png"), "plain.png")]
+    done = subprocess.run([os.fsencode(sys.executable), b"-m", b"captioner", *names, b"--model", b"builtin"],
+                          capture_output=True, env=env, cwd=root, timeout=300)  # fmt: skip
+    lines = done.stdout.decode("utf-8").splitlines()
+    assert done.returncode == 0 and b"Traceback" not in done.stderr and len(lines) == 2
+    assert lines[0].startswith(str(tmp_path) + "/caf\\xe9.png\t")
+
+
 # -- resume identity ---------------------------------------------------------------------------------------
 def test_the_same_weights_by_two_paths_are_one_run_and_new_weights_another(tiny_visiongpt2_dir, tmp_path, monkeypatch):
     import torch
