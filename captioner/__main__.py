@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 from captioner.config import STRATEGIES, DecodingConfig
 from captioner.errors import one_line
+from captioner.files import escape_name
 
 DECODING_OPTIONS = (
     "strategy", "num_beams", "length_penalty", "top_k", "top_p", "temperature", "repetition_penalty",
@@ -71,21 +72,22 @@ def _caption_one(model: Any, image_path: str, config: DecodingConfig, as_json: b
     from captioner.decoding import caption_image
     from captioner.images import ImageLoadError, load_image
 
+    shown = escape_name(image_path)  # a name's bytes that are not UTF-8 as \xNN: any UTF-8 stdout prints it
     try:
         result = caption_image(model, load_image(image_path), [config])[0]
         if as_json:
-            record = {"image": image_path, **result.best.to_dict(), "timings": result.timings,
+            record = {"image": shown, **result.best.to_dict(), "timings": result.timings,
                       "model": model.info.name, "decoding": result.config.to_dict()}  # fmt: skip
             if len(result.captions) > 1:
                 record["sequences"] = [c.to_dict() for c in result.captions]
             lines = [json_line(record)]
         else:
-            lines = [f"{image_path}\t{c.text}" for c in result.captions]
+            lines = [f"{shown}\t{c.text}" for c in result.captions]
     except ImageLoadError as e:
-        print(f"error: {image_path}: {_one_line(e)}", file=sys.stderr)
+        print(f"error: {shown}: {_one_line(e)}", file=sys.stderr)
         return False
     except Exception as e:  # the engine, the model or the JSON encoder: named, and the next image goes on
-        print(f"error: {image_path}: captioning failed: {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
+        print(f"error: {shown}: captioning failed: {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
         return False
     for line in lines:
         print(line, flush=True)

@@ -22,6 +22,7 @@ __all__ = [
     "ArchiveContents",
     "ArchiveError",
     "read_image_archive",
+    "unique_names",
 ]
 
 DEFAULT_MAX_FILES = 200
@@ -84,7 +85,23 @@ def read_image_archive(
                 f"The images in this archive take {format_bytes(declared)} unpacked; the limit is {format_bytes(max_total_bytes)}."
             )
         _unpack(archive, candidates, result, max_total_bytes, max_file_bytes)
+    result.images = [(name, content) for name, (_, content) in zip(unique_names(n for n, _ in result.images), result.images)]
     return result
+
+
+def unique_names(names) -> list[str]:
+    """Names made unique in order: a zip may hold two entries of one name (two different pictures);
+    the second `a.png` becomes `a.png#2` (then `#3`, ...), so that each has its own row."""
+    taken: set[str] = set()
+    out = []
+    for name in names:
+        unique, n = name, 1
+        while unique in taken:
+            n += 1
+            unique = f"{name}#{n}"
+        taken.add(unique)
+        out.append(unique)
+    return out
 
 
 def _image_entries(archive: zipfile.ZipFile, result: ArchiveContents, max_file_bytes: int) -> list[zipfile.ZipInfo]:

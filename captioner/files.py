@@ -10,10 +10,11 @@ their own error type (`ImageLoadError`, `ModelLoadError`).
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
-__all__ = ["FileRefused", "check_regular_file", "describe_path", "read_regular_file"]
+__all__ = ["FileRefused", "check_regular_file", "describe_path", "escape_name", "read_regular_file", "unescape_name"]
 
 
 class FileRefused(ValueError):
@@ -115,3 +116,50 @@ def format_bytes(n_bytes: int) -> str:
     if n_bytes >= 1_000:
         return f"{round(n_bytes / 1e3, 1):g} kB"
     return f"{n_bytes} bytes"
+
+
+# -- names that are not UTF-8 ---------------------------------------------------------------------------
+_ESCAPED = re.compile(r"\\(?:\\|x([0-9a-f]{2})|u([0-9a-f]{4}))")
+
+
+def escape_name(name: str) -> str:
+    """A file name as text any UTF-8 writer accepts, reversibly (`unescape_name` gives `name` back).
+
+    Python holds a name's bytes that are not UTF-8 as lone surrogates (os.fsdecode's surrogateescape):
+    each becomes `\\xNN` (the byte), any other lone surrogate `\\uNNNN`, and a backslash `\\\\`. Names
+    without a backslash or such bytes (nearly all) are unchanged.
+    """
+    if "\\" not in name and not _has_surrogates(name):
+        return name
+    out = []
+    for ch in name:
+        code = ord(ch)
+        if ch == "\\":
+            out.append("\\\\")
+        elif 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif 0xD800 <= code <= 0xDFFF:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def unescape_name(text: str) -> str:
+    """The name that `escape_name` wrote as `text` (use it with os functions: bytes come back as on disk)."""
+
+    def one(match: re.Match) -> str:
+        byte, code = match.groups()
+        if byte is not None:
+            return chr(0xDC00 + int(byte, 16))
+        return chr(int(code, 16)) if code is not None else "\\"
+
+    return _ESCAPED.sub(one, text) if "\\" in text else text
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False

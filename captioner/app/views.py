@@ -23,6 +23,7 @@ import plotly.graph_objects as go
 from PIL import Image, ImageDraw, ImageFont
 
 from captioner.app.settings import HEAD_MAX, HEAD_MEAN, LAYER_MEAN
+from captioner.batch.formats import spreadsheet_cell
 from captioner.batch.rows import CaptionRow
 from captioner.config import DecodingConfig
 from captioner.decoding import Caption, DecodeResult
@@ -706,5 +707,5 @@ def _row_note(row: CaptionRow) -> str:
 
 
 def csv_bytes(table: pd.DataFrame, drop: Sequence[str] = ("thumbnail",)) -> bytes:
-    """A table as UTF-8 CSV, without the given columns."""
-    return table.drop(columns=[c for c in drop if c in table.columns]).to_csv(index=False).encode("utf-8")
+    """A table as UTF-8 CSV, without the given columns; text cells safe in a spreadsheet (batch.formats.spreadsheet_cell)."""
+    return table.drop(columns=[c for c in drop if c in table.columns]).map(spreadsheet_cell).to_csv(index=False).encode("utf-8")

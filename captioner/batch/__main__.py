@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from captioner.__main__ import build_parser as build_cli_parser
 from captioner.__main__ import decoding_from_args
-from captioner.batch.rows import DEFAULT_BATCH_SIZE
+from captioner.batch.rows import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
+from captioner.files import escape_name
 
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -46,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output file: .parquet (default), .csv or .jsonl; with --ray a folder of Parquet files "
                         "(a path or a URI such as s3://bucket/captions/)")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
-                   help=f"images captioned together (default {DEFAULT_BATCH_SIZE})")
+                   help=f"images captioned together, 1 to {MAX_BATCH_SIZE} (default {DEFAULT_BATCH_SIZE})")
     p.add_argument("--ray", action="store_true", help="run on a local Ray with this machine's CPUs")
     p.add_argument("--ray-address", help="run on this Ray cluster (e.g. ray://head:10001 or auto)")
     p.add_argument("--workers", type=int, default=2, help="Ray workers, each holding the model once (default 2)")
@@ -67,8 +71,9 @@ class Summary:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.batch_size < 1 or args.workers < 1 or (args.worker_cpus is not None and args.worker_cpus < 0):
-        parser.error("--batch-size and --workers must be 1 or more, --worker-cpus 0 or more")
+    if not 1 <= args.batch_size <= MAX_BATCH_SIZE or args.workers < 1 or (args.worker_cpus is not None and args.worker_cpus < 0):
+        parser.error(f"--batch-size must be 1 to {MAX_BATCH_SIZE} (each chunk's images are decoded and held "
+                     "together), --workers 1 or more, --worker-cpus 0 or more")
     on_ray = bool(args.ray or args.ray_address)
     if on_ray and args.references:
         parser.error("--references works for local runs; with --ray give references in a list file's 'reference' column")
@@ -124,6 +129,9 @@ def _caption_with(args: argparse.Namespace, model_spec: str | None, on_ray: bool
     except OutputError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE, run
+    except KeyboardInterrupt:  # before the first chunk (reading what is done, listing): nothing was written
+        print("interrupted before anything was captioned", file=sys.stderr)
+        return EXIT_INTERRUPTED, run
     except Exception as e:  # Ray: a cluster that can't be reached, a job that fails as a whole
         if not on_ray:
             raise
@@ -132,9 +140,13 @@ def _caption_with(args: argparse.Namespace, model_spec: str | None, on_ray: bool
     _report(summary, args.out, say)
     scores = _scores(args.out, on_ray, run)
     if scores is not None:
-        write_metrics(metrics_path(args.out), scores, run, args.out)
+        try:
+            write_metrics(metrics_path(args.out), scores, run, args.out)
+        except OSError as e:
+            print(f"error: {metrics_path(args.out)} could not be written: {e.strerror or e}", file=sys.stderr)
+            return EXIT_USAGE
         print(f"BLEU-4 {scores.bleu4:.4f}  CIDEr-D {scores.cider_d:.4f}  over {scores.images} images with references "
-              f"(written to {metrics_path(args.out)})", flush=True)  # fmt: skip
+              f"(written to {escape_name(metrics_path(args.out))})", flush=True)  # fmt: skip
     if summary.interrupted:
         return EXIT_INTERRUPTED, run
     return (EXIT_ROWS_FAILED if summary.errors else EXIT_OK), run
@@ -142,7 +154,8 @@ def _caption_with(args: argparse.Namespace, model_spec: str | None, on_ray: bool
 
 def _print_leaderboard(out: str, on_ray: bool, runs: Sequence[tuple[str, str]]) -> None:
     from captioner.batch.leaderboard import format_leaderboard, leaderboard
-    from captioner.batch.outputs import ParquetFolder, output_format, read_records
+    from captioner.batch.outputs import output_format, read_records
+    from captioner.batch.parquet_folder import ParquetFolder
 
     if not on_ray and not os.path.exists(out):
         return
@@ -193,16 +206,37 @@ def run_local(inputs: Sequence[str], out: str, model, config, run, *, batch_size
 
                     items = attach_references(items, references)
                 for chunk in chunks(items, batch_size):
-                    rows, skipped = caption_chunk(model, chunk, config, run, skip=done, seen=done)
-                    output.append(rows)
+                    merged: list = []  # references for images captioned before: merged into their rows by finish()
+                    rows, skipped = caption_chunk(model, chunk, config, run, skip=done, seen=done,
+                                                  on_skipped_references=merged.append)  # fmt: skip
+                    output.append(rows + merged)
                     summary.rows += len(rows)
                     summary.errors += sum(not r.ok for r in rows)
                     summary.skipped += skipped
                     bar.update(len(chunk))
             except KeyboardInterrupt:
                 summary.interrupted = True
-        output.finish()
+        with _interrupts_wait(out, summary):
+            output.finish()
     return summary
+
+
+@contextmanager
+def _interrupts_wait(out: str, summary: Summary):
+    """While the output is rewritten, Ctrl-C says it is finishing and is remembered, not raised."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def remember(signum, frame):
+        summary.interrupted = True
+        print(f"\nstill writing {out}: it is done in a moment", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, remember)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _run_on_ray(args: argparse.Namespace, spec: str, config, run) -> Summary:
@@ -226,7 +260,8 @@ def _report(summary: Summary, out: str, say) -> None:
 
 
 def _scores(out: str, on_ray: bool, run):
-    from captioner.batch.outputs import OutputFile, ParquetFolder
+    from captioner.batch.outputs import OutputFile
+    from captioner.batch.parquet_folder import ParquetFolder
 
     return (ParquetFolder(out) if on_ray else OutputFile(out)).scores(run.run_key)
 

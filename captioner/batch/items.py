@@ -5,34 +5,37 @@ references it has; `read_item` fetches the bytes when the item's turn comes, so 
 chunk of images at a time. Anything that can't be used becomes an item with a `problem`: a row
 with its error, never a failed run.
 
-Locations are local paths or URIs of any pyarrow filesystem (`s3://bucket/images/`, `gs://...`,
-`file:///...`); pyarrow is imported only when a URI or a Parquet list is read.
+Locations are local paths (named absolute, so `imgs`, `./imgs/` and `$PWD/imgs` are one place) or
+the URIs `captioner.batch.locations` allows (`s3://bucket/images/`, `gs://...`, `file:///...`);
+pyarrow is imported only when a URI or a Parquet list is read.
 """
 
 from __future__ import annotations
 
-import csv
 import functools
 import glob
-import io
 import os
 import stat
 from dataclasses import asdict, dataclass, replace
 from typing import Any, BinaryIO, Iterable, Iterator, Sequence
 
 from captioner.archives import DEFAULT_MAX_TOTAL_BYTES, ArchiveError, read_image_archive
-from captioner.files import format_bytes
+from captioner.batch.lists import MAX_LIST_BYTES, REFERENCE_SEPARATOR, Entry, parquet_entries, text_entries
+from captioner.batch.locations import LocationRefused, file_uri, file_uri_path, filesystem_of, is_uri, scheme_of
+from captioner.files import escape_name, format_bytes, unescape_name
 from captioner.images import DEFAULT_MAX_BYTES, IMAGE_EXTENSIONS, ImageLoadError
 
+__all__ = ["REFERENCE_SEPARATOR", "BatchItem", "archive_items", "count_items", "expand_uploads", "filesystem_of",
+           "is_uri", "iter_items", "open_location", "read_item", "read_location"]  # fmt: skip
+
 LIST_EXTENSIONS = (".txt", ".csv", ".parquet")
-REFERENCE_SEPARATOR = "|"  # several references in one `reference` cell of a CSV list: "a cat | a grey cat"
 
 
 @dataclass(frozen=True)
 class BatchItem:
     """One image to caption, or the reason an input gives none."""
 
-    name: str  # what its row calls it: the path as given, or "archive.zip/inner/photo.png"
+    name: str  # what its row calls it: the location, or "/abs/archive.zip/inner/photo.png"
     path: str = ""  # the file (or zip) to read; "" when `data` holds the bytes
     member: str = ""  # the entry of the zip at `path`
     data: bytes | None = None  # bytes already in memory: an upload, an entry of an uploaded zip
@@ -40,43 +43,46 @@ class BatchItem:
     problem: str = ""  # why this cannot be captioned; the row becomes an error row
 
     def to_record(self) -> dict[str, Any]:
-        """A plain dict without the bytes (what a Ray dataset holds)."""
-        return {**asdict(self), "data": None, "references": list(self.references)}
+        """A plain dict without the bytes (what a Ray dataset holds); names escaped as UTF-8 (files.escape_name)."""
+        return {**asdict(self), "data": None, "references": list(self.references), "name": escape_name(self.name),
+                "path": escape_name(self.path), "member": escape_name(self.member),
+                "problem": escape_name(self.problem)}  # fmt: skip
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> "BatchItem":
-        return cls(**{**record, "references": tuple(record.get("references") or ())})
+        names = {k: unescape_name(record.get(k) or "") for k in ("name", "path", "member", "problem")}
+        return cls(**{**record, **names, "references": tuple(record.get("references") or ())})
 
 
-# -- locations: local paths and pyarrow filesystem URIs ------------------------------------------------
-def is_uri(location: str) -> bool:
-    return "://" in location
-
-
-def filesystem_of(uri: str):
-    """(pyarrow filesystem, path inside it, "scheme://") of a URI."""
-    from pyarrow import fs
-
-    filesystem, path = fs.FileSystem.from_uri(uri)
-    return filesystem, path, uri[: uri.index("://") + 3]
+# -- locations: local paths and allowed URIs -------------------------------------------------------------
+def _local(location: str) -> str | None:
+    """The local path of a location (a path, or a file:// URI), None for object storage."""
+    if not is_uri(location):
+        return location
+    return file_uri_path(location) if scheme_of(location) == "file" else None
 
 
 def open_location(location: str) -> BinaryIO:
-    """A local regular file or a URI, opened for reading. A FIFO or a device is refused, never read."""
-    if is_uri(location):
+    """A local regular file or an allowed URI, opened for reading. A FIFO or a device is refused, never
+    opened for blocking reads (the file is opened non-blocking and checked through its descriptor)."""
+    local = _local(location)
+    if local is None:
         filesystem, path, _ = filesystem_of(location)
-        return filesystem.open_input_stream(path)
+        return filesystem.open_input_file(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        mode = os.stat(location).st_mode
+        fd = os.open(local, flags)
     except FileNotFoundError:
         raise ImageLoadError(f"No such file: {location}", "missing") from None
     except OSError as e:
         raise ImageLoadError(f"The file {location} could not be read: {e.strerror or e}", "unreadable") from None
-    if stat.S_ISDIR(mode):
-        raise ImageLoadError(f"This is a folder, not a file: {location}", "missing")
+    mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
-        raise ImageLoadError(f"Not a regular file (a pipe, socket or device): {location}", "unreadable")
-    return open(location, "rb")
+        os.close(fd)
+        what = "a folder, not a file" if stat.S_ISDIR(mode) else "not a regular file (a pipe, socket or device)"
+        raise ImageLoadError(f"This is {what}: {location}", "missing" if stat.S_ISDIR(mode) else "unreadable")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
 def read_location(location: str, max_bytes: int | None = DEFAULT_MAX_BYTES) -> bytes:
@@ -86,26 +92,36 @@ def read_location(location: str, max_bytes: int | None = DEFAULT_MAX_BYTES) -> b
             return f.read() if max_bytes is None else f.read(max_bytes + 1)
     except ImageLoadError:
         raise
-    except (OSError, ValueError) as e:  # pyarrow raises OSError (missing, denied) and ValueError (bad URI)
-        raise ImageLoadError(f"{location} could not be read: {e}", "unreadable") from None
+    except Exception as e:  # pyarrow's errors (OSError, ValueError, NotImplementedError, ...), a refused URI
+        raise ImageLoadError(f"{location} could not be read: {_one_line(e)}", "unreadable") from None
+
+
+def _size(location: str) -> int:
+    local = _local(location)
+    if local is not None:
+        return os.stat(local).st_size
+    filesystem, path, _ = filesystem_of(location)
+    return filesystem.get_file_info(path).size or 0
 
 
 def _kind(location: str) -> str:
     """'folder', 'file' or 'missing'."""
-    if is_uri(location):
+    local = _local(location)
+    if local is None:
         from pyarrow import fs
 
         filesystem, path, _ = filesystem_of(location)
         kind = filesystem.get_file_info(path).type
         return {fs.FileType.Directory: "folder", fs.FileType.File: "file"}.get(kind, "missing")
-    if os.path.isdir(location):
+    if os.path.isdir(local):
         return "folder"
-    return "file" if os.path.lexists(location) else "missing"
+    return "file" if os.path.lexists(local) else "missing"
 
 
 def _files_under(folder: str) -> Iterator[str]:
     """Every regular file below a folder, recursively, in sorted order; hidden files and folders left out."""
-    if is_uri(folder):
+    local = _local(folder)
+    if local is None:
         from pyarrow import fs
 
         filesystem, path, scheme = filesystem_of(folder)
@@ -114,12 +130,12 @@ def _files_under(folder: str) -> Iterator[str]:
             if not any(part.startswith(".") for part in info.path[len(path) :].split("/")):
                 yield scheme + info.path
         return
-    for root, dirs, files in os.walk(folder):
+    for root, dirs, files in os.walk(local):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             full = os.path.join(root, name)
             if not name.startswith(".") and os.path.isfile(full):
-                yield full
+                yield file_uri(full) if is_uri(folder) else full
 
 
 def _walk_order(path: str) -> list[tuple[int, str]]:
@@ -130,6 +146,11 @@ def _walk_order(path: str) -> list[tuple[int, str]]:
 
 def _is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= 300 else text[:300] + "…"
 
 
 # -- inputs -> items ----------------------------------------------------------------------------------
@@ -152,21 +173,28 @@ def count_items(inputs: Iterable[str]) -> int:
 def _items_of(spec: str, keep_archive_bytes: bool) -> Iterator[BatchItem]:
     try:
         yield from _expand(spec, keep_archive_bytes)
-    except (OSError, ValueError) as e:  # a URI pyarrow can't open (scheme, credentials, network); a folder gone
-        yield BatchItem(spec, path=spec, problem=f"{spec} could not be listed: {e}")
+    except Exception as e:  # a refused URI; pyarrow's own errors (scheme, credentials, network); a folder gone
+        yield BatchItem(spec, path=spec, problem=f"{spec} could not be listed: {_one_line(e)}")
+
+
+def _absolute(path: str) -> str:
+    """A local path as one name however it is spelled (`imgs`, `./imgs/`, `$PWD/imgs`); symlinks kept as named."""
+    return os.path.abspath(path) if path else path
 
 
 def _expand(spec: str, keep_archive_bytes: bool) -> Iterator[BatchItem]:
     kind = _kind(spec)
     if kind == "missing" and not is_uri(spec) and glob.has_magic(spec):
-        matches = sorted(glob.glob(spec, recursive=True))
+        matches = sorted(glob.glob(spec, recursive=True))  # the pattern as given: the cwd's name may hold [ or *
         if not matches:
             yield BatchItem(spec, problem=f"No file matches {spec}")
         for match in matches:
             if os.path.isdir(match):
                 continue  # `**` also matches folders; their images match the pattern on their own
-            yield from _file_items(match, keep_archive_bytes)
-    elif kind == "missing":
+            yield from _file_items(_absolute(match), keep_archive_bytes)
+        return
+    spec = spec if is_uri(spec) else _absolute(spec)
+    if kind == "missing":
         yield BatchItem(spec, path=spec, problem=f"No such file or folder: {spec}")
     elif kind == "folder":
         for location in _files_under(spec):
@@ -226,71 +254,57 @@ def expand_uploads(files: Sequence[tuple[str, bytes]]) -> list[BatchItem]:
 
 # -- list files -----------------------------------------------------------------------------------------
 def _list_items(location: str) -> Iterator[BatchItem]:
-    """A .txt (one path per line), or a .csv / .parquet with a `path` and an optional `reference` column.
+    """A .txt (one path per line), or a .csv / .parquet with a `path` and an optional `reference` column
+    (captioner.batch.lists: caps, encodings, types).
 
     Relative paths are relative to the list file's folder. Read as a stream: a list of millions of
-    lines is never held in memory.
+    lines is never held in memory. A row that can't be used is one error row named `LIST:line N`;
+    a list that can't be read at all is one error row named after the list.
     """
     try:
-        for entry, references in _list_entries(location):
-            if entry:
-                path = _beside(location, entry)
-                yield BatchItem(path, path=path, references=references)
-    except (ImageLoadError, OSError, ValueError, KeyError, csv.Error, UnicodeDecodeError) as e:
-        yield BatchItem(location, path=location, problem=f"The list {location} could not be read: {e}")
+        size = _size(location)
+        if size > MAX_LIST_BYTES:
+            raise ValueError(f"it has {size:,} bytes; the limit is {MAX_LIST_BYTES:,}")
+        with open_location(location) as stream:
+            lower = location.lower()
+            entries = parquet_entries(stream) if lower.endswith(".parquet") else text_entries(stream, lower.endswith(".csv"))
+            for entry in entries:
+                item = _item_of_entry(location, entry)
+                if item is not None:
+                    yield item
+    except Exception as e:  # not a list we can read (no path column, not Parquet, a URI refused, ...)
+        yield BatchItem(location, path=location, problem=f"The list {location} could not be read: {_one_line(e)}")
+
+
+def _item_of_entry(list_location: str, entry: Entry) -> BatchItem | None:
+    if entry.problem:
+        return BatchItem(f"{list_location}:{entry.where}", problem=f"{list_location}: {entry.problem}",
+                         references=entry.references)  # fmt: skip
+    if not entry.location:
+        return None
+    try:
+        path = _beside(list_location, entry.location)
+    except LocationRefused as e:
+        return BatchItem(f"{list_location}:{entry.where}", problem=f"{list_location}, {entry.where}: {e}")
+    if is_uri(path):
+        try:  # refused before any filesystem is made for it (captioner.batch.locations)
+            filesystem_of(path)
+        except LocationRefused as e:
+            return BatchItem(f"{list_location}:{entry.where}", problem=f"{list_location}, {entry.where}: {e}")
+    return BatchItem(path, path=path, references=entry.references)
 
 
 def _beside(list_location: str, entry: str) -> str:
     """A list's entry as a location: relative paths are relative to the list's folder."""
-    if is_uri(entry) or os.path.isabs(entry):
+    if is_uri(entry):
         return entry
     if is_uri(list_location):
+        if scheme_of(list_location) == "file":
+            return _absolute(os.path.join(os.path.dirname(file_uri_path(list_location)), entry))
+        if os.path.isabs(entry):
+            raise LocationRefused(f"the absolute path {entry[:200]} in a list in object storage is refused")
         return list_location.rsplit("/", 1)[0] + "/" + entry
-    return os.path.join(os.path.dirname(list_location), entry)
-
-
-def _list_entries(location: str) -> Iterator[tuple[str, tuple[str, ...]]]:
-    lower = location.lower()
-    if lower.endswith(".parquet"):
-        yield from _parquet_entries(location)
-        return
-    with open_location(location) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text:
-        if lower.endswith(".txt"):
-            for line in text:
-                line = line.strip()
-                if line and not line.startswith("#"):
-                    yield line, ()
-            return
-        reader = csv.DictReader(text)
-        _require_path_column(reader.fieldnames or [], location)
-        for record in reader:
-            yield (record.get("path") or "").strip(), _references(record.get("reference"))
-
-
-def _parquet_entries(location: str) -> Iterator[tuple[str, tuple[str, ...]]]:
-    import pyarrow.parquet as pq
-
-    with open_location(location) as f:
-        parquet = pq.ParquetFile(f)
-        names = parquet.schema_arrow.names
-        _require_path_column(names, location)
-        columns = ["path"] + (["reference"] if "reference" in names else [])
-        for batch in parquet.iter_batches(batch_size=4096, columns=columns):
-            for record in batch.to_pylist():
-                yield str(record["path"] or "").strip(), _references(record.get("reference"))
-
-
-def _require_path_column(names: Sequence[str], location: str) -> None:
-    if "path" not in names:
-        raise ValueError(f"it has no 'path' column (columns: {', '.join(map(str, names)) or 'none'})")
-
-
-def _references(value: Any) -> tuple[str, ...]:
-    """A `reference` cell: a string (several separated by '|') or a list of strings."""
-    if value is None:
-        return ()
-    parts = value if isinstance(value, (list, tuple)) else str(value).split(REFERENCE_SEPARATOR)
-    return tuple(p.strip() for p in parts if p is not None and str(p).strip())
+    return _absolute(os.path.join(os.path.dirname(list_location), entry))
 
 
 # -- reading an item's bytes ----------------------------------------------------------------------------
@@ -306,8 +320,10 @@ def read_item(item: BatchItem) -> bytes:
     if item.member:
         try:
             entries = _archive_entries(item.path, _signature(item.path))
-        except OSError as e:
-            raise ImageLoadError(f"{item.path} could not be read: {e}", "unreadable") from None
+        except ImageLoadError:
+            raise
+        except Exception as e:  # the zip is gone, or object storage does not answer
+            raise ImageLoadError(f"{item.path} could not be read: {_one_line(e)}", "unreadable") from None
         if item.member not in entries:
             raise ImageLoadError(f"{item.member} is no longer in {item.path}", "missing")
         return entries[item.member]
@@ -316,11 +332,12 @@ def read_item(item: BatchItem) -> bytes:
 
 def _signature(location: str) -> tuple:
     """What tells that a file changed (size and time), so the archive cache reads it again."""
-    if is_uri(location):
+    local = _local(location)
+    if local is None:
         filesystem, path, _ = filesystem_of(location)
         info = filesystem.get_file_info(path)
         return (info.size, info.mtime_ns)
-    st = os.stat(location)
+    st = os.stat(local)
     return (st.st_size, st.st_mtime_ns)
 
 

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from captioner.batch.items import BatchItem, _beside, _list_entries, is_uri
+from captioner.batch.items import BatchItem, _list_items, is_uri
 from captioner.metrics import bleu4_scores, cider_d_scores, exact_match, rouge_l_scores, word_tokens
 
 References = dict[str, tuple[str, ...]]
@@ -30,13 +30,15 @@ def read_references(location: str) -> References:
     """Image location -> its references, from a CSV or Parquet with `path` and `reference` columns (paths
     relative to the file's folder). Raises ValueError with one line when the file cannot be read."""
     references: References = {}
-    try:
-        for entry, refs in _list_entries(location):
-            if entry and refs:
-                key = _key(_beside(location, entry))
-                references[key] = references.get(key, ()) + refs
-    except (OSError, ValueError, KeyError, csv.Error, UnicodeDecodeError) as e:
-        raise ValueError(f"the references {location} could not be read: {e}") from None
+    problems: list[str] = []
+    for item in _list_items(location):  # the batch's own list reading: its caps, encodings and refusals
+        if item.problem:
+            problems.append(item.problem)
+        elif item.references:
+            key = _key(item.path)
+            references[key] = references.get(key, ()) + item.references
+    if not references and problems:
+        raise ValueError(f"the references {location} could not be read: {problems[0]}")
     if not references:
         raise ValueError(f"the references {location} hold no reference captions (a 'path' and a 'reference' column)")
     return references

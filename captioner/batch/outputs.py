@@ -1,4 +1,5 @@
-"""Where rows go: a Parquet, CSV or JSON Lines file that a run can resume, or a Ray job's Parquet folder.
+"""Where a local run's rows go: a Parquet, CSV or JSON Lines file that a run can resume (a Ray job's
+folder of Parquet files: captioner.batch.parquet_folder).
 
 A local run appends each chunk's rows to a journal beside the output (`<out>.partial.jsonl`,
 flushed to disk per chunk), so a run that is killed loses at most the chunk in hand. When the run
@@ -11,22 +12,27 @@ pyarrow is imported only when Parquet is read or written.
 
 from __future__ import annotations
 
-import csv
+import errno
 import fcntl
+import glob
 import json
-import math
 import os
+import re
+import stat
 import sys
 from typing import Any, Iterable, Iterator, Sequence
 
-from captioner.batch.items import filesystem_of, is_uri
-from captioner.batch.rows import (COLUMN_TYPES, OUTPUT_COLUMNS, BatchRun, CaptionRow, ReferenceScores, chunks, done_key,
-                                  reference_scores)  # fmt: skip
+from captioner.batch.formats import KEY_COLUMNS, READ_CHUNK, Writer, as_list, clean, is_row, read_records, records_table
+from captioner.batch.locations import filesystem_of, is_uri
+from captioner.batch.rows import BatchRun, CaptionRow, ReferenceScores, done_key, reference_scores
+
+__all__ = ["JOURNAL_SUFFIX", "OutputError", "OutputFile", "done_keys_of", "metrics_path", "output_format", "read_records",
+           "records_table", "scores_of", "write_metrics"]  # fmt: skip
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", "": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 JOURNAL_SUFFIX = ".partial.jsonl"
-READ_CHUNK = 4096
-_KEY_COLUMNS = ("path", "sha256", "run_key", "status")
+_TMP = ".tmp-"
+_Writer = Writer  # the name the format tests use
 
 
 class OutputError(ValueError):
@@ -48,105 +54,21 @@ def metrics_path(out: str) -> str:
     return (stem if ext.lower() in FORMATS else out) + ".metrics.json"
 
 
-# -- rows as Arrow, CSV and JSON ----------------------------------------------------------------------
-def arrow_schema():
-    import pyarrow as pa
-
-    types = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(),
-             "list[str]": pa.list_(pa.string())}  # fmt: skip
-    return pa.schema([(name, types[kind]) for name, kind in COLUMN_TYPES.items()])
+def _write_error(path: str, e: OSError, kept: str) -> OutputError:
+    why = "the disk is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else (e.strerror or str(e))
+    return OutputError(f"{path} could not be written: {why}. {kept}")
 
 
-def records_table(records: Iterable[dict[str, Any]]):
-    """Rows as a pyarrow Table with the output schema (what Parquet files and Ray blocks hold)."""
-    import pyarrow as pa
-
-    return pa.Table.from_pylist([_clean(r) for r in records], schema=arrow_schema())
-
-
-def _clean(record: dict[str, Any]) -> dict[str, Any]:
-    """The output columns only; a number that is not finite becomes null (strict JSON, typed Parquet)."""
-    out = {}
-    for name in OUTPUT_COLUMNS:
-        value = record.get(name)
-        if isinstance(value, float) and not math.isfinite(value):
-            value = None
-        out[name] = value
-    return out
-
-
-def _as_list(value: Any) -> list[str]:
-    """A list column as read back: a list (Parquet, JSON Lines) or its JSON text (CSV)."""
-    if isinstance(value, list):
-        return value
-    if isinstance(value, str) and value.startswith("["):
-        return json.loads(value)
-    return [value] if value else []
-
-
-class _Writer:
-    """Rows into one file of any format, chunk by chunk."""
-
-    def __init__(self, path: str, fmt: str):
-        self.format = fmt
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            self._parquet = pq.ParquetWriter(path, arrow_schema())
-            return
-        self._file = open(path, "w", encoding="utf-8", newline="")
-        if fmt == "csv":
-            self._csv = csv.DictWriter(self._file, OUTPUT_COLUMNS, extrasaction="ignore")
-            self._csv.writeheader()
-
-    def write(self, records: Sequence[dict[str, Any]]) -> None:
-        if not records:
-            return
-        if self.format == "parquet":
-            self._parquet.write_table(records_table(records))
-        elif self.format == "csv":
-            self._csv.writerows({k: _csv_cell(v) for k, v in _clean(r).items()} for r in records)
-        else:
-            self._file.writelines(json.dumps(_clean(r), ensure_ascii=False) + "\n" for r in records)
-
-    def close(self) -> None:
-        if self.format == "parquet":
-            self._parquet.close()
-        else:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-
-
-def _csv_cell(value: Any) -> Any:
-    if isinstance(value, list):
-        return json.dumps(value, ensure_ascii=False)
-    return "" if value is None else value
-
-
-def read_records(path: str, fmt: str) -> Iterator[list[dict[str, Any]]]:
-    """The rows of an output file, a chunk at a time (CSV values come back as text)."""
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=READ_CHUNK):
-            yield batch.to_pylist()
-        return
-    with open(path, encoding="utf-8", newline="") as f:
-        lines: Iterable[dict[str, Any]] = csv.DictReader(f) if fmt == "csv" else (json.loads(x) for x in f if x.strip())
-        yield from chunks(lines, READ_CHUNK)
-
-
-def _done_keys(chunks: Iterable[list[dict[str, Any]]], run_key: str) -> set[bytes]:
+def done_keys_of(chunks: Iterable[list[dict[str, Any]]], run_key: str) -> set[bytes]:
     return {done_key(r["path"], r["sha256"]) for chunk in chunks for r in chunk
             if r.get("run_key") == run_key and r.get("status") == "ok"}  # fmt: skip
 
 
-def _scores(chunks: Iterable[list[dict[str, Any]]], run_key: str) -> ReferenceScores | None:
+def scores_of(chunks: Iterable[list[dict[str, Any]]], run_key: str) -> ReferenceScores | None:
     captions, references = [], []
     for chunk in chunks:
         for r in chunk:
-            refs = _as_list(r.get("references"))
+            refs = as_list(r.get("references"))
             if r.get("run_key") == run_key and r.get("status") == "ok" and refs:
                 captions.append(r.get("caption") or "")
                 references.append(refs)
@@ -169,94 +91,173 @@ def write_metrics(location: str, scores: ReferenceScores, run: BatchRun, output:
 # -- a local output file with its journal -------------------------------------------------------------
 class OutputFile:
     """A resumable output file: `done_keys`, `append` per chunk, `finish` at the end (a context manager
-    that holds a lock, so two runs can't write the same output)."""
+    that holds a lock, so two runs can't write the same output).
+
+    A symlink is written through: its target is the output (the link stays). A name ending in `/`, a
+    folder, a FIFO or a device is refused before anything is created; a refused output leaves no
+    journal. Temporary files that a killed rewrite left are removed by the next run.
+    """
 
     def __init__(self, path: str):
         if is_uri(path):
             raise OutputError(f"{path}: a local run writes a local file; use --ray to write to a URI.")
-        if os.path.isdir(path):
-            raise OutputError(f"{path} is a folder: give a file name (a folder of Parquet files is what --ray writes).")
-        self.path = path
+        if path.endswith(("/", os.sep)) or os.path.isdir(path):
+            raise OutputError(f"{path} is a folder: give a file name such as captions.parquet "
+                              "(a folder of Parquet files is what --ray writes).")  # fmt: skip
+        self.shown = path
+        self.path = os.path.realpath(path)  # a symlink: write its target
         self.format = output_format(path)
-        self.journal_path = path + JOURNAL_SUFFIX
+        self.journal_path = self.path + JOURNAL_SUFFIX
+        for what in (self.path, self.journal_path):
+            if os.path.exists(what) and not stat.S_ISREG(os.stat(what).st_mode):
+                raise OutputError(f"{what} is not a regular file (a FIFO, device or socket): give another --out.")
         self._journal = None
+        self._damaged = 0
 
     def __enter__(self) -> "OutputFile":
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        self._journal = open(self.journal_path, "a+b")
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            self._journal = _open_journal(self.journal_path)
+        except OutputError:
+            raise
+        except OSError as e:
+            raise _write_error(self.shown, e, "Nothing was written.") from None
         try:
             fcntl.flock(self._journal.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._journal.close()
-            raise OutputError(f"Another run is writing {self.path} right now.") from None
-        self._repair_journal()
+            raise OutputError(f"Another run is writing {self.shown} right now.") from None
+        try:
+            self._remove_stale_temporaries()
+            self._repair_journal()
+            next(self._output_records(), None)  # an output that is not ours is refused now, not at the end
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
         if self._journal is not None:
+            if os.path.exists(self.journal_path) and os.fstat(self._journal.fileno()).st_size == 0:
+                os.remove(self.journal_path)  # nothing in it: a refused or empty run leaves no journal
             self._journal.close()  # releases the lock
             self._journal = None
+
+    def _remove_stale_temporaries(self) -> None:
+        """The lock is ours, so a temporary file of this output is from a run that was killed."""
+        pattern = re.compile(re.escape(os.path.basename(self.path) + _TMP) + r"\d+$")
+        for stale in glob.glob(glob.escape(self.path) + _TMP + "*"):
+            if pattern.match(os.path.basename(stale)) and os.path.isfile(stale) and not os.path.islink(stale):
+                os.remove(stale)
 
     def _repair_journal(self) -> None:
         """Cut a line that a killed run left half written."""
         journal = self._journal
-        journal.seek(0)
-        data = journal.read()
-        end = data.rfind(b"\n") + 1
-        if end != len(data):
+        journal.seek(0, os.SEEK_END)
+        size = journal.tell()
+        end, position = 0, size
+        while position > 0:  # the last newline, read from the end a block at a time
+            step = min(READ_CHUNK * 16, position)
+            journal.seek(position - step)
+            block = journal.read(step)
+            if (i := block.rfind(b"\n")) >= 0:
+                end = position - step + i + 1
+                break
+            position -= step
+        if end != size:
             journal.truncate(end)
         journal.seek(0, os.SEEK_END)
 
-    def _journal_records(self) -> Iterator[list[dict[str, Any]]]:
-        if os.path.exists(self.journal_path):
-            yield from read_records(self.journal_path, "jsonl")
+    def _journal_records(self, statuses: Sequence[str] = ("ok", "error")) -> Iterator[list[dict[str, Any]]]:
+        """The journal's rows, a chunk at a time; a damaged line (NUL bytes, `{}`, `null`, a wrong type)
+        is skipped and counted, never fatal."""
+        if not os.path.exists(self.journal_path):
+            return
+        damaged, chunk = 0, []
+        with open(self.journal_path, "rb") as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    record = None
+                if is_row(record, ("ok", "error", "references")):
+                    if record["status"] in statuses:
+                        chunk.append(record)
+                else:
+                    damaged += 1
+                if len(chunk) == READ_CHUNK:
+                    yield chunk
+                    chunk = []
+        if chunk:
+            yield chunk
+        if damaged and not self._damaged:
+            print(f"note: {damaged} damaged lines of {self.journal_path} were skipped", file=sys.stderr)
+        self._damaged = damaged
 
     def _output_records(self) -> Iterator[list[dict[str, Any]]]:
         if not os.path.exists(self.path):
             return
         try:
             for chunk in read_records(self.path, self.format):
-                if chunk and not set(_KEY_COLUMNS) <= set(chunk[0]):
-                    raise OutputError(f"{self.path} exists and is not a table of captions: it has no "
-                                      f"{', '.join(c for c in _KEY_COLUMNS if c not in chunk[0])} column.")  # fmt: skip
+                if chunk and not set(KEY_COLUMNS) <= set(chunk[0]):
+                    raise OutputError(f"{self.shown} exists and is not a table of captions: it has no "
+                                      f"{', '.join(c for c in KEY_COLUMNS if c not in chunk[0])} column.")  # fmt: skip
                 yield chunk
         except OutputError:
             raise
         except Exception as e:  # pyarrow, csv or json errors on a file that is not ours
-            raise OutputError(f"{self.path} exists and could not be read as {self.format}: {e}") from None
+            raise OutputError(f"{self.shown} exists and could not be read as {self.format}: {e}") from None
 
     def done_keys(self, run_key: str) -> set[bytes]:
         """Keys (`rows.done_key`) of the images already captioned with this run key, in the output or the journal."""
-        return _done_keys(self._output_records(), run_key) | _done_keys(self._journal_records(), run_key)
+        return done_keys_of(self._output_records(), run_key) | done_keys_of(self._journal_records(), run_key)
 
     def append(self, rows: Sequence[CaptionRow]) -> None:
-        """Add a chunk's rows to the journal, on disk before this returns."""
+        """Add a chunk's rows to the journal, on disk before this returns (rows with status "references"
+        add references to an image's row when the output is written)."""
         if rows:
-            lines = "".join(json.dumps(_clean(r.to_record()), ensure_ascii=False) + "\n" for r in rows)
-            self._journal.write(lines.encode())
-            self._journal.flush()
-            os.fsync(self._journal.fileno())
+            lines = "".join(json.dumps(clean(r.to_record()), ensure_ascii=False) + "\n" for r in rows)
+            try:
+                _durable_write(self._journal, lines.encode())
+            except OSError as e:
+                raise _write_error(self.journal_path, e, "The rows before this chunk are kept in it; run again "
+                                                         "when it can be written.") from None  # fmt: skip
 
     def finish(self) -> None:
         """Write the output from the old output and the journal, replace it, drop the journal."""
         self._repair_journal()  # an interrupt may have cut the last append short
-        latest: dict[tuple[str, str], int] = {}  # (run_key, path) -> its last line in the journal
-        for i, record in enumerate(r for chunk in self._journal_records() for r in chunk):
-            latest[(record["run_key"], record["path"])] = i
-        if not latest and os.path.exists(self.path):
+        latest: dict[tuple[str, str], int] = {}  # (run_key, path) -> its last row in the journal
+        added: dict[tuple[str, str], list[str]] = {}  # references that arrived for a row
+        for i, record in enumerate(r for chunk in self._journal_records(("ok", "error", "references")) for r in chunk):
+            key = (record["run_key"], record["path"])
+            if record["status"] == "references":
+                added[key] = merged_references(added.get(key, []), record.get("references") or [])
+            else:
+                latest[key] = i
+        if not latest and not added and os.path.exists(self.path):
             self._drop_journal()
             return
-        tmp = f"{self.path}.tmp-{os.getpid()}"
-        writer = _Writer(tmp, self.format)
+        tmp = f"{self.path}{_TMP}{os.getpid()}"
         try:
-            for chunk in self._output_records():
-                writer.write([r for r in chunk if (r["run_key"], r["path"]) not in latest])
-            line = 0
-            for chunk in self._journal_records():
-                writer.write([r for i, r in enumerate(chunk, line) if latest[(r["run_key"], r["path"])] == i])
-                line += len(chunk)
-            writer.close()
+            writer = Writer(tmp, self.format)
+            try:
+                for chunk in self._output_records():
+                    writer.write([_with(r, added) for r in chunk if (r["run_key"], r["path"]) not in latest])
+                line = 0
+                for chunk in self._journal_records(("ok", "error", "references")):
+                    rows = [r for i, r in enumerate(chunk, line) if latest.get((r["run_key"], r["path"])) == i]
+                    line += len(chunk)
+                    writer.write([_with(r, added) for r in rows if r["status"] != "references"])
+                writer.close()
+            except BaseException:
+                writer.abandon()
+                raise
             os.replace(tmp, self.path)
+        except OSError as e:
+            raise _write_error(self.shown, e, f"It is as it was before this run; this run's rows are kept in "
+                                              f"{self.journal_path}: run again when it can be written.") from None  # fmt: skip
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
@@ -268,67 +269,34 @@ class OutputFile:
 
     def scores(self, run_key: str) -> ReferenceScores | None:
         """BLEU-4 and CIDEr-D over the output's rows of this run key that have references."""
-        return _scores(self._output_records(), run_key)
+        return scores_of(self._output_records(), run_key)
 
 
-# -- a folder of Parquet files (what a Ray job writes) ------------------------------------------------
-class ParquetFolder:
-    """A folder (local path or URI) of Parquet files of rows: what resume and the metrics read back."""
+def _open_journal(path: str):
+    """The journal opened for appending without blocking on a FIFO; anything but a regular file is refused."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0), 0o644)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OutputError(f"{path} is not a regular file (a FIFO, device or socket): remove it or give another --out.")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "a+b")
 
-    def __init__(self, location: str):
-        from pyarrow import fs
 
-        self.location = location.rstrip("/")
-        if is_uri(location):
-            self.filesystem, self.root, _ = filesystem_of(self.location)
-        else:
-            if os.path.isfile(location):
-                raise OutputError(f"{location} is a file: --ray writes a folder of Parquet files.")
-            self.filesystem, self.root = fs.LocalFileSystem(), os.path.abspath(self.location)
+def _durable_write(f, data: bytes) -> None:
+    """Write and fsync (a chunk's rows are on disk when append returns)."""
+    f.write(data)
+    f.flush()
+    os.fsync(f.fileno())
 
-    def files(self) -> list[str]:
-        """The Parquet files in the folder (names starting with _ or . left out, as pyarrow does)."""
-        from pyarrow import fs
 
-        infos = self.filesystem.get_file_info(fs.FileSelector(self.root, recursive=True, allow_not_found=True))
-        return sorted(i.path for i in infos if i.type == fs.FileType.File and i.base_name.endswith(".parquet")
-                      and not i.base_name.startswith(("_", ".")))  # fmt: skip
+def merged_references(old: list[str], new: Iterable[str]) -> list[str]:
+    """References in order, each once: the old ones, then the new ones not among them."""
+    return old + [r for r in new if r not in old]
 
-    def records(self, files: Sequence[str] | None = None) -> Iterator[list[dict[str, Any]]]:
-        """The rows of the files, a chunk at a time. A file a killed job left unreadable is moved
-        aside (renamed `_unreadable-...`) with a warning, so that it stops every later reader."""
-        import pyarrow.parquet as pq
 
-        for path in self.files() if files is None else files:
-            try:
-                parquet = pq.ParquetFile(self.filesystem.open_input_file(path))
-            except Exception as e:
-                head, name = path.rsplit("/", 1)
-                self.filesystem.move(path, f"{head}/_unreadable-{name}")
-                print(f"warning: {path} could not be read ({e}); moved aside as _unreadable-{name}", file=sys.stderr)
-                continue
-            for batch in parquet.iter_batches(batch_size=READ_CHUNK):
-                yield batch.to_pylist()
-
-    def done_keys(self, run_key: str) -> set[bytes]:
-        return _done_keys(self.records(), run_key)
-
-    def drop_replaced(self, new_files: Sequence[str]) -> None:
-        """Remove from the older files the rows that rows in `new_files` replace (same image and run key:
-        an error tried again, a changed file), so that the folder holds one row per image and settings."""
-        import pyarrow.parquet as pq
-
-        new_keys = {(r["run_key"], r["path"]) for chunk in self.records(new_files) for r in chunk}
-        for path in [f for f in self.files() if f not in set(new_files)] if new_keys else []:
-            table = pq.read_table(self.filesystem.open_input_file(path))
-            keep = [key not in new_keys for key in zip(table["run_key"].to_pylist(), table["path"].to_pylist())]
-            if all(keep):
-                continue
-            head, name = path.rsplit("/", 1)
-            tmp = f"{head}/_rewriting-{name}"
-            with self.filesystem.open_output_stream(tmp) as f:
-                pq.write_table(table.filter(keep), f)
-            self.filesystem.move(tmp, path)
-
-    def scores(self, run_key: str) -> ReferenceScores | None:
-        return _scores(self.records(), run_key)
+def _with(record: dict[str, Any], added: dict[tuple[str, str], list[str]]) -> dict[str, Any]:
+    """A row with the references that arrived for it merged in."""
+    more = added.get((record["run_key"], record["path"]))
+    if not more:
+        return record
+    return {**record, "references": merged_references(as_list(record.get("references")), more)}

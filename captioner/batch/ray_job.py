@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from captioner.batch.items import BatchItem, iter_items
-from captioner.batch.outputs import ParquetFolder, records_table
+from captioner.batch.formats import records_table
+from captioner.batch.parquet_folder import ParquetFolder
 from captioner.batch.rows import DEFAULT_BATCH_SIZE, BatchRun, caption_chunk
 from captioner.config import DecodingConfig
 
@@ -34,8 +35,12 @@ class RayCaptioner:
     def __call__(self, batch: Any) -> Any:  # pyarrow.Table -> pyarrow.Table
         items = [BatchItem.from_record(record) for record in batch.to_pylist()]
         # `seen` is per batch: a batch that Ray runs again (its worker died) must not skip its own images.
-        rows, _ = caption_chunk(self.model, items, self.config, self.run, skip=self.done, seen=set())
-        return records_table(row.to_record() for row in rows)
+        # References for images captioned before come back as rows with status "references"; the driver
+        # merges them into those rows (ParquetFolder.drop_replaced).
+        references: list = []
+        rows, _ = caption_chunk(self.model, items, self.config, self.run, skip=self.done, seen=set(),
+                                on_skipped_references=references.append)  # fmt: skip
+        return records_table(row.to_record() for row in rows + references)
 
 
 @dataclass
@@ -107,7 +112,8 @@ def run_ray(inputs: Iterable[str], out: str, spec: str, dtype: str, config: Deco
     records: dict[str, dict[str, Any]] = {}  # an image listed twice is captioned once, as in a local run
     for item in iter_items(inputs, keep_archive_bytes=False):
         listed += 1
-        records.setdefault(item.name, item.to_record())
+        record = records.setdefault(item.name, item.to_record())
+        record["references"] += [r for r in item.references if r not in record["references"]]  # data of the image
     before = set(folder.files())
     start_ray(options)
     context = ray.data.DataContext.get_current()
@@ -117,7 +123,8 @@ def run_ray(inputs: Iterable[str], out: str, spec: str, dtype: str, config: Deco
         logging.getLogger("ray.data").setLevel(logging.ERROR)
     if records:
         rows = caption_dataset(list(records.values()), spec, dtype, config, run, done, options)
-        rows.write_parquet(folder.location, min_rows_per_file=ROWS_PER_FILE)
+        # The folder's own filesystem (locations.filesystem_of): Ray is never handed a URI to resolve itself.
+        rows.write_parquet(folder.root, filesystem=folder.filesystem, min_rows_per_file=ROWS_PER_FILE)
     new_files = [f for f in folder.files() if f not in before]
     folder.drop_replaced(new_files)
     written = errors = 0

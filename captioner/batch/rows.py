@@ -18,8 +18,10 @@ from typing import Any, Callable, Container, ContextManager, Iterable, Iterator,
 
 from PIL import Image
 
+from captioner.batch.identity import model_fingerprint
 from captioner.batch.items import BatchItem, read_item
 from captioner.config import DecodingConfig
+from captioner.files import escape_name
 from captioner.decoding import DecodeResult, caption_images
 from captioner.images import ImageLoadError, load_image
 from captioner.metrics import bleu4_scores, cider_d_scores
@@ -28,6 +30,7 @@ from captioner.models.base import CaptionModel
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 8
+MAX_BATCH_SIZE = 64  # images decoded and held together: 64 photos of 1024 x 768 take about 150 MB
 # Decoding records the engine can skip in a batch: rows keep the caption, its probabilities and scores.
 _LEAN = {"output_attentions": False, "num_alternatives": 1}
 
@@ -36,7 +39,7 @@ _LEAN = {"output_attentions": False, "num_alternatives": 1}
 class CaptionRow:
     """One input image's row in the output (Parquet, CSV, JSON Lines) and on the Batch page."""
 
-    path: str  # the item's name: the path as given, or "archive.zip/inner/photo.png"
+    path: str  # the item's name (files.escape_name): its location, or "/abs/archive.zip/inner/photo.png"
     sha256: str | None = None  # of the file's bytes (None when they could not be read whole)
     width: int | None = None
     height: int | None = None
@@ -52,8 +55,8 @@ class CaptionRow:
     timings: str = "{}"  # JSON: seconds per stage (read, preprocess, encode, decode)
     model: str = ""  # the model's name
     settings: str = ""  # JSON: the dtype and every decoding setting used
-    run_key: str = ""  # hash of model and settings: resume skips rows with the same key
-    status: str = "ok"  # "ok" or "error"
+    run_key: str = ""  # hash of the model's weights and the settings: resume skips rows with the same key
+    status: str = "ok"  # "ok" or "error" (in a run's journal also "references": references for a row captioned before)
     error: str | None = None  # why there is no caption
     # For the Batch page only (not written to files):
     bleu4: float | None = field(default=None, metadata={"written": False})
@@ -78,7 +81,8 @@ COLUMN_TYPES: dict[str, str] = {
 
 @dataclass(frozen=True)
 class BatchRun:
-    """What every row of a run records about how it was captioned; `run_key` is what resume compares."""
+    """What every row of a run records about how it was captioned; `run_key` is what resume compares:
+    the model's content (identity.model_fingerprint: weights and vocabulary, not the path) and the settings."""
 
     model: str
     settings: str
@@ -89,7 +93,7 @@ class BatchRun:
         info = model.info
         decoding = {k: v for k, v in config.to_dict().items() if k not in ("label", *_LEAN)}
         settings = json.dumps({"dtype": info.dtype, **decoding}, sort_keys=True)
-        identity = json.dumps([info.name, info.family, info.source, info.num_parameters, settings])
+        identity = json.dumps([info.family, model_fingerprint(model), settings])
         return cls(info.name, settings, hashlib.sha256(identity.encode()).hexdigest()[:16])
 
 
@@ -99,7 +103,8 @@ def batch_config(model: CaptionModel, config: DecodingConfig) -> DecodingConfig:
 
 
 def done_key(path: str, sha256: str | None) -> bytes:
-    """The key resume keeps for an image captioned with the run's settings: its name and content."""
+    """The key resume keeps for an image captioned with the run's settings: its location (the row's
+    `path`, absolute) and its content."""
     return hashlib.blake2b(f"{path}\0{sha256}".encode(), digest_size=12).digest()
 
 
@@ -113,27 +118,33 @@ def caption_chunk(
     skip: Container[bytes] = frozenset(),
     seen: set[bytes] | None = None,
     thumbnail_side: int = 0,
+    on_skipped_references: Callable[[CaptionRow], None] | None = None,
 ) -> tuple[list[CaptionRow], int]:
     """Rows for one chunk of items, in order, and how many items were skipped.
 
     `config` should come from `batch_config`. An item whose `done_key` is in `skip` (captioned with
     these settings before) or in `seen` is skipped; the keys of this chunk's images are added to
-    `seen`, so an image listed twice in a run is captioned once. `thumbnail_side` > 0 keeps a small
-    copy of each image in its row.
+    `seen`, so an image listed twice in a run is captioned once. A skipped item that brings references
+    is passed to `on_skipped_references` as a row with status "references" (references are data of
+    the image: the output merges them into its row). `thumbnail_side` > 0 keeps a small copy of each
+    image in its row.
     """
     rows: list[CaptionRow] = []
     images: list[tuple[CaptionRow, Image.Image]] = []
     skipped = 0
     for item in items:
-        row = CaptionRow(item.name, references=list(item.references), model=run.model, settings=run.settings,
-                         run_key=run.run_key)  # fmt: skip
+        row = CaptionRow(escape_name(item.name), references=list(item.references), model=run.model,
+                         settings=run.settings, run_key=run.run_key)  # fmt: skip
         t0 = time.perf_counter()
         try:
             data = read_item(item)
             row.sha256 = hashlib.sha256(data).hexdigest()
-            key = done_key(item.name, row.sha256)
+            key = done_key(row.path, row.sha256)
             if key in skip or (seen is not None and key in seen):
                 skipped += 1
+                if row.references and on_skipped_references is not None:
+                    row.status = "references"
+                    on_skipped_references(row)
                 continue
             if seen is not None:
                 seen.add(key)

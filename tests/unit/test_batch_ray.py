@@ -13,7 +13,8 @@ import psutil
 import pytest
 
 from captioner.batch import __main__ as batch_cli
-from captioner.batch.outputs import ParquetFolder, read_records
+from captioner.batch.outputs import read_records
+from captioner.batch.parquet_folder import ParquetFolder
 from tests.unit.test_batch import image_bytes
 
 ray = pytest.importorskip("ray")
@@ -95,6 +96,16 @@ def test_a_ray_run_writes_the_rows_a_local_run_writes_and_resumes(run_cli, input
     status, err = run_cli(*inputs, "--out", ray_out, "--ray", "--workers", "2", "--batch-size", "3")
     assert status == 1 and "skipped 9 images" in err  # the two errors are tried again...
     assert same_rows(rows_of(tmp_path / "on-ray"), local)  # ...and replace their old rows
+
+    # References that arrive on a later run are merged into the rows; a name that is not UTF-8 is captioned.
+    photo = str(Path(inputs[0]) / "0.png")
+    (tmp_path / "later.csv").write_text(f"path,reference\n{photo},a late reference\n")
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / os.fsdecode(b"caf\xe9.png")).write_bytes(image_bytes(colour=(5, 5, 5)))
+    status, err = run_cli(tmp_path / "later.csv", tmp_path / "odd", "--out", ray_out, "--ray", "--workers", "2")
+    rows = {r["path"]: r for r in rows_of(tmp_path / "on-ray")}
+    assert status == 0 and len(rows) == 12 and rows[photo]["references"] == ["a late reference"]
+    assert rows[str(tmp_path / "odd") + "/caf\\xe9.png"]["status"] == "ok"
 
 
 def test_a_killed_worker_is_retried_and_every_image_written_once(run_cli, tmp_path):
