@@ -16,6 +16,7 @@ from captioner.models.base import StepOutput
 from captioner.models.visiongpt2 import VisionGPT2, VisionGPT2Captioner
 
 
+@torch.inference_mode()
 def full_forward(model: VisionGPT2, pixels: torch.Tensor, ids: torch.Tensor):
     """VisionGPT2's forward with its final hidden states: logits (B, T, V), hidden (B, T, C), attentions."""
     x = model.embed_image(pixels)
