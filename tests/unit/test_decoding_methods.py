@@ -211,6 +211,7 @@ def method_settings(draw) -> dict:
     )
 
 
+@pytest.mark.slow  # 40 decodes of up to 16 beams
 @settings(derandomize=True, max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(settings=method_settings())
 def test_every_new_setting_gives_a_caption_with_finite_numbers_or_a_refusal(settings):
