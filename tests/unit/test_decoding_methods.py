@@ -216,3 +216,15 @@ def method_settings(draw) -> dict:
 @given(settings=method_settings())
 def test_every_new_setting_gives_a_caption_with_finite_numbers_or_a_refusal(settings):
     event("refused" if caption_or_refusal(settings) is None else f"captioned: {settings['strategy']}")
+
+
+def test_a_step_without_hidden_states_refuses_contrastive_search_only(pair):
+    cached, _ = pair
+    step = cached.step
+    try:
+        cached.step = lambda *a, **k: tuple(step(*a, **k))  # a model family whose step gives three things
+        assert caption_image(cached, image(), [DecodingConfig(max_new_tokens=4)])[0].best.token_ids
+        with pytest.raises(ValueError, match="contrastive search needs the decoder's hidden states"):
+            caption_image(cached, image(), [DecodingConfig(strategy="contrastive", top_k=2, max_new_tokens=4)])
+    finally:
+        del cached.step
