@@ -380,6 +380,13 @@ GENERATION_SCHEMA: dict[str, Spec] = {
     "top_k": Spec("int", 0, 1_000_000_000, nullable=True),
     "top_p": Spec("float", 0.0, 1.0, above=True, nullable=True),
     "temperature": Spec("float", 0.0, 1e6, above=True, nullable=True),
+    "min_p": Spec("float", 0.0, 1.0, nullable=True),
+    "typical_p": Spec("float", 0.0, 1.0, above=True, nullable=True),
+    "epsilon_cutoff": Spec("float", 0.0, 1.0, nullable=True),
+    "eta_cutoff": Spec("float", 0.0, 1.0, nullable=True),
+    "num_beam_groups": Spec("int", 1, 10_000, nullable=True),
+    "diversity_penalty": Spec("float", 0.0, 1e6, nullable=True),
+    "penalty_alpha": Spec("float", 0.0, 1.0, nullable=True),
 }
 HF_SAMPLING_TOP_K = 50  # what transformers' generate uses when a sampling config names no top_k
 
@@ -397,7 +404,7 @@ def decoding_from_generation_config(
     g = {k: v for k, v in read_fields(values, GENERATION_SCHEMA).items() if v is not None}
     d = base or DecodingConfig()
     beams = g.get("num_beams", 1)
-    changes: dict[str, Any] = {"strategy": "sample" if g.get("do_sample") else "beam" if beams > 1 else "greedy"}
+    changes: dict[str, Any] = {"strategy": _generation_strategy(g)}
     if beams > 1:
         changes["num_beams"] = min(beams, MAX_NUM_BEAMS)
     limit = min(MAX_NEW_TOKENS, max_new_tokens_limit or MAX_NEW_TOKENS)
@@ -415,8 +422,33 @@ def decoding_from_generation_config(
             changes[name] = g[name]
     if changes["strategy"] == "sample":
         changes["top_k"] = min(g.get("top_k", HF_SAMPLING_TOP_K), MAX_TOP_K)
-    if "num_return_sequences" in g and changes["strategy"] != "greedy":
-        most = changes["num_beams"] if changes["strategy"] == "beam" else MAX_RETURN_SEQUENCES
+        for name in ("min_p", "typical_p"):
+            if name in g:
+                changes[name] = g[name]
+        for name in ("epsilon_cutoff", "eta_cutoff"):  # generate applies them only below 1
+            if name in g:
+                changes[name] = min(g[name], CUTOFF_RANGE[1]) if g[name] < 1.0 else 0.0
+    if changes["strategy"] == "group_beam":
+        changes["num_beam_groups"] = min(g["num_beam_groups"], changes["num_beams"])
+        changes["diversity_penalty"] = min(g.get("diversity_penalty", 0.0), DIVERSITY_PENALTY_RANGE[1])
+    if changes["strategy"] == "contrastive":
+        changes["top_k"] = min(g["top_k"], MAX_CONTRASTIVE_TOP_K)
+        changes["penalty_alpha"] = g["penalty_alpha"]
+    if "num_return_sequences" in g and changes["strategy"] not in ("greedy", "contrastive"):
+        most = changes["num_beams"] if changes["strategy"] in BEAM_STRATEGIES else MAX_RETURN_SEQUENCES
         changes["num_return_sequences"] = min(g["num_return_sequences"], most)
     changes["no_repeat_ngram_size"] = min(changes.get("no_repeat_ngram_size", d.no_repeat_ngram_size), MAX_NEW_TOKENS)
     return d.with_(**changes).validate()
+
+
+def _generation_strategy(g: Mapping[str, Any]) -> str:
+    """The method generate would run: sampling, contrastive search (penalty_alpha > 0 and top_k > 1),
+    diverse beam search (num_beam_groups > 1), beam search, greedy."""
+    beams = g.get("num_beams", 1)
+    if g.get("do_sample"):
+        return "sample"
+    if g.get("penalty_alpha", 0.0) > 0 and g.get("top_k", 0) > 1:
+        return "contrastive"
+    if beams > 1 and g.get("num_beam_groups", 1) > 1:
+        return "group_beam"
+    return "beam" if beams > 1 else "greedy"

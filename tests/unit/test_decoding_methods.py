@@ -228,3 +228,17 @@ def test_a_step_without_hidden_states_refuses_contrastive_search_only(pair):
             caption_image(cached, image(), [DecodingConfig(strategy="contrastive", top_k=2, max_new_tokens=4)])
     finally:
         del cached.step
+
+
+@pytest.mark.parametrize("fields,expected", [
+    (dict(num_beams=4, num_beam_groups=2, diversity_penalty=0.7), dict(strategy="group_beam", num_beam_groups=2, diversity_penalty=0.7)),
+    (dict(penalty_alpha=0.6, top_k=40), dict(strategy="contrastive", penalty_alpha=0.6, top_k=MAX_CONTRASTIVE_TOP_K)),
+    (dict(penalty_alpha=0.6, top_k=1), dict(strategy="greedy")),  # generate: contrastive needs top_k > 1
+    (dict(do_sample=True, min_p=0.1, typical_p=0.9, epsilon_cutoff=1.0, eta_cutoff=0.002),
+     dict(strategy="sample", min_p=0.1, typical_p=0.9, epsilon_cutoff=0.0, eta_cutoff=0.002)),
+])
+def test_a_generation_config_selects_the_new_methods(fields, expected):
+    from captioner.config import decoding_from_generation_config
+
+    config = decoding_from_generation_config(fields)
+    assert {k: getattr(config, k) for k in expected} == expected
