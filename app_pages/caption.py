@@ -4,7 +4,7 @@ import json
 
 import streamlit as st
 
-from captioner.app import state, views
+from captioner.app import question, state, views
 
 st.title("Caption")
 state.how_to_read("caption")
@@ -35,6 +35,7 @@ with state.page_guard("captioning the image"):
                       help="Geometric mean of the tokens' probabilities: 1 = certain of every token.")
             st.metric("Log-prob", f"{caption.logprob:.2f}", width="content")
             st.metric("Tokens", len(caption.tokens), width="content")
+        question.beam_tree_section(result)
         if decoded.from_cache:
             st.caption(":material/history: Shown from the cache: these settings were decoded before, and the "
                        "times are from that run.")

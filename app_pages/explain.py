@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from captioner.app import state, views
+from captioner.app import question, state, views
 
 st.title("Explain a caption")
 state.how_to_read("explain")
@@ -19,6 +19,7 @@ with state.page_guard("explaining the caption"):
     st.plotly_chart(views.step_figure(caption))
     with st.expander("Top-5 alternatives at every step", expanded=True):
         st.dataframe(views.alternatives_table(caption), hide_index=True)
+    question.force_a_word(lm, picked, config, caption)
 
     st.subheader("Where each word looked")
     if caption.attentions is None:

@@ -12,13 +12,14 @@ import json
 import sys
 from typing import Any, Sequence
 
-from captioner.config import STRATEGIES, DecodingConfig
+from captioner.config import DECODING_SCHEMA, STRATEGIES, DecodingConfig
 from captioner.errors import one_line
 from captioner.files import escape_name
 
 DECODING_OPTIONS = (
     "strategy", "num_beams", "length_penalty", "top_k", "top_p", "temperature", "repetition_penalty",
     "no_repeat_ngram_size", "min_new_tokens", "max_new_tokens", "num_return_sequences", "seed",
+    "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff", "num_beam_groups", "diversity_penalty", "penalty_alpha",
 )  # fmt: skip
 
 
@@ -29,9 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--strategy", choices=STRATEGIES, default=None)
     for name in DECODING_OPTIONS[1:]:
-        kind = float if name in ("length_penalty", "top_p", "temperature", "repetition_penalty") else int
+        kind = int if DECODING_SCHEMA[name].kind == "int" else float
         p.add_argument("--" + name.replace("_", "-"), type=kind, help="default: the model's own (its generation_config.json)")
-    p.add_argument("--json", action="store_true", help="print JSON Lines: one object per image")
+    p.add_argument("--prefix", default=None, help="start every caption with this text and continue from it")
+    p.add_argument("--json", action="store_true", help="print JSON Lines: one object per image (beam searches: with their beam_tree)")
     return p
 
 
@@ -49,11 +51,13 @@ def json_line(record: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Imports are deferred so that `--help` and argument errors answer at once.
+    from captioner.decoding.prefix import prefix_ids
     from captioner.loading import ModelLoadError, load_captioner, load_default_captioner
 
     try:
         model = load_captioner(args.model, dtype=args.dtype) if args.model else load_default_captioner(args.dtype)
         config, notice = decoding_from_args(args, model.default_decoding).within_limit(model.max_new_tokens_limit)
+        prefix = prefix_ids(model, args.prefix)
     except (ModelLoadError, ValueError) as e:
         print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2
@@ -63,23 +67,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"model: {model.info.name}" + (f" ({model.info.reason})" if model.info.reason else ""), file=sys.stderr)
     for note in [*model.info.notes, *([notice] if notice else [])]:
         print(f"note: {note}", file=sys.stderr)
-    failures = sum(not _caption_one(model, path, config, args.json) for path in args.images)
+    failures = sum(not _caption_one(model, path, config, args.json, prefix) for path in args.images)
     return 1 if failures else 0
 
 
-def _caption_one(model: Any, image_path: str, config: DecodingConfig, as_json: bool) -> bool:
+def _caption_one(model: Any, image_path: str, config: DecodingConfig, as_json: bool, prefix: list[int]) -> bool:
     """Caption one image and print it; any error is printed as one line naming the file. True if captioned."""
     from captioner.decoding import caption_image
     from captioner.images import ImageLoadError, load_image
 
     shown = escape_name(image_path)  # a name's bytes that are not UTF-8 as \xNN: any UTF-8 stdout prints it
     try:
-        result = caption_image(model, load_image(image_path), [config])[0]
+        result = caption_image(model, load_image(image_path), [config], prefix)[0]
         if as_json:
             record = {"image": shown, **result.best.to_dict(), "timings": result.timings,
                       "model": model.info.name, "decoding": result.config.to_dict()}  # fmt: skip
             if len(result.captions) > 1:
                 record["sequences"] = [c.to_dict() for c in result.captions]
+            if result.beam_tree is not None:
+                record["beam_tree"] = result.beam_tree.to_dict()
             lines = [json_line(record)]
         else:
             lines = [f"{shown}\t{c.text}" for c in result.captions]

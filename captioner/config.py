@@ -12,8 +12,9 @@ import numbers
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal, Mapping
 
-Strategy = Literal["greedy", "beam", "sample"]
-STRATEGIES: tuple[str, ...] = ("greedy", "beam", "sample")
+Strategy = Literal["greedy", "beam", "sample", "group_beam", "contrastive"]
+STRATEGIES: tuple[str, ...] = ("greedy", "beam", "sample", "group_beam", "contrastive")
+BEAM_STRATEGIES = ("beam", "group_beam")  # the strategies that keep num_beams hypotheses
 
 # Hard limits that keep one request from taking the machine down (see README "Limits and safety").
 MAX_NUM_BEAMS = 16
@@ -29,7 +30,19 @@ MAX_SEED = 2**64 - 1  # torch's generators take 64-bit seeds
 TEMPERATURE_RANGE = (0.01, 100.0)
 REPETITION_PENALTY_RANGE = (0.01, 100.0)
 LENGTH_PENALTY_RANGE = (-2.0, 3.0)
-
+# Sampling cut-offs (transformers' warpers; each is off at its first value): min-p keeps tokens at least
+# min_p x the best one's probability, typical-p the locally typical set of that mass, epsilon and eta
+# drop tokens below an absolute (epsilon) or entropy-dependent (eta) probability. Near 1 epsilon and
+# eta keep only the best token, which their warpers always keep.
+MIN_P_RANGE = (0.0, 1.0)
+TYPICAL_P_RANGE = (0.0, 1.0)  # above 0
+CUTOFF_RANGE = (0.0, 0.99)  # epsilon_cutoff and eta_cutoff; transformers requires them below 1
+# Diverse beam search subtracts diversity_penalty x (how often earlier groups chose a token at this step)
+# from the token's log-probability; beyond 100 one repeat outweighs any log-probability float32 tells apart.
+DIVERSITY_PENALTY_RANGE = (0.0, 100.0)
+# Contrastive search: score = (1 - penalty_alpha) x probability - penalty_alpha x degeneration penalty,
+# over the top_k most likely tokens; each candidate is one row of the next step, hence the bound on top_k.
+MAX_CONTRASTIVE_TOP_K = MAX_NUM_BEAMS
 
 class ConfigError(ValueError):
     """A setting or a config-file field of the wrong type or out of range. `field` names it."""
@@ -242,6 +255,13 @@ DECODING_SCHEMA: dict[str, Spec] = {
     "repetition_penalty": Spec("float", *REPETITION_PENALTY_RANGE),
     "no_repeat_ngram_size": Spec("int", 0, MAX_NEW_TOKENS),
     "num_return_sequences": Spec("int", 1, MAX_RETURN_SEQUENCES),
+    "min_p": Spec("float", *MIN_P_RANGE),
+    "typical_p": Spec("float", *TYPICAL_P_RANGE, above=True),
+    "epsilon_cutoff": Spec("float", *CUTOFF_RANGE),
+    "eta_cutoff": Spec("float", *CUTOFF_RANGE),
+    "num_beam_groups": Spec("int", 1, MAX_NUM_BEAMS),
+    "diversity_penalty": Spec("float", *DIVERSITY_PENALTY_RANGE),
+    "penalty_alpha": Spec("float", 0.0, 1.0),
     "seed": Spec("int", 0, MAX_SEED, nullable=True),
     "num_alternatives": Spec("int", 0, MAX_ALTERNATIVES),
     "output_attentions": Spec("bool"),
@@ -255,8 +275,10 @@ class DecodingConfig:
 
     The semantics follow transformers' ``generate``: processors (repetition penalty,
     no-repeat n-grams, min length) apply to raw logits for greedy and sampling and to
-    log-probabilities for beam search; temperature, top-k and top-p only apply when
-    sampling.
+    log-probabilities for beam search; temperature, top-k, top-p, min-p, typical-p,
+    epsilon and eta only apply when sampling. group_beam is diverse beam search (Vijayakumar et
+    al. 2016: num_beam_groups groups, diversity_penalty); contrastive is contrastive search
+    (Su et al. 2022: penalty_alpha over the top_k candidates).
     """
 
     strategy: Strategy = "greedy"
@@ -271,6 +293,13 @@ class DecodingConfig:
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
     num_return_sequences: int = 1
+    min_p: float = 0.0  # 0 = off
+    typical_p: float = 1.0  # 1 = off
+    epsilon_cutoff: float = 0.0  # 0 = off
+    eta_cutoff: float = 0.0  # 0 = off
+    num_beam_groups: int = 2  # group_beam: num_beams in this many groups
+    diversity_penalty: float = 0.5  # group_beam
+    penalty_alpha: float = 0.6  # contrastive (its candidates: top_k)
     seed: int | None = 0
     # How many alternatives to record per step, and whether to record cross-attention.
     num_alternatives: int = 5
@@ -321,10 +350,17 @@ def _combination_problems(c: Mapping[str, Any]) -> list[ConfigError]:
     problems = []
     if c["min_new_tokens"] > c["max_new_tokens"]:
         problems.append(ConfigError("min_new_tokens", f"min_new_tokens must be at most max_new_tokens ({c['max_new_tokens']})"))
-    if c["strategy"] == "beam" and c["num_return_sequences"] > c["num_beams"]:
+    if c["strategy"] in BEAM_STRATEGIES and c["num_return_sequences"] > c["num_beams"]:
         problems.append(ConfigError("num_return_sequences", f"num_return_sequences must be at most num_beams ({c['num_beams']})"))
     if c["strategy"] == "greedy" and c["num_return_sequences"] > 1:
         problems.append(ConfigError("num_return_sequences", "num_return_sequences must be 1 with greedy decoding (use beam search or sampling for more)"))
+    if c["strategy"] == "group_beam" and c["num_beams"] % c["num_beam_groups"]:
+        problems.append(ConfigError("num_beam_groups", f"num_beam_groups must divide num_beams ({c['num_beams']}) with diverse beam search"))
+    if c["strategy"] == "contrastive":
+        if not 1 <= c["top_k"] <= MAX_CONTRASTIVE_TOP_K:
+            problems.append(ConfigError("top_k", f"top_k must be from 1 to {MAX_CONTRASTIVE_TOP_K} with contrastive search (its candidates), not {c['top_k']}"))
+        if c["num_return_sequences"] > 1:
+            problems.append(ConfigError("num_return_sequences", "num_return_sequences must be 1 with contrastive search"))
     return problems
 
 
@@ -344,6 +380,13 @@ GENERATION_SCHEMA: dict[str, Spec] = {
     "top_k": Spec("int", 0, 1_000_000_000, nullable=True),
     "top_p": Spec("float", 0.0, 1.0, above=True, nullable=True),
     "temperature": Spec("float", 0.0, 1e6, above=True, nullable=True),
+    "min_p": Spec("float", 0.0, 1.0, nullable=True),
+    "typical_p": Spec("float", 0.0, 1.0, above=True, nullable=True),
+    "epsilon_cutoff": Spec("float", 0.0, 1.0, nullable=True),
+    "eta_cutoff": Spec("float", 0.0, 1.0, nullable=True),
+    "num_beam_groups": Spec("int", 1, 10_000, nullable=True),
+    "diversity_penalty": Spec("float", 0.0, 1e6, nullable=True),
+    "penalty_alpha": Spec("float", 0.0, 1.0, nullable=True),
 }
 HF_SAMPLING_TOP_K = 50  # what transformers' generate uses when a sampling config names no top_k
 
@@ -361,7 +404,7 @@ def decoding_from_generation_config(
     g = {k: v for k, v in read_fields(values, GENERATION_SCHEMA).items() if v is not None}
     d = base or DecodingConfig()
     beams = g.get("num_beams", 1)
-    changes: dict[str, Any] = {"strategy": "sample" if g.get("do_sample") else "beam" if beams > 1 else "greedy"}
+    changes: dict[str, Any] = {"strategy": _generation_strategy(g)}
     if beams > 1:
         changes["num_beams"] = min(beams, MAX_NUM_BEAMS)
     limit = min(MAX_NEW_TOKENS, max_new_tokens_limit or MAX_NEW_TOKENS)
@@ -379,8 +422,33 @@ def decoding_from_generation_config(
             changes[name] = g[name]
     if changes["strategy"] == "sample":
         changes["top_k"] = min(g.get("top_k", HF_SAMPLING_TOP_K), MAX_TOP_K)
-    if "num_return_sequences" in g and changes["strategy"] != "greedy":
-        most = changes["num_beams"] if changes["strategy"] == "beam" else MAX_RETURN_SEQUENCES
+        for name in ("min_p", "typical_p"):
+            if name in g:
+                changes[name] = g[name]
+        for name in ("epsilon_cutoff", "eta_cutoff"):  # generate applies them only below 1
+            if name in g:
+                changes[name] = min(g[name], CUTOFF_RANGE[1]) if g[name] < 1.0 else 0.0
+    if changes["strategy"] == "group_beam":
+        changes["num_beam_groups"] = min(g["num_beam_groups"], changes["num_beams"])
+        changes["diversity_penalty"] = min(g.get("diversity_penalty", 0.0), DIVERSITY_PENALTY_RANGE[1])
+    if changes["strategy"] == "contrastive":
+        changes["top_k"] = min(g["top_k"], MAX_CONTRASTIVE_TOP_K)
+        changes["penalty_alpha"] = g["penalty_alpha"]
+    if "num_return_sequences" in g and changes["strategy"] not in ("greedy", "contrastive"):
+        most = changes["num_beams"] if changes["strategy"] in BEAM_STRATEGIES else MAX_RETURN_SEQUENCES
         changes["num_return_sequences"] = min(g["num_return_sequences"], most)
     changes["no_repeat_ngram_size"] = min(changes.get("no_repeat_ngram_size", d.no_repeat_ngram_size), MAX_NEW_TOKENS)
     return d.with_(**changes).validate()
+
+
+def _generation_strategy(g: Mapping[str, Any]) -> str:
+    """The method generate would run: sampling, contrastive search (penalty_alpha > 0 and top_k > 1),
+    diverse beam search (num_beam_groups > 1), beam search, greedy."""
+    beams = g.get("num_beams", 1)
+    if g.get("do_sample"):
+        return "sample"
+    if g.get("penalty_alpha", 0.0) > 0 and g.get("top_k", 0) > 1:
+        return "contrastive"
+    if beams > 1 and g.get("num_beam_groups", 1) > 1:
+        return "group_beam"
+    return "beam" if beams > 1 else "greedy"

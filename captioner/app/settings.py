@@ -16,7 +16,9 @@ from typing import Any, Mapping
 from captioner.config import MAX_NEW_TOKENS, MAX_NUM_BEAMS, STRATEGIES, DecodingConfig
 
 SEED_MAX = 2**31 - 1
-STRATEGY_NAMES = {"greedy": "Greedy", "beam": "Beam search", "sample": "Sampling"}
+STRATEGY_NAMES = {"greedy": "Greedy", "beam": "Beam search", "sample": "Sampling", "group_beam": "Diverse beam search",
+                  "contrastive": "Contrastive search"}
+BEAMS = ("beam", "group_beam")
 
 
 @dataclass(frozen=True)
@@ -60,12 +62,24 @@ class Range:
 DECODING_RANGES: tuple[Range, ...] = (
     Range("max_new_tokens", "Max new tokens", 1, MAX_NEW_TOKENS, 1,
           help="The longest caption, in tokens. The slider stops at what this model can hold."),
-    Range("num_beams", "Beams", 1, MAX_NUM_BEAMS, 1, ("beam",)),
-    Range("length_penalty", "Length penalty", -1.0, 3.0, 0.1, ("beam",),
+    Range("num_beams", "Beams", 1, MAX_NUM_BEAMS, 1, BEAMS),
+    Range("length_penalty", "Length penalty", -1.0, 3.0, 0.1, BEAMS,
           help="Beam score = sum of log-probs / length ** penalty: above 0 favours longer captions."),
+    Range("num_beam_groups", "Beam groups", 1, MAX_NUM_BEAMS, 1, ("group_beam",),
+          help="Diverse beam search splits the beams into this many groups; it must divide the beams."),
+    Range("diversity_penalty", "Diversity penalty", 0.0, 5.0, 0.1, ("group_beam",),
+          help="Subtracted from a token's log-prob for each earlier group that chose it at this step."),
+    Range("penalty_alpha", "Degeneration penalty (alpha)", 0.0, 1.0, 0.05, ("contrastive",),
+          help="Contrastive search: (1 - alpha) x probability - alpha x similarity to the caption so far; 0 = greedy."),
     Range("temperature", "Temperature", 0.05, 2.0, 0.05, ("sample",)),
-    Range("top_k", "Top-k", 0, 200, 1, ("sample",), help="0 = off"),
+    Range("top_k", "Top-k", 0, 200, 1, ("sample", "contrastive"),
+          help="Sampling: 0 = off. Contrastive search: its candidates, 1 to 16."),
     Range("top_p", "Top-p", 0.05, 1.0, 0.05, ("sample",), help="1.0 = off"),
+    Range("min_p", "Min-p", 0.0, 1.0, 0.01, ("sample",), help="0 = off: keep tokens at least min-p x the best one's probability."),
+    Range("typical_p", "Typical-p", 0.05, 1.0, 0.05, ("sample",), help="1.0 = off: keep the locally typical tokens of this mass."),
+    Range("epsilon_cutoff", "Epsilon cut-off", 0.0, 0.05, 0.0005, ("sample",), help="0 = off: drop tokens below this probability."),
+    Range("eta_cutoff", "Eta cut-off", 0.0, 0.05, 0.0005, ("sample",),
+          help="0 = off: drop tokens below a probability that falls as the distribution's entropy grows."),
     Range("repetition_penalty", "Repetition penalty", 0.5, 2.0, 0.05, help="1.0 = off"),
     Range("no_repeat_ngram_size", "No-repeat n-gram size", 0, 6, 1, help="0 = off"),
     Range("seed", "Seed", 0, SEED_MAX, 1, ("sample",), help="The same seed draws the same samples."),

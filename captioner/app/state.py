@@ -26,7 +26,7 @@ import streamlit as st
 from PIL import Image
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from captioner.app import settings, views
+from captioner.app import question, settings, views
 from captioner.app.gallery import Example, example_images
 from captioner.archives import ArchiveError
 from captioner.batch.items import BatchItem, expand_uploads
@@ -85,7 +85,7 @@ class LoadedModel:
 def _warm_up(model: CaptionModel) -> None:
     """Run each strategy once on a blank image, so the first caption a user asks for is not the slow one."""
     steps = min(3, model.max_new_tokens_limit)
-    configs = [DecodingConfig(strategy=s, max_new_tokens=steps, num_beams=2, num_return_sequences=1) for s in STRATEGIES]
+    configs = [DecodingConfig(strategy=s, max_new_tokens=steps, num_beams=2, top_k=2, num_return_sequences=1) for s in STRATEGIES]
     try:
         decode(model, encode_image(model, Image.new("RGB", (64, 64), "gray")), configs)
     except Exception:  # the model still loads: the first caption will say what is wrong
@@ -555,6 +555,11 @@ def _explain_from_params(params: dict[str, Any], model: CaptionModel) -> tuple[d
     word = settings.whole_number(str(params.get("word", "")))
     if word:
         values["word"] = word - 1
+    if params.get("prefix"):  # a forced prefix (app/question.py)
+        ids, more_prefix = question.prefix_from_param(str(params["prefix"]))
+        more += more_prefix
+        if ids is not None:
+            values["prefix"] = question.prefix_to_param(ids)
     return {**values, **attention}, notes + more
 
 
@@ -592,6 +597,8 @@ def _explain_params() -> dict[str, str]:
     opacity = st.session_state.get("xpl.opacity", settings.OPACITY_DEFAULT)
     if opacity != settings.OPACITY_DEFAULT:
         params["opacity"] = settings.format_value(opacity)
+    if st.session_state.get(question.PREFIX_KEY):
+        params["prefix"] = st.session_state[question.PREFIX_KEY]
     return params
 
 

@@ -107,6 +107,10 @@ def config_label(config: DecodingConfig) -> str:
         return "greedy"
     if config.strategy == "beam":
         return f"beam ({config.num_beams})"
+    if config.strategy == "group_beam":
+        return f"diverse beam ({config.num_beams} in {config.num_beam_groups}, penalty {config.diversity_penalty:g})"
+    if config.strategy == "contrastive":
+        return f"contrastive (alpha {config.penalty_alpha:g}, k {config.top_k})"
     return "sample" + (" " + ", ".join(_sampling_parts(config)) if _sampling_parts(config) else "")
 
 
@@ -118,6 +122,10 @@ def _sampling_parts(config: DecodingConfig) -> list[str]:
         parts.append(f"top-p {config.top_p:g}")
     if config.temperature != 1:
         parts.append(f"T {config.temperature:g}")
+    for name, value, off in (("min-p", config.min_p, 0), ("typical-p", config.typical_p, 1),
+                             ("epsilon", config.epsilon_cutoff, 0), ("eta", config.eta_cutoff, 0)):
+        if value != off:
+            parts.append(f"{name} {value:g}")
     return parts
 
 

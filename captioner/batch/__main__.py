@@ -21,11 +21,11 @@ EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _cli_options() -> argparse.ArgumentParser:
-    """The CLI's model and decoding options (`python -m captioner --help`), without its image list and --json."""
+    """The CLI's model and decoding options (`python -m captioner --help`), without its image list, --json and --prefix (a batch captions without one)."""
     cli = build_cli_parser()
     parent = argparse.ArgumentParser(add_help=False)
     for action in cli._actions:  # argparse has no public way to take some of another parser's options
-        if action.option_strings and action.dest not in ("help", "json", "model"):  # --model: repeatable here
+        if action.option_strings and action.dest not in ("help", "json", "model", "prefix"):  # --model: repeatable here
             parent._add_action(action)
     return parent
 

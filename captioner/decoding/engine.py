@@ -5,6 +5,8 @@ Comparing four strategies on one image costs about as much as the widest of them
 images together reads the decoder's weights once per step for all of them. Each search (search.py)
 only sees its rows' next-token logits and says which rows continue with which tokens; the engine keeps
 the model's cache in step. Rows are ordered image by image, so each image's rows are consecutive.
+A forced prefix (prefix.py) is taken by every search for its first steps; beam searches record their
+beam tree (beam_tree.py).
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ from typing import Any, NamedTuple, Sequence
 import torch
 from PIL import Image
 
-from captioner.config import DecodingConfig
+from captioner.config import BEAM_STRATEGIES, DecodingConfig
+from captioner.decoding.beam_tree import TreeRecorder
 from captioner.decoding.confidence import caption_confidence, is_out_of_world
+from captioner.decoding.contrastive import ContrastiveSearch
+from captioner.decoding.diverse import GroupBeamSearch
+from captioner.decoding.prefix import Prefix, check_prefix_ids, prefix_ids
 from captioner.decoding.processors import Processors
 from captioner.decoding.results import Alternative, Caption, DecodeResult, EncodedImage
-from captioner.decoding.search import Hypothesis, Search, make_search
+from captioner.decoding.search import BeamSearch, Hypothesis, RowSearch, Search
 from captioner.models.base import CaptionModel
 
 Configs = Sequence[DecodingConfig] | DecodingConfig
@@ -41,17 +47,21 @@ def encode_image(model: CaptionModel, image: Image.Image) -> EncodedImage:
     return EncodedImage(memory, timings)
 
 
-def decode(model: CaptionModel, encoded: EncodedImage, configs: Configs) -> list[DecodeResult]:
-    """Decode every configuration on one encoded image, all in the same batched steps."""
-    return _decode(model, encoded.memory, 1, configs, encoded.timings)[0]
+def decode(model: CaptionModel, encoded: EncodedImage, configs: Configs, prefix: Prefix = None) -> list[DecodeResult]:
+    """Decode every configuration on one encoded image, all in the same batched steps.
+
+    `prefix` (token ids, or text through the model's tokenizer) starts every caption verbatim; decoding
+    continues from it with the model's own distribution (prefix.py: PrefixError for one it cannot take)."""
+    return _decode(model, encoded.memory, 1, configs, encoded.timings, prefix)[0]
 
 
-def caption_image(model: CaptionModel, image: Image.Image, configs: Configs | None = None) -> list[DecodeResult]:
+def caption_image(model: CaptionModel, image: Image.Image, configs: Configs | None = None, prefix: Prefix = None) -> list[DecodeResult]:
     """Encode `image` once and decode it with each configuration (default: the model's own)."""
-    return decode(model, encode_image(model, image), [model.default_decoding] if configs is None else configs)
+    return decode(model, encode_image(model, image), [model.default_decoding] if configs is None else configs, prefix)
 
 
-def caption_images(model: CaptionModel, images: Sequence[Image.Image], configs: Configs | None = None) -> list[list[DecodeResult]]:
+def caption_images(model: CaptionModel, images: Sequence[Image.Image], configs: Configs | None = None,
+                   prefix: Prefix = None) -> list[list[DecodeResult]]:
     """Caption several images with each configuration: per image, one DecodeResult per configuration.
 
     The images are encoded together and decoded together (one model step per token for all of them),
@@ -59,7 +69,7 @@ def caption_images(model: CaptionModel, images: Sequence[Image.Image], configs: 
     if not images:
         return []
     memory, timings = _encode(model, images)
-    return _decode(model, memory, len(images), [model.default_decoding] if configs is None else configs, timings)
+    return _decode(model, memory, len(images), [model.default_decoding] if configs is None else configs, timings, prefix)
 
 
 def _encode(model: CaptionModel, images: Sequence[Image.Image]) -> tuple[Any, dict[str, float]]:
@@ -73,43 +83,72 @@ def _encode(model: CaptionModel, images: Sequence[Image.Image]) -> tuple[Any, di
     return memory, {"preprocess": (t1 - t0) / len(images), "encode": (t2 - t1) / len(images)}
 
 
+def make_search(config: DecodingConfig, eos_token_id: int, tree: TreeRecorder | None = None) -> Search:
+    """The search of a configuration; beam searches record into `tree`."""
+    if config.strategy == "beam":
+        return BeamSearch(config, eos_token_id, tree)
+    if config.strategy == "group_beam":
+        return GroupBeamSearch(config, eos_token_id, tree)
+    if config.strategy == "contrastive":
+        return ContrastiveSearch(config, eos_token_id)
+    return RowSearch(config, eos_token_id)
+
+
 @torch.inference_mode()
-def _decode(model: CaptionModel, memory: Any, num_images: int, configs: Configs, timings: dict[str, float]) -> list[list[DecodeResult]]:
+def _decode(model: CaptionModel, memory: Any, num_images: int, configs: Configs, timings: dict[str, float],
+            prefix: Prefix = None) -> list[list[DecodeResult]]:
     """Every configuration on each of the `num_images` images of `memory`, in the same batched steps."""
     if isinstance(configs, DecodingConfig):
         configs = [configs]
-    configs = [c.validate().within_limit(model.max_new_tokens_limit)[0] for c in configs]
+    forced = prefix_ids(model, prefix)
+    configs = [_with_room_for(c.validate().within_limit(model.max_new_tokens_limit)[0], forced, model) for c in configs]
     t_start = time.perf_counter()
-    searches = [[make_search(c, model.eos_token_id) for c in configs] for _ in range(num_images)]
-    records = _run(model, memory, searches, configs)
+    trees = [[TreeRecorder(model.bos_token_id) if c.strategy in BEAM_STRATEGIES else None for c in configs] for _ in range(num_images)]
+    searches = [[make_search(c, model.eos_token_id, t) for c, t in zip(configs, per_image)] for per_image in trees]
+    records = _run(model, memory, searches, configs, forced)
     decode_share = (time.perf_counter() - t_start) / num_images
     results = []
-    for per_image in searches:
+    for per_image, per_image_trees in zip(searches, trees):
         image_results = []
-        for config, search in zip(configs, per_image):
-            hyps = [_to_caption(model, records, h) for h in search.results()]
+        for config, search, tree in zip(configs, per_image, per_image_trees):
+            found = search.results()
+            hyps = [_to_caption(model, records, h) for h in found]
             captions = hyps[: config.num_return_sequences]
-            beams = hyps if config.strategy == "beam" else captions
-            image_results.append(DecodeResult(config, captions, beams, {**timings, "decode": decode_share}))
+            beams = hyps if config.strategy in BEAM_STRATEGIES else captions
+            beam_tree = None if tree is None else tree.tree([h.node for h in found], model.token_text, config.length_penalty)
+            image_results.append(DecodeResult(config, captions, beams, {**timings, "decode": decode_share}, beam_tree))
         results.append(image_results)
     return results
 
 
-def _run(model: CaptionModel, memory: Any, searches: list[list[Search]], configs: list[DecodingConfig]) -> list[StepRecord]:
-    """The loop: one model step for all live rows, then each search advances on its rows."""
+def _with_room_for(config: DecodingConfig, forced: list[int], model: CaptionModel) -> DecodingConfig:
+    """`config` with max_new_tokens counting the prefix and leaving at least one token after it, within the model's limit."""
+    if not forced or config.max_new_tokens > len(forced):
+        return config
+    return config.with_(max_new_tokens=min(len(forced) + 1, model.max_new_tokens_limit))
+
+
+def _run(model: CaptionModel, memory: Any, searches: list[list[Search]], configs: list[DecodingConfig],
+         forced: list[int]) -> list[StepRecord]:
+    """The loop: one model step for all live rows, then each search advances on its rows (or takes the
+    forced token). Contrastive search chooses a token one step after it proposed candidates: one more step."""
     need_weights = any(c.output_attentions for c in configs)
     num_alternatives = max(c.num_alternatives for c in configs)
     processors = [Processors.for_config(c, model.eos_token_id) for c in configs]
     ids = torch.full((sum(s.num_rows for per_image in searches for s in per_image), 1), model.bos_token_id, dtype=torch.long)
     cache = None
     records: list[StepRecord] = []
-    for step in range(max(c.max_new_tokens for c in configs)):
+    for step in range(max(c.max_new_tokens for c in configs) + 1):
         image_rows = [sum(s.num_rows for s in per_image) for per_image in searches]
-        logits, cache, attention = model.step(memory, ids, cache, need_weights, image_rows)
+        out = model.step(memory, ids, cache, need_weights, image_rows)
+        logits, cache, attention = out
         logits = logits.float()
+        if step == 0:
+            check_prefix_ids(forced, logits.size(-1))
         logprobs = logits.log_softmax(dim=-1)
         records.append(_record(logprobs, attention, num_alternatives))
-        rows, tokens = _advance(searches, processors, step, logits, logprobs, ids)
+        token = forced[step] if step < len(forced) else None
+        rows, tokens = _advance(searches, processors, step, logits, logprobs, ids, getattr(out, "hidden", None), token)
         if not rows:
             break
         index = torch.tensor(rows, dtype=torch.long)
@@ -127,8 +166,9 @@ def _record(logprobs: torch.Tensor, attention: torch.Tensor | None, num_alternat
 
 
 def _advance(searches: list[list[Search]], processors: list[Processors], step: int, logits: torch.Tensor,
-             logprobs: torch.Tensor, ids: torch.Tensor) -> tuple[list[int], list[int]]:
-    """Each search consumes its rows of this step: the rows (of the batch) that go on, and their tokens.
+             logprobs: torch.Tensor, ids: torch.Tensor, hidden: torch.Tensor | None, forced: int | None) -> tuple[list[int], list[int]]:
+    """Each search consumes its rows of this step (or takes the `forced` token): the rows (of the batch)
+    that go on, and their tokens.
 
     Search j of every image has configuration j; its processors run once on that configuration's rows
     of all images (they act row by row), so B images cost one call rather than B."""
@@ -156,7 +196,11 @@ def _advance(searches: list[list[Search]], processors: list[Processors], step: i
     for (i, j), (f, n) in spans.items():
         if n == 0:
             continue
-        going_on = searches[i][j].advance(step, processed[i, j], logprobs[f : f + n], f)
+        search, h = searches[i][j], None if hidden is None else hidden[f : f + n]
+        if forced is None:
+            going_on = search.advance(step, processed[i, j], logprobs[f : f + n], f, h)
+        else:
+            going_on = search.force(step, forced, processed[i, j], logprobs[f : f + n], f, h)
         rows += [f + r for r in going_on.rows]
         tokens += going_on.tokens
     return rows, tokens
@@ -187,6 +231,7 @@ def _to_caption(model: CaptionModel, records: list[StepRecord], hypothesis: Hypo
         score=hypothesis.score,
         logprob=sum(s.raw_logprob for s in path),
         finished=hypothesis.ended,
+        forced=[s.forced for s in path],
         attentions=attention_maps,
         confidence=confidence,
         out_of_world=is_out_of_world(confidence, model.calibration),

@@ -1,8 +1,8 @@
 """The logits processors of a decoding configuration: transformers' own classes, in `generate`'s order.
 
-`rules` (repetition penalty, no-repeat n-grams, minimum length) act on raw logits for greedy and
-sampling and on log-probabilities for beam search; `warpers` (temperature, top-k, top-p) only act
-when sampling. Two things are added around them so that every setting gives finite numbers:
+`rules` (repetition penalty, no-repeat n-grams, minimum length) act on raw logits for greedy,
+sampling and contrastive search and on log-probabilities for beam searches; `warpers` (temperature,
+top-k, top-p, min-p, typical-p, epsilon, eta) only act when sampling. Two things are added around them so that every setting gives finite numbers:
 - a row where the rules ban every token (say no-repeat n-grams together with a minimum length)
   falls back to the unprocessed scores for that step: there is no rule-abiding token to pick;
 - the warpers see the scores shifted so that the best one is 0. They are all shift-invariant, and a
@@ -18,13 +18,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from transformers import (
+    EpsilonLogitsWarper,
+    EtaLogitsWarper,
     LogitsProcessorList,
+    MinPLogitsWarper,
     MinNewTokensLengthLogitsProcessor,
     NoRepeatNGramLogitsProcessor,
     RepetitionPenaltyLogitsProcessor,
     TemperatureLogitsWarper,
     TopKLogitsWarper,
     TopPLogitsWarper,
+    TypicalLogitsWarper,
 )
 
 from captioner.config import DecodingConfig
@@ -81,6 +85,14 @@ class Processors:
                 warpers.append(TopKLogitsWarper(int(config.top_k)))
             if config.top_p < 1.0:
                 warpers.append(TopPWarper(float(config.top_p)))
+            if config.min_p > 0.0:  # generate applies min_p whenever it is set; 0 keeps every token
+                warpers.append(MinPLogitsWarper(float(config.min_p)))
+            if config.typical_p < 1.0:
+                warpers.append(TypicalLogitsWarper(float(config.typical_p)))
+            if config.epsilon_cutoff > 0.0:
+                warpers.append(EpsilonLogitsWarper(float(config.epsilon_cutoff)))
+            if config.eta_cutoff > 0.0:
+                warpers.append(EtaLogitsWarper(float(config.eta_cutoff)))
         return cls(rules, warpers)
 
     def __call__(self, ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from captioner.config import DecodingConfig
+from captioner.decoding.beam_tree import BeamTree
 
 
 class Alternative(NamedTuple):
@@ -32,6 +33,7 @@ class Caption:
     score: float  # sum of processed log-probs / length ** length_penalty (beam search's score)
     logprob: float  # sum of raw log-probs of the generated tokens
     finished: bool  # ended with the end token (not cut by max_new_tokens)
+    forced: list[bool] = field(default_factory=list)  # per token: part of a forced prefix (not chosen by the search)
     attentions: np.ndarray | None = None  # (tokens, layers, heads, rows, cols) cross-attention
     confidence: float = 0.0  # decoding/confidence.py: how sure the model was of this caption, in [0, 1]
     out_of_world: bool | None = None  # the image looks outside what the model knows (None: model has no calibration)
@@ -53,6 +55,7 @@ class Caption:
             "score": self.score,
             "logprob": self.logprob,
             "finished": self.finished,
+            "forced": self.forced,
             "hit_limit": self.hit_limit,
             "confidence": self.confidence,
             "out_of_world": self.out_of_world,
@@ -72,6 +75,7 @@ class DecodeResult:
     # Seconds: preprocess, encode, decode. For images captioned together (caption_images), each
     # image's share of the batch's time.
     timings: dict[str, float] = field(default_factory=dict)
+    beam_tree: BeamTree | None = None  # beam searches: every candidate of every step (beam_tree.py)
 
     @property
     def best(self) -> Caption:

@@ -39,13 +39,34 @@ def split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
     return x.view(B, T, n_head, C // n_head).transpose(1, 2)
 
 
-def next_token_logits(h: torch.Tensor, norm: nn.LayerNorm, head: nn.Module) -> torch.Tensor:
-    """The final LayerNorm (in fp32) and the lm_head on last positions h (R, C): fp32 logits (R, V)."""
-    x = F.layer_norm(h.float(), norm.normalized_shape, norm.weight.float(), norm.bias.float(), norm.eps)
+class StepOutput(tuple):
+    """What a step returns: (logits, cache, attention), unpacked as three, and `hidden`, the last
+    position's final hidden state (R, C) after the final LayerNorm, in fp32 (contrastive search reads it)."""
+
+    hidden: torch.Tensor | None
+
+    def __new__(cls, logits: torch.Tensor, cache: Any, attention: torch.Tensor | None, hidden: torch.Tensor | None):
+        out = super().__new__(cls, (logits, cache, attention))
+        out.hidden = hidden
+        return out
+
+
+def final_hidden(h: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
+    """The final LayerNorm (in fp32) on last positions h (R, C)."""
+    return F.layer_norm(h.float(), norm.normalized_shape, norm.weight.float(), norm.bias.float(), norm.eps)
+
+
+def head_logits(x: torch.Tensor, head: nn.Module) -> torch.Tensor:
+    """The lm_head on final hidden states x (R, C) in fp32: fp32 logits (R, V)."""
     weight = getattr(head, "weight", None)
     if isinstance(weight, torch.Tensor) and weight.dtype != torch.float32:
         x = x.to(weight.dtype)  # a quantized head (no weight tensor) takes fp32 input
     return head(x).float()
+
+
+def next_token_logits(h: torch.Tensor, norm: nn.LayerNorm, head: nn.Module) -> torch.Tensor:
+    """The final LayerNorm (in fp32) and the lm_head on last positions h (R, C): fp32 logits (R, V)."""
+    return head_logits(final_hidden(h, norm), head)
 
 
 class CaptionModel(ABC):
@@ -86,13 +107,13 @@ class CaptionModel(ABC):
     @abstractmethod
     def step(
         self, memory: Any, ids: torch.Tensor, cache: Any, need_weights: bool = False, image_rows: Sequence[int] | None = None
-    ) -> tuple[torch.Tensor, Any, torch.Tensor | None]:
+    ) -> StepOutput:
         """One decoding step for `ids` (R, T), the full token history of R rows.
 
         With a cache, only the last token is new. The first image_rows[0] rows read image 0 of `memory`,
         the next image_rows[1] rows image 1, ... (None: all rows read its only image). Returns next-token
         logits (R, V), the new cache, and when `need_weights` the cross-attention of the new position
-        (R, layers, heads, image tokens).
+        (R, layers, heads, image tokens); its `hidden` is the new position's final hidden state (R, C).
         """
 
     def reorder_cache(self, cache: Any, rows: torch.Tensor) -> Any:

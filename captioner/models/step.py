@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from captioner.models.base import CaptionModel, next_token_logits
+from captioner.models.base import CaptionModel, StepOutput, final_hidden, head_logits
 
 # Per decoder layer: the images' cross-attention keys and values, each (B, H, N_img, hd).
 ImageMemory = list[tuple[torch.Tensor, torch.Tensor]]
@@ -105,9 +105,10 @@ class DecoderPlan:
     def step(
         self, memory: ImageMemory, ids: torch.Tensor, cache: Cache | None, need_weights: bool = False,
         image_rows: Sequence[int] | None = None,
-    ) -> tuple[torch.Tensor, Cache, torch.Tensor | None]:
+    ) -> StepOutput:
         """New tokens `ids` (R, T) after the cached prefix -> logits of the last position (R, V), the new
-        cache, and when `need_weights` the last position's cross-attention (R, layers, H, N_img).
+        cache, and when `need_weights` the last position's cross-attention (R, layers, H, N_img); `hidden`:
+        the last position's final hidden state (R, C).
 
         Row r reads one image of `memory`: the first image_rows[0] rows image 0, the next image_rows[1]
         rows image 1, and so on (None: every row reads the only image)."""
@@ -132,8 +133,9 @@ class DecoderPlan:
             h = h + layer.xproj(y)
             a = F.layer_norm(h, (C,), *layer.ln_3)
             h = h + layer.fc2(layer.act(layer.fc(a)))
-        logits = next_token_logits(h.view(R, T, C)[:, -1], self.ln_f, self.head)
-        return logits, present, torch.stack(attentions, dim=1) if need_weights else None
+        hidden = final_hidden(h.view(R, T, C)[:, -1], self.ln_f)
+        attention = torch.stack(attentions, dim=1) if need_weights else None
+        return StepOutput(head_logits(hidden, self.head), present, attention, hidden)
 
     def _self_attention(self, layer: Layer, a: torch.Tensor, R: int, T: int, past, mask):
         """Masked self-attention of the new positions over the cache and themselves: (R*T, C), new (keys, values)."""

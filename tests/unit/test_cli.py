@@ -101,6 +101,13 @@ def test_bad_files_among_good_ones(gpt2_visiongpt2_file, images):
         (["--length-penalty", "-8", "--strategy", "beam"], "length_penalty must be a number from -2 to 3, not -8"),
         (["--seed", "18446744073709551616", "--strategy", "sample"], "seed must be a whole number from 0 to 18446744073709551615"),
         (["--num-return-sequences", "3"], "num_return_sequences must be 1 with greedy decoding"),
+        (["--min-p", "1.5", "--strategy", "sample"], "min_p must be a number from 0 to 1, not 1.5"),
+        (["--typical-p", "0", "--strategy", "sample"], "typical_p must be a number above 0 and at most 1, not 0"),
+        (["--eta-cutoff", "1", "--strategy", "sample"], "eta_cutoff must be a number from 0 to 0.99, not 1"),
+        (["--strategy", "group_beam", "--num-beams", "4", "--num-beam-groups", "3"], "num_beam_groups must divide num_beams (4)"),
+        (["--strategy", "contrastive", "--top-k", "0"], "top_k must be from 1 to 16 with contrastive search"),
+        (["--strategy", "contrastive", "--top-k", "4", "--penalty-alpha", "2"], "penalty_alpha must be a number from 0 to 1, not 2"),
+        (["--prefix", " ".join(["a"] * 45)], "the prefix has 45 tokens; this model holds at most 39 after its start token"),
     ],
 )
 def test_bad_options_are_one_line(gpt2_visiongpt2_file, images, args, message):
@@ -123,6 +130,23 @@ def test_settings_at_their_limits_give_strict_json(gpt2_visiongpt2_file, images,
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
     record = strict_json(out.stdout)
     assert record["token_ids"] and all(p == p for p in record["token_probs"])
+
+
+def test_prefix_and_the_beam_tree_in_json(images):
+    out = run_cli(images / "red.png", "--model", "builtin", "--json", "--strategy", "beam", "--num-beams", "3", "--prefix", "A big")
+    assert out.returncode == 0, out.stderr
+    record = strict_json(out.stdout)
+    assert record["caption"].startswith("a big") and record["forced"][:2] == [True, True] and not any(record["forced"][2:])
+    tree = record["beam_tree"]
+    nodes = {n["id"]: n for n in tree["nodes"]}
+    best, path = tree["returned"][0], []
+    while best > 0:
+        path.append(nodes[best]["token_id"])
+        best = nodes[best]["parent"]
+    assert path[::-1] == record["token_ids"]
+    unknown = run_cli(images / "red.png", "--model", "builtin", "--prefix", "a purple elephant")
+    assert unknown.returncode == 2 and unknown.stdout == ""
+    assert "words this model's tokenizer does not know: 'elephant'" in one_error_line(unknown.stderr)
 
 
 def test_max_new_tokens_beyond_the_model_is_clamped_with_a_notice(gpt2_visiongpt2_file, images):

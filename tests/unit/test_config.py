@@ -121,7 +121,7 @@ def test_validation_only_raises_config_error_naming_the_setting(values):
         ({"max_new_tokens": 3.0}, "max_new_tokens must be a whole number"),
         ({"num_beams": True, "strategy": "beam"}, "num_beams must be a whole number from 1 to 16, not true"),
         ({"top_p": 0.0}, "top_p must be a number above 0 and at most 1, not 0"),
-        ({"strategy": "nucleus"}, "strategy must be one of 'greedy', 'beam', 'sample', not 'nucleus'"),
+        ({"strategy": "nucleus"}, "strategy must be one of 'greedy', 'beam', 'sample', 'group_beam', 'contrastive', not 'nucleus'"),
         ({"early_stopping": 1}, "early_stopping must be one of true, false, 'never', not 1"),
         ({"min_new_tokens": 9, "max_new_tokens": 5}, "min_new_tokens must be at most max_new_tokens (5)"),
         ({"strategy": "beam", "num_beams": 2, "num_return_sequences": 3}, "num_return_sequences must be at most num_beams (2)"),
