@@ -8,13 +8,15 @@ Colours come from Plotly's scales (`plotly.colors`).
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import json
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any, Container, Sequence
 
 import numpy as np
 import pandas as pd
@@ -87,15 +89,6 @@ BUILTIN_SHORT = (
     f"The built-in model knows scenes of 1 to 3 objects: {len(BUILTIN_SHAPES)} shapes, {len(BUILTIN_COLOURS)} "
     f"colours, {len(BUILTIN_SIZES)} sizes, {' / '.join(BUILTIN_RELATIONS)}. Try the example images."
 )
-OUT_OF_WORLD_NOTE = (
-    "This image does not look like the built-in model's world of coloured shapes; the caption is a guess."
-)
-
-
-def hit_limit_note(max_new_tokens: int) -> str:
-    return (f"The caption stopped at the limit of {max_new_tokens} tokens instead of ending by itself: "
-            "it may be cut short. Raise *Max new tokens* to let it finish.")
-
 
 # -- labels and colours -------------------------------------------------------------------------
 def config_label(config: DecodingConfig) -> str:
@@ -181,6 +174,15 @@ def markdown_escape(text: str) -> str:
     return _escape(text)
 
 
+def shorten(text: str, most: int = 60) -> str:
+    """`text` in at most `most` characters: its start and end around an ellipsis when longer."""
+    text = " ".join(str(text).split())  # one line
+    if len(text) <= most:
+        return text
+    head = (most - 1) * 2 // 3
+    return text[:head] + "…" + text[len(text) - (most - 1 - head):]
+
+
 def tokens_html(caption: Caption, end_token: bool = False) -> str:
     """The caption as HTML spans, each token's background coloured by its probability."""
     spans = []
@@ -199,16 +201,6 @@ def tokens_html(caption: Caption, end_token: bool = False) -> str:
 
 
 # -- Caption page -------------------------------------------------------------------------------
-def caption_notes(caption: Caption, config: DecodingConfig) -> list[str]:
-    """Warnings to show beside a caption: outside the model's world, stopped at the token limit."""
-    notes = []
-    if caption.out_of_world:
-        notes.append(OUT_OF_WORLD_NOTE)
-    if caption.hit_limit:
-        notes.append(hit_limit_note(config.max_new_tokens))
-    return notes
-
-
 def caption_record(result: DecodeResult, info: ModelInfo | None = None, image_name: str = "") -> dict[str, Any]:
     """One decode result as a JSON-ready dict (settings, timings, every returned caption and beam)."""
     config = {k: v for k, v in result.config.to_dict().items() if k not in ("label",)}
@@ -246,13 +238,24 @@ def num_tokens(caption: Caption) -> int:
 
 
 def compare_note(length_penalty: float) -> str:
+    """What the Compare tables' numbers are, in words that hold for every row (greedy, beam and sampled)."""
     return (
-        "**log-prob**: the sum of the model's own log-probabilities of the caption's tokens, the same "
-        "yardstick for every row. **score**: the sum of the log-probabilities in the distribution the "
-        f"strategy drew from (*score uses*), divided by tokens ** length penalty ({length_penalty:g}); "
-        "**tokens** count the end token. Sampled rows draw from a renormalised distribution "
-        "(top-k, top-p, temperature), so their score is higher than their log-prob: compare rows by log-prob."
+        "**log-prob (nats)**: the model's own log-probability of the caption, summed over its tokens: the "
+        "same yardstick for every row, so compare rows by log-prob. **score (nats)**: what the strategy ranked its "
+        "candidates by: the log-probabilities of the distribution it chose from, after the processors named "
+        "in *score uses* (temperature, top-k, top-p, repetition penalty, no-repeat n-grams), summed and divided "
+        f"by tokens ** length penalty ({length_penalty:g}). Where *score uses* says *model's own* and the "
+        "penalty is 0 it equals the log-prob; otherwise it can be higher or lower. **tokens** count the end token."
     )
+
+
+# The units of the Compare tables' number columns, in their headers on the page (the files keep plain names).
+COMPARE_HEADERS = {"log-prob": "log-prob (nats)", "score": "score (nats)", "time (s)": "time (s)"}
+
+
+def with_units(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` with COMPARE_HEADERS as its column names."""
+    return table.rename(columns=COMPARE_HEADERS)
 
 
 def comparison_table(results: Sequence[DecodeResult]) -> pd.DataFrame:
@@ -270,6 +273,7 @@ def comparison_table(results: Sequence[DecodeResult]) -> pd.DataFrame:
                 "tokens": num_tokens(r.best),
                 "confidence": round(r.best.confidence, 3),
                 "samples": len(r.captions),
+                "seed": r.config.seed if r.config.strategy == "sample" else None,
                 "distinct-1": round(distinct_n(texts, 1), 3) if len(texts) > 1 else None,
                 "distinct-2": round(distinct_n(texts, 2), 3) if len(texts) > 1 else None,
                 "time (s)": round(r.timings.get("decode", 0.0), 3),
@@ -486,6 +490,12 @@ def display_image(image: Image.Image, side: int = 320) -> Image.Image:
     return image.convert("RGB").resize(size, resample)
 
 
+def model_input(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """The image as the model sees it: stretched whole to its input `size` (height, width), nothing cropped."""
+    h, w = size
+    return image.convert("RGB").resize((w, h), Image.BICUBIC)
+
+
 def _stretch(amap: np.ndarray) -> np.ndarray:
     m = np.nan_to_num(np.asarray(amap, dtype=np.float32))
     lo, hi = float(m.min()), float(m.max())
@@ -527,11 +537,38 @@ def attention_figure(image: Image.Image, amap: np.ndarray, opacity: float = 0.6,
     return fig
 
 
+@functools.lru_cache(maxsize=8)
 def _font(size: int) -> ImageFont.ImageFont:
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1
         return ImageFont.load_default()
+
+
+HEATMAP_LEGEND = "little attention -> most (each map scaled to its own range)"
+_NO_SUCH_CHARACTER = "\U0010fffd"  # a private-use code point: every font draws its missing-glyph box for it
+
+
+@functools.lru_cache(maxsize=4096)
+def _glyph(font: ImageFont.ImageFont, char: str) -> tuple[tuple[int, int], bytes]:
+    mask = font.getmask(char)
+    return mask.size, bytes(mask)
+
+
+def missing_glyphs(text: str, font: ImageFont.ImageFont) -> list[str]:
+    """The characters of `text` that `font` would draw as its missing-glyph box."""
+    box = _glyph(font, _NO_SUCH_CHARACTER)
+    return [c for c in dict.fromkeys(text) if not c.isspace() and _glyph(font, c) == box]
+
+
+def drawable(text: str, font: ImageFont.ImageFont) -> str:
+    """`text` with each character the font lacks (Pillow's own font has no arrows, accents or CJK) replaced by
+    its unaccented letter, or "?" where it has none, so the PNG never shows a missing-glyph box."""
+    missing = set(missing_glyphs(text, font))
+    if not missing:
+        return text
+    plain = {c: unicodedata.normalize("NFKD", c).encode("ascii", "ignore").decode() for c in missing}
+    return "".join((plain[c] or "?") if c in missing else c for c in text)
 
 
 def _colour_bar(width: int, height: int = 12) -> Image.Image:
@@ -570,15 +607,15 @@ def heatmap_figure(grid: HeatmapGrid) -> Image.Image:
     fig = Image.new("RGB", (width, head + rows * cell_h + pad + 40), "white")
     draw = ImageDraw.Draw(fig)
     for i, line in enumerate(grid.title_lines):
-        draw.text((pad, 8 + 24 * i), line, fill="black", font=_font(18))
+        draw.text((pad, 8 + 24 * i), drawable(line, _font(18)), fill="black", font=_font(18))
     for i, (label, panel) in enumerate(panels):
         x = pad + (i % cols) * cell_w
         y = head + pad + (i // cols) * cell_h
         fig.paste(panel, (x + (grid.tile - panel.width) // 2, y + (grid.tile - panel.height) // 2))
-        draw.text((x, y + grid.tile + 4), label[:28], fill="black", font=_font(16))
+        draw.text((x, y + grid.tile + 4), drawable(label[:28], _font(16)), fill="black", font=_font(16))
     bar_y = head + rows * cell_h + pad + 6
     fig.paste(_colour_bar(min(240, width - 2 * pad)), (pad, bar_y))
-    draw.text((pad, bar_y + 14), "little attention → most (each map scaled to its own range)", fill="black", font=_font(13))
+    draw.text((pad, bar_y + 14), HEATMAP_LEGEND, fill="black", font=_font(13))
     return fig
 
 
@@ -663,17 +700,25 @@ def row_seconds(row: CaptionRow) -> float | None:
     return sum(timings.values()) if timings else None
 
 
-def batch_table(rows: Sequence[CaptionRow]) -> pd.DataFrame:
+# Shown in the image cell of a file that got no caption (an empty cell reads "None").
+NO_IMAGE_URI = "data:image/svg+xml;base64," + base64.b64encode(
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="96" height="96"><rect width="96" height="96" fill="#eee"/>'
+    b'<path d="M30 30L66 66M66 30L30 66" stroke="#b33" stroke-width="6"/></svg>').decode()
+
+
+def batch_table(rows: Sequence[CaptionRow], unsure: Container[str] = (), changed: Sequence[str] = ()) -> pd.DataFrame:
     """The batch results, one row per file; per-image BLEU-4 and exact match when references are given
-    (the rows as `captioner.batch.rows.score_rows` scored them)."""
+    (the rows as `captioner.batch.rows.score_rows` scored them). `unsure`: the files whose caption is unsure
+    because of the settings `changed` from the model's own (their image looks like its world)."""
     with_refs = any(r.references for r in rows)
     records = []
     for r in rows:
         scored = bool(r.references) and r.ok
         seconds = row_seconds(r)
+        caption = (r.caption or "") + (" ✂" if r.hit_limit else "") if r.ok else "✕ no caption (see the note)"
         record: dict[str, Any] = {
-            "thumbnail": thumbnail_uri(r.thumbnail) if r.thumbnail is not None else None,
-            "file": r.path, "caption": (r.caption or "") + (" ✂" if r.hit_limit else ""),
+            "thumbnail": thumbnail_uri(r.thumbnail) if r.thumbnail is not None else NO_IMAGE_URI,
+            "file": r.path, "caption": caption,
             "confidence": None if r.confidence is None else round(r.confidence, 3),
         }
         if with_refs:
@@ -683,7 +728,7 @@ def batch_table(rows: Sequence[CaptionRow]) -> pd.DataFrame:
         record.update({
             "log-prob": None if r.logprob is None else round(r.logprob, 3),
             "time (s)": None if seconds is None else round(seconds, 3),
-            "note": r.error or _row_note(r),
+            "note": r.error or _row_note(r, r.path in unsure, changed),
         })
         records.append(record)
     return pd.DataFrame(records)
@@ -696,12 +741,14 @@ def batch_columns_shown(table: pd.DataFrame) -> list[str]:
     return [c for c in shown if c in table.columns and (c != "note" or table[c].astype(bool).any())]
 
 
-def _row_note(row: CaptionRow) -> str:
+def _row_note(row: CaptionRow, unsure: bool = False, changed: Sequence[str] = ()) -> str:
     notes = []
     if row.hit_limit:
         notes.append("stopped at the token limit")
     if row.out_of_world:
         notes.append("outside the built-in model's world: a guess")
+    elif unsure:
+        notes.append(f"unsure because of the settings ({', '.join(changed) or 'not the model’s own'})")
     return "; ".join(notes)
 
 
