@@ -10,7 +10,8 @@ st.title("Caption")
 state.how_to_read("caption")
 with state.page_guard("captioning the image"):
     lm, picked = state.require_model_and_image()
-    controls, output = st.columns([1, 2], gap="large")
+    # The image and its caption first: on a phone the columns stack, and the controls come after them.
+    output, controls = st.columns([2, 1], gap="large")
     with controls:
         st.subheader("Decoding")
         state.decoding_controls(lm.model)

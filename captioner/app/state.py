@@ -61,6 +61,7 @@ PREVIEW_SIDE = 512
 KEPT_PREFIXES = ("dec.", "cmp.", "xpl.", "batch.opt.", "model.hub", "model.path")
 MODEL_BOUND_PREFIXES = ("dec.", "cmp.", "xpl.")  # defaults come from the model: reset when it changes
 COMPARE_ADDED = "compare_added"  # the Compare page's added configurations: settings dicts with a label
+UPLOAD_PARAM = "own_image"  # in a URL: the view was of an uploaded image or photo (which a link cannot carry)
 SHOWN_RESULTS = "results.shown"  # the Decoded.key of every result this session has drawn
 
 
@@ -107,11 +108,20 @@ def _warm_up(model: CaptionModel) -> None:
         log.exception("warming up %s failed", model.info.name)
 
 
+_READY: set[str] = set()  # the specs this process has loaded and warmed up
+
+
 @st.cache_resource(max_entries=2, show_spinner=False)
 def _load_model(spec: str) -> LoadedModel:
     model = load_default_captioner() if spec == DEFAULT_SPEC else load_captioner(spec)
     _warm_up(model)
+    _READY.add(spec)
     return LoadedModel(model, spec, f"{spec}#{uuid.uuid4().hex[:8]}", threading.Lock())
+
+
+def model_ready() -> bool:
+    """This session's model is loaded in this process (else the first run loads it, which takes seconds)."""
+    return st.session_state.get("model_spec", DEFAULT_SPEC) in _READY
 
 
 def _spinner_text(spec: str) -> str:
@@ -619,7 +629,8 @@ def word_picker(words: Sequence[str]) -> int:
     st.session_state["xpl.word"] = index if 0 <= index < len(words) else 0
     st.session_state["xpl.word.text"] = words[st.session_state["xpl.word"]]
     return st.radio("Show one word large", range(len(words)), key="xpl.word", horizontal=True,
-                    format_func=lambda i: f"{i + 1}. {words[i]}", on_change=_on_word, args=(list(words),))
+                    format_func=lambda i: f"{i + 1}. {views.markdown_escape(words[i])}", on_change=_on_word,
+                    args=(list(words),))
 
 
 def _on_word(words: list[str]) -> None:
@@ -655,7 +666,10 @@ def restore_from_url(page: str) -> None:
     name = params.get("image")
     picked = st.session_state.get("image")
     if name and not select_example(name):
-        notes.append(f"The link's image {name[:60]!r} is not one of the examples: showing the first example.")
+        notes.append(f"The link's image “{views.shorten(name, 60)}” is not one of the examples: showing the first example.")
+    elif params.get(UPLOAD_PARAM) and not history and gallery():
+        notes.append("This link was made with an image of its sender's own (an upload or a photo), which does not "
+                     f"travel in a link: showing the example {gallery()[0].name} instead. Upload the image to see it.")
     elif not name and history and picked is not None and picked.source == "example" and gallery():
         select_example(gallery()[0].name)
     st.session_state["url.pending"] = {**params, "compare_add": st.query_params.get_all("compare_add")}
@@ -726,6 +740,8 @@ def url_params(page: str, lm: LoadedModel | None) -> dict[str, str | list[str]]:
     first = gallery()[0].name if gallery() else None
     if page != "Batch" and picked is not None and picked.source == "example" and picked.name != first:
         params["image"] = picked.name
+    elif page != "Batch" and picked is not None and picked.source != "example":
+        params[UPLOAD_PARAM] = "1"  # the image cannot travel: whoever opens the link is told so
     if lm is None:
         return params
     ranges, defaults = _decoding_setup(lm.model)
@@ -858,7 +874,7 @@ def page_guard(doing: str = "showing this page") -> Iterator[None]:
     try:
         yield
     except (ImageLoadError, ModelLoadError, ArchiveError, ValueError) as e:
-        st.error(str(e))
+        st.error(views.markdown_escape(str(e)))  # messages name files and models the user chose
     except MemoryError:
         st.error(f"Ran out of memory while {doing}. Try a smaller image or fewer beams and samples.")
     except Exception as e:
@@ -876,14 +892,14 @@ def how_to_read(page: str) -> None:
 def show_url_notes() -> None:
     """What a link asked for that could not be used as it was (shown once)."""
     for note in st.session_state.pop("url.notes", []):
-        st.info(note, icon=":material/link:")
+        st.info(views.markdown_escape(note), icon=":material/link:")
 
 
 def require_model() -> LoadedModel:
     """The session's model, or a message and a stop when none loads."""
     lm = current_model()
     if lm is None:
-        st.error(st.session_state.get("model_error", "No model is loaded."))
+        st.error(views.markdown_escape(st.session_state.get("model_error", "No model is loaded.")))
         st.stop()
     return lm
 
@@ -976,11 +992,11 @@ def image_sidebar() -> None:
     else:
         sb.camera_input("Take a photo", key=_input_key("camera"), on_change=_on_file, args=("camera",))
     if st.session_state.get("image_error"):
-        sb.error(st.session_state["image_error"])
+        sb.error(views.markdown_escape(st.session_state["image_error"]))
     picked = selected_image()
     if picked is not None:
         w, h = picked.image.size
-        sb.image(picked.preview, caption=f"{picked.name} · {w}×{h}", width="stretch")
+        sb.image(picked.preview, caption=f"{views.markdown_escape(picked.name)} · {w}×{h}", width="stretch")
 
 
 def page_links(pages: Sequence[Any], lm: LoadedModel | None) -> None:

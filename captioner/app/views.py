@@ -150,7 +150,7 @@ def scale_legend_html(scale: str, left: str, right: str, lighten: float = 0.0, s
     stops = [pc.find_intermediate_color(c, (255.0, 255.0, 255.0), lighten) for c in stops]
     gradient = ", ".join(f"rgb({round(r)},{round(g)},{round(b)})" for r, g, b in stops)
     return (
-        '<div style="display:flex;align-items:center;gap:0.5rem;font-size:0.85rem;color:#555">'
+        '<div style="display:flex;align-items:center;gap:0.5rem;font-size:0.85rem;opacity:0.75">'
         f"<span>{html.escape(left)}</span>"
         f'<span style="flex:0 1 12rem;height:0.8rem;border-radius:3px;background:linear-gradient(to right, {gradient})"></span>'
         f"<span>{html.escape(right)}</span></div>"
@@ -368,7 +368,7 @@ def token_prob_figure(results: Sequence[DecodeResult]) -> go.Figure:
         offset = (i / (n - 1) - 0.5) * spread if n > 1 else 0.0
         steps = list(range(1, len(toks) + 1))
         fig.add_trace(go.Scatter(
-            x=[s + offset for s in steps], y=r.best.token_probs, mode="lines+markers", name=config_label(r.config),
+            x=[s + offset for s in steps], y=r.best.token_probs, mode="lines+markers", name=html.escape(config_label(r.config)),
             text=toks, customdata=steps,
             marker=dict(symbol=_SYMBOLS[i % len(_SYMBOLS)], size=8), line=dict(dash=_DASHES[i % len(_DASHES)], width=2),
             hovertemplate="step %{customdata}: <b>%{text}</b><br>p = %{y:.3f}<extra>%{fullData.name}</extra>",

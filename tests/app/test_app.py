@@ -881,3 +881,48 @@ def test_every_corpus_image_through_the_upload(tmp_path):
             assert sidebar_image_caption(at).startswith(case.filename), case.name
         else:
             assert len(errors) == 1 and not case.error_problems(errors[0]), (case.name, errors)
+
+
+# -- names the user chose are text, never Markdown ------------------------------------------------
+TRACKER = "![x](https://host.invalid/track.png)"
+
+
+def _rendered_markdown(at: AppTest) -> list[str]:
+    """Every string the page hands to Streamlit's Markdown renderer."""
+    texts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success", "subheader", "title")
+             for e in at.get(kind)]
+    texts += [c for image in at.image for c in image.captions]
+    return texts
+
+
+def test_a_file_name_is_shown_as_text_not_markdown(monkeypatch):
+    from streamlit.delta_generator import DeltaGenerator
+
+    progress_texts = []
+    real = DeltaGenerator.progress
+
+    def recording(self, value, text=None):
+        progress_texts.append(text)
+        return real(self, value, text=text)
+
+    monkeypatch.setattr(DeltaGenerator, "progress", recording)
+    name = TRACKER + ".png"
+    at = upload(start(), name, png_bytes("orange"))
+    assert html.unescape(sidebar_image_caption(at)).startswith(name)  # shown as the name it is
+    at.switch_page(BATCH).run()
+    at.file_uploader(key="batch.files").set_value([(name, png_bytes("red"), "image/png"),
+                                                   (TRACKER + ".jpg", b"broken", "image/jpeg")]).run()
+    at.button(key="batch.run").click().run()
+    texts = _rendered_markdown(at) + [t for t in progress_texts if t]
+    assert any("track" in t for t in progress_texts if t)
+    assert all("](" not in t and "![" not in t for t in texts), [t for t in texts if "](" in t]
+
+
+def test_a_link_with_an_uploaded_image_says_it_could_not_travel():
+    at = upload(start(), "mine.png", png_bytes("orange"))
+    params = {k: v for k, v in at.query_params.items()}
+    assert params.get(state.UPLOAD_PARAM) == ["1"] or params.get(state.UPLOAD_PARAM) == "1"
+    opened = start(params={k: (v[0] if isinstance(v, list) else v) for k, v in params.items()})
+    said = html.unescape(" ".join(i.value for i in opened.main.info))
+    assert "does not travel in a link" in said and state.gallery()[0].name in said
+    assert sidebar_image_caption(opened).startswith(state.gallery()[0].name)
