@@ -286,9 +286,12 @@ def comparison_table(results: Sequence[DecodeResult]) -> pd.DataFrame:
 
 
 def readable(table: pd.DataFrame, digits: int = 3, wide: Sequence[str] = ("caption",)) -> "pd.io.formats.style.Styler":
-    """A table for st.table: numbers to `digits` decimals, blanks for missing values, no index, and the
-    `wide` columns kept wide enough to read on a narrow window."""
+    """A table for st.table: numbers to `digits` decimals, blanks for missing values, text escaped (names
+    such as `*md*` are shown as typed), no index, and the `wide` columns kept wide enough to read on a
+    narrow window."""
     style = table.style.format(precision=digits, na_rep="").hide(axis="index")
+    text = [c for c in table.columns if table[c].dtype == object or pd.api.types.is_string_dtype(table[c])]  # st.table: Markdown
+    style = style.format(lambda v: _escape(v) if isinstance(v, str) else ("" if v is None else v), subset=text)
     columns = [c for c in wide if c in table.columns]
     return style.set_properties(subset=columns, **{"min-width": "14em"}) if columns else style
 

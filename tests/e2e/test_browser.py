@@ -315,6 +315,22 @@ def test_caption_page_figures_whole_at_760_px(browser, app_url):
     no_errors(page)
 
 
+def test_heatmaps_in_caption_order_on_a_phone(browser, app_url):
+    """At 390 px the maps read in the caption's order, left to right and top to bottom (columns filled
+    round-robin would stack as the 1st, 7th, 2nd... word)."""
+    page = new_page(browser, width=390, height=844)
+    page.goto(app_url + "/explain")
+    grid = page.locator(".st-key-heatmap-grid")
+    expect(grid.get_by_test_id("stImageCaption").first).to_be_visible()
+    wait_idle(page)
+    boxes = [(c.bounding_box(), c.inner_text()) for c in grid.get_by_test_id("stImageCaption").all()]
+    read = [text for box, text in sorted(boxes, key=lambda bt: (round(bt[0]["y"]), bt[0]["x"]))]
+    options = page.get_by_test_id("stRadio").last.get_by_test_id("stMarkdownContainer").all()
+    words = [o.inner_text().split(". ", 1)[1] for o in options if ". " in o.inner_text()]
+    assert len(read) > 6 and read == words  # more words than the old grid's 6 columns, all in order
+    no_errors(page)
+
+
 def test_clicking_a_gallery_thumbnail_selects_it(browser, app_url):
     from captioner.app.gallery import example_images
 

@@ -301,3 +301,10 @@ def test_heatmap_png_text_has_no_missing_glyph_boxes():
     grid = views.HeatmapGrid(Image.new("RGB", (40, 40)), [("café", np.ones((4, 4)))], "a café → there")
     assert not any(views.missing_glyphs(views.drawable(line, views._font(18)), views._font(18)) for line in grid.title_lines)
     assert views.heatmap_figure(grid).size[0] > 0
+
+
+def test_tables_show_names_as_typed_not_as_markdown():
+    table = pd.DataFrame({"strategy": ["*md*", "plain"], "log-prob": [-1.23456, None], "ok": [True, False]})
+    html_out = views.readable(table).to_html()
+    assert "&amp;#42;md&amp;#42;" in html_out or "&#42;md&#42;" in html_out  # escaped for st.table's Markdown
+    assert "-1.235" in html_out and "None" not in html_out and "nan" not in html_out.lower()
