@@ -273,7 +273,7 @@ def comparison_table(results: Sequence[DecodeResult]) -> pd.DataFrame:
                 "tokens": num_tokens(r.best),
                 "confidence": round(r.best.confidence, 3),
                 "samples": len(r.captions),
-                "seed": r.config.seed if r.config.strategy == "sample" else None,
+                "seed": str(r.config.seed) if r.config.strategy == "sample" else "",  # text: 2**64 - 1 in full
                 "distinct-1": round(distinct_n(texts, 1), 3) if len(texts) > 1 else None,
                 "distinct-2": round(distinct_n(texts, 2), 3) if len(texts) > 1 else None,
                 "time (s)": round(r.timings.get("decode", 0.0), 3),

@@ -926,3 +926,38 @@ def test_a_link_with_an_uploaded_image_says_it_could_not_travel():
     said = html.unescape(" ".join(i.value for i in opened.main.info))
     assert "does not travel in a link" in said and state.gallery()[0].name in said
     assert sidebar_image_caption(opened).startswith(state.gallery()[0].name)
+
+
+def test_explain_keeps_the_chosen_word_when_its_place_changes():
+    at = start(EXPLAIN)
+    radio = at.radio(key="xpl.word")
+    words = [o.split(". ", 1)[1] for o in radio.options]
+    target = len(words) - 1
+    at.session_state["xpl.word"] = 0  # as if an earlier caption had this word first
+    at.session_state["xpl.word.text"] = words[target]
+    at.run()
+    assert at.radio(key="xpl.word").value == target
+    at.session_state["xpl.word.text"] = "no-such-word"
+    at.run()
+    assert at.radio(key="xpl.word").value == 0
+
+
+def test_explain_shows_what_the_model_saw_and_the_caption_notes(monkeypatch, fresh_caches):
+    at = start(EXPLAIN)
+    model = state._load_model(state.DEFAULT_SPEC).model
+    h, w = model.image_size
+    assert any(f"resized to {w}×{h}" in html.unescape(c) for image in at.main.image for c in image.captions)
+    monkeypatch.setattr(model, "calibration", {"confidence_threshold": 1.01})
+    at.slider(key="xpl.opacity").set_value(0.5).run()
+    at.switch_page(CAPTION).run()
+    at.slider(key="dec.max_new_tokens").set_value(5).run()
+    at.switch_page(EXPLAIN).run()
+    assert any(notes.OUT_OF_WORLD_NOTE == w_.value for w_ in at.warning)
+
+
+def test_a_new_decode_of_a_cached_encode_does_not_show_the_old_encode_time():
+    at = start()
+    at.slider(key="dec.max_new_tokens").set_value(9).run()
+    encode = [m for m in at.metric if m.label == "Encode"][0]
+    assert encode.value == "cached"
+    assert not any("from the cache" in c.value for c in at.main.caption)  # decoding ran now
