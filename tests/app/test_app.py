@@ -424,7 +424,7 @@ def test_bad_upload_shows_one_message_empties_the_uploader_and_keeps_image(name,
     before = sidebar_image_caption(at)
     upload(at, name, data)
     assert not at.exception
-    errors = [e.value for e in at.error]
+    errors = [html.unescape(e.value) for e in at.error]
     assert len(errors) == 1 and f"Could not use {name}" in errors[0] and message in errors[0], errors
     assert at.sidebar.file_uploader[0].value is None  # the refused file is not shown as if in use
     assert sidebar_image_caption(at) == before  # the previous image stays selected and captioned
@@ -575,7 +575,7 @@ def test_link_values_beyond_the_ranges_are_fitted_and_said():
     assert not at.exception and not at.error
     assert at.slider(key="dec.max_new_tokens").value == model_limit()
     assert at.slider(key="dec.top_p").value == 0.05
-    notes = " ".join(i.value for i in at.main.info)
+    notes = html.unescape(" ".join(i.value for i in at.main.info))
     assert "max_new_tokens=999 is outside" in notes and "'abc' is not a number" in notes
     assert "'nonsense' is not one of greedy, beam, sample" in notes
     at.run()
