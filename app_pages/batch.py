@@ -64,7 +64,7 @@ with state.page_guard("captioning the batch"):
     seconds = sum(views.row_seconds(row) or 0.0 for row in shown if row.ok)
     st.caption(f"{notes.plural(len(captioned), 'image')} captioned in {seconds:.2f} s of model time"
                + (f" ({failed} failed)" if failed else "") + "; the CSV also has each one's time and log-probability.")
-    st.dataframe(table, hide_index=True, row_height=72, height="content", column_order=views.batch_columns_shown(table),
+    st.dataframe(views.batch_display(table), hide_index=True, row_height=72, height="content", column_order=views.batch_columns_shown(table),
                  column_config={
                      "thumbnail": st.column_config.ImageColumn("image", width=72),
                      "file": st.column_config.TextColumn(width=140),

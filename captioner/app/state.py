@@ -804,18 +804,15 @@ BATCH_UPLOADS = "batch.uploads"  # the files in the Batch uploader now: (name, b
 BATCH_KEPT = "batch.kept"  # files uploaded on an earlier visit to the page (the uploader forgets them)
 
 
-def _on_batch_files() -> None:
-    st.session_state[BATCH_UPLOADS] = [(f.name, f.getvalue()) for f in st.session_state.get("batch.files") or []]
-
-
 def batch_uploader() -> list[tuple[str, bytes]]:
     """The Batch page's uploader, and the files uploaded on earlier visits: Streamlit empties an uploader
     when its page is left, so what it held is kept here (with a button to let it go) and nothing is lost."""
     if "batch.files" not in st.session_state and st.session_state.get(BATCH_UPLOADS):  # back from another page
         kept = st.session_state.setdefault(BATCH_KEPT, [])
         kept += [f for f in st.session_state.pop(BATCH_UPLOADS) if f not in kept]
-    st.file_uploader("Images or zip archives", type=IMAGE_TYPES + ["zip"], accept_multiple_files=True,
-                     key="batch.files", on_change=_on_batch_files)
+    files = st.file_uploader("Images or zip archives", type=IMAGE_TYPES + ["zip"], accept_multiple_files=True,
+                             key="batch.files")
+    st.session_state[BATCH_UPLOADS] = [(f.name, f.getvalue()) for f in files or []]
     kept = st.session_state.get(BATCH_KEPT, [])
     if kept:
         names = ", ".join(views.markdown_escape(views.shorten(name, 40)) for name, _ in kept[:5])

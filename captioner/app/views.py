@@ -169,9 +169,13 @@ def _escape(text: str) -> str:
     return _MD_SPECIAL.sub(lambda m: f"&#{ord(m.group(1))};", text)
 
 
+_AUTOLINK = re.compile(r"(?i)(https?|ftp|www)(?=&#58;|&#46;)")
+
+
 def markdown_escape(text: str) -> str:
-    """Plain text for st.markdown (user-supplied names and captions)."""
-    return _escape(text)
+    """Plain text for st.markdown (user-supplied names and captions). A word joiner (invisible) after
+    "https" or "www" keeps GitHub-flavoured Markdown from turning a URL inside a name into a link."""
+    return _AUTOLINK.sub("\\1\u2060", _escape(text))
 
 
 def shorten(text: str, most: int = 60) -> str:
@@ -735,6 +739,16 @@ def batch_table(rows: Sequence[CaptionRow], unsure: Container[str] = (), changed
         })
         records.append(record)
     return pd.DataFrame(records)
+
+
+def batch_display(table: pd.DataFrame, columns: Sequence[str] = ("confidence", "BLEU-4")) -> pd.DataFrame:
+    """The batch table as the page shows it: the number columns with blanks as text (3 decimals, which sort
+    as the numbers do in [0, 1]), since st.dataframe writes "None" in an empty number cell. The CSV keeps numbers."""
+    shown = table.copy()
+    for c in columns:
+        if c in shown.columns:
+            shown[c] = [f"{v:.3f}" if isinstance(v, (int, float)) and v == v else "" for v in shown[c]]
+    return shown
 
 
 def batch_columns_shown(table: pd.DataFrame) -> list[str]:
