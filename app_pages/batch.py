@@ -15,9 +15,9 @@ with state.page_guard("captioning the batch"):
                              placeholder="cat.jpg: a cat on a sofa | a grey cat lying on a couch")
     config = state.caption_config(lm.model).with_(output_attentions=False, num_alternatives=1)
     st.caption(f"Decoding with the Caption page's settings: {views.markdown_escape(views.config_label(config))}, "
-               f"up to {notes.plural(config.max_new_tokens, 'token')}.")
-    st.page_link("app_pages/caption.py", label="Change them on the Caption page (your files and results stay)",
-                 icon=":material/tune:")
+               f"up to {notes.plural(config.max_new_tokens, 'token')}. Your files and results stay here while you "
+               "visit another page.")
+    st.page_link("app_pages/caption.py", label="Change them on the Caption page", icon=":material/tune:")
 
     examples = state.gallery() if use_examples else []
     items, problems = state.batch_inputs(files, examples)
