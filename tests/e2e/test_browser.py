@@ -2,7 +2,8 @@
 
 Uploads an image and sees its caption, the comparison table and the heatmap grid; runs two browser
 sessions at once; opens a shared /compare link on a fresh server; looks at the Caption page 760 px
-wide; clicks a gallery thumbnail; uploads a TIFF and a broken file; stops a running batch. Saves a
+wide; reads the heatmaps at 390 px in caption order; clicks a gallery thumbnail; uploads a TIFF and a
+broken file; stops a running batch. Saves a
 screenshot of each page (into a temporary folder; UPDATE_SCREENSHOTS=1: docs/screenshots/). No
 browser is downloaded: the test uses /usr/bin/chromium (`apt-get install chromium`) and skips
 without it, unless E2E_REQUIRED=1 (CI), where a missing browser is a failure.
