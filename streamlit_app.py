@@ -5,11 +5,17 @@ would treat that folder as a legacy multipage app on a fresh server's first requ
 they compute comes from the `captioner` package.
 """
 
+import sys
+
 import streamlit as st
 
-from captioner.app import state
-
 st.set_page_config(page_title="Captioner explorer", page_icon="🖼️", layout="wide")
+starting = st.empty()
+if "captioner.app.state" not in sys.modules:  # a fresh server: importing torch and the model code takes seconds
+    starting.info("Starting up: loading the model and warming it up (a fresh server takes a few seconds)…",
+                  icon=":material/hourglass_top:")
+
+from captioner.app import state  # noqa: E402  (after the frame: this import is the slow part)
 
 pages = [
     st.Page("app_pages/caption.py", title="Caption", icon=":material/subtitles:", default=True),
@@ -21,7 +27,11 @@ pages = [
 # settings), so moving between pages is one step in the browser's history and Back restores it.
 page = st.navigation(pages, position="hidden")
 state.keep_widget_values()
+if not state.model_ready():  # a fresh server loads and warms the model first: show the frame at once
+    starting.info("Starting up: loading the model and warming it up (a fresh server takes a few seconds)…",
+                  icon=":material/hourglass_top:")
 model = state.sidebar(page, pages)
+starting.empty()
 state.write_url(page.title, model)
 state.show_url_notes()
 page.run()

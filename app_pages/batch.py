@@ -2,36 +2,41 @@
 
 import streamlit as st
 
-from captioner.app import state, views
+from captioner.app import notes, state, views
 from captioner.batch.rows import score_rows
 
 st.title("Batch captioning")
 state.how_to_read("batch")
 with state.page_guard("captioning the batch"):
     lm = state.require_model()
-    files = st.file_uploader("Images or zip archives", type=state.IMAGE_TYPES + ["zip"],
-                             accept_multiple_files=True, key="batch.files")
+    files = state.batch_uploader()
     use_examples = st.checkbox("Add the example images (with their reference captions)", key="batch.opt.examples")
     refs_text = st.text_area("Reference captions (optional): one line per image", key="batch.opt.refs",
                              placeholder="cat.jpg: a cat on a sofa | a grey cat lying on a couch")
     config = state.caption_config(lm.model).with_(output_attentions=False, num_alternatives=1)
-    st.caption(f"Decoding with the Caption page's settings: {views.config_label(config)}, "
-               f"up to {config.max_new_tokens} tokens.")
+    st.caption(f"Decoding with the Caption page's settings: {views.markdown_escape(views.config_label(config))}, "
+               f"up to {notes.plural(config.max_new_tokens, 'token')}. Your files and results stay here while you "
+               "visit another page.")
     st.page_link("app_pages/caption.py", label="Change them on the Caption page", icon=":material/tune:")
 
     examples = state.gallery() if use_examples else []
     items, problems = state.batch_inputs(files, examples)
     rows = state.batch_rows(lm, items, config)
     todo = sum(row is None for row in rows)
-    label = f"Caption {todo} images" if todo == len(items) else f"Caption the other {todo} images"
-    if not todo:
-        label = f"All {len(items)} images are captioned" if items else "Caption the images"
+    done = [row for row in rows if row is not None]
+    captioned = [row for row in done if row.ok]
+    failed = len(done) - len(captioned) + len(problems)
+    if todo == len(items):
+        label = f"Caption {notes.plural(todo, 'image')}" if items else "Caption the images"
+    elif todo:
+        label = f"Caption the other {notes.plural(todo, 'image')}"
+    else:
+        label = f"{notes.plural(len(captioned), 'image')} captioned" + (f", {failed} failed" if failed else "")
     if st.button(label, type="primary", disabled=not todo, key="batch.run"):
         state.run_batch(lm, items, config)
         st.rerun()  # draw the page again with every row
-    done = [row for row in rows if row is not None]
     if todo and done:
-        st.info(f"{len(done)} of {len(items)} images are captioned with these settings (stopped or changed); "
+        st.info(f"{len(captioned)} of {len(items)} images are captioned with these settings (stopped or changed); "
                 f"press the button to caption the other {todo}.")
     if not done and not problems:
         st.stop()
@@ -44,18 +49,22 @@ with state.page_guard("captioning the batch"):
     bad = [row for row in shown if not row.ok]
     if bad:
         st.warning(f"{len(bad)} of {len(shown)} files got no caption:  \n"
-                   + "  \n".join(f"**{views.markdown_escape(row.path)}**: {row.error}" for row in bad))
+                   + "  \n".join(f"**{views.markdown_escape(views.shorten(row.path, 80))}**: "
+                                 f"{views.markdown_escape(str(row.error))}" for row in bad))
+    if not captioned:
+        st.stop()
     shown, scores = score_rows(shown)
     if scores:
         c1, c2, c3 = st.columns(3)
         c1.metric("BLEU-4", f"{scores.bleu4:.3f}")
         c2.metric("CIDEr-D", f"{scores.cider_d:.3f}")
         c3.metric("Images with references", scores.images)
-    table = views.batch_table(shown)
-    seconds = sum(views.row_seconds(row) or 0.0 for row in shown)
-    st.caption(f"{len(done)} images captioned in {seconds:.2f} s of model time; the CSV also has each one's "
-               "time and log-probability.")
-    st.dataframe(table, hide_index=True, row_height=72, height="content", column_order=views.batch_columns_shown(table),
+    changed = notes.changed_settings(config, state.default_config(lm.model))
+    table = views.batch_table(shown, state.batch_unsure(lm, items, config), changed)
+    seconds = sum(views.row_seconds(row) or 0.0 for row in shown if row.ok)
+    st.caption(f"{notes.plural(len(captioned), 'image')} captioned in {seconds:.2f} s of model time"
+               + (f" ({failed} failed)" if failed else "") + "; the CSV also has each one's time and log-probability.")
+    st.dataframe(views.batch_display(table), hide_index=True, row_height=72, height="content", column_order=views.batch_columns_shown(table),
                  column_config={
                      "thumbnail": st.column_config.ImageColumn("image", width=72),
                      "file": st.column_config.TextColumn(width=140),

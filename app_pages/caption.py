@@ -4,39 +4,46 @@ import json
 
 import streamlit as st
 
-from captioner.app import question, state, views
+from captioner.app import notes, question, state, views
 
 st.title("Caption")
 state.how_to_read("caption")
 with state.page_guard("captioning the image"):
     lm, picked = state.require_model_and_image()
-    controls, output = st.columns([1, 2], gap="large")
+    # The image and its caption first: on a phone the columns stack, and the controls come after them.
+    output, controls = st.columns([2, 1], gap="large")
     with controls:
         st.subheader("Decoding")
         state.decoding_controls(lm.model)
     config = state.caption_config(lm.model).with_(output_attentions=False)
-    decoded = state.decode_configs(lm, picked, [config])
+    decoded = state.decode_with_reference(lm, picked, config)
     result = decoded.only()
     caption = result.best
     with output:
         if lm.is_builtin:
             st.info(views.BUILTIN_NOTE, icon=":material/category:")
-        st.image(views.display_image(picked.preview, 384), caption=picked.name)
-        st.subheader(caption.text or "(empty caption)")
-        for note in views.caption_notes(caption, result.config):
+        st.image(views.display_image(picked.preview, 384), caption=views.markdown_escape(picked.name))
+        st.subheader(views.markdown_escape(caption.text) or "(empty caption)")
+        for note in notes.caption_notes(caption, result.config, decoded.reference, state.default_config(lm.model),
+                                        lm.token_limit):
             st.warning(note)
         st.markdown(views.tokens_html(caption, end_token=True), unsafe_allow_html=True)
         st.markdown(views.token_legend_html(), unsafe_allow_html=True)
         t = result.timings
         with st.container(horizontal=True, gap="medium", key="caption-figures"):
-            st.metric("Encode", views.milliseconds(t.get("preprocess", 0) + t.get("encode", 0)), width="content")
+            encode = views.milliseconds(t.get("preprocess", 0) + t.get("encode", 0))
+            if decoded.encoded_now:
+                st.metric("Encode", encode, width="content")
+            else:
+                st.metric("Encode", "cached", width="content",
+                          help=f"This image was encoded before (it took {encode}); only decoding ran now.")
             st.metric("Decode", views.milliseconds(t.get("decode", 0)), width="content")
             st.metric("Confidence", f"{caption.confidence:.2f}", width="content",
                       help="Geometric mean of the tokens' probabilities: 1 = certain of every token.")
             st.metric("Log-prob", f"{caption.logprob:.2f}", width="content")
             st.metric("Tokens", len(caption.tokens), width="content")
         question.beam_tree_section(result)
-        if decoded.from_cache:
+        if decoded.shown_before:
             st.caption(":material/history: Shown from the cache: these settings were decoded before, and the "
                        "times are from that run.")
         record = json.dumps(views.caption_record(result, lm.model.info, picked.name), indent=2)
@@ -44,3 +51,4 @@ with state.page_guard("captioning the image"):
                            on_click="ignore", icon=":material/download:")
         with st.expander("Result as JSON (copy button at the top right)"):
             st.code(record, language="json")
+        decoded.mark_shown()

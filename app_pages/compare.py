@@ -15,7 +15,7 @@ with state.page_guard("comparing decoding strategies"):
     configs = state.compare_configs(lm.model, values)
     decoded = state.decode_configs(lm, picked, configs)
     for failed in decoded.failures:
-        st.error(failed.error)
+        st.error(views.markdown_escape(failed.error))
     results = decoded.results
     if not results:
         st.stop()
@@ -24,8 +24,8 @@ with state.page_guard("comparing decoding strategies"):
     seconds = max(r.timings.get("decode", 0.0) for r in results)
     together = f"were decoded together in one batched call of {seconds:.2f} s" if len(results) > 1 else "was decoded"
     st.caption(f"{len(results)} configurations {together}."
-               + (" Shown from the cache: the time is from when they were computed." if decoded.from_cache else ""))
-    st.table(views.readable(views.comparison_table(results)), border="horizontal")
+               + (" Shown from the cache: the time is from when they were computed." if decoded.shown_before else ""))
+    st.table(views.readable(views.with_units(views.comparison_table(results))), border="horizontal")
     st.caption(views.compare_note(configs[0].length_penalty))
     left, right, _ = st.columns([1, 1, 2])
     left.download_button("Every caption (CSV)", views.csv_bytes(views.every_caption_table(results)),
@@ -35,8 +35,9 @@ with state.page_guard("comparing decoding strategies"):
                           on_click="ignore", icon=":material/download:")
 
     st.subheader("Token probabilities")
-    st.plotly_chart(views.token_prob_figure(results))
+    st.plotly_chart(views.token_prob_figure(state.chart_picker(results)))
     st.subheader("Samples")
-    st.table(views.readable(views.samples_table(results)), border="horizontal")
+    st.table(views.readable(views.with_units(views.samples_table(results))), border="horizontal")
     st.subheader("All beams")
-    st.table(views.readable(views.beams_table(results)), border="horizontal")
+    st.table(views.readable(views.with_units(views.beams_table(results))), border="horizontal")
+    decoded.mark_shown()

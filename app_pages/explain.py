@@ -2,14 +2,19 @@
 
 import streamlit as st
 
-from captioner.app import question, state, views
+from captioner.app import notes, question, state, views
 
 st.title("Explain a caption")
 state.how_to_read("explain")
 with state.page_guard("explaining the caption"):
     lm, picked = state.require_model_and_image()
     config = state.caption_config(lm.model).with_(output_attentions=True, num_alternatives=5)
-    caption = state.decode_configs(lm, picked, [config]).only().best
+    decoded = state.decode_with_reference(lm, picked, config)
+    result = decoded.only()
+    caption = result.best
+    for note in notes.caption_notes(caption, result.config, decoded.reference, state.default_config(lm.model),
+                                    lm.token_limit):
+        st.warning(note)
     st.markdown(views.tokens_html(caption, end_token=True), unsafe_allow_html=True)
     st.caption(f"Decoded with the Caption page's settings ({views.config_label(config)}, "
                f"up to {config.max_new_tokens} tokens).")
@@ -31,16 +36,17 @@ with state.page_guard("explaining the caption"):
         st.info("The caption has no words to show.")
         st.stop()
     st.markdown(views.heat_legend_html(), unsafe_allow_html=True)
-    with st.container(key="heatmap-grid"):
-        columns = st.columns(min(6, len(maps)))
-        for i, (word, amap) in enumerate(maps):
-            columns[i % len(columns)].image(views.overlay(picked.preview, amap, 192, opacity), caption=word,
-                                            width="stretch")
+    # One wrapping row, so the maps stay in caption order at every width (columns stack column by column).
+    with st.container(key="heatmap-grid", horizontal=True, gap="small"):
+        for word, amap in maps:
+            st.image(views.overlay(picked.preview, amap, 192, opacity), caption=views.markdown_escape(word), width=150)
 
     chosen = state.word_picker([word for word, _ in maps])
     word, amap = maps[chosen]
     original, attention = st.columns([2, 3], vertical_alignment="center")
-    original.image(views.display_image(picked.preview, 448), caption=f"{picked.name} (what the model saw)")
+    seen = views.model_input(picked.image, lm.model.image_size)
+    original.image(views.display_image(seen, 448),
+                   caption=f"{views.markdown_escape(picked.name)}: what the model saw, resized to {seen.width}×{seen.height}")
     title = f"“{word}” · {views.layer_text(layer)} · {views.head_text(head)}"
     attention.plotly_chart(views.attention_figure(picked.preview, amap, opacity, title))
     grid = views.HeatmapGrid(picked.preview, maps, caption.text, layer, head, opacity)

@@ -13,9 +13,10 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
-from captioner.config import MAX_NEW_TOKENS, MAX_NUM_BEAMS, STRATEGIES, DecodingConfig
+from captioner.config import MAX_NEW_TOKENS, MAX_NUM_BEAMS, MAX_SEED, STRATEGIES, DecodingConfig
 
-SEED_MAX = 2**31 - 1
+SEED_MAX = MAX_SEED  # 2**64 - 1, as the README promises: torch's generators take 64-bit seeds
+TOP_K_MAX = 200  # the Top-k sliders' end, or the model's vocabulary when that is smaller
 STRATEGY_NAMES = {"greedy": "Greedy", "beam": "Beam search", "sample": "Sampling", "group_beam": "Diverse beam search",
                   "contrastive": "Contrastive search"}
 BEAMS = ("beam", "group_beam")
@@ -44,10 +45,12 @@ class Range:
 
     def snap(self, value: float) -> int | float:
         """`value` clamped into the range and rounded to the step grid (an int for integer ranges)."""
+        if self.is_int and isinstance(value, int) and not isinstance(value, bool):  # exact: seeds go to 2**64 - 1
+            return int(min(max(value, int(self.lo)), int(self.hi)))
         v = min(max(float(value), self.lo), self.hi)
         v = self.lo + round((v - self.lo) / self.step) * self.step
         v = min(max(v, self.lo), self.hi)
-        return int(round(v)) if self.is_int else round(v, 6)
+        return min(max(int(round(v)), int(self.lo)), int(self.hi)) if self.is_int else round(v, 6)
 
     def fits(self, value: Any) -> bool:
         """`value` is already a valid widget value (in range, on the grid, of the right type)."""
@@ -57,6 +60,12 @@ class Range:
 
     def with_hi(self, hi: float) -> "Range":
         return replace(self, hi=hi)
+
+    def containing(self, value: Any) -> "Range":
+        """The range widened (never narrowed) so that `value`, a model's own default, is inside it."""
+        if not _is_number(value):
+            return self
+        return replace(self, lo=min(self.lo, value), hi=max(self.hi, value))
 
 
 DECODING_RANGES: tuple[Range, ...] = (
@@ -72,7 +81,7 @@ DECODING_RANGES: tuple[Range, ...] = (
     Range("penalty_alpha", "Degeneration penalty (alpha)", 0.0, 1.0, 0.05, ("contrastive",),
           help="Contrastive search: (1 - alpha) x probability - alpha x similarity to the caption so far; 0 = greedy."),
     Range("temperature", "Temperature", 0.05, 2.0, 0.05, ("sample",)),
-    Range("top_k", "Top-k", 0, 200, 1, ("sample", "contrastive"),
+    Range("top_k", "Top-k", 0, TOP_K_MAX, 1, ("sample", "contrastive"),
           help="Sampling: 0 = off. Contrastive search: its candidates, 1 to 16."),
     Range("top_p", "Top-p", 0.05, 1.0, 0.05, ("sample",), help="1.0 = off"),
     Range("min_p", "Min-p", 0.0, 1.0, 0.01, ("sample",), help="0 = off: keep tokens at least min-p x the best one's probability."),
@@ -88,7 +97,7 @@ DECODING_RANGES: tuple[Range, ...] = (
 COMPARE_RANGES: tuple[Range, ...] = (
     Range("samples", "Samples per sampling strategy", 1, 16, 1, param="compare_samples"),
     Range("beams", "Beams", 2, MAX_NUM_BEAMS, 1, param="compare_beams"),
-    Range("top_k", "Top-k", 1, 200, 1, param="compare_top_k"),
+    Range("top_k", "Top-k", 1, TOP_K_MAX, 1, param="compare_top_k"),
     Range("top_p", "Top-p", 0.05, 1.0, 0.05, param="compare_top_p"),
 )
 COMPARE_DEFAULTS = {"samples": 5, "top_k": 50, "top_p": 0.9}
@@ -108,25 +117,40 @@ def token_limit(model_limit: int) -> int:
     return max(1, min(MAX_NEW_TOKENS, int(model_limit)))
 
 
-def decoding_ranges(model_limit: int) -> tuple[Range, ...]:
-    """DECODING_RANGES with max_new_tokens ending at what the model can hold."""
+def top_k_max(vocab_size: int = 0) -> int:
+    """The Top-k sliders' end: TOP_K_MAX, or the model's vocabulary when smaller (0: unknown)."""
+    return min(TOP_K_MAX, vocab_size) if vocab_size > 1 else TOP_K_MAX
+
+
+def decoding_ranges(model_limit: int, default: DecodingConfig | None = None, vocab_size: int = 0) -> tuple[Range, ...]:
+    """DECODING_RANGES fitted to a model: max_new_tokens ends at what it can hold, top-k at its vocabulary,
+    and every range contains the model's own `default` setting (so the page starts where the CLI does)."""
     limit = token_limit(model_limit)
-    return tuple(r.with_hi(limit) if r.name == "max_new_tokens" else r for r in DECODING_RANGES)
+    ends = {"max_new_tokens": limit, "top_k": top_k_max(vocab_size)}
+    ranges = tuple(r.with_hi(ends[r.name]) if r.name in ends else r for r in DECODING_RANGES)
+    if default is None:
+        return ranges
+    return tuple(r if r.name == "max_new_tokens" else r.containing(getattr(default, r.name)) for r in ranges)
 
 
-def decoding_defaults(config: DecodingConfig, model_limit: int) -> dict[str, Any]:
+def decoding_defaults(config: DecodingConfig, model_limit: int, vocab_size: int = 0) -> dict[str, Any]:
     """The controls' starting values: the model's own decoding settings, snapped into the ranges."""
     values: dict[str, Any] = {"strategy": config.strategy if config.strategy in STRATEGIES else "greedy"}
-    for r in decoding_ranges(model_limit):
+    for r in decoding_ranges(model_limit, config, vocab_size):
         raw = getattr(config, r.name)
         values[r.name] = r.snap(0 if raw is None else raw)
     return values
 
 
-def compare_defaults(config: DecodingConfig) -> dict[str, Any]:
+def compare_ranges(vocab_size: int = 0) -> tuple[Range, ...]:
+    """COMPARE_RANGES with Top-k ending at the model's vocabulary."""
+    return tuple(r.with_hi(top_k_max(vocab_size)) if r.name == "top_k" else r for r in COMPARE_RANGES)
+
+
+def compare_defaults(config: DecodingConfig, vocab_size: int = 0) -> dict[str, Any]:
     """The Compare page's starting values: the model's beam count, fixed sampling settings."""
     values = {**COMPARE_DEFAULTS, "beams": max(config.num_beams, 2)}
-    return {r.name: r.snap(values[r.name]) for r in COMPARE_RANGES}
+    return {r.name: r.snap(values[r.name]) for r in compare_ranges(vocab_size)}
 
 
 def config_with(base: DecodingConfig, values: Mapping[str, Any]) -> DecodingConfig:
@@ -174,7 +198,7 @@ def from_params(params: Mapping[str, str], ranges: tuple[Range, ...]) -> tuple[d
         if raw is None:
             continue
         try:
-            number = float(raw)
+            number = whole_number(raw.strip()) if r.is_int and whole_number(raw.strip()) is not None else float(raw)
         except ValueError:
             number = math.nan
         if not math.isfinite(number):
@@ -236,8 +260,10 @@ def added_to_param(label: str, values: Mapping[str, Any], defaults: Mapping[str,
     return json.dumps(record, separators=(",", ":"))
 
 
-def added_from_param(raw: str, defaults: Mapping[str, Any], model_limit: int) -> tuple[dict[str, Any] | None, list[str]]:
-    """An added configuration back from its URL value: (label and decoding values, notes), None if unreadable."""
+def added_from_param(raw: str, defaults: Mapping[str, Any], model_limit: int,
+                     ranges: tuple[Range, ...] | None = None) -> tuple[dict[str, Any] | None, list[str]]:
+    """An added configuration back from its URL value: (label and decoding values, notes), None if unreadable.
+    `ranges`: the model's decoding ranges (default: `decoding_ranges(model_limit)`)."""
     try:
         record = json.loads(raw)
         if not isinstance(record, dict):
@@ -245,7 +271,7 @@ def added_from_param(raw: str, defaults: Mapping[str, Any], model_limit: int) ->
     except ValueError:
         return None, [f"An added configuration in the link could not be read ({raw[:40]!r}): ignored."]
     params = {k: str(v) for k, v in record.items() if k not in ("label", "strategy")}
-    values, notes = from_params(params, decoding_ranges(model_limit))
+    values, notes = from_params(params, ranges or decoding_ranges(model_limit))
     strategy, more = strategy_from_params({"strategy": str(record["strategy"])} if "strategy" in record else {})
     label = str(record.get("label", ""))[:60].strip()
     return {**defaults, **values, **({"strategy": strategy} if strategy else {}), "label": label}, notes + more

@@ -18,28 +18,31 @@ import json
 import logging
 import threading
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import streamlit as st
 from PIL import Image
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from captioner.app import question, settings, views
+from captioner.app import notes, question, settings, views
 from captioner.app.gallery import Example, example_images
+from captioner.app.model_text import load_error_line
 from captioner.archives import ArchiveError
 from captioner.batch.items import BatchItem, expand_uploads
 from captioner.batch.rows import DEFAULT_BATCH_SIZE, CaptionRow, caption_items, chunks
 from captioner.config import STRATEGIES, DecodingConfig
-from captioner.decoding import DecodeResult, EncodedImage, decode, encode_image
+from captioner.decoding import Caption, DecodeResult, EncodedImage, decode, encode_image
 from captioner.images import IMAGE_EXTENSIONS, SUPPORTED_FORMATS_TEXT, ImageLoadError, load_image
 from captioner.loading import BUILTIN_DIR, DEFAULT_HUB_MODEL, ModelLoadError, load_captioner, load_default_captioner, spec_kind
 from captioner.models.base import CaptionModel
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SPEC = "default"
+from captioner.app.model_text import DEFAULT_SPEC
+
 # What the uploaders accept: the extensions load_image reads (one list for widgets, messages and loading).
 IMAGE_TYPES = sorted({ext.lstrip(".") for ext in IMAGE_EXTENSIONS})
 PREVIEW_SIDE = 512
@@ -47,6 +50,8 @@ PREVIEW_SIDE = 512
 KEPT_PREFIXES = ("dec.", "cmp.", "xpl.", "batch.opt.", "model.hub", "model.path")
 MODEL_BOUND_PREFIXES = ("dec.", "cmp.", "xpl.")  # defaults come from the model: reset when it changes
 COMPARE_ADDED = "compare_added"  # the Compare page's added configurations: settings dicts with a label
+UPLOAD_PARAM = "own_image"  # in a URL: the view was of an uploaded image or photo (which a link cannot carry)
+SHOWN_RESULTS = "results.shown"  # the Decoded.key of every result this session has drawn
 
 
 # -- the model ----------------------------------------------------------------------------------
@@ -92,30 +97,29 @@ def _warm_up(model: CaptionModel) -> None:
         log.exception("warming up %s failed", model.info.name)
 
 
+_READY: set[str] = set()  # the specs this process has loaded and warmed up
+
+
 @st.cache_resource(max_entries=2, show_spinner=False)
 def _load_model(spec: str) -> LoadedModel:
     model = load_default_captioner() if spec == DEFAULT_SPEC else load_captioner(spec)
     _warm_up(model)
+    _READY.add(spec)
     return LoadedModel(model, spec, f"{spec}#{uuid.uuid4().hex[:8]}", threading.Lock())
 
 
-def _load_error_message(spec: str, error: BaseException) -> str:
-    """One sentence on why `spec` did not load (the loader's own message when it names the model)."""
-    shown = "the default model" if spec == DEFAULT_SPEC else spec
-    if isinstance(error, ModelLoadError):
-        text = str(error)
-        return text if spec in text or shown in text else f"Could not load {shown}: {text}"
-    if isinstance(error, MemoryError):
-        return f"Could not load {shown}: it does not fit in the memory available."
-    return f"Could not load {shown}: {type(error).__name__}: {str(error)[:300]}"
+def model_ready() -> bool:
+    """This session's model is loaded in this process (else the first run loads it, which takes seconds)."""
+    return st.session_state.get("model_spec", DEFAULT_SPEC) in _READY
 
 
 def _spinner_text(spec: str) -> str:
     if spec == DEFAULT_SPEC:
         return "Loading the model…"
+    shown = views.markdown_escape(views.shorten(spec, 60))
     if spec_kind(spec) != "hub":
-        return f"Loading {spec}…"
-    return f"Loading {spec} from the Hugging Face hub (a first download can take minutes)…"
+        return f"Loading {shown}…"
+    return f"Loading {shown} from the Hugging Face hub (a first download can take minutes)…"
 
 
 def current_model() -> LoadedModel | None:
@@ -126,7 +130,7 @@ def current_model() -> LoadedModel | None:
             return _load_model(spec)
     except Exception as e:  # a model that loaded before can fail now (file removed, evicted and reloaded)
         log.exception("loading %s failed", spec)
-        st.session_state["model_error"] = _load_error_message(spec, e)
+        st.session_state["model_error"] = load_error_line(spec, e)
         if spec != DEFAULT_SPEC:
             _use_spec(DEFAULT_SPEC)
             return current_model()
@@ -186,9 +190,9 @@ def _on_load_model() -> None:
             _load_model(spec)
     except Exception as e:
         log.exception("loading %s failed", spec)
-        kept = _in_use_name(in_use)
-        st.session_state["model_error"] = f"{_load_error_message(spec, e)} The app keeps using {kept}."
-        _use_spec(in_use)
+        kept = views.shorten(_in_use_name(in_use), 60)
+        # The picker keeps the kind and the text as typed, so a typo is fixed in place.
+        st.session_state["model_error"] = f"{load_error_line(spec, e)} The app keeps using {kept}."
         return
     if spec != in_use:
         _forget(MODEL_BOUND_PREFIXES)
@@ -263,15 +267,16 @@ def selected_image() -> SelectedImage | None:
 
 # -- cached encoding and decoding ---------------------------------------------------------------
 @st.cache_resource(max_entries=16, show_spinner=False)
-def _encoded(model_key: str, digest: str, _lm: LoadedModel, _image: Image.Image) -> EncodedImage:
+def _encoded(model_key: str, digest: str, _lm: LoadedModel, _image: Image.Image, _ran: list) -> EncodedImage:
+    _ran.append("encode")
     return _lm.encode(_image)
 
 
 @st.cache_resource(max_entries=24, show_spinner=False)
 def _decoded(model_key: str, digest: str, configs_key: str, _lm: LoadedModel, _image: Image.Image,
              _configs: tuple[DecodingConfig, ...], _ran: list) -> list[DecodeResult]:
-    _ran.append(True)
-    return _lm.decode(_encoded(model_key, digest, _lm, _image), _configs)
+    _ran.append("decode")
+    return _lm.decode(_encoded(model_key, digest, _lm, _image, _ran), _configs)
 
 
 @dataclass
@@ -292,7 +297,20 @@ class Decoded:
     """What decoding some configurations on the picked image gave, and whether it came from the cache."""
 
     outcomes: list[Outcome] = field(default_factory=list)
-    from_cache: bool = False
+    from_cache: bool = False  # nothing was decoded now: the results (and their times) are from an earlier run
+    encoded_now: bool = True  # the image was encoded in this run (else its encode time is from an earlier one)
+    key: str = ""  # the model, image and settings: what `mark_shown` records
+    reference: Caption | None = None  # the model's own decoding of the image (`decode_with_reference`)
+
+    @property
+    def shown_before(self) -> bool:
+        """This session has shown these results before: a cache hit the user can recognise as such (a first
+        visit's results come from a cache warmed by another session or an interrupted run, and are new here)."""
+        return self.from_cache and self.key in st.session_state.get(SHOWN_RESULTS, set())
+
+    def mark_shown(self) -> None:
+        """Call once the page has drawn the results."""
+        st.session_state.setdefault(SHOWN_RESULTS, set()).add(self.key)
 
     @property
     def results(self) -> list[DecodeResult]:
@@ -318,11 +336,12 @@ def _failure_text(config: DecodingConfig, error: BaseException) -> str:
     return f"{what} could not be decoded ({type(error).__name__})."
 
 
-def _run_decode(lm: LoadedModel, picked: SelectedImage, configs: Sequence[DecodingConfig]) -> tuple[list[DecodeResult], bool]:
+def _run_decode(lm: LoadedModel, picked: SelectedImage, configs: Sequence[DecodingConfig]) -> tuple[list[DecodeResult], list, str]:
+    """The results (cached), what ran now ("encode", "decode"), and the cache key."""
     key = json.dumps([c.to_dict() for c in configs], sort_keys=True, default=str)
     ran: list = []
     results = _decoded(lm.key, picked.digest, key, lm, picked.image, tuple(configs), ran)
-    return results, not ran
+    return results, ran, f"{lm.key}|{picked.digest}|{key}"
 
 
 def decode_configs(lm: LoadedModel, picked: SelectedImage, configs: Sequence[DecodingConfig]) -> Decoded:
@@ -340,10 +359,10 @@ def decode_configs(lm: LoadedModel, picked: SelectedImage, configs: Sequence[Dec
         return Decoded(outcomes)
     with st.spinner("Captioning…"):
         try:
-            results, cached = _run_decode(lm, picked, [o.config for o in valid])
+            results, ran, key = _run_decode(lm, picked, [o.config for o in valid])
             for o, r in zip(valid, results):
                 o.result = r
-            return Decoded(outcomes, cached)
+            return Decoded(outcomes, "decode" not in ran, "encode" in ran, key)
         except MemoryError:
             raise
         except Exception:
@@ -357,6 +376,34 @@ def decode_configs(lm: LoadedModel, picked: SelectedImage, configs: Sequence[Dec
     return Decoded(outcomes)
 
 
+def default_config(model: CaptionModel) -> DecodingConfig:
+    """The settings the Caption page starts at: the model's own (what the CLI uses with no options)."""
+    _, defaults = _decoding_setup(model)
+    return settings.config_with(model.default_decoding, defaults).with_(num_return_sequences=1)
+
+
+def _caption_settings(config: DecodingConfig) -> dict[str, Any]:
+    """What decides which caption comes out (not its label or what else is recorded)."""
+    return {k: v for k, v in config.to_dict().items() if k not in ("label", "output_attentions", "num_alternatives")}
+
+
+def decode_with_reference(lm: LoadedModel, picked: SelectedImage, config: DecodingConfig) -> Decoded:
+    """`config` decoded on the picked image, with `reference` set to the model's own decoding of it (in the
+    same batched call when the settings differ): what the out-of-world flag judges the image by."""
+    reference = default_config(lm.model).with_(output_attentions=False, num_alternatives=1)
+    try:
+        same = _caption_settings(reference.validate()) == _caption_settings(config.validate())
+    except ValueError:  # decode_configs says what is wrong with the settings
+        same = True
+    decoded = decode_configs(lm, picked, [config] if same else [config, reference])
+    if same:
+        decoded.reference = decoded.outcomes[0].result.best if decoded.outcomes[0].result else None
+    else:
+        ref = decoded.outcomes.pop()
+        decoded.reference = ref.result.best if ref.result else None
+    return decoded
+
+
 # -- decoding controls --------------------------------------------------------------------------
 def _prepare(prefix: str, ranges: Sequence[settings.Range], defaults: dict[str, Any]) -> None:
     """Make every stored value valid for its widget (a default where missing, snapped where out of range)."""
@@ -368,9 +415,18 @@ def _prepare(prefix: str, ranges: Sequence[settings.Range], defaults: dict[str, 
         st.session_state[prefix + "strategy"] = defaults["strategy"]
 
 
+def vocab_size(model: CaptionModel) -> int:
+    """How many tokens the model's tokenizer knows (0 when it cannot say)."""
+    try:
+        return len(model.tokenizer)
+    except TypeError:
+        return 0
+
+
 def _decoding_setup(model: CaptionModel) -> tuple[tuple[settings.Range, ...], dict[str, Any]]:
-    limit = model.max_new_tokens_limit
-    return settings.decoding_ranges(limit), settings.decoding_defaults(model.default_decoding, limit)
+    limit, vocab = model.max_new_tokens_limit, vocab_size(model)
+    return (settings.decoding_ranges(limit, model.default_decoding, vocab),
+            settings.decoding_defaults(model.default_decoding, limit, vocab))
 
 
 def decoding_values(model: CaptionModel, prefix: str = "dec.") -> dict[str, Any]:
@@ -396,10 +452,40 @@ def decoding_controls(model: CaptionModel, prefix: str = "dec.", columns: int = 
         cell, off = cells[i % len(cells)], strategy not in r.applies_to
         helptext = f"{r.help} This model holds {r.hi}." if r.name == "max_new_tokens" else r.help
         if r.name == "seed":
-            cell.number_input(r.label, int(r.lo), int(r.hi), step=1, key=prefix + r.name, disabled=off, help=helptext)
+            with cell:
+                seed_input(r, prefix, off)
         else:
             cell.slider(r.label, r.lo, r.hi, step=r.step, key=prefix + r.name, disabled=off, help=helptext)
     return {k: st.session_state[prefix + k] for k in defaults}
+
+
+SEED_TEXT, SEED_PROBLEM = "seed.text", "seed.problem"  # under a controls prefix: the box's text, why it was refused
+
+
+def _on_seed_text(r: settings.Range, prefix: str) -> None:
+    """The seed box changed: a whole number in range becomes the seed; anything else is refused, said, and undone."""
+    typed = str(st.session_state.get(prefix + SEED_TEXT, "")).strip()
+    number = settings.whole_number(typed.replace(",", "").replace("_", ""))
+    if number is not None and number <= r.hi:
+        st.session_state[prefix + r.name] = number
+        st.session_state.pop(prefix + SEED_PROBLEM, None)
+        return
+    st.session_state[prefix + SEED_PROBLEM] = (
+        f"“{views.shorten(typed, 30)}” is not a whole number from 0 to 2^64 − 1 ({int(r.hi):,}): "
+        f"the seed stays {st.session_state.get(prefix + r.name, 0)}.")
+
+
+def seed_input(r: settings.Range, prefix: str, disabled: bool) -> None:
+    """The seed as a text box: Streamlit's number box reads "1e3" as 1 and "3.7" as 3 without a word, and
+    stops at 2^53; seeds go to 2^64 - 1 and must be typed exactly."""
+    seed = st.session_state[prefix + r.name]
+    if st.session_state.get(prefix + SEED_TEXT) != str(seed):  # a refused text goes back to the seed in use
+        st.session_state[prefix + SEED_TEXT] = str(seed)
+    st.text_input(r.label, key=prefix + SEED_TEXT, disabled=disabled, help=f"{r.help} A whole number, 0 to 2^64 − 1.",
+                  on_change=_on_seed_text, args=(r, prefix))
+    problem = st.session_state.pop(prefix + SEED_PROBLEM, None)
+    if problem:
+        st.error(views.markdown_escape(problem), icon=":material/error:")
 
 
 def keep_widget_values() -> None:
@@ -412,11 +498,12 @@ def keep_widget_values() -> None:
 # -- Compare ------------------------------------------------------------------------------------
 def compare_controls(model: CaptionModel) -> dict[str, Any]:
     """The Compare page's four sliders in a row; returns their values."""
-    defaults = settings.compare_defaults(model.default_decoding)
-    _prepare("cmp.", settings.COMPARE_RANGES, defaults)
-    for column, r in zip(st.columns(len(settings.COMPARE_RANGES)), settings.COMPARE_RANGES):
+    ranges = settings.compare_ranges(vocab_size(model))
+    defaults = settings.compare_defaults(model.default_decoding, vocab_size(model))
+    _prepare("cmp.", ranges, defaults)
+    for column, r in zip(st.columns(len(ranges)), ranges):
         column.slider(r.label, r.lo, r.hi, step=r.step, key="cmp." + r.name)
-    return {r.name: st.session_state["cmp." + r.name] for r in settings.COMPARE_RANGES}
+    return {r.name: st.session_state["cmp." + r.name] for r in ranges}
 
 
 def compare_configs(model: CaptionModel, values: dict[str, Any]) -> list[DecodingConfig]:
@@ -429,11 +516,10 @@ def compare_configs(model: CaptionModel, values: dict[str, Any]) -> list[Decodin
         base.with_(strategy="beam", num_beams=values["beams"], num_return_sequences=1, label=f"beam ({values['beams']})"),
         base.with_(strategy="sample", top_k=values["top_k"], top_p=1.0, num_return_sequences=samples,
                    label=f"top-k ({values['top_k']})"),
-        base.with_(strategy="sample", top_k=0, top_p=values["top_p"], num_return_sequences=samples,
-                   label=f"top-p ({values['top_p']:g})"),
+        base.with_(strategy="sample", top_k=0, top_p=values["top_p"], num_return_sequences=samples, seed=1,
+                   label=f"top-p ({values['top_p']:g})"),  # its own seed: the two rows do not share their draws
     ]
-    _, defaults = _decoding_setup(model)
-    ranges = settings.decoding_ranges(model.max_new_tokens_limit)
+    ranges, defaults = _decoding_setup(model)
     for added in st.session_state.get(COMPARE_ADDED, []):
         valid = settings.snap_all(added, ranges, defaults)
         config = settings.config_with(base, {**valid, "strategy": added.get("strategy", "greedy")})
@@ -452,8 +538,8 @@ def compare_configs(model: CaptionModel, values: dict[str, Any]) -> list[Decodin
 def _on_add_configuration() -> None:
     """The Add button: store the form's settings under a unique name and clear the name field."""
     added = st.session_state.setdefault(COMPARE_ADDED, [])
-    values = {k[len("cmp.new."):]: v for k, v in st.session_state.items()
-              if str(k).startswith("cmp.new.") and k != "cmp.new.label"}
+    names = {"strategy", *(r.name for r in settings.DECODING_RANGES)}
+    values = {name: st.session_state["cmp.new." + name] for name in names if "cmp.new." + name in st.session_state}
     typed = str(st.session_state.get("cmp.new.label", "")).strip()[:60]
     label = typed or f"mine {len(added) + 1}: {views.config_label(settings.config_with(DecodingConfig(), values))}"
     added.append({**values, "label": label})
@@ -466,10 +552,27 @@ def _on_remove_configuration(index: int) -> None:
         added.pop(index)
 
 
+CHART_LINES = 6  # the token-probability chart shows this many configurations at first (a picker adds more)
+
+
+def chart_picker(results: Sequence[DecodeResult]) -> list[DecodeResult]:
+    """The results the token-probability chart draws: all when few, else the ones picked (first CHART_LINES)."""
+    if len(results) <= CHART_LINES:
+        return list(results)
+    labels = [views.config_label(r.config) for r in results]
+    if not set(st.session_state.get("cmp.chart", [])) <= set(labels):
+        st.session_state.pop("cmp.chart")
+    shown = st.multiselect("Lines in the chart", labels, default=labels[:CHART_LINES], key="cmp.chart",
+                           help="Many lines at once are hard to tell apart: pick the ones to compare.")
+    return [r for r, label in zip(results, labels) if label in shown]
+
+
 def add_configuration_panel(model: CaptionModel) -> None:
-    """The expander where users add configurations of their own and remove them."""
+    """The expander where users add configurations of their own and remove them. Its label stays the same,
+    so it stays open after Add and Remove (a new label would be a new, closed expander)."""
     added = st.session_state.setdefault(COMPARE_ADDED, [])
-    with st.expander(f"Add your own configuration ({len(added)} added)"):
+    with st.expander("Add your own configuration", expanded=bool(added), icon=":material/add_circle:"):
+        st.caption(f"{notes.plural(len(added), 'configuration')} added.")
         st.text_input("Name", placeholder="e.g. hot sampling", key="cmp.new.label", max_chars=60)
         decoding_controls(model, prefix="cmp.new.", columns=3)
         st.button("Add to the comparison", key="compare.add", on_click=_on_add_configuration, icon=":material/add:")
@@ -500,12 +603,20 @@ def attention_controls(model: CaptionModel) -> tuple[int | str, int | str, float
 
 
 def word_picker(words: Sequence[str]) -> int:
-    """A row of the caption's words; returns the index of the one to show large."""
-    if not 0 <= st.session_state.get("xpl.word", 0) < len(words):
-        st.session_state["xpl.word"] = 0
-    st.session_state.setdefault("xpl.word", 0)
+    """A row of the caption's words; returns the index of the one to show large. The choice follows the
+    word, not its place, when the caption changes (another image or setting), and the first word otherwise."""
+    index, chosen = st.session_state.get("xpl.word", 0), st.session_state.get("xpl.word.text")
+    if chosen is not None and not (0 <= index < len(words) and words[index] == chosen):
+        index = words.index(chosen) if chosen in words else 0
+    st.session_state["xpl.word"] = index if 0 <= index < len(words) else 0
+    st.session_state["xpl.word.text"] = words[st.session_state["xpl.word"]]
     return st.radio("Show one word large", range(len(words)), key="xpl.word", horizontal=True,
-                    format_func=lambda i: f"{i + 1}. {words[i]}")
+                    format_func=lambda i: f"{i + 1}. {views.markdown_escape(words[i])}", on_change=_on_word,
+                    args=(list(words),))
+
+
+def _on_word(words: list[str]) -> None:
+    st.session_state["xpl.word.text"] = words[st.session_state["xpl.word"]]
 
 
 # -- the URL: a link or a reload opens the same view -------------------------------------------
@@ -537,7 +648,10 @@ def restore_from_url(page: str) -> None:
     name = params.get("image")
     picked = st.session_state.get("image")
     if name and not select_example(name):
-        notes.append(f"The link's image {name[:60]!r} is not one of the examples: showing the first example.")
+        notes.append(f"The link's image “{views.shorten(name, 60)}” is not one of the examples: showing the first example.")
+    elif params.get(UPLOAD_PARAM) and not history and gallery():
+        notes.append("This link was made with an image of its sender's own (an upload or a photo), which does not "
+                     f"travel in a link: showing the example {gallery()[0].name} instead. Upload the image to see it.")
     elif not name and history and picked is not None and picked.source == "example" and gallery():
         select_example(gallery()[0].name)
     st.session_state["url.pending"] = {**params, "compare_add": st.query_params.get_all("compare_add")}
@@ -573,14 +687,16 @@ def apply_url_settings(lm: LoadedModel) -> None:
     dec, notes = settings.from_params(pending, ranges)
     strategy, more = settings.strategy_from_params(pending)
     dec.update({"strategy": strategy} if strategy else {})
-    cmp, more_cmp = settings.from_params(pending, settings.COMPARE_RANGES)
+    cmp, more_cmp = settings.from_params(pending, settings.compare_ranges(vocab_size(model)))
     xpl, more_xpl = _explain_from_params(pending, model)
     added = []
     for raw in pending.get("compare_add", []):
-        record, more_add = settings.added_from_param(raw, defaults, model.max_new_tokens_limit)
+        record, more_add = settings.added_from_param(raw, defaults, model.max_new_tokens_limit, ranges)
         notes += more_add
         if record is not None:
             added.append(record)
+    if "word" in xpl:
+        st.session_state.pop("xpl.word.text", None)  # the link names the word by its place
     for prefix, values in (("dec.", dec), ("cmp.", cmp), ("xpl.", xpl)):
         for k, v in values.items():
             st.session_state[prefix + k] = v
@@ -613,15 +729,18 @@ def url_params(page: str, lm: LoadedModel | None) -> dict[str, str | list[str]]:
     first = gallery()[0].name if gallery() else None
     if page != "Batch" and picked is not None and picked.source == "example" and picked.name != first:
         params["image"] = picked.name
+    elif page != "Batch" and picked is not None and picked.source != "example":
+        params[UPLOAD_PARAM] = "1"  # the image cannot travel: whoever opens the link is told so
     if lm is None:
         return params
     ranges, defaults = _decoding_setup(lm.model)
     if page in ("Caption", "Explain", "Batch"):
         params.update(settings.to_params(decoding_values(lm.model), defaults, ranges, choices=("strategy",)))
     if page == "Compare":
-        compare_defaults = settings.compare_defaults(lm.model.default_decoding)
+        vocab = vocab_size(lm.model)
+        compare_defaults = settings.compare_defaults(lm.model.default_decoding, vocab)
         values = {name: st.session_state.get("cmp." + name, v) for name, v in compare_defaults.items()}
-        params.update(settings.to_params(values, compare_defaults, settings.COMPARE_RANGES))
+        params.update(settings.to_params(values, compare_defaults, settings.compare_ranges(vocab)))
         added = [settings.added_to_param(a["label"], {k: v for k, v in a.items() if k != "label"}, defaults)
                  for a in st.session_state.get(COMPARE_ADDED, [])]
         if added:
@@ -643,10 +762,10 @@ def write_url(page: str, lm: LoadedModel | None) -> None:
 BATCH_THUMBNAIL_SIDE = 96
 
 
-def batch_inputs(files: Sequence[Any] | None, examples: Sequence[Example]) -> tuple[list[BatchItem], list[CaptionRow]]:
-    """The uploaded files (zip archives opened) and the chosen examples: items to caption, and error rows
-    for what cannot be used (the batch command's own reading of uploads, `captioner.batch.items`)."""
-    uploads = [(f.name, f.getvalue()) for f in files or []] + [(ex.name, ex.data) for ex in examples]
+def batch_inputs(files: Sequence[tuple[str, bytes]], examples: Sequence[Example]) -> tuple[list[BatchItem], list[CaptionRow]]:
+    """The uploaded files, (name, bytes) with zip archives opened, and the chosen examples: items to caption,
+    and error rows for what cannot be used (the batch command's own reading of uploads, `captioner.batch.items`)."""
+    uploads = list(files) + [(ex.name, ex.data) for ex in examples]
     items = expand_uploads(uploads)
     problems = [CaptionRow(item.name, status="error", error=item.problem) for item in items if item.problem]
     return [item for item in items if not item.problem], problems
@@ -664,6 +783,36 @@ def batch_rows(lm: LoadedModel, items: Sequence[BatchItem], config: DecodingConf
     return [done.get(_row_key(lm, config, item)) for item in items]
 
 
+def batch_unsure(lm: LoadedModel, items: Sequence[BatchItem], config: DecodingConfig) -> set[str]:
+    """The items whose caption is unsure because of the settings (the model's own decoding of them is not)."""
+    unsure = st.session_state.get("batch.unsure", set())
+    return {item.name for item in items if _row_key(lm, config, item) in unsure}
+
+
+BATCH_UPLOADS = "batch.uploads"  # the files in the Batch uploader now: (name, bytes) pairs
+BATCH_KEPT = "batch.kept"  # files uploaded on an earlier visit to the page (the uploader forgets them)
+
+
+def batch_uploader() -> list[tuple[str, bytes]]:
+    """The Batch page's uploader, and the files uploaded on earlier visits: Streamlit empties an uploader
+    when its page is left, so what it held is kept here (with a button to let it go) and nothing is lost."""
+    if "batch.files" not in st.session_state and st.session_state.get(BATCH_UPLOADS):  # back from another page
+        kept = st.session_state.setdefault(BATCH_KEPT, [])
+        kept += [f for f in st.session_state.pop(BATCH_UPLOADS) if f not in kept]
+    files = st.file_uploader("Images or zip archives", type=IMAGE_TYPES + ["zip"], accept_multiple_files=True,
+                             key="batch.files")
+    st.session_state[BATCH_UPLOADS] = [(f.name, f.getvalue()) for f in files or []]
+    kept = st.session_state.get(BATCH_KEPT, [])
+    if kept:
+        names = ", ".join(views.markdown_escape(views.shorten(name, 40)) for name, _ in kept[:5])
+        more = f" and {len(kept) - 5} more" if len(kept) > 5 else ""
+        left, right = st.columns([4, 1], vertical_alignment="center")
+        left.caption(f":material/inventory_2: Kept from your last visit: {notes.plural(len(kept), 'file')} "
+                     f"({names}{more}).")
+        right.button("Let them go", key="batch.forget", on_click=st.session_state.pop, args=(BATCH_KEPT, None))
+    return kept + st.session_state.get(BATCH_UPLOADS, [])
+
+
 def run_batch(lm: LoadedModel, items: Sequence[BatchItem], config: DecodingConfig) -> None:
     """Caption the items that have no row yet, a chunk at a time, with a progress bar and a Stop button.
 
@@ -673,21 +822,33 @@ def run_batch(lm: LoadedModel, items: Sequence[BatchItem], config: DecodingConfi
     next update of the page, here the progress bar after each chunk.
     """
     done = st.session_state.setdefault("batch.done", {})
+    unsure = st.session_state.setdefault("batch.unsure", set())
     keys = {_row_key(lm, config, item): item for item in items}
     for stale in [k for k in done if k not in keys]:  # keep only the current batch's rows
         del done[stale]
+        unsure.discard(stale)
     todo = [(k, item) for k, item in keys.items() if k not in done]
-    bar = st.progress(0.0, text=f"Captioning {len(todo)} images…")
+    reference = default_config(lm.model).with_(output_attentions=False, num_alternatives=1)
+    judge_apart = _caption_settings(reference) != _caption_settings(config.with_(num_return_sequences=1))
+    bar = st.progress(0.0, text=f"Captioning {notes.plural(len(todo), 'image')}…")
     stop = st.empty()
     stop.button("Stop", key="batch.stop", icon=":material/stop_circle:")
     finished = 0
     for chunk in chunks(todo, DEFAULT_BATCH_SIZE):
         rows = caption_items(lm.model, [item for _, item in chunk], config, model_lock=lm.lock,
                              thumbnail_side=BATCH_THUMBNAIL_SIDE)
+        if judge_apart:  # the out-of-world flag judges the image: by the model's own decoding of it
+            own = caption_items(lm.model, [item for _, item in chunk], reference, model_lock=lm.lock)
+            for (key, _), row, mine in zip(chunk, own, list(rows)):
+                if row.ok and mine.ok and mine.out_of_world and not row.out_of_world:
+                    unsure.add(key)
+            rows = [replace(mine, out_of_world=row.out_of_world) if row.ok and mine.ok else mine
+                    for row, mine in zip(own, rows)]
         for (key, _), row in zip(chunk, rows):
             done[key] = row
         finished += len(chunk)
-        bar.progress(finished / len(todo), text=f"{finished}/{len(todo)} · {chunk[-1][1].name}")
+        name = views.markdown_escape(views.shorten(chunk[-1][1].name, 60))  # a file name is not Markdown
+        bar.progress(finished / len(todo), text=f"{finished}/{len(todo)} · {name}")
     bar.empty()
     stop.empty()
 
@@ -699,7 +860,7 @@ def page_guard(doing: str = "showing this page") -> Iterator[None]:
     try:
         yield
     except (ImageLoadError, ModelLoadError, ArchiveError, ValueError) as e:
-        st.error(str(e))
+        st.error(views.markdown_escape(str(e)))  # messages name files and models the user chose
     except MemoryError:
         st.error(f"Ran out of memory while {doing}. Try a smaller image or fewer beams and samples.")
     except Exception as e:
@@ -717,14 +878,14 @@ def how_to_read(page: str) -> None:
 def show_url_notes() -> None:
     """What a link asked for that could not be used as it was (shown once)."""
     for note in st.session_state.pop("url.notes", []):
-        st.info(note, icon=":material/link:")
+        st.info(views.markdown_escape(note), icon=":material/link:")
 
 
 def require_model() -> LoadedModel:
     """The session's model, or a message and a stop when none loads."""
     lm = current_model()
     if lm is None:
-        st.error(st.session_state.get("model_error", "No model is loaded."))
+        st.error(views.markdown_escape(st.session_state.get("model_error", "No model is loaded.")))
         st.stop()
     return lm
 
@@ -755,16 +916,17 @@ def model_sidebar() -> LoadedModel | None:
         sb.text_input("Path to a captioner.pt or a model folder", key="model.path")
     sb.button("Load model", key="model.load", width="stretch", on_click=_on_load_model)
     if st.session_state.get("model_error"):
-        sb.error(st.session_state["model_error"])
+        sb.error(views.markdown_escape(st.session_state["model_error"]))
     if lm is None:
         return None
     info = lm.model.info
     if lm.fell_back:
-        sb.warning(f"Using the built-in model: {info.reason}.")
-    lines = [f"**{info.name}** · {info.family}", f"{format_count(info.num_parameters)} parameters · {info.dtype}",
-             f"from `{info.source}`"]
+        sb.warning(f"Using the built-in model: {views.markdown_escape(info.reason)}.")
+    lines = [f"In use: **{views.markdown_escape(info.name)}** · {views.markdown_escape(info.family)}",
+             f"{format_count(info.num_parameters)} parameters · {info.dtype}",
+             f"from {views.markdown_escape(views.shorten(info.source, 80))}"]
     if info.reason and not lm.fell_back:
-        lines.append(f"Why this model: {info.reason}")
+        lines.append(f"Why this model: {views.markdown_escape(info.reason)}")
     sb.caption("  \n".join(lines))
     if lm.is_builtin:
         sb.caption(views.BUILTIN_SHORT)
@@ -816,11 +978,11 @@ def image_sidebar() -> None:
     else:
         sb.camera_input("Take a photo", key=_input_key("camera"), on_change=_on_file, args=("camera",))
     if st.session_state.get("image_error"):
-        sb.error(st.session_state["image_error"])
+        sb.error(views.markdown_escape(st.session_state["image_error"]))
     picked = selected_image()
     if picked is not None:
         w, h = picked.image.size
-        sb.image(picked.preview, caption=f"{picked.name} · {w}×{h}", width="stretch")
+        sb.image(picked.preview, caption=f"{views.markdown_escape(picked.name)} · {w}×{h}", width="stretch")
 
 
 def page_links(pages: Sequence[Any], lm: LoadedModel | None) -> None:

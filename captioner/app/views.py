@@ -8,13 +8,15 @@ Colours come from Plotly's scales (`plotly.colors`).
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import json
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any, Container, Sequence
 
 import numpy as np
 import pandas as pd
@@ -88,15 +90,6 @@ BUILTIN_SHORT = (
     f"The built-in model knows scenes of 1 to 3 objects: {len(BUILTIN_SHAPES)} shapes, {len(BUILTIN_COLOURS)} "
     f"colours, {len(BUILTIN_SIZES)} sizes, {' / '.join(BUILTIN_RELATIONS)}. Try the example images."
 )
-OUT_OF_WORLD_NOTE = (
-    "This image does not look like the built-in model's world of coloured shapes; the caption is a guess."
-)
-
-
-def hit_limit_note(max_new_tokens: int) -> str:
-    return (f"The caption stopped at the limit of {max_new_tokens} tokens instead of ending by itself: "
-            "it may be cut short. Raise *Max new tokens* to let it finish.")
-
 
 # -- labels and colours -------------------------------------------------------------------------
 def config_label(config: DecodingConfig) -> str:
@@ -166,7 +159,7 @@ def scale_legend_html(scale: str, left: str, right: str, lighten: float = 0.0, s
     stops = [pc.find_intermediate_color(c, (255.0, 255.0, 255.0), lighten) for c in stops]
     gradient = ", ".join(f"rgb({round(r)},{round(g)},{round(b)})" for r, g, b in stops)
     return (
-        '<div style="display:flex;align-items:center;gap:0.5rem;font-size:0.85rem;color:#555">'
+        '<div style="display:flex;align-items:center;gap:0.5rem;font-size:0.85rem;opacity:0.75">'
         f"<span>{html.escape(left)}</span>"
         f'<span style="flex:0 1 12rem;height:0.8rem;border-radius:3px;background:linear-gradient(to right, {gradient})"></span>'
         f"<span>{html.escape(right)}</span></div>"
@@ -185,9 +178,22 @@ def _escape(text: str) -> str:
     return _MD_SPECIAL.sub(lambda m: f"&#{ord(m.group(1))};", text)
 
 
+_AUTOLINK = re.compile(r"(?i)(https?|ftp|www)(?=&#58;|&#46;)")
+
+
 def markdown_escape(text: str) -> str:
-    """Plain text for st.markdown (user-supplied names and captions)."""
-    return _escape(text)
+    """Plain text for st.markdown (user-supplied names and captions). A word joiner (invisible) after
+    "https" or "www" keeps GitHub-flavoured Markdown from turning a URL inside a name into a link."""
+    return _AUTOLINK.sub("\\1\u2060", _escape(text))
+
+
+def shorten(text: str, most: int = 60) -> str:
+    """`text` in at most `most` characters: its start and end around an ellipsis when longer."""
+    text = " ".join(str(text).split())  # one line
+    if len(text) <= most:
+        return text
+    head = (most - 1) * 2 // 3
+    return text[:head] + "…" + text[len(text) - (most - 1 - head):]
 
 
 def tokens_html(caption: Caption, end_token: bool = False) -> str:
@@ -208,16 +214,6 @@ def tokens_html(caption: Caption, end_token: bool = False) -> str:
 
 
 # -- Caption page -------------------------------------------------------------------------------
-def caption_notes(caption: Caption, config: DecodingConfig) -> list[str]:
-    """Warnings to show beside a caption: outside the model's world, stopped at the token limit."""
-    notes = []
-    if caption.out_of_world:
-        notes.append(OUT_OF_WORLD_NOTE)
-    if caption.hit_limit:
-        notes.append(hit_limit_note(config.max_new_tokens))
-    return notes
-
-
 def caption_record(result: DecodeResult, info: ModelInfo | None = None, image_name: str = "") -> dict[str, Any]:
     """One decode result as a JSON-ready dict (settings, timings, every returned caption and beam)."""
     config = {k: v for k, v in result.config.to_dict().items() if k not in ("label",)}
@@ -255,13 +251,24 @@ def num_tokens(caption: Caption) -> int:
 
 
 def compare_note(length_penalty: float) -> str:
+    """What the Compare tables' numbers are, in words that hold for every row (greedy, beam and sampled)."""
     return (
-        "**log-prob**: the sum of the model's own log-probabilities of the caption's tokens, the same "
-        "yardstick for every row. **score**: the sum of the log-probabilities in the distribution the "
-        f"strategy drew from (*score uses*), divided by tokens ** length penalty ({length_penalty:g}); "
-        "**tokens** count the end token. Sampled rows draw from a renormalised distribution "
-        "(top-k, top-p, temperature), so their score is higher than their log-prob: compare rows by log-prob."
+        "**log-prob (nats)**: the model's own log-probability of the caption, summed over its tokens: the "
+        "same yardstick for every row, so compare rows by log-prob. **score (nats)**: what the strategy ranked its "
+        "candidates by: the log-probabilities of the distribution it chose from, after the processors named "
+        "in *score uses* (temperature, top-k, top-p, repetition penalty, no-repeat n-grams), summed and divided "
+        f"by tokens ** length penalty ({length_penalty:g}). Where *score uses* says *model's own* and the "
+        "penalty is 0 it equals the log-prob; otherwise it can be higher or lower. **tokens** count the end token."
     )
+
+
+# The units of the Compare tables' number columns, in their headers on the page (the files keep plain names).
+COMPARE_HEADERS = {"log-prob": "log-prob (nats)", "score": "score (nats)", "time (s)": "time (s)"}
+
+
+def with_units(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` with COMPARE_HEADERS as its column names."""
+    return table.rename(columns=COMPARE_HEADERS)
 
 
 def comparison_table(results: Sequence[DecodeResult]) -> pd.DataFrame:
@@ -279,6 +286,7 @@ def comparison_table(results: Sequence[DecodeResult]) -> pd.DataFrame:
                 "tokens": num_tokens(r.best),
                 "confidence": round(r.best.confidence, 3),
                 "samples": len(r.captions),
+                "seed": str(r.config.seed) if r.config.strategy == "sample" else "",  # text: 2**64 - 1 in full
                 "distinct-1": round(distinct_n(texts, 1), 3) if len(texts) > 1 else None,
                 "distinct-2": round(distinct_n(texts, 2), 3) if len(texts) > 1 else None,
                 "time (s)": round(r.timings.get("decode", 0.0), 3),
@@ -291,9 +299,12 @@ def comparison_table(results: Sequence[DecodeResult]) -> pd.DataFrame:
 
 
 def readable(table: pd.DataFrame, digits: int = 3, wide: Sequence[str] = ("caption",)) -> "pd.io.formats.style.Styler":
-    """A table for st.table: numbers to `digits` decimals, blanks for missing values, no index, and the
-    `wide` columns kept wide enough to read on a narrow window."""
+    """A table for st.table: numbers to `digits` decimals, blanks for missing values, text escaped (names
+    such as `*md*` are shown as typed), no index, and the `wide` columns kept wide enough to read on a
+    narrow window."""
     style = table.style.format(precision=digits, na_rep="").hide(axis="index")
+    text = [c for c in table.columns if table[c].dtype == object or pd.api.types.is_string_dtype(table[c])]  # st.table: Markdown
+    style = style.format(lambda v: _escape(v) if isinstance(v, str) else ("" if v is None else v), subset=text)
     columns = [c for c in wide if c in table.columns]
     return style.set_properties(subset=columns, **{"min-width": "14em"}) if columns else style
 
@@ -373,7 +384,7 @@ def token_prob_figure(results: Sequence[DecodeResult]) -> go.Figure:
         offset = (i / (n - 1) - 0.5) * spread if n > 1 else 0.0
         steps = list(range(1, len(toks) + 1))
         fig.add_trace(go.Scatter(
-            x=[s + offset for s in steps], y=r.best.token_probs, mode="lines+markers", name=config_label(r.config),
+            x=[s + offset for s in steps], y=r.best.token_probs, mode="lines+markers", name=html.escape(config_label(r.config)),
             text=toks, customdata=steps,
             marker=dict(symbol=_SYMBOLS[i % len(_SYMBOLS)], size=8), line=dict(dash=_DASHES[i % len(_DASHES)], width=2),
             hovertemplate="step %{customdata}: <b>%{text}</b><br>p = %{y:.3f}<extra>%{fullData.name}</extra>",
@@ -495,6 +506,12 @@ def display_image(image: Image.Image, side: int = 320) -> Image.Image:
     return image.convert("RGB").resize(size, resample)
 
 
+def model_input(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """The image as the model sees it: stretched whole to its input `size` (height, width), nothing cropped."""
+    h, w = size
+    return image.convert("RGB").resize((w, h), Image.BICUBIC)
+
+
 def _stretch(amap: np.ndarray) -> np.ndarray:
     m = np.nan_to_num(np.asarray(amap, dtype=np.float32))
     lo, hi = float(m.min()), float(m.max())
@@ -536,11 +553,38 @@ def attention_figure(image: Image.Image, amap: np.ndarray, opacity: float = 0.6,
     return fig
 
 
+@functools.lru_cache(maxsize=8)
 def _font(size: int) -> ImageFont.ImageFont:
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1
         return ImageFont.load_default()
+
+
+HEATMAP_LEGEND = "little attention -> most (each map scaled to its own range)"
+_NO_SUCH_CHARACTER = "\U0010fffd"  # a private-use code point: every font draws its missing-glyph box for it
+
+
+@functools.lru_cache(maxsize=4096)
+def _glyph(font: ImageFont.ImageFont, char: str) -> tuple[tuple[int, int], bytes]:
+    mask = font.getmask(char)
+    return mask.size, bytes(mask)
+
+
+def missing_glyphs(text: str, font: ImageFont.ImageFont) -> list[str]:
+    """The characters of `text` that `font` would draw as its missing-glyph box."""
+    box = _glyph(font, _NO_SUCH_CHARACTER)
+    return [c for c in dict.fromkeys(text) if not c.isspace() and _glyph(font, c) == box]
+
+
+def drawable(text: str, font: ImageFont.ImageFont) -> str:
+    """`text` with each character the font lacks (Pillow's own font has no arrows, accents or CJK) replaced by
+    its unaccented letter, or "?" where it has none, so the PNG never shows a missing-glyph box."""
+    missing = set(missing_glyphs(text, font))
+    if not missing:
+        return text
+    plain = {c: unicodedata.normalize("NFKD", c).encode("ascii", "ignore").decode() for c in missing}
+    return "".join((plain[c] or "?") if c in missing else c for c in text)
 
 
 def _colour_bar(width: int, height: int = 12) -> Image.Image:
@@ -579,15 +623,15 @@ def heatmap_figure(grid: HeatmapGrid) -> Image.Image:
     fig = Image.new("RGB", (width, head + rows * cell_h + pad + 40), "white")
     draw = ImageDraw.Draw(fig)
     for i, line in enumerate(grid.title_lines):
-        draw.text((pad, 8 + 24 * i), line, fill="black", font=_font(18))
+        draw.text((pad, 8 + 24 * i), drawable(line, _font(18)), fill="black", font=_font(18))
     for i, (label, panel) in enumerate(panels):
         x = pad + (i % cols) * cell_w
         y = head + pad + (i // cols) * cell_h
         fig.paste(panel, (x + (grid.tile - panel.width) // 2, y + (grid.tile - panel.height) // 2))
-        draw.text((x, y + grid.tile + 4), label[:28], fill="black", font=_font(16))
+        draw.text((x, y + grid.tile + 4), drawable(label[:28], _font(16)), fill="black", font=_font(16))
     bar_y = head + rows * cell_h + pad + 6
     fig.paste(_colour_bar(min(240, width - 2 * pad)), (pad, bar_y))
-    draw.text((pad, bar_y + 14), "little attention → most (each map scaled to its own range)", fill="black", font=_font(13))
+    draw.text((pad, bar_y + 14), HEATMAP_LEGEND, fill="black", font=_font(13))
     return fig
 
 
@@ -672,17 +716,25 @@ def row_seconds(row: CaptionRow) -> float | None:
     return sum(timings.values()) if timings else None
 
 
-def batch_table(rows: Sequence[CaptionRow]) -> pd.DataFrame:
+# Shown in the image cell of a file that got no caption (an empty cell reads "None").
+NO_IMAGE_URI = "data:image/svg+xml;base64," + base64.b64encode(
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="96" height="96"><rect width="96" height="96" fill="#eee"/>'
+    b'<path d="M30 30L66 66M66 30L30 66" stroke="#b33" stroke-width="6"/></svg>').decode()
+
+
+def batch_table(rows: Sequence[CaptionRow], unsure: Container[str] = (), changed: Sequence[str] = ()) -> pd.DataFrame:
     """The batch results, one row per file; per-image BLEU-4 and exact match when references are given
-    (the rows as `captioner.batch.rows.score_rows` scored them)."""
+    (the rows as `captioner.batch.rows.score_rows` scored them). `unsure`: the files whose caption is unsure
+    because of the settings `changed` from the model's own (their image looks like its world)."""
     with_refs = any(r.references for r in rows)
     records = []
     for r in rows:
         scored = bool(r.references) and r.ok
         seconds = row_seconds(r)
+        caption = (r.caption or "") + (" ✂" if r.hit_limit else "") if r.ok else "✕ no caption (see the note)"
         record: dict[str, Any] = {
-            "thumbnail": thumbnail_uri(r.thumbnail) if r.thumbnail is not None else None,
-            "file": r.path, "caption": (r.caption or "") + (" ✂" if r.hit_limit else ""),
+            "thumbnail": thumbnail_uri(r.thumbnail) if r.thumbnail is not None else NO_IMAGE_URI,
+            "file": r.path, "caption": caption,
             "confidence": None if r.confidence is None else round(r.confidence, 3),
         }
         if with_refs:
@@ -692,10 +744,20 @@ def batch_table(rows: Sequence[CaptionRow]) -> pd.DataFrame:
         record.update({
             "log-prob": None if r.logprob is None else round(r.logprob, 3),
             "time (s)": None if seconds is None else round(seconds, 3),
-            "note": r.error or _row_note(r),
+            "note": r.error or _row_note(r, r.path in unsure, changed),
         })
         records.append(record)
     return pd.DataFrame(records)
+
+
+def batch_display(table: pd.DataFrame, columns: Sequence[str] = ("confidence", "BLEU-4")) -> pd.DataFrame:
+    """The batch table as the page shows it: the number columns with blanks as text (3 decimals, which sort
+    as the numbers do in [0, 1]), since st.dataframe writes "None" in an empty number cell. The CSV keeps numbers."""
+    shown = table.copy()
+    for c in columns:
+        if c in shown.columns:
+            shown[c] = [f"{v:.3f}" if isinstance(v, (int, float)) and v == v else "" for v in shown[c]]
+    return shown
 
 
 def batch_columns_shown(table: pd.DataFrame) -> list[str]:
@@ -705,12 +767,14 @@ def batch_columns_shown(table: pd.DataFrame) -> list[str]:
     return [c for c in shown if c in table.columns and (c != "note" or table[c].astype(bool).any())]
 
 
-def _row_note(row: CaptionRow) -> str:
+def _row_note(row: CaptionRow, unsure: bool = False, changed: Sequence[str] = ()) -> str:
     notes = []
     if row.hit_limit:
         notes.append("stopped at the token limit")
     if row.out_of_world:
         notes.append("outside the built-in model's world: a guess")
+    elif unsure:
+        notes.append(f"unsure because of the settings ({', '.join(changed) or 'not the model’s own'})")
     return "; ".join(notes)
 
 

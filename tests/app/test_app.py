@@ -6,12 +6,12 @@ tiny random VisionGPT2 saved by the fixture (its captions are nonsense, but ever
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import struct
 import zipfile
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from captioner.app import settings, state, views
+from captioner.app import notes, settings, state, views
 from captioner.config import DecodingConfig
 from captioner.images import IMAGE_EXTENSIONS
 from captioner.loading import BUILTIN_DIR
@@ -58,17 +58,6 @@ def huge_png_header(width=30_000, height=30_000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
-@dataclass
-class FakeUpload:
-    """What st.file_uploader hands back, as far as the Batch page reads it."""
-
-    name: str
-    data: bytes
-
-    def getvalue(self) -> bytes:
-        return self.data
-
-
 def start(page: str | None = None, params: dict | None = None) -> AppTest:
     """A new session, as a browser opening the app (on `page`, with the URL's `params`) would start one."""
     at = AppTest.from_file(APP, default_timeout=120)
@@ -88,7 +77,7 @@ def upload(at: AppTest, name: str, data: bytes, mime: str = "image/png") -> AppT
 
 
 def sidebar_image_caption(at: AppTest) -> str:
-    return at.sidebar.image[-1].captions[0]
+    return html.unescape(at.sidebar.image[-1].captions[0])  # names are escaped: captions are Markdown
 
 
 def caption_record(at: AppTest) -> dict:
@@ -126,7 +115,8 @@ def test_caption_cut_at_the_limit_is_marked():
     at = start()
     at.slider(key="dec.max_new_tokens").set_value(1).run()
     assert caption_record(at)["captions"][0]["hit_limit"]
-    assert any("stopped at the limit of 1 tokens" in w.value for w in at.warning)
+    assert any("stopped at the limit of 1 token instead" in w.value and "Raise *Max new tokens* (up to " in w.value
+               for w in at.warning)
     assert any("cut at the limit" in m.value for m in at.markdown)
 
 
@@ -135,10 +125,73 @@ def test_out_of_world_flag_in_plain_words(monkeypatch, fresh_caches):
     model = state._load_model(state.DEFAULT_SPEC).model
     monkeypatch.setattr(model, "calibration", {"confidence_threshold": 1.01})  # every caption is below it
     at.slider(key="dec.max_new_tokens").set_value(5).run()  # new settings: decoded again
-    assert any(views.OUT_OF_WORLD_NOTE == w.value for w in at.warning)
+    assert any(notes.OUT_OF_WORLD_NOTE == w.value for w in at.warning)
     monkeypatch.setattr(model, "calibration", {"confidence_threshold": 0.0})
     at.slider(key="dec.max_new_tokens").set_value(6).run()
-    assert not any(views.OUT_OF_WORLD_NOTE == w.value for w in at.warning)
+    assert not any(notes.OUT_OF_WORLD_NOTE == w.value for w in at.warning)
+
+
+@pytest.mark.skipif(not HAS_BUILTIN, reason="the built-in model's calibration is needed")
+@pytest.mark.parametrize("settings_", [
+    {"dec.strategy": "sample", "dec.temperature": 2.0, "dec.seed": "8"},
+    {"dec.repetition_penalty": 0.5},
+    {"dec.no_repeat_ngram_size": 1},
+])
+def test_out_of_world_note_judges_the_image_not_the_settings(settings_):
+    at = start()
+    for key, value in settings_.items():
+        widget = at.selectbox(key=key) if key == "dec.strategy" else (
+            at.text_input(key="dec.seed.text") if key == "dec.seed" else at.slider(key=key))
+        (widget.input(value) if key == "dec.seed" else widget.set_value(value)).run()
+    assert not at.exception
+    assert not any(views.markdown_escape(notes.OUT_OF_WORLD_NOTE) == w.value or notes.OUT_OF_WORLD_NOTE == w.value
+                   for w in at.warning)  # example 1 is a scene of the model's world
+    unsure = [w.value for w in at.warning if "unsure" in w.value]
+    for w in unsure:  # where the settings made it unsure, they are named
+        assert any(name in w for name in ("temperature 2", "repetition penalty 0.5", "no-repeat n-gram size 1"))
+
+
+@pytest.mark.skipif(not HAS_BUILTIN, reason="the built-in model's own settings are needed")
+def test_limit_advice_never_asks_beyond_the_sliders_end():
+    at = start()
+    at.slider(key="dec.no_repeat_ngram_size").set_value(1).run()
+    at.slider(key="dec.max_new_tokens").set_value(model_limit()).run()
+    limit_notes = [w.value for w in at.warning if "stopped at the limit" in w.value]
+    assert all("Raise" not in w for w in limit_notes)
+    if caption_record(at)["captions"][0]["hit_limit"]:
+        assert limit_notes and ("no-repeat n-gram size 1" in limit_notes[0] or "most this model holds" in limit_notes[0])
+
+
+def test_caption_page_starts_at_the_models_own_settings_as_the_cli_does(capsys, tmp_path):
+    from captioner.__main__ import main
+
+    at = start()
+    model = state._load_model(state.DEFAULT_SPEC).model
+    own = model.default_decoding
+    for name in ("no_repeat_ngram_size", "repetition_penalty", "max_new_tokens"):
+        assert at.slider(key="dec." + name).value == getattr(own, name)
+        assert at.slider(key="dec." + name).max >= getattr(own, name)
+    example = state.gallery()[0]
+    path = tmp_path / example.name
+    path.write_bytes(example.data)
+    assert main([str(path), "--json"]) == 0  # the CLI with no options
+    cli = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert caption_record(at)["caption"] == cli["caption"]
+
+
+def test_seed_box_refuses_what_is_not_a_whole_number_and_takes_64_bits():
+    at = start()
+    at.selectbox(key="dec.strategy").set_value("sample").run()
+    at.text_input(key="dec.seed.text").input("8").run()
+    assert caption_record(at)["decoding"]["seed"] == 8
+    for bad in ("1e3", "3.7", "-1", str(2**64)):
+        at.text_input(key="dec.seed.text").input(bad).run()
+        assert not at.exception
+        assert any("is not a whole number from 0 to 2^64" in e.value for e in at.error), bad
+        assert caption_record(at)["decoding"]["seed"] == 8 and at.text_input(key="dec.seed.text").value == "8"
+    at.text_input(key="dec.seed.text").input(str(2**64 - 1)).run()
+    assert caption_record(at)["decoding"]["seed"] == 2**64 - 1 and not at.error
+    assert dict(at.query_params)["seed"] == str(2**64 - 1)
 
 
 def test_result_from_the_cache_is_marked():
@@ -171,7 +224,7 @@ def test_upload_then_slider_reruns_only_decoding(monkeypatch):
     monkeypatch.setattr(state, "encode_image", counting_encode)
     at = upload(start(), "orange.png", png_bytes("orange"))
     assert sidebar_image_caption(at).startswith("orange.png")
-    assert at.main.image[0].captions == ["orange.png"]
+    assert [html.unescape(c) for c in at.main.image[0].captions] == ["orange.png"]
     encodes = calls["encode"]
     assert encodes >= 1
     at.slider(key="dec.max_new_tokens").set_value(3).run()
@@ -228,7 +281,7 @@ def test_compare_one_failing_configuration_shows_its_own_error(monkeypatch):
     at.text_input(key="cmp.new.label").input("boom")
     at.button(key="compare.add").click().run()
     assert not at.exception
-    errors = [e.value for e in at.error]
+    errors = [html.unescape(e.value) for e in at.error]
     assert len(errors) == 1 and "“boom” could not be decoded (RuntimeError)" in errors[0]
     assert "index out of range" not in errors[0]
     assert list(at.table[0].value["strategy"])[0] == "greedy"
@@ -249,10 +302,11 @@ def test_compare_page_decodes_all_strategies_in_one_call(monkeypatch):
     calls.clear()
     at.switch_page(COMPARE).run()
     assert not at.exception and not at.error
-    assert len(calls) == 1 and calls[0][0] == "greedy" and calls[0][2:] == ["top-k (50)", "top-p (0.9)"]
+    top_k = settings.compare_defaults(DecodingConfig(), state.vocab_size(state._load_model(state.DEFAULT_SPEC).model))["top_k"]
+    assert len(calls) == 1 and calls[0][0] == "greedy" and calls[0][2:] == [f"top-k ({top_k})", "top-p (0.9)"]
     table = at.table[0].value
     assert list(table["strategy"]) == calls[0]
-    assert {"caption", "log-prob", "score", "score uses", "tokens", "distinct-1", "distinct-2"} <= set(table.columns)
+    assert {"caption", "log-prob (nats)", "score (nats)", "score uses", "tokens", "distinct-1", "distinct-2"} <= set(table.columns)
     assert "batched call of" in " ".join(c.value for c in at.main.caption)
     samples, beams = at.table[1].value, at.table[2].value
     assert len(samples) == 2 * at.slider(key="cmp.samples").value
@@ -262,15 +316,19 @@ def test_compare_page_decodes_all_strategies_in_one_call(monkeypatch):
     assert len(at.table[1].value) == 6
 
 
+def added_count(at: AppTest) -> str:
+    return [c.value for c in at.main.caption if c.value.endswith(" added.")][0]
+
+
 def test_compare_added_configuration_count_name_and_unique_names():
     at = start(COMPARE)
-    assert at.expander[1].label == "Add your own configuration (0 added)"
+    assert added_count(at) == "0 configurations added."
     at.text_input(key="cmp.new.label").input("careful beam")
     at.selectbox(key="cmp.new.strategy").set_value("beam").run()
     assert not at.slider(key="cmp.new.num_beams").disabled and at.slider(key="cmp.new.top_p").disabled
     at.slider(key="cmp.new.num_beams").set_value(2)
     at.button(key="compare.add").click().run()
-    assert at.expander[1].label == "Add your own configuration (1 added)"
+    assert added_count(at) == "1 configuration added."
     assert list(at.table[0].value["strategy"])[-1] == "careful beam"
     assert at.text_input(key="cmp.new.label").value == ""  # the name field clears
     at.text_input(key="cmp.new.label").input("careful beam")
@@ -281,7 +339,7 @@ def test_compare_added_configuration_count_name_and_unique_names():
     at.button(key="compare.add").click().run()
     assert list(at.table[0].value["strategy"])[-1] == "greedy (2)"
     at.button(key="compare.remove.0").click().run()
-    assert at.expander[1].label == "Add your own configuration (2 added)"
+    assert added_count(at) == "2 configurations added."
     assert "careful beam (2)" not in list(at.table[0].value["strategy"])
 
 
@@ -292,12 +350,38 @@ def test_compare_score_note_agrees_with_the_numbers():
     default = DecodingConfig() if not HAS_BUILTIN else state._load_model(state.DEFAULT_SPEC).model.default_decoding
     penalty = default.length_penalty
     assert "divided by tokens ** length penalty" in note and "compare rows by log-prob" in note
+    assert {"log-prob (nats)", "score (nats)"} <= set(table.columns)  # the units are in the headers
     for _, row in table.iterrows():
         if row["score uses"] == "model's own":  # the score is made of the log-probs shown beside it
-            assert row["score"] == pytest.approx(row["log-prob"] / row["tokens"] ** penalty, abs=2e-3)
+            assert row["score (nats)"] == pytest.approx(row["log-prob (nats)"] / row["tokens"] ** penalty, abs=2e-3)
     # the model's own processors (e.g. the built-in model's no-repeat n-grams) are named after the row's
-    assert table.loc[3, "score uses"].startswith("after top-p 0.9") and table.loc[2, "score uses"].startswith("after top-k 50")
+    top_k = settings.compare_defaults(DecodingConfig(), state.vocab_size(state._load_model(state.DEFAULT_SPEC).model))["top_k"]
+    assert table.loc[3, "score uses"].startswith("after top-p 0.9")
+    assert table.loc[2, "score uses"].startswith(f"after top-k {top_k}")
     assert table.loc[0, "score uses"] == views.score_basis(default)  # the first row is the model's own settings
+
+
+def test_compare_score_note_holds_for_sampled_rows():
+    at = start(COMPARE)
+    at.selectbox(key="cmp.new.strategy").set_value("sample").run()
+    at.slider(key="cmp.new.temperature").set_value(2.0).run()
+    at.text_input(key="cmp.new.seed.text").input("8").run()
+    at.button(key="compare.add").click().run()
+    table = at.table[0].value
+    note = " ".join(c.value for c in at.main.caption)
+    assert table["strategy"].str.contains("T 2").any()
+    assert "higher than" not in note and "higher or lower" in note  # no direction claimed: it differs per row
+    assert "summed" in note and "(nats)" in note
+
+
+def test_compare_default_sampling_rows_do_not_share_a_seed_and_the_panel_stays_open():
+    at = start(COMPARE)
+    table = at.table[0].value
+    seeds = table[table["strategy"].str.startswith(("top-k", "top-p"))]["seed"]
+    assert seeds.nunique() == 2
+    at.button(key="compare.add").click().run()
+    assert [e.label for e in at.expander if "own configuration" in e.label] == ["Add your own configuration"]
+    assert at.expander[[e.label for e in at.expander].index("Add your own configuration")].proto.expanded
 
 
 def test_compare_offers_every_caption_as_csv_and_json():
@@ -340,7 +424,7 @@ def test_bad_upload_shows_one_message_empties_the_uploader_and_keeps_image(name,
     before = sidebar_image_caption(at)
     upload(at, name, data)
     assert not at.exception
-    errors = [e.value for e in at.error]
+    errors = [html.unescape(e.value) for e in at.error]
     assert len(errors) == 1 and f"Could not use {name}" in errors[0] and message in errors[0], errors
     assert at.sidebar.file_uploader[0].value is None  # the refused file is not shown as if in use
     assert sidebar_image_caption(at) == before  # the previous image stays selected and captioned
@@ -355,7 +439,7 @@ def test_gallery_thumbnails_select_and_show_the_chosen_one():
     assert len(buttons) == len(state.gallery()) and buttons[0].proto.type == "primary"
     at.button(key="gallery.2").click().run()
     assert sidebar_image_caption(at).startswith(state.gallery()[2].name)
-    assert at.main.image[0].captions == [state.gallery()[2].name]
+    assert [html.unescape(c) for c in at.main.image[0].captions] == [state.gallery()[2].name]
     kinds = {b.key: b.proto.type for b in at.sidebar.button if b.key.startswith("gallery.")}
     assert list(kinds.values()).count("primary") == 1 and kinds["gallery.2"] == "primary"
 
@@ -378,7 +462,7 @@ def test_page_switch_keeps_image_and_settings():
         assert not at.exception
         assert sidebar_image_caption(at).startswith("teal.png"), page
     assert at.slider(key="dec.max_new_tokens").value == 4
-    assert at.main.image[0].captions == ["teal.png"]
+    assert [html.unescape(c) for c in at.main.image[0].captions] == ["teal.png"]
 
 
 # -- Explain ------------------------------------------------------------------------------------
@@ -491,7 +575,7 @@ def test_link_values_beyond_the_ranges_are_fitted_and_said():
     assert not at.exception and not at.error
     assert at.slider(key="dec.max_new_tokens").value == model_limit()
     assert at.slider(key="dec.top_p").value == 0.05
-    notes = " ".join(i.value for i in at.main.info)
+    notes = html.unescape(" ".join(i.value for i in at.main.info))
     assert "max_new_tokens=999 is outside" in notes and "'abc' is not a number" in notes
     assert "'nonsense' is not one of greedy, beam, sample" in notes
     at.run()
@@ -501,7 +585,7 @@ def test_link_values_beyond_the_ranges_are_fitted_and_said():
 def test_link_with_an_unknown_model_or_image_falls_back_and_says_so():
     at = start(params={"model": "nobody-here/no-such-captioner", "image": "nothing.png"})
     assert not at.exception
-    errors = " ".join(e.value for e in at.sidebar.error)
+    errors = html.unescape(" ".join(e.value for e in at.sidebar.error))
     assert errors.count("nobody-here/no-such-captioner") == 1
     assert at.radio(key="model.kind").value == "Default"
     assert "not one of the examples" in " ".join(i.value for i in at.main.info)
@@ -531,8 +615,11 @@ def test_batch_page_files_zip_references_and_bad_files():
     assert not at.exception and not at.error
     table = at.dataframe[0].value
     assert set(table["file"]) == {"red.png", "broken.jpg", "pack.zip/inner/blue.png", "pack.zip/readme.txt"}
-    ok = table[table["caption"] != ""]
+    ok = table[~table["caption"].str.startswith("✕")]
     assert set(ok["file"]) == {"red.png", "pack.zip/inner/blue.png"}
+    failed = table[table["caption"].str.startswith("✕")]
+    assert failed["note"].str.len().gt(10).all() and failed["thumbnail"].str.startswith("data:image/svg").all()
+    assert (failed["confidence"] == "").all()  # a blank, not "None"
     assert ok["thumbnail"].str.startswith("data:image/png;base64,").all()
     assert ok["BLEU-4"].notna().all() and "matches a reference" in table.columns
     warning = at.warning[0].value
@@ -540,6 +627,52 @@ def test_batch_page_files_zip_references_and_bad_files():
     assert [m.label for m in at.metric] == ["BLEU-4", "CIDEr-D", "Images with references"]
     assert at.metric[2].value == "2"
     assert at.get("download_button")
+
+
+def test_batch_counts_leave_failures_out():
+    at = start(BATCH)
+    files = [(f"ok{i}.png", png_bytes("red"), "image/png") for i in range(4)]
+    files += [(f"bad{i}.png", b"\x89PNG broken", "image/png") for i in range(4)]
+    at.file_uploader(key="batch.files").set_value(files).run()
+    at.button(key="batch.run").click().run()
+    assert at.button(key="batch.run").label == "4 images captioned, 4 failed"
+    assert any(c.value.startswith("4 images captioned in ") for c in at.main.caption)
+    at.file_uploader(key="batch.files").set_value(files[4:]).run()  # none can be read: nothing to caption
+    assert at.button(key="batch.run").label == "0 images captioned, 4 failed"
+    assert not at.dataframe and not at.get("download_button")  # nothing captioned: no table of Nones, no CSV
+    assert "4 of 4 files got no caption" in at.warning[0].value
+
+
+@pytest.mark.skipif(not HAS_BUILTIN, reason="the built-in model's calibration is needed")
+def test_batch_out_of_world_notes_judge_the_images_not_the_settings():
+    at = start()
+    at.selectbox(key="dec.strategy").set_value("beam").run()
+    at.slider(key="dec.num_beams").set_value(16).run()
+    at.slider(key="dec.no_repeat_ngram_size").set_value(1).run()
+    at.switch_page(BATCH).run()
+    at.checkbox(key="batch.opt.examples").check().run()  # scenes of the model's world
+    at.button(key="batch.run").click().run()
+    table = at.dataframe[0].value
+    assert not table["note"].str.contains("outside").any()
+    unsure = table[table["note"].str.contains("unsure")]
+    assert unsure["note"].str.contains("no-repeat n-gram size 1").all()
+
+
+def test_batch_keeps_its_files_and_rows_across_page_switches():
+    at = start(BATCH)
+    files = [(f"scene_{i:02d}.png", png_bytes(c), "image/png") for i, c in enumerate(("red", "blue", "green"))]
+    at.file_uploader(key="batch.files").set_value(files).run()
+    at.text_area(key="batch.opt.refs").input("scene_00.png: a red square").run()
+    at.button(key="batch.run").click().run()
+    before = at.dataframe[0].value
+    at.switch_page(CAPTION).run()
+    at.switch_page(BATCH).run()
+    assert not at.exception and not at.warning  # no "Reference line 1 names 'scene_00.png', which is not in the batch"
+    assert list(at.dataframe[0].value["file"]) == list(before["file"])
+    assert at.button(key="batch.run").disabled and "3 images captioned" in at.button(key="batch.run").label
+    assert any("Kept from your last visit: 3 files" in c.value for c in at.main.caption)
+    at.button(key="batch.forget").click().run()
+    assert not at.dataframe
 
 
 def test_batch_results_go_when_the_files_go():
@@ -572,7 +705,7 @@ def test_batch_uses_the_caption_pages_settings():
     at.slider(key="dec.num_beams").set_value(3).run()
     at.slider(key="dec.max_new_tokens").set_value(2).run()
     at.switch_page(BATCH).run()
-    assert "beam (3), up to 2 tokens" in " ".join(c.value for c in at.main.caption)
+    assert "beam (3), up to 2 tokens" in html.unescape(" ".join(c.value for c in at.main.caption))
     at.checkbox(key="batch.opt.examples").check().run()
     at.button(key="batch.run").click().run()
     table = at.dataframe[0].value
@@ -613,7 +746,7 @@ def test_batch_inputs_name_bad_archives_as_error_rows():
     with zipfile.ZipFile(good, "w") as z:
         z.writestr("a.png", png_bytes())
         z.writestr("__MACOSX/._a.png", b"junk")
-    files = [FakeUpload("x.png", b"1"), FakeUpload("fake.zip", b"not a zip"), FakeUpload("good.zip", good.getvalue())]
+    files = [("x.png", b"1"), ("fake.zip", b"not a zip"), ("good.zip", good.getvalue())]
     items, problems = state.batch_inputs(files, [])
     assert [item.name for item in items] == ["x.png", "good.zip/a.png"]
     assert [(p.path, p.status, "ZIP" in p.error) for p in problems] == [("fake.zip", "error", True)]
@@ -629,25 +762,44 @@ def test_model_that_fails_to_load_keeps_the_old_one(tmp_path):
     at.text_input(key="model.path").input(str(bad)).run()
     at.button(key="model.load").click().run()
     assert not at.exception
-    errors = " ".join(e.value for e in at.sidebar.error)
+    errors = html.unescape(" ".join(e.value for e in at.sidebar.error))
     assert "Could not load" in errors and "keeps using the default model" in errors
     assert at.session_state["model_spec"] == state.DEFAULT_SPEC
-    assert at.radio(key="model.kind").value == "Default"  # the picker shows the model in use
+    # the picker keeps what was typed, to fix in place; the sidebar says which model is in use
+    assert at.radio(key="model.kind").value == "Local path" and at.text_input(key="model.path").value == str(bad)
+    assert any(c.value.startswith("In use: ") for c in at.sidebar.caption)
     assert caption_record(at)["caption"] == caption_before
 
 
-def test_unknown_hub_model_one_message_and_the_picker_shows_the_model_in_use():
+def test_unknown_hub_model_one_message_and_the_picker_keeps_the_typed_id():
     at = start()
     at.radio(key="model.kind").set_value("Hugging Face hub").run()
     at.text_input(key="model.hub").input("nobody-here/no-such-captioner").run()
     at.button(key="model.load").click().run()
     assert not at.exception
-    errors = [e.value for e in at.error]
+    errors = [html.unescape(e.value) for e in at.error]
     assert len(errors) == 1 and errors[0].count("keeps using") == 1
     assert errors[0].count("nobody-here/no-such-captioner") == 1  # the loader's sentence names it: not said twice
-    assert at.radio(key="model.kind").value == "Default"
+    assert at.radio(key="model.kind").value == "Hugging Face hub"
     assert at.session_state["model.hub"] == "nobody-here/no-such-captioner"  # kept, to fix a typo
     assert at.metric  # the page still captions with the model it had
+
+
+@pytest.mark.parametrize("kind, key, text", [
+    ("Local path", "model.path", "/tmp/" + "very-long-folder-name/" * 140 + "captioner.pt"),  # 3000+ characters
+    ("Hugging Face hub", "model.hub", "not a/valid id!!"),
+])
+def test_model_text_that_is_neither_a_path_nor_a_hub_id_gets_one_short_line(kind, key, text):
+    at = start()
+    at.radio(key="model.kind").set_value(kind).run()
+    at.text_input(key=key).input(text).run()
+    at.button(key="model.load").click().run()
+    assert not at.exception
+    errors = [html.unescape(e.value) for e in at.sidebar.error]
+    assert len(errors) == 1 and len(errors[0]) < 300 and "\n" not in errors[0]
+    assert "is not a path that exists, nor a valid Hugging Face hub id" in errors[0]
+    assert "Errno" not in errors[0] and "No such file" not in errors[0]
+    assert errors[0].count(text[:20]) == 1 and (len(text) < 60 or text not in errors[0])
 
 
 def test_switching_model_resets_controls_to_its_defaults(tiny_hf_dir):
@@ -657,7 +809,7 @@ def test_switching_model_resets_controls_to_its_defaults(tiny_hf_dir):
     at.text_input(key="model.path").input(str(tiny_hf_dir)).run()
     at.button(key="model.load").click().run()
     assert not at.exception and not at.error
-    assert "hf-vision-encoder-decoder" in " ".join(c.value for c in at.sidebar.caption)
+    assert "hf-vision-encoder-decoder" in html.unescape(" ".join(c.value for c in at.sidebar.caption))
     assert at.slider(key="dec.max_new_tokens").value != 2
     assert at.radio(key="model.kind").value == "Local path"
     assert dict(at.query_params)["model"] == str(tiny_hf_dir)
@@ -683,7 +835,7 @@ def test_unexpected_error_becomes_a_message(monkeypatch):
     monkeypatch.setattr(state, "decode", broken)
     at = upload(start(), "pink.png", png_bytes("pink"))
     assert not at.exception
-    assert any("could not be decoded (RuntimeError)" in e.value for e in at.error)
+    assert any("could not be decoded (RuntimeError)" in html.unescape(e.value) for e in at.error)
     assert not any("internal detail" in e.value for e in at.error)
 
 
@@ -730,3 +882,84 @@ def test_every_corpus_image_through_the_upload(tmp_path):
             assert sidebar_image_caption(at).startswith(case.filename), case.name
         else:
             assert len(errors) == 1 and not case.error_problems(errors[0]), (case.name, errors)
+
+
+# -- names the user chose are text, never Markdown ------------------------------------------------
+TRACKER = "![x](https://host.invalid/track.png)"
+
+
+def _rendered_markdown(at: AppTest) -> list[str]:
+    """Every string the page hands to Streamlit's Markdown renderer."""
+    texts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success", "subheader", "title")
+             for e in at.get(kind)]
+    texts += [c for image in at.image for c in image.captions]
+    return texts
+
+
+def test_a_file_name_is_shown_as_text_not_markdown(monkeypatch):
+    from streamlit.delta_generator import DeltaGenerator
+
+    progress_texts = []
+    real = DeltaGenerator.progress
+
+    def recording(self, value, text=None):
+        progress_texts.append(text)
+        return real(self, value, text=text)
+
+    monkeypatch.setattr(DeltaGenerator, "progress", recording)
+    name = TRACKER + ".png"
+    at = upload(start(), name, png_bytes("orange"))
+    assert sidebar_image_caption(at).replace("\u2060", "").startswith(name)  # shown as the name it is
+    at.switch_page(BATCH).run()
+    at.file_uploader(key="batch.files").set_value([(name, png_bytes("red"), "image/png"),
+                                                   (TRACKER + ".jpg", b"broken", "image/jpeg")]).run()
+    at.button(key="batch.run").click().run()
+    texts = _rendered_markdown(at) + [t for t in progress_texts if t]
+    assert any("track" in t for t in progress_texts if t)
+    assert all("](" not in t and "![" not in t for t in texts), [t for t in texts if "](" in t]
+    assert not any("https://" in html.unescape(t) for t in texts)  # no bare URL for Markdown to make a link of
+
+
+def test_a_link_with_an_uploaded_image_says_it_could_not_travel():
+    at = upload(start(), "mine.png", png_bytes("orange"))
+    params = {k: v for k, v in at.query_params.items()}
+    assert params.get(state.UPLOAD_PARAM) == ["1"] or params.get(state.UPLOAD_PARAM) == "1"
+    opened = start(params={k: (v[0] if isinstance(v, list) else v) for k, v in params.items()})
+    said = html.unescape(" ".join(i.value for i in opened.main.info))
+    assert "does not travel in a link" in said and state.gallery()[0].name in said
+    assert sidebar_image_caption(opened).startswith(state.gallery()[0].name)
+
+
+def test_explain_keeps_the_chosen_word_when_its_place_changes():
+    at = start(EXPLAIN)
+    radio = at.radio(key="xpl.word")
+    words = [o.split(". ", 1)[1] for o in radio.options]
+    target = len(words) - 1
+    at.session_state["xpl.word"] = 0  # as if an earlier caption had this word first
+    at.session_state["xpl.word.text"] = words[target]
+    at.run()
+    assert at.radio(key="xpl.word").value == target
+    at.session_state["xpl.word.text"] = "no-such-word"
+    at.run()
+    assert at.radio(key="xpl.word").value == 0
+
+
+def test_explain_shows_what_the_model_saw_and_the_caption_notes(monkeypatch, fresh_caches):
+    at = start(EXPLAIN)
+    model = state._load_model(state.DEFAULT_SPEC).model
+    h, w = model.image_size
+    assert any(f"resized to {w}×{h}" in html.unescape(c) for image in at.main.image for c in image.captions)
+    monkeypatch.setattr(model, "calibration", {"confidence_threshold": 1.01})
+    at.slider(key="xpl.opacity").set_value(0.5).run()
+    at.switch_page(CAPTION).run()
+    at.slider(key="dec.max_new_tokens").set_value(5).run()
+    at.switch_page(EXPLAIN).run()
+    assert any(notes.OUT_OF_WORLD_NOTE == w_.value for w_ in at.warning)
+
+
+def test_a_new_decode_of_a_cached_encode_does_not_show_the_old_encode_time():
+    at = start()
+    at.slider(key="dec.max_new_tokens").set_value(9).run()
+    encode = [m for m in at.metric if m.label == "Encode"][0]
+    assert encode.value == "cached"
+    assert not any("from the cache" in c.value for c in at.main.caption)  # decoding ran now

@@ -77,7 +77,7 @@ def test_model_defaults_always_fit(limit):
     for config in (DecodingConfig(), DecodingConfig(max_new_tokens=MAX_NEW_TOKENS, num_beams=16, top_k=10**6,
                                                       temperature=50.0, seed=None, top_p=1e-9)):
         defaults = settings.decoding_defaults(config, limit)
-        for r in settings.decoding_ranges(limit):
+        for r in settings.decoding_ranges(limit, config):
             assert r.fits(defaults[r.name])
         assert defaults["max_new_tokens"] <= limit
 
@@ -137,3 +137,38 @@ def test_layer_and_head_round_trip():
 
 def test_whole_numbers_only():
     assert [settings.whole_number(s) for s in ("12", "0", "²", "-1", "1e3", "", " 3", "٣")] == [12, 0, None, None, None, None, None, None]
+
+
+@given(model_limits, st.integers(0, 128), st.integers(0, 10**6), st.floats(0.05, 50), st.floats(0.5, 3.0),
+       st.integers(0, 2**64 - 1), st.integers(0, 60_000))
+@hsettings(max_examples=200, deadline=None)
+def test_every_range_contains_the_models_own_setting(limit, ngram, top_k, temperature, penalty, seed, vocab):
+    config = DecodingConfig(no_repeat_ngram_size=ngram, top_k=top_k, temperature=temperature,
+                            repetition_penalty=penalty, seed=seed)
+    defaults = settings.decoding_defaults(config, limit, vocab)
+    for r in settings.decoding_ranges(limit, config, vocab):
+        if r.name != "max_new_tokens":  # that one ends at what the model holds
+            assert defaults[r.name] == settings.Range.snap(r, getattr(config, r.name)) and r.fits(defaults[r.name])
+    assert defaults["no_repeat_ngram_size"] == ngram and defaults["seed"] == seed and defaults["top_k"] == top_k
+
+
+def test_builtin_models_own_no_repeat_size_is_on_the_slider():
+    config = DecodingConfig(no_repeat_ngram_size=10)
+    ngram = {r.name: r for r in settings.decoding_ranges(31, config)}["no_repeat_ngram_size"]
+    assert ngram.hi >= 10 and settings.decoding_defaults(config, 31)["no_repeat_ngram_size"] == 10
+
+
+def test_top_k_ends_at_the_models_vocabulary():
+    assert {r.name: r for r in settings.decoding_ranges(31, vocab_size=38)}["top_k"].hi == 38
+    assert {r.name: r for r in settings.compare_ranges(38)}["top_k"].hi == 38
+    assert {r.name: r for r in settings.compare_ranges(50257)}["top_k"].hi == settings.TOP_K_MAX
+    assert settings.compare_defaults(DecodingConfig(), 38)["top_k"] == 38
+
+
+@given(st.integers(0, 2**64 - 1))
+@hsettings(max_examples=100)
+def test_seeds_up_to_2_to_the_64_survive_a_link(seed):
+    ranges = settings.decoding_ranges(31)
+    back, notes = settings.from_params({"seed": str(seed)}, ranges)
+    assert back["seed"] == seed and not notes
+    assert settings.SEED_MAX == 2**64 - 1

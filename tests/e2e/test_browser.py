@@ -2,7 +2,8 @@
 
 Uploads an image and sees its caption, the comparison table and the heatmap grid; runs two browser
 sessions at once; opens a shared /compare link on a fresh server; looks at the Caption page 760 px
-wide; clicks a gallery thumbnail; uploads a TIFF and a broken file; stops a running batch. Saves a
+wide; reads the heatmaps at 390 px in caption order; clicks a gallery thumbnail; uploads a TIFF and a
+broken file; stops a running batch. Saves a
 screenshot of each page (into a temporary folder; UPDATE_SCREENSHOTS=1: docs/screenshots/). No
 browser is downloaded: the test uses /usr/bin/chromium (`apt-get install chromium`) and skips
 without it, unless E2E_REQUIRED=1 (CI), where a missing browser is a failure.
@@ -312,6 +313,22 @@ def test_caption_page_figures_whole_at_760_px(browser, app_url):
         assert scroll_width <= client_width, value.inner_text()  # not cut ("146 ...")
         assert right <= 760, value.inner_text()
         assert "…" not in value.inner_text()
+    no_errors(page)
+
+
+def test_heatmaps_in_caption_order_on_a_phone(browser, app_url):
+    """At 390 px the maps read in the caption's order, left to right and top to bottom (columns filled
+    round-robin would stack as the 1st, 7th, 2nd... word)."""
+    page = new_page(browser, width=390, height=844)
+    page.goto(app_url + "/explain")
+    grid = page.locator(".st-key-heatmap-grid")
+    expect(grid.get_by_test_id("stImageCaption").first).to_be_visible()
+    wait_idle(page)
+    boxes = [(c.bounding_box(), c.inner_text()) for c in grid.get_by_test_id("stImageCaption").all()]
+    read = [text for box, text in sorted(boxes, key=lambda bt: (round(bt[0]["y"]), bt[0]["x"]))]
+    options = page.get_by_test_id("stRadio").last.get_by_test_id("stMarkdownContainer").all()
+    words = [o.inner_text().split(". ", 1)[1] for o in options if ". " in o.inner_text()]
+    assert len(read) > 6 and read == words  # more words than the old grid's 6 columns, all in order
     no_errors(page)
 
 

@@ -269,12 +269,8 @@ def test_attention_figure_has_a_colour_scale_and_the_opacity():
     assert views.overlay(Image.new("RGB", (60, 40), "white"), amap, 120, alpha=0.0).tobytes() == base.tobytes()
 
 
-def test_caption_notes():
-    cap = make_caption([" a", " red"], finished=False)
-    notes = views.caption_notes(dataclasses.replace(cap, out_of_world=True), DecodingConfig(max_new_tokens=2))
-    assert notes == [views.OUT_OF_WORLD_NOTE, views.hit_limit_note(2)]
-    assert views.caption_notes(make_caption([" a", "<|endoftext|>"]), DecodingConfig()) == []
-    assert "cut at the limit" in views.tokens_html(cap)
+def test_a_caption_cut_at_the_limit_is_marked_in_its_tokens():
+    assert "cut at the limit" in views.tokens_html(make_caption([" a", " red"], finished=False))
 
 
 def test_builtin_note_matches_the_world():
@@ -307,3 +303,20 @@ def test_gallery(tmp_path):
     (tmp_path / "captions.jsonl").write_text('{"file": "two.png", "references": ["x y"]}\nnot json\n{"file": 3}\n')
     shipped = shipped_examples(tmp_path)
     assert [(e.name, e.references) for e in shipped] == [("one.png", ()), ("two.png", ("x y",))]
+
+
+def test_heatmap_png_text_has_no_missing_glyph_boxes():
+    font = views._font(13)
+    assert views.missing_glyphs("→ é 中", font) == ["→", "é", "中"]  # what Pillow's own font lacks
+    assert not views.missing_glyphs(views.HEATMAP_LEGEND, font)
+    assert views.drawable("café → 中", font) == "cafe ? ?" and not views.missing_glyphs(views.drawable("naïve ✂", font), font)
+    grid = views.HeatmapGrid(Image.new("RGB", (40, 40)), [("café", np.ones((4, 4)))], "a café → there")
+    assert not any(views.missing_glyphs(views.drawable(line, views._font(18)), views._font(18)) for line in grid.title_lines)
+    assert views.heatmap_figure(grid).size[0] > 0
+
+
+def test_tables_show_names_as_typed_not_as_markdown():
+    table = pd.DataFrame({"strategy": ["*md*", "plain"], "log-prob": [-1.23456, None], "ok": [True, False]})
+    html_out = views.readable(table).to_html()
+    assert "&amp;#42;md&amp;#42;" in html_out or "&#42;md&#42;" in html_out  # escaped for st.table's Markdown
+    assert "-1.235" in html_out and "None" not in html_out and "nan" not in html_out.lower()
