@@ -67,3 +67,24 @@ def test_peers_section_rows_and_targets(tiny_bench):
                      "targets": targets})
     assert f"{engine['vs_generate']:.2f} (min {engine['vs_generate_min']:.2f}) x generate; fastest peer: generate" in text
     assert "fp32 greedy: engine <= 0.6 x eager generate" in text
+
+
+def test_coldstart_checks_out_a_revision_with_its_builtin_model(tmp_path):
+    from captioner.bench import coldstart
+
+    tree = coldstart.checkout("HEAD", tmp_path / "rev")
+    assert (tree / "captioner" / "__main__.py").exists() and (tree / "captioner" / "builtin" / "config.json").exists()
+
+
+@pytest.mark.slow
+def test_coldstart_of_the_builtin_model_prints_a_caption(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from captioner.bench import coldstart
+
+    image = tmp_path / "image.png"
+    Image.fromarray(np.zeros((64, 64, 3), dtype=np.uint8)).save(image)
+    assert 0 < coldstart.first_caption_s(coldstart.REPO, image, "builtin") < 600
+    with pytest.raises(RuntimeError, match="printed no caption"):
+        coldstart.first_caption_s(coldstart.REPO, tmp_path / "missing.png", "builtin")
