@@ -51,6 +51,12 @@ def _ratios(r: dict[str, Any]) -> str:
     out = []
     if "vs_generate" in r:
         out.append(f"{r['vs_generate']:.2f} x generate" + ("" if r.get("same_tokens_as_generate", True) else " (tokens differ)"))
+    if "vs_fastest_peer" in r:
+        out[-1:] = [f"{r['vs_generate']:.2f} (min {r['vs_generate_min']:.2f}) x generate"
+                    + ("" if r.get("same_tokens_as_generate", True) else " (tokens differ)")]
+        if "vs_compiled" in r:
+            out.append(f"{r['vs_compiled']:.2f} (min {r['vs_compiled_min']:.2f}) x static+compile")
+        out.append(f"fastest peer: {r['fastest_peer']}")
     for key, text in (("vs_floor", "{:.2f} x floor"), ("vs_hf", "{:.2f} x hf"), ("vs_beam4", "{:.2f} x beam 4"),
                       ("engine_speedup", "engine {:.1f} x faster"), ("images_per_s", "{:.2f} images/s"),
                       ("vs_batch1", "{:.2f} x batch 1")):

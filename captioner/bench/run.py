@@ -25,11 +25,12 @@ from typing import Any
 from captioner.bench import contenders as c
 from captioner.bench.measure import GB, OtherLoad, log, machine_info, measure, measure_bandwidth, measure_interleaved, measure_matmul
 from captioner.bench.memory import child_rss
+from captioner.bench.peers import peers
 from captioner.bench.report import markdown
 from captioner.bench.targets import evaluate
 
 DOCS_PAGE = Path("docs/benchmark.md")  # written only with --update-docs
-SECTIONS = ("machine", "visiongpt2", "hf", "versus", "nocache", "compare", "batch", "memory", "builtin")
+SECTIONS = ("machine", "visiongpt2", "hf", "peers", "versus", "nocache", "compare", "batch", "memory", "builtin")
 BATCH_SIZES = (1, 8)
 
 
@@ -264,6 +265,8 @@ class Bench:
             self.visiongpt2_section(pixels)
         if "hf" in self.only:
             self.hf_section(tokenizer, pixels)
+        if "peers" in self.only:
+            peers(self, tokenizer, pixels)
         if "versus" in self.only:
             self.versus(tokenizer, pixels)
         if "batch" in self.only:
@@ -281,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="2 runs each, fp32 and bf16 only")
     p.add_argument("--only", default=None, help=f"comma-separated sections: {','.join(SECTIONS)}")
     p.add_argument("--dtypes", default="fp32,bf16,int8", help="comma-separated: fp32,bf16,int8 (int8: VisionGPT2 only)")
+    p.add_argument("--no-compile", action="store_true", help="peers: leave out generate with static cache + compile")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--builtin-scenes", type=int, default=500, help="evaluation scenes for the built-in bf16 check")
     p.add_argument("--json", default=None, help="JSON output (default bench-results/bench-<date>.json)")

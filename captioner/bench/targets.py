@@ -21,6 +21,9 @@ class Target(NamedTuple):
 TARGETS = {t.key: t for t in [
     Target("greedy_vs_generate", "HF model, greedy: engine <= {limit} x generate", 0.5, True),
     Target("beam4_vs_generate", "HF model, beam 4: engine <= {limit} x generate", 0.6, True),
+    Target("peers_greedy_vs_generate", "fp32 greedy: engine <= {limit} x eager generate", 0.6, True),
+    Target("peers_greedy_vs_compiled", "fp32 greedy: engine <= {limit} x generate with static cache + compile (warm)", 0.85, True),
+    Target("peers_beam4_vs_generate", "beam 4: engine <= {limit} x eager generate", 0.6, True),
     Target("visiongpt2_vs_hf", "VisionGPT2 through the engine no slower than the HF model through it", 1.0, True),
     Target("vs_nocache", "greedy: >= {limit:.0f} x faster than the no-cache loop", 10.0, False),
     Target("bf16_vs_floor", "bf16 greedy within {limit} x of the floor", 1.5, True),
@@ -48,6 +51,7 @@ def evaluate(rows: list[dict[str, Any]], result: dict[str, Any], dtypes: list[st
             r = find("hf", dtype, "engine", kind)
             if r and "vs_generate" in r:
                 out.append(check(key, dtype, r["vs_generate"]))
+        out += _peers(find, dtype)
         out += _versus(find, dtype)
         r = find("visiongpt2", dtype, "no-cache", "greedy")
         if r:
@@ -74,6 +78,20 @@ def _finder(rows):
         return next((r for r in rows if (r["model"], r["dtype"], r["contender"], r["workload"]) == (model, dtype, contender, workload)), None)
 
     return find
+
+
+def _peers(find, dtype: str) -> list[dict[str, Any]]:
+    """The peers section's targets: fp32 greedy against both generate paths, beam 4 against eager generate."""
+    out = []
+    for model in ("visiongpt2", "hf"):
+        greedy, beam = find(model, dtype, "peers: engine", "greedy"), find(model, dtype, "peers: engine", "beam4")
+        if greedy and dtype == "fp32":
+            out.append(check("peers_greedy_vs_generate", f"{model} {dtype}", greedy["vs_generate"]))
+            if "vs_compiled" in greedy:
+                out.append(check("peers_greedy_vs_compiled", f"{model} {dtype}", greedy["vs_compiled"]))
+        if beam:
+            out.append(check("peers_beam4_vs_generate", f"{model} {dtype}", beam["vs_generate"]))
+    return out
 
 
 def _versus(find, dtype: str) -> list[dict[str, Any]]:
