@@ -10,7 +10,6 @@ and images per second (rows over the seconds their timings add up to).
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from dataclasses import dataclass, replace

@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         for workload in WORKLOADS:
             configs = work[workload]
             calls = {
-                "before": lambda cs=[old_config(x) for x in configs]: old["decoding"].caption_image(before, image, cs),
-                "after": lambda: decoding.caption_image(after, image, configs),
+                "before": lambda cs=[old_config(x) for x in configs], m=before: old["decoding"].caption_image(m, image, cs),
+                "after": lambda m=after: decoding.caption_image(m, image, configs),
             }
             for call in calls.values():
                 call()

@@ -102,7 +102,7 @@ def measure_bandwidth(runs: int) -> dict[str, Any]:
     import torch
 
     buf = torch.ones(2**30 // 4)  # written once, so the pages are real
-    r = measure(lambda: buf.sum(), runs)
+    r = measure(buf.sum, runs)
     del buf
     return {**r, "bytes": 2**30, "gb_per_s": 2**30 / r["median_s"] / GB}
 

@@ -403,7 +403,6 @@ def train(
     """Train, validate each epoch, checkpoint, evaluate and ship. Returns the final numbers."""
     from tqdm import tqdm
 
-    from captioner.world.evaluate import evaluate_model, format_table
     from captioner.world import split_seeds
 
     t_start = time.perf_counter()

@@ -293,7 +293,7 @@ def test_dataset_and_splits() -> None:
 
 # ---------------------------------------------------------------- second renderer (the hold-out)
 from captioner.world.render import SIZE_RADIUS, TRAINING_VARIETY, reading_order  # noqa: E402
-from captioner.world.second import MAX_SIZE, MIN_SIZE, make_second_example, sample_second  # noqa: E402
+from captioner.world.second import MAX_SIZE, MIN_SIZE, make_second_example  # noqa: E402
 
 SECOND_SEEDS = range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + 120)
 
