@@ -1,0 +1,113 @@
+"""Gradient-weighted cross-attention: Chefer et al. 2021's encoder-decoder relevance, and Grad-CAM on one layer.
+
+Relevance (Chefer, Gur & Wolf 2021, "Generic attention-model explainability for interpreting bi-modal
+and encoder-decoder transformers"): each decoder layer's cross-attention A weighted by the gradient of
+the word's log-probability, heads averaged over the positive part, E_h[(dlogp/dA * A)+], summed over
+the query positions (the earlier ones reach the word through the decoder's self-attention), carried
+back to the image's patches through the rollout of the encoder's self-attention up to the layer that
+cross-attention reads (identity without rollout), summed over layers.
+
+Grad-CAM (Selvaraju et al. 2017) on one layer's cross-attention: per head the mean gradient over the
+image tokens weighs that head's attention row of the word's step; the positive part of the sum.
+
+Gradients reach the decoder only (the encoder's output is held fixed): one backward per token.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+from captioner.explain.attention import MEAN
+from captioner.explain.forward import CaptionLike, attention_pass, caption_tokens
+from captioner.explain.result import (
+    Explanation,
+    WordExplanation,
+    normalised,
+    word_groups,
+)
+from captioner.models.base import CaptionModel
+
+
+def _layers(layer: int | str, n: int) -> list[int]:
+    if layer == MEAN:
+        return list(range(n))
+    if not isinstance(layer, int) or not -n <= layer < n:
+        raise ValueError(f"layer must be 'mean' or 0..{n - 1}, not {layer!r}.")
+    return [layer % n]
+
+
+def token_relevance(model: CaptionModel, image: Image.Image, caption: CaptionLike, layer: int | str = MEAN,
+                    rollout: bool = True) -> tuple[torch.Tensor, torch.Tensor, int]:  # fmt: skip
+    """Per caption token the relevance of every image token (T, N_img), the token log-probs (T,), backward passes."""
+    cap = caption_tokens(model, caption)
+    run = attention_pass(
+        model, model.preprocess([image]), cap.ids, grad=True, rollout=rollout
+    )
+    layers = _layers(layer, len(run.cross))
+    inputs = [run.cross[i] for i in layers]
+    out = []
+    for t in range(len(cap.ids)):
+        grads = torch.autograd.grad(
+            run.logprobs[t], inputs, retain_graph=t + 1 < len(cap.ids)
+        )
+        total = 0
+        for i, a, g in zip(layers, inputs, grads):
+            cam = (
+                (g[0].float() * a[0].float()).clamp(min=0).mean(dim=0).sum(dim=0)
+            )  # (N_img,)
+            total = total + (cam @ run.rollout[i] if run.rollout is not None else cam)
+        out.append(total.detach())
+    return torch.stack(out), run.logprobs.detach(), len(cap.ids)
+
+
+def token_gradcam(model: CaptionModel, image: Image.Image, caption: CaptionLike, layer: int = -1
+                  ) -> tuple[torch.Tensor, torch.Tensor, int]:  # fmt: skip
+    """Grad-CAM on one layer's cross-attention: per token (T, N_img), the token log-probs (T,), backward passes."""
+    cap = caption_tokens(model, caption)
+    run = attention_pass(model, model.preprocess([image]), cap.ids, grad=True)
+    (i,) = _layers(layer, len(run.cross))
+    a = run.cross[i]
+    out = []
+    for t in range(len(cap.ids)):
+        (g,) = torch.autograd.grad(
+            run.logprobs[t], [a], retain_graph=t + 1 < len(cap.ids)
+        )
+        weights = g[0, :, t].float().mean(dim=-1, keepdim=True)  # (H, 1)
+        out.append((weights * a[0, :, t].detach().float()).sum(dim=0).clamp(min=0))
+    return torch.stack(out), run.logprobs.detach(), len(cap.ids)
+
+
+def explain_gradient(model: CaptionModel, image: Image.Image, caption: CaptionLike, method: str = "relevance",
+                     layer: int | str | None = None, rollout: bool = True) -> Explanation:  # fmt: skip
+    """Per-word maps of "relevance" (all layers by default, encoder rollout) or "gradcam" (last layer by default)."""
+    t0 = time.perf_counter()
+    cap = caption_tokens(model, caption)
+    if method == "relevance":
+        layer = MEAN if layer is None else layer
+        values, logp, backward = token_relevance(model, image, cap.ids, layer, rollout)
+        settings = {"layer": layer, "rollout": bool(rollout)}
+    elif method == "gradcam":
+        layer = -1 if layer is None else layer
+        values, logp, backward = token_gradcam(model, image, cap.ids, layer)
+        settings = {"layer": layer}
+    else:
+        raise ValueError(f"Unknown gradient method {method!r}: relevance or gradcam.")
+    per_token = model.image_tokens_to_grid(values).numpy()
+    lp = logp.numpy()
+    words = [WordExplanation(w, idx, normalised(np.sum(per_token[idx], axis=0)), float(lp[idx].sum()))
+             for w, idx in word_groups(cap.tokens, cap.finished)]  # fmt: skip
+    return Explanation(
+        method,
+        model.grid,
+        cap.text,
+        cap.tokens,
+        words,
+        time.perf_counter() - t0,
+        1,
+        backward,
+        settings,
+    )
