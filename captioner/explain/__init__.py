@@ -46,9 +46,7 @@ def explain(model: CaptionModel, image: Image.Image, caption: CaptionLike | None
     Options: attention `layer`, `head` ("mean" or an index); relevance `layer`, `rollout`; gradcam
     `layer`; occlusion `grid`, `fill`, `tolerance`, `progress`."""
     if method not in METHODS:
-        raise ValueError(
-            f"Unknown explanation method {method!r}: one of {', '.join(METHODS)}."
-        )
+        raise ValueError(f"Unknown explanation method {method!r}: one of {', '.join(METHODS)}.")
     if caption is None:
         from captioner.decoding import caption_image
 

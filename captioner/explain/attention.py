@@ -22,14 +22,8 @@ MEAN = "mean"
 
 def select(maps: torch.Tensor, layer: int | str, head: int | str) -> torch.Tensor:
     """(layers, H, ...) -> (...): one layer or their mean, one head or their mean."""
-    maps = (
-        maps.mean(dim=0)
-        if layer == MEAN
-        else maps[_index(layer, maps.size(0), "layer")]
-    )
-    return (
-        maps.mean(dim=0) if head == MEAN else maps[_index(head, maps.size(0), "head")]
-    )
+    maps = maps.mean(dim=0) if layer == MEAN else maps[_index(layer, maps.size(0), "layer")]
+    return maps.mean(dim=0) if head == MEAN else maps[_index(head, maps.size(0), "head")]
 
 
 def _index(i: int | str, n: int, what: str) -> int:
@@ -44,9 +38,7 @@ def explain_attention(model: CaptionModel, image: Image.Image, caption: CaptionL
     t0 = time.perf_counter()
     cap = caption_tokens(model, caption)
     run = attention_pass(model, model.preprocess([image]), cap.ids)
-    maps = model.image_tokens_to_grid(
-        torch.cat(run.cross).float()
-    )  # (layers, H, T, rows, cols)
+    maps = model.image_tokens_to_grid(torch.cat(run.cross).float())  # (layers, H, T, rows, cols)
     per_token = select(maps, layer, head).numpy()  # (T, rows, cols)
     logp = run.logprobs.numpy()
     words = [WordExplanation(w, idx, normalised(per_token[idx].sum(axis=0)), float(logp[idx].sum()))
@@ -55,14 +47,8 @@ def explain_attention(model: CaptionModel, image: Image.Image, caption: CaptionL
                        settings={"layer": layer, "head": head})  # fmt: skip
 
 
-def token_attention(
-    model: CaptionModel, image: Image.Image, caption: CaptionLike
-) -> np.ndarray:
+def token_attention(model: CaptionModel, image: Image.Image, caption: CaptionLike) -> np.ndarray:
     """Every token's cross-attention (T, layers, H, rows, cols), as decoding reports it in Caption.attentions."""
     cap = caption_tokens(model, caption)
     run = attention_pass(model, model.preprocess([image]), cap.ids)
-    return (
-        model.image_tokens_to_grid(torch.cat(run.cross).float())
-        .permute(2, 0, 1, 3, 4)
-        .numpy()
-    )
+    return model.image_tokens_to_grid(torch.cat(run.cross).float()).permute(2, 0, 1, 3, 4).numpy()

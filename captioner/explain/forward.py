@@ -34,9 +34,7 @@ def caption_tokens(model: CaptionModel, caption: CaptionLike) -> CaptionTokens:
     if isinstance(caption, Caption):
         ids, finished = list(caption.token_ids), caption.finished
     elif isinstance(caption, str):
-        ids = list(
-            model.tokenizer.encode(caption.strip(), add_special_tokens=False)
-        ) + [model.eos_token_id]
+        ids = list(model.tokenizer.encode(caption.strip(), add_special_tokens=False)) + [model.eos_token_id]
         finished = True
     else:
         ids = [int(i) for i in caption]
@@ -44,17 +42,11 @@ def caption_tokens(model: CaptionModel, caption: CaptionLike) -> CaptionTokens:
     if not ids:
         raise ValueError("The caption has no tokens to explain.")
     if len(ids) > model.max_new_tokens_limit:
-        raise ValueError(
-            f"The caption has {len(ids)} tokens; this model reads at most {model.max_new_tokens_limit}."
-        )
-    return CaptionTokens(
-        ids, [model.token_text(i) for i in ids], model.decode_text(ids), finished
-    )
+        raise ValueError(f"The caption has {len(ids)} tokens; this model reads at most {model.max_new_tokens_limit}.")
+    return CaptionTokens(ids, [model.token_text(i) for i in ids], model.decode_text(ids), finished)
 
 
-def _inputs(
-    model: CaptionModel, ids: Sequence[int], batch: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _inputs(model: CaptionModel, ids: Sequence[int], batch: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Decoder inputs (start token, then all tokens but the last) and targets, each (batch, T)."""
     targets = torch.tensor([list(ids)], dtype=torch.long)
     inputs = torch.cat([torch.tensor([[model.bos_token_id]]), targets[:, :-1]], dim=1)
@@ -79,26 +71,25 @@ def _eager_attention(model: CaptionModel) -> Iterator[None]:
         model.model.set_attn_implementation(before)
 
 
-def _logits(
-    model: CaptionModel, pixels: torch.Tensor, inputs: torch.Tensor
-) -> torch.Tensor:
+def _logits(model: CaptionModel, pixels: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
     if is_hf(model):
-        return model.model(
-            pixel_values=pixels, decoder_input_ids=inputs, use_cache=False
-        ).logits
+        return model.model(pixel_values=pixels, decoder_input_ids=inputs, use_cache=False).logits
     return model.model(pixels, inputs)
 
 
+def _log_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities in fp32 at least (fp64 models keep fp64)."""
+    return logits.to(torch.promote_types(logits.dtype, torch.float32)).log_softmax(dim=-1)
+
+
 @torch.inference_mode()
-def token_logprobs(
-    model: CaptionModel, pixels: torch.Tensor, ids: Sequence[int], batch_size: int = 16
-) -> torch.Tensor:
+def token_logprobs(model: CaptionModel, pixels: torch.Tensor, ids: Sequence[int], batch_size: int = 16) -> torch.Tensor:
     """Log-probability of each caption token under each image: (B, T) fp32, images in batches."""
     out = []
     for start in range(0, pixels.size(0), batch_size):
         chunk = pixels[start : start + batch_size]
         inputs, targets = _inputs(model, ids, chunk.size(0))
-        logp = _logits(model, chunk, inputs).float().log_softmax(dim=-1)
+        logp = _log_softmax(_logits(model, chunk, inputs))
         out.append(logp.gather(-1, targets[..., None])[..., 0])
     return torch.cat(out)
 
@@ -122,20 +113,14 @@ def attention_pass(model: CaptionModel, pixels: torch.Tensor, ids: Sequence[int]
         stack.enter_context(torch.enable_grad() if grad else torch.inference_mode())
         fn = _hf_pass if is_hf(model) else _visiongpt2_pass
         logits, cross, encoder_attention = fn(model, pixels, inputs, rollout)
-        logp = (
-            logits.float().log_softmax(dim=-1).gather(-1, targets[..., None])[0, :, 0]
-        )
+        logp = _log_softmax(logits).gather(-1, targets[..., None])[0, :, 0]
     maps = None if encoder_attention is None else rollouts(encoder_attention)
-    if maps is not None and is_hf(
-        model
-    ):  # every decoder layer reads the encoder's last layer
+    if maps is not None and is_hf(model):  # every decoder layer reads the encoder's last layer
         maps = [maps[-1]] * len(cross)
     return AttentionPass(logp, cross, maps)
 
 
-def _visiongpt2_pass(
-    model: CaptionModel, pixels: torch.Tensor, inputs: torch.Tensor, rollout: bool
-):
+def _visiongpt2_pass(model: CaptionModel, pixels: torch.Tensor, inputs: torch.Tensor, rollout: bool):
     """VisionGPT2's lock-step forward (models/visiongpt2.py), split so that the encoder runs without grad:
     decoder block i reads encoder block i's output."""
     m = model.model
@@ -149,9 +134,7 @@ def _visiongpt2_pass(
         for block in m.blocks:
             x = block(x)
             images.append(x.detach())
-    if (
-        torch.is_grad_enabled()
-    ):  # the maps need a graph even when the model's weights are frozen
+    if torch.is_grad_enabled():  # the maps need a graph even when the model's weights are frozen
         images = [x.requires_grad_() for x in images]
     h = m.embed_text(inputs)
     cross = []
@@ -166,20 +149,14 @@ def _visiongpt2_pass(
 
 
 @contextlib.contextmanager
-def _timm_attention_weights(
-    blocks: Sequence[Any], sink: list[torch.Tensor]
-) -> Iterator[None]:
+def _timm_attention_weights(blocks: Sequence[Any], sink: list[torch.Tensor]) -> Iterator[None]:
     """timm's ViT attention computes its weights only on the unfused path, where they pass `attn_drop`:
     take that path and record them (each (B, H, N, N)) for the pass."""
     hooks, fused = [], []
     for block in blocks:
         fused.append(block.attn.fused_attn)
         block.attn.fused_attn = False
-        hooks.append(
-            block.attn.attn_drop.register_forward_hook(
-                lambda _m, _i, out: sink.append(out.detach())
-            )
-        )
+        hooks.append(block.attn.attn_drop.register_forward_hook(lambda _m, _i, out: sink.append(out.detach())))
     try:
         yield
     finally:
@@ -188,9 +165,7 @@ def _timm_attention_weights(
             hook.remove()
 
 
-def _hf_pass(
-    model: CaptionModel, pixels: torch.Tensor, inputs: torch.Tensor, rollout: bool
-):
+def _hf_pass(model: CaptionModel, pixels: torch.Tensor, inputs: torch.Tensor, rollout: bool):
     m = model.model
     with _eager_attention(model):
         with torch.no_grad():
@@ -198,9 +173,7 @@ def _hf_pass(
             hidden = enc.last_hidden_state
             if getattr(m, "enc_to_dec_proj", None) is not None:
                 hidden = m.enc_to_dec_proj(hidden)
-        hidden = hidden.detach().requires_grad_(
-            torch.is_grad_enabled()
-        )  # a graph even with frozen weights
+        hidden = hidden.detach().requires_grad_(torch.is_grad_enabled())  # a graph even with frozen weights
         out = m.decoder(
             input_ids=inputs,
             encoder_hidden_states=hidden,

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from captioner.explain.attention import MEAN
-from captioner.explain.forward import CaptionLike, attention_pass, caption_tokens
+from captioner.explain.forward import AttentionPass, CaptionLike, attention_pass, caption_tokens
 from captioner.explain.result import (
     Explanation,
     WordExplanation,
@@ -40,27 +40,28 @@ def _layers(layer: int | str, n: int) -> list[int]:
     return [layer % n]
 
 
+def gradient_times_attention(
+    run: AttentionPass, token: int, layers: list[int], retain: bool = True
+) -> list[torch.Tensor]:
+    """dlogp(token)/dA * A for each chosen layer's cross-attention A: each (H, T, N_img) fp32."""
+    inputs = [run.cross[i] for i in layers]
+    grads = torch.autograd.grad(run.logprobs[token], inputs, retain_graph=retain)
+    return [(g[0].float() * a[0].detach().float()) for a, g in zip(inputs, grads)]
+
+
 def token_relevance(model: CaptionModel, image: Image.Image, caption: CaptionLike, layer: int | str = MEAN,
                     rollout: bool = True) -> tuple[torch.Tensor, torch.Tensor, int]:  # fmt: skip
     """Per caption token the relevance of every image token (T, N_img), the token log-probs (T,), backward passes."""
     cap = caption_tokens(model, caption)
-    run = attention_pass(
-        model, model.preprocess([image]), cap.ids, grad=True, rollout=rollout
-    )
+    run = attention_pass(model, model.preprocess([image]), cap.ids, grad=True, rollout=rollout)
     layers = _layers(layer, len(run.cross))
-    inputs = [run.cross[i] for i in layers]
     out = []
     for t in range(len(cap.ids)):
-        grads = torch.autograd.grad(
-            run.logprobs[t], inputs, retain_graph=t + 1 < len(cap.ids)
-        )
         total = 0
-        for i, a, g in zip(layers, inputs, grads):
-            cam = (
-                (g[0].float() * a[0].float()).clamp(min=0).mean(dim=0).sum(dim=0)
-            )  # (N_img,)
+        for i, ga in zip(layers, gradient_times_attention(run, t, layers, retain=t + 1 < len(cap.ids))):
+            cam = ga.clamp(min=0).mean(dim=0).sum(dim=0)  # heads' mean, summed over query positions: (N_img,)
             total = total + (cam @ run.rollout[i] if run.rollout is not None else cam)
-        out.append(total.detach())
+        out.append(total)
     return torch.stack(out), run.logprobs.detach(), len(cap.ids)
 
 
@@ -73,9 +74,7 @@ def token_gradcam(model: CaptionModel, image: Image.Image, caption: CaptionLike,
     a = run.cross[i]
     out = []
     for t in range(len(cap.ids)):
-        (g,) = torch.autograd.grad(
-            run.logprobs[t], [a], retain_graph=t + 1 < len(cap.ids)
-        )
+        (g,) = torch.autograd.grad(run.logprobs[t], [a], retain_graph=t + 1 < len(cap.ids))
         weights = g[0, :, t].float().mean(dim=-1, keepdim=True)  # (H, 1)
         out.append((weights * a[0, :, t].detach().float()).sum(dim=0).clamp(min=0))
     return torch.stack(out), run.logprobs.detach(), len(cap.ids)

@@ -26,9 +26,7 @@ class HiddenRegions:
     cells: list[tuple[int, int]]
     grid: tuple[int, int]
     fill: str
-    original_changed: list[
-        bool
-    ]  # per word of the original caption: dropped or replaced
+    original_changed: list[bool]  # per word of the original caption: dropped or replaced
     hidden_changed: list[bool]  # per word of the new caption: added or replaced
 
     @property
@@ -44,9 +42,7 @@ class HiddenRegions:
 def changed_words(old: list[str], new: list[str]) -> tuple[list[bool], list[bool]]:
     """Per word of each caption, whether it is outside the longest common runs of the two."""
     old_changed, new_changed = [True] * len(old), [True] * len(new)
-    for a, b, n in difflib.SequenceMatcher(
-        a=old, b=new, autojunk=False
-    ).get_matching_blocks():
+    for a, b, n in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_matching_blocks():
         old_changed[a : a + n] = [False] * n
         new_changed[b : b + n] = [False] * n
     return old_changed, new_changed

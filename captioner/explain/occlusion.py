@@ -23,9 +23,7 @@ from captioner.explain.result import (
 )
 from captioner.models.base import CaptionModel
 
-MAX_PATCH_GRID_CELLS = (
-    64  # larger patch grids (a full-size model's 14x14) are occluded on a coarser grid
-)
+MAX_PATCH_GRID_CELLS = 64  # larger patch grids (a full-size model's 14x14) are occluded on a coarser grid
 COARSE_GRID = (7, 7)
 TOLERANCE = 0.01  # nats: a drop below this is no drop
 
@@ -58,15 +56,13 @@ def explain_occlusion(model: CaptionModel, image: Image.Image, caption: CaptionL
     for start in range(0, len(cells), batch_size):
         chunk = cells[start : start + batch_size]
         masked = [mask_cells(view, [cell], grid, fill) for cell in chunk]
-        drops[start : start + len(chunk)] = (
-            base - token_logprobs(model, model.preprocess(masked), cap.ids).numpy()
-        )
+        drops[start : start + len(chunk)] = base - token_logprobs(model, model.preprocess(masked), cap.ids).numpy()
         if progress is not None:
             progress((start + len(chunk)) / len(cells))
     words = []
     for w, idx in word_groups(cap.tokens, cap.finished):
         drop = drops[:, idx].sum(axis=1).reshape(grid)
         words.append(WordExplanation(w, idx, normalised(to_grid(drop.clip(min=0), model.grid)), float(base[idx].sum()),
-                                     supported=bool(drop.max() > tolerance)))  # fmt: skip
+                                     supported=bool(drop.max() > tolerance), drops=drop.astype(np.float32)))  # fmt: skip
     return Explanation("occlusion", model.grid, cap.text, cap.tokens, words, time.perf_counter() - t0,
                        1 + len(cells), settings={"grid": list(grid), "fill": fill, "tolerance": tolerance})  # fmt: skip

@@ -17,13 +17,13 @@ class WordExplanation:
     token_indices: list[int]  # positions of its tokens in the caption
     map: np.ndarray  # (rows, cols) over the patch grid: finite, >= 0, sums to 1
     logprob: float  # log-probability of the word (its tokens together) under the model, teacher-forced
-    supported: bool | None = (
-        None  # occlusion: some region lowers its probability (None: the method cannot tell)
-    )
+    supported: bool | None = None  # occlusion: some region lowers its probability (None: the method cannot tell)
+    drops: np.ndarray | None = None  # occlusion: its log-probability's drop per cell of the occlusion grid (nats)
 
     def to_dict(self) -> dict[str, Any]:
         return {"word": self.word, "token_indices": self.token_indices, "logprob": self.logprob,
-                "supported": self.supported, "map": np.round(self.map, 6).tolist()}  # fmt: skip
+                "supported": self.supported, "map": np.round(self.map, 6).tolist(),
+                **({} if self.drops is None else {"drops": np.round(self.drops, 6).tolist()})}  # fmt: skip
 
 
 @dataclass
@@ -38,9 +38,7 @@ class Explanation:
     seconds: float
     forward_passes: int  # images run through the model (a batch of n counts n)
     backward_passes: int = 0
-    settings: dict[str, Any] = field(
-        default_factory=dict
-    )  # the method's options as used
+    settings: dict[str, Any] = field(default_factory=dict)  # the method's options as used
 
     @property
     def unsupported(self) -> list[str]:
@@ -58,13 +56,9 @@ class Explanation:
 
 def normalised(values: np.ndarray) -> np.ndarray:
     """Evidence map -> finite, non-negative, summing to 1; a map without positive evidence becomes uniform."""
-    m = np.nan_to_num(
-        np.asarray(values, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0
-    ).clip(min=0.0)
+    m = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0).clip(min=0.0)
     total = m.sum()
-    return (m / total if total > 0 else np.full(m.shape, 1.0 / m.size)).astype(
-        np.float32
-    )
+    return (m / total if total > 0 else np.full(m.shape, 1.0 / m.size)).astype(np.float32)
 
 
 def word_groups(tokens: Sequence[str], finished: bool) -> list[tuple[str, list[int]]]:
