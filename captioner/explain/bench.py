@@ -139,7 +139,7 @@ def summary(run: dict[str, Any], methods: Sequence[str]) -> dict[str, dict[str, 
 
 def table(rows: dict[str, dict[str, float]]) -> list[str]:
     def pct(v):
-        return "–" if v != v else f"{100 * v:.0f}%"
+        return "–" if np.isnan(v) else f"{100 * v:.0f}%"
 
     lines = ["| method | pointing | colour | shape | size | energy in mask | deletion area ↓ | s / caption |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
