@@ -10,7 +10,7 @@ cross-attention reads (identity without rollout), summed over layers.
 Grad-CAM (Selvaraju et al. 2017) on one layer's cross-attention: per head the mean gradient over the
 image tokens weighs that head's attention row of the word's step; the positive part of the sum.
 
-Gradients reach the decoder only (the encoder's output is held fixed): one backward per token.
+Gradients reach the decoder only (the encoder's output is held fixed), for all tokens in one batched backward.
 """
 
 from __future__ import annotations
@@ -40,13 +40,25 @@ def _layers(layer: int | str, n: int) -> list[int]:
     return [layer % n]
 
 
-def gradient_times_attention(
-    run: AttentionPass, token: int, layers: list[int], retain: bool = True
-) -> list[torch.Tensor]:
-    """dlogp(token)/dA * A for each chosen layer's cross-attention A: each (H, T, N_img) fp32."""
+def token_gradients(run: AttentionPass, layers: list[int]) -> list[torch.Tensor]:
+    """d logp(t) / dA for every caption token t and each chosen layer's cross-attention A: each (T, H, T, N_img).
+
+    One batched backward (autograd's vmap over the T one-hot output gradients); one backward per
+    token where the batched form is not available."""
     inputs = [run.cross[i] for i in layers]
-    grads = torch.autograd.grad(run.logprobs[token], inputs, retain_graph=retain)
-    return [(g[0].float() * a[0].detach().float()) for a, g in zip(inputs, grads)]
+    T = run.logprobs.size(0)
+    try:
+        grads = torch.autograd.grad(run.logprobs, inputs, grad_outputs=torch.eye(T, dtype=run.logprobs.dtype),
+                                    is_grads_batched=True)  # fmt: skip
+        return [g[:, 0] for g in grads]
+    except RuntimeError:  # an op without a batching rule
+        per_token = [torch.autograd.grad(run.logprobs[t], inputs, retain_graph=True) for t in range(T)]
+        return [torch.stack([g[k][0] for g in per_token]) for k in range(len(inputs))]
+
+
+def gradient_times_attention(run: AttentionPass, layers: list[int]) -> list[torch.Tensor]:
+    """dlogp(t)/dA * A for every token t and each chosen layer's cross-attention A: each (T, H, T, N_img) fp32."""
+    return [g.float() * run.cross[i][0].detach().float() for i, g in zip(layers, token_gradients(run, layers))]
 
 
 def token_relevance(model: CaptionModel, image: Image.Image, caption: CaptionLike, layer: int | str = MEAN,
@@ -55,14 +67,11 @@ def token_relevance(model: CaptionModel, image: Image.Image, caption: CaptionLik
     cap = caption_tokens(model, caption)
     run = attention_pass(model, model.preprocess([image]), cap.ids, grad=True, rollout=rollout)
     layers = _layers(layer, len(run.cross))
-    out = []
-    for t in range(len(cap.ids)):
-        total = 0
-        for i, ga in zip(layers, gradient_times_attention(run, t, layers, retain=t + 1 < len(cap.ids))):
-            cam = ga.clamp(min=0).mean(dim=0).sum(dim=0)  # heads' mean, summed over query positions: (N_img,)
-            total = total + (cam @ run.rollout[i] if run.rollout is not None else cam)
-        out.append(total)
-    return torch.stack(out), run.logprobs.detach(), len(cap.ids)
+    total = 0
+    for i, ga in zip(layers, gradient_times_attention(run, layers)):
+        cam = ga.clamp(min=0).mean(dim=1).sum(dim=1)  # heads' mean, summed over query positions: (T, N_img)
+        total = total + (cam @ run.rollout[i] if run.rollout is not None else cam)
+    return total, run.logprobs.detach(), 1
 
 
 def token_gradcam(model: CaptionModel, image: Image.Image, caption: CaptionLike, layer: int = -1
@@ -71,13 +80,12 @@ def token_gradcam(model: CaptionModel, image: Image.Image, caption: CaptionLike,
     cap = caption_tokens(model, caption)
     run = attention_pass(model, model.preprocess([image]), cap.ids, grad=True)
     (i,) = _layers(layer, len(run.cross))
-    a = run.cross[i]
-    out = []
-    for t in range(len(cap.ids)):
-        (g,) = torch.autograd.grad(run.logprobs[t], [a], retain_graph=t + 1 < len(cap.ids))
-        weights = g[0, :, t].float().mean(dim=-1, keepdim=True)  # (H, 1)
-        out.append((weights * a[0, :, t].detach().float()).sum(dim=0).clamp(min=0))
-    return torch.stack(out), run.logprobs.detach(), len(cap.ids)
+    (g,) = token_gradients(run, [i])  # (T, H, T, N)
+    T = len(cap.ids)
+    rows = torch.arange(T)
+    weights = g[rows, :, rows].float().mean(dim=-1, keepdim=True)  # each token's step, per head: (T, H, 1)
+    attention = run.cross[i][0].detach().float().transpose(0, 1)  # (T, H, N)
+    return (weights * attention).sum(dim=1).clamp(min=0), run.logprobs.detach(), 1
 
 
 def explain_gradient(model: CaptionModel, image: Image.Image, caption: CaptionLike, method: str = "relevance",
