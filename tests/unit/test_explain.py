@@ -217,3 +217,12 @@ def test_explain_keeps_the_model_unchanged(tiny):
     assert all(torch.equal(before[k], v) for k, v in tiny.model.state_dict().items())
     assert getattr(tiny.model.config, "_attn_implementation", None) == attn
     assert all(p.grad is None for p in tiny.model.parameters())
+
+
+def test_occlusion_reports_progress_and_takes_a_coarser_grid(tiny):
+    seen = []
+    e = explain(tiny, picture(), CAPTION_IDS, "occlusion", grid=(2, 2), batch_size=3, progress=seen.append)
+    assert seen == [0.75, 1.0] and e.forward_passes == 5 and e.settings["grid"] == [2, 2]
+    for w in e.words:  # each patch takes the value of the occlusion cell holding it
+        assert w.map.shape == tiny.grid and w.drops.shape == (2, 2)
+        assert len(np.unique(w.map[:2, :2])) == 1 and len(np.unique(w.map[2:, 2:])) == 1
