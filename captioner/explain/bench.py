@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -173,10 +174,10 @@ def findings(results: dict[str, dict[str, dict[str, dict[str, float]]]]) -> list
     return lines
 
 
-def write_markdown(path: Path, results, meta: dict[str, Any]) -> None:
+def write_markdown(path: Path, results, meta: dict[str, Any], runs: dict[str, Any]) -> None:
     lines = ["# Which explanation to trust", "",
-             f"Written by `{meta['command']}` ({meta['date']}, {meta['seconds']:.0f} s). {meta['scenes']} eval scenes"
-             f" per renderer (seeds from {meta['first_seed']}), greedy captions, every colour, shape and size word;"
+             f"Written by `{meta['command']}` ({meta['date']}, {meta['seconds']:.0f} s). Eval scenes"
+             f" from seed {meta['first_seed']} (counts per table), greedy captions, every colour, shape and size word;"
              f" deletion in {meta['steps']} steps of the {meta['grid']} patch grid.", "",
              "Methods: `attention` raw cross-attention (layers and heads averaged); `relevance` gradient-weighted"
              " cross-attention with encoder rollout (Chefer et al. 2021); `gradcam` Grad-CAM on the last layer's"
@@ -188,7 +189,9 @@ def write_markdown(path: Path, results, meta: dict[str, Any]) -> None:
              ""]  # fmt: skip
     for model, per_renderer in results.items():
         for renderer, rows in per_renderer.items():
-            lines += [f"## {model}, {renderer} renderer", "", *table(rows), ""]
+            run = runs[model][renderer]
+            lines += [f"## {model}, {renderer} renderer", "",
+                      f"{run['scenes']} scenes, {len(run['records'])} words.", "", *table(rows), ""]  # fmt: skip
     lines += ["## What the figures show", "", *findings(results), ""]
     path.write_text("\n".join(lines))
 
@@ -203,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--models", default=f"builtin,{NO_ATTENTION_LOSS}", help="comma-separated model specs")
     p.add_argument("--write", default=None, help="write the markdown report here (e.g. docs/explain.md)")
     p.add_argument("--json", default=None, help="write every record here")
+    p.add_argument("--merge", nargs="*", default=[], help="--json files of earlier runs: their tables join this report")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     from captioner.loading import load_captioner
@@ -213,9 +217,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     results: dict[str, dict[str, Any]] = {}
     raw: dict[str, Any] = {}
-    for spec in args.models.split(","):
+    earlier = [json.loads(Path(f).read_text()) for f in args.merge]
+    for e in earlier:
+        for name, per_renderer in e["summary"].items():
+            results.setdefault(name, {}).update(per_renderer)
+            raw.setdefault(name, {}).update(e["runs"][name])
+    grid = earlier[0]["meta"]["grid"] if earlier else ""
+    for spec in [m for m in args.models.split(",") if m]:
         name = "no attention loss" if Path(spec) == NO_ATTENTION_LOSS else spec
         model = load_captioner(spec)
+        grid = "x".join(map(str, model.grid))
         for renderer in args.renderers.split(","):
             run = run_model(model, renderer, seeds, methods, args.steps)
             rows = summary(run, methods)
@@ -223,12 +234,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             raw.setdefault(name, {})[renderer] = run
             print(f"\n{name}, {renderer} renderer ({len(run['records'])} words)")
             print("\n".join(table(rows)), flush=True)
-    print("\n" + "\n".join(findings(results)))
-    meta = {"command": "python -m captioner.explain.bench " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
-            "date": time.strftime("%Y-%m-%d"), "seconds": time.perf_counter() - t0, "scenes": args.scenes,
-            "first_seed": seeds[0], "steps": args.steps, "grid": "x".join(map(str, model.grid))}  # fmt: skip
+    if results:
+        print("\n" + "\n".join(findings(results)))
+    command = "python -m captioner.explain.bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    meta = {"command": "`, `".join([*(e["meta"]["command"] for e in earlier), command]),
+            "date": time.strftime("%Y-%m-%d"),
+            "seconds": time.perf_counter() - t0 + sum(e["meta"]["seconds"] for e in earlier), "scenes": args.scenes,
+            "first_seed": seeds[0], "steps": args.steps,
+            "grid": grid}  # fmt: skip
     if args.write:
-        write_markdown(Path(args.write), results, meta)
+        write_markdown(Path(args.write), results, meta, raw)
     if args.json:
         Path(args.json).write_text(json.dumps({"meta": meta, "summary": results, "runs": raw}, indent=1))
     return {"meta": meta, "summary": results}
