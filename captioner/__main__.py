@@ -16,6 +16,8 @@ from captioner.config import DECODING_SCHEMA, STRATEGIES, DecodingConfig
 from captioner.errors import one_line
 from captioner.files import escape_name
 
+EXPLAIN_METHODS = ("attention", "relevance", "gradcam", "occlusion")  # captioner.explain.METHODS, without importing torch
+
 DECODING_OPTIONS = (
     "strategy", "num_beams", "length_penalty", "top_k", "top_p", "temperature", "repetition_penalty",
     "no_repeat_ngram_size", "min_new_tokens", "max_new_tokens", "num_return_sequences", "seed",
@@ -34,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--" + name.replace("_", "-"), type=kind, help="default: the model's own (its generation_config.json)")
     p.add_argument("--prefix", default=None, help="start every caption with this text and continue from it")
     p.add_argument("--json", action="store_true", help="print JSON Lines: one object per image (beam searches: with their beam_tree)")
+    p.add_argument("--explain", choices=EXPLAIN_METHODS, default=None,
+                   help="also explain each word of the best caption (per-word maps over the patch grid; captioner.explain)")
     return p
 
 
@@ -67,18 +71,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"model: {model.info.name}" + (f" ({model.info.reason})" if model.info.reason else ""), file=sys.stderr)
     for note in [*model.info.notes, *([notice] if notice else [])]:
         print(f"note: {note}", file=sys.stderr)
-    failures = sum(not _caption_one(model, path, config, args.json, prefix) for path in args.images)
+    failures = sum(not _caption_one(model, path, config, args.json, prefix, args.explain) for path in args.images)
     return 1 if failures else 0
 
 
-def _caption_one(model: Any, image_path: str, config: DecodingConfig, as_json: bool, prefix: list[int]) -> bool:
+def _caption_one(model: Any, image_path: str, config: DecodingConfig, as_json: bool, prefix: list[int],
+                 explain: str | None = None) -> bool:
     """Caption one image and print it; any error is printed as one line naming the file. True if captioned."""
     from captioner.decoding import caption_image
     from captioner.images import ImageLoadError, load_image
 
     shown = escape_name(image_path)  # a name's bytes that are not UTF-8 as \xNN: any UTF-8 stdout prints it
     try:
-        result = caption_image(model, load_image(image_path), [config], prefix)[0]
+        image = load_image(image_path)
+        result = caption_image(model, image, [config], prefix)[0]
+        explanation = None
+        if explain:
+            from captioner.explain import explain as explain_caption
+
+            explanation = explain_caption(model, image, result.best, explain)
         if as_json:
             record = {"image": shown, **result.best.to_dict(), "timings": result.timings,
                       "model": model.info.name, "decoding": result.config.to_dict()}  # fmt: skip
@@ -86,9 +97,13 @@ def _caption_one(model: Any, image_path: str, config: DecodingConfig, as_json: b
                 record["sequences"] = [c.to_dict() for c in result.captions]
             if result.beam_tree is not None:
                 record["beam_tree"] = result.beam_tree.to_dict()
+            if explanation is not None:
+                record["explanation"] = explanation.to_dict()
             lines = [json_line(record)]
         else:
             lines = [f"{shown}\t{c.text}" for c in result.captions]
+            if explanation is not None:
+                lines += [_explained_word(w, explanation.grid) for w in explanation.words]
     except ImageLoadError as e:
         print(f"error: {shown}: {_one_line(e)}", file=sys.stderr)
         return False
@@ -98,6 +113,13 @@ def _caption_one(model: Any, image_path: str, config: DecodingConfig, as_json: b
     for line in lines:
         print(line, flush=True)
     return True
+
+
+def _explained_word(word: Any, grid: tuple[int, int]) -> str:
+    """'  word: strongest at row r, col c of the rows x cols grid' (1-based), and the flag for an unsupported word."""
+    r, c = divmod(int(word.map.argmax()), grid[1])
+    flag = " (not supported by any region)" if word.supported is False else ""
+    return f"  {word.word}: strongest at row {r + 1}, col {c + 1} of {grid[0]}x{grid[1]}{flag}"
 
 
 def _one_line(e: BaseException) -> str:

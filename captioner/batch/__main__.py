@@ -25,7 +25,7 @@ def _cli_options() -> argparse.ArgumentParser:
     cli = build_cli_parser()
     parent = argparse.ArgumentParser(add_help=False)
     for action in cli._actions:  # argparse has no public way to take some of another parser's options
-        if action.option_strings and action.dest not in ("help", "json", "model", "prefix"):  # --model: repeatable here
+        if action.option_strings and action.dest not in ("help", "json", "model", "prefix", "explain"):  # --model: repeatable here
             parent._add_action(action)
     return parent
 

@@ -248,7 +248,8 @@ def test_cli_json_carries_confidence_flag_and_limit(tmp_path):
 
 
 def test_runtime_never_imports_the_world(tmp_path):
-    """The CLI path (loading the built-in model with its calibration, captioning) runs without captioner.world."""
+    """The CLI path (loading the built-in model with its calibration, captioning) and every explanation method run
+    without captioner.world (captioner.explain.bench, a benchmark, may import it)."""
     import subprocess
     import sys
 
@@ -259,6 +260,9 @@ def test_runtime_never_imports_the_world(tmp_path):
         "from captioner.decoding import caption_image\n"
         "model = captioner.loading.load_captioner('builtin')\n"
         "caption_image(model, Image.new('RGB', (64, 64), (120, 120, 120)))\n"
+        "import captioner.explain, captioner.explain.attention, captioner.explain.gradient, captioner.explain.hide\n"
+        "for method in captioner.explain.METHODS:  # every explanation (not its benchmark) stays off the world\n"
+        "    captioner.explain.explain(model, Image.new('RGB', (64, 64), (90, 120, 120)), 'a red circle', method)\n"
         "print(sorted(m for m in sys.modules if m.startswith(('captioner.world', 'captioner.bench'))))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True,

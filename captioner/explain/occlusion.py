@@ -1,0 +1,68 @@
+"""Occlusion: blank each cell of a grid, teacher-force the caption on every masked image, map each word's drop.
+
+A word's map is the drop of its log-probability when a cell is blanked (positive part). A word whose
+probability no cell lowers by more than `tolerance` nats is flagged as not supported by any region.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+from PIL import Image
+
+from captioner.explain.forward import CaptionLike, caption_tokens, token_logprobs
+from captioner.explain.masking import all_cells, mask_cells
+from captioner.explain.result import (
+    Explanation,
+    WordExplanation,
+    normalised,
+    to_grid,
+    word_groups,
+)
+from captioner.models.base import CaptionModel
+
+MAX_PATCH_GRID_CELLS = 64  # larger patch grids (a full-size model's 14x14) are occluded on a coarser grid
+COARSE_GRID = (7, 7)
+TOLERANCE = 0.01  # nats: a drop below this is no drop
+
+
+def default_grid(model: CaptionModel) -> tuple[int, int]:
+    """The patch grid when it is small, else 7x7."""
+    rows, cols = model.grid
+    return model.grid if rows * cols <= MAX_PATCH_GRID_CELLS else COARSE_GRID
+
+
+def model_view(model: CaptionModel, image: Image.Image) -> Image.Image:
+    """The image at the size the model sees, so that grid cells fall on patch boundaries."""
+    h, w = model.image_size
+    return image.convert("RGB").resize((w, h), Image.BICUBIC)
+
+
+def explain_occlusion(model: CaptionModel, image: Image.Image, caption: CaptionLike, grid: tuple[int, int] | None = None,
+                      fill: str = "mean", tolerance: float = TOLERANCE, batch_size: int = 16,
+                      progress: Callable[[float], None] | None = None) -> Explanation:  # fmt: skip
+    """Per-word drop maps over `grid` (default: `default_grid`), resampled onto the patch grid.
+
+    `progress(fraction)` is called after each batch of masked images."""
+    t0 = time.perf_counter()
+    grid = default_grid(model) if grid is None else tuple(grid)
+    cap = caption_tokens(model, caption)
+    view = model_view(model, image)
+    cells = all_cells(grid)
+    base = token_logprobs(model, model.preprocess([view]), cap.ids)[0].numpy()
+    drops = np.empty((len(cells), len(cap.ids)), dtype=np.float64)
+    for start in range(0, len(cells), batch_size):
+        chunk = cells[start : start + batch_size]
+        masked = [mask_cells(view, [cell], grid, fill) for cell in chunk]
+        drops[start : start + len(chunk)] = base - token_logprobs(model, model.preprocess(masked), cap.ids).numpy()
+        if progress is not None:
+            progress((start + len(chunk)) / len(cells))
+    words = []
+    for w, idx in word_groups(cap.tokens, cap.finished):
+        drop = drops[:, idx].sum(axis=1).reshape(grid)
+        words.append(WordExplanation(w, idx, normalised(to_grid(drop.clip(min=0), model.grid)), float(base[idx].sum()),
+                                     supported=bool(drop.max() > tolerance), drops=drop.astype(np.float32)))  # fmt: skip
+    return Explanation("occlusion", model.grid, cap.text, cap.tokens, words, time.perf_counter() - t0,
+                       1 + len(cells), settings={"grid": list(grid), "fill": fill, "tolerance": tolerance})  # fmt: skip
