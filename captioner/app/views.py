@@ -26,6 +26,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from captioner.app.settings import HEAD_MAX, HEAD_MEAN, LAYER_MEAN
 from captioner.batch.formats import spreadsheet_cell
+from captioner.explain.result import word_groups  # one rule for what a word of a caption is
 from captioner.batch.rows import CaptionRow
 from captioner.config import DecodingConfig
 from captioner.decoding import Caption, DecodeResult
@@ -428,28 +429,6 @@ def alternatives_table(caption: Caption, k: int = 5) -> pd.DataFrame:
             row[f"#{j + 1}"] = f"{token_label(text)} ({q:.3f})"
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def word_groups(tokens: Sequence[str], finished: bool) -> list[tuple[str, list[int]]]:
-    """Words of a caption as (text, token indices); the end token is left out.
-
-    Sub-word tokenizers (GPT-2's BPE) mark a word start with a leading space: tokens without one
-    join the previous word. When no token after the first has a leading space the tokenizer is
-    word-level and each token is a word.
-    """
-    n = len(tokens) - (1 if finished and tokens else 0)
-    tokens = list(tokens[:n])
-    bpe = any(t[:1].isspace() for t in tokens[1:])
-    groups: list[tuple[str, list[int]]] = []
-    for i, tok in enumerate(tokens):
-        if not tok.strip():
-            continue
-        if bpe and groups and not tok[:1].isspace():
-            text, idx = groups[-1]
-            groups[-1] = (text + tok, idx + [i])
-        else:
-            groups.append((tok, [i]))
-    return [(text.strip(), idx) for text, idx in groups]
 
 
 def layer_text(layer: int | str) -> str:
