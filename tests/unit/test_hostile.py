@@ -117,7 +117,7 @@ def test_an_error_inside_captioning_names_the_image_and_the_next_one_goes_on(gpt
         Image.new("RGB", (20, 20), (10, 200, 10)).save(tmp_path / name)
     real = captioner.decoding.caption_image
 
-    def fails_on_the_first(model, image, configs=None):
+    def fails_on_the_first(model, image, configs=None, *rest):
         if image.getpixel((0, 0)) == (10, 200, 10) and not fails_on_the_first.done:
             fails_on_the_first.done = True
             raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
@@ -141,8 +141,8 @@ def test_a_non_finite_number_never_reaches_the_json_output(gpt2_visiongpt2_file,
     Image.new("RGB", (20, 20)).save(tmp_path / "a.png")
     real = captioner.decoding.caption_image
 
-    def nan_score(model, image, configs=None):
-        results = real(model, image, configs)
+    def nan_score(model, image, configs=None, *rest):
+        results = real(model, image, configs, *rest)
         results[0].best.score = float("nan")
         return results
 
