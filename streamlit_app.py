@@ -14,6 +14,7 @@ st.set_page_config(page_title="Captioner explorer", page_icon="🖼️", layout=
 pages = [
     st.Page("app_pages/caption.py", title="Caption", icon=":material/subtitles:", default=True),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("app_pages/models.py", title="Models", icon=":material/view_column:"),
     st.Page("app_pages/explain.py", title="Explain", icon=":material/visibility:"),
     st.Page("app_pages/batch.py", title="Batch", icon=":material/photo_library:"),
 ]

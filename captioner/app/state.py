@@ -26,7 +26,7 @@ import streamlit as st
 from PIL import Image
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from captioner.app import settings, views
+from captioner.app import model_budget, model_compare, settings, views
 from captioner.app.gallery import Example, example_images
 from captioner.archives import ArchiveError
 from captioner.batch.items import BatchItem, expand_uploads
@@ -36,6 +36,7 @@ from captioner.decoding import DecodeResult, EncodedImage, decode, encode_image
 from captioner.images import IMAGE_EXTENSIONS, SUPPORTED_FORMATS_TEXT, ImageLoadError, load_image
 from captioner.loading import BUILTIN_DIR, DEFAULT_HUB_MODEL, ModelLoadError, load_captioner, load_default_captioner, spec_kind
 from captioner.models.base import CaptionModel
+from captioner.models.cache import ModelCache, ModelDoesNotFit, weights_location
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ DEFAULT_SPEC = "default"
 IMAGE_TYPES = sorted({ext.lstrip(".") for ext in IMAGE_EXTENSIONS})
 PREVIEW_SIDE = 512
 # Widget keys with these prefixes keep their values when the user visits another page.
-KEPT_PREFIXES = ("dec.", "cmp.", "xpl.", "batch.opt.", "model.hub", "model.path")
+KEPT_PREFIXES = ("dec.", "cmp.", "xpl.", "batch.opt.", "model.hub", "model.path", "mdl.")
 MODEL_BOUND_PREFIXES = ("dec.", "cmp.", "xpl.")  # defaults come from the model: reset when it changes
 COMPARE_ADDED = "compare_added"  # the Compare page's added configurations: settings dicts with a label
 
@@ -92,11 +93,55 @@ def _warm_up(model: CaptionModel) -> None:
         log.exception("warming up %s failed", model.info.name)
 
 
-@st.cache_resource(max_entries=2, show_spinner=False)
-def _load_model(spec: str) -> LoadedModel:
-    model = load_default_captioner() if spec == DEFAULT_SPEC else load_captioner(spec)
+def _load_spec(spec: str, dtype: str = "float32") -> CaptionModel:
+    model = load_default_captioner(dtype) if spec == DEFAULT_SPEC else load_captioner(spec, dtype=dtype)
     _warm_up(model)
-    return LoadedModel(model, spec, f"{spec}#{uuid.uuid4().hex[:8]}", threading.Lock())
+    return model
+
+
+@st.cache_resource(show_spinner=False)
+def model_cache() -> tuple[ModelCache, dict[str, LoadedModel]]:
+    """The process's loaded models within the memory budget (shared by all sessions), and each one's
+    LoadedModel (its lock and encoding-cache key), kept for as long as the cache holds the model."""
+    return ModelCache(model_budget.budget_bytes(), loader=_load_spec, locate=_weights_of), {}
+
+
+def _weights_of(spec: str) -> Path | None:
+    """Where the cache finds a spec's weights to size them before loading (the default model: measured after)."""
+    return None if spec == DEFAULT_SPEC else weights_location(spec)
+
+
+def _load_model(spec: str) -> LoadedModel:
+    """`spec` from the model cache (loading it, and unloading the least recently used, as needed);
+    what was unloaded goes to this session's notes (`model_notes`)."""
+    cache, loaded = model_cache()
+    seen = st.session_state.setdefault("model.notes_seen", len(cache.notes))
+    try:
+        model = cache.get(spec)
+    finally:
+        st.session_state.setdefault("model.notes", []).extend(cache.notes[seen:])
+        st.session_state["model.notes_seen"] = len(cache.notes)
+    cached = {s for s, _, _ in cache.cached()}
+    for gone in [s for s in loaded if s not in cached]:
+        del loaded[gone]
+    if spec not in loaded or loaded[spec].model is not model:
+        loaded[spec] = LoadedModel(model, spec, f"{spec}#{uuid.uuid4().hex[:8]}", threading.Lock())
+    return loaded[spec]
+
+
+def load_model(spec: str) -> tuple[LoadedModel | None, str]:
+    """A model for the Models page, without making it the session's model; or None and one line on why not."""
+    try:
+        with st.spinner(_spinner_text(spec)):
+            return _load_model(spec), ""
+    except Exception as e:
+        log.exception("loading %s failed", spec)
+        return None, _load_error_message(spec, e)
+
+
+def model_notes() -> list[str]:
+    """What the model cache unloaded for this session's loads since the last call (shown once)."""
+    return st.session_state.pop("model.notes", [])
 
 
 def _load_error_message(spec: str, error: BaseException) -> str:
@@ -105,6 +150,8 @@ def _load_error_message(spec: str, error: BaseException) -> str:
     if isinstance(error, ModelLoadError):
         text = str(error)
         return text if spec in text or shown in text else f"Could not load {shown}: {text}"
+    if isinstance(error, ModelDoesNotFit):
+        return str(error)
     if isinstance(error, MemoryError):
         return f"Could not load {shown}: it does not fit in the memory available."
     return f"Could not load {shown}: {type(error).__name__}: {str(error)[:300]}"
@@ -510,7 +557,8 @@ def word_picker(words: Sequence[str]) -> int:
 
 # -- the URL: a link or a reload opens the same view -------------------------------------------
 # Per page, the session keys its URL speaks for (what Back in the browser restores).
-PAGE_STATE = {"Caption": ("dec.",), "Explain": ("dec.", "xpl."), "Batch": ("dec.",), "Compare": ("cmp.", COMPARE_ADDED)}
+PAGE_STATE = {"Caption": ("dec.",), "Explain": ("dec.", "xpl."), "Batch": ("dec.",), "Compare": ("cmp.", COMPARE_ADDED),
+              "Models": ("mdl.",)}
 
 
 def _history_navigation() -> bool:
@@ -541,7 +589,9 @@ def restore_from_url(page: str) -> None:
     elif not name and history and picked is not None and picked.source == "example" and gallery():
         select_example(gallery()[0].name)
     st.session_state["url.pending"] = {**params, "compare_add": st.query_params.get_all("compare_add")}
-    st.session_state["url.notes"] = notes
+    models_page, more = model_compare.from_params({**params, "models": st.query_params.get_all("models")})
+    st.session_state.update({"mdl." + k: v for k, v in models_page.items()})
+    st.session_state["url.notes"] = notes + more
 
 
 def _forget(prefixes: Sequence[str]) -> None:
@@ -606,6 +656,8 @@ def url_params(page: str, lm: LoadedModel | None) -> dict[str, str | list[str]]:
     first = gallery()[0].name if gallery() else None
     if page != "Batch" and picked is not None and picked.source == "example" and picked.name != first:
         params["image"] = picked.name
+    if page == "Models":
+        params.update(model_compare.to_params(*models_page_state()))
     if lm is None:
         return params
     ranges, defaults = _decoding_setup(lm.model)
@@ -622,6 +674,13 @@ def url_params(page: str, lm: LoadedModel | None) -> dict[str, str | list[str]]:
     if page == "Explain":
         params.update(_explain_params())
     return params
+
+
+def models_page_state() -> tuple[list[str], bool, dict[str, Any]]:
+    """The Models page's models, its switch (same settings for all) and the shared settings, from the session."""
+    specs, _ = model_compare.parse_specs(st.session_state.setdefault("mdl.specs", "\n".join(model_compare.DEFAULT_SPECS)))
+    shared = {k: st.session_state.setdefault("mdl." + k, v) for k, v in model_compare.SHARED_DEFAULTS.items()}
+    return specs, bool(st.session_state.setdefault("mdl.same", True)), shared
 
 
 def write_url(page: str, lm: LoadedModel | None) -> None:
@@ -749,6 +808,8 @@ def model_sidebar() -> LoadedModel | None:
     sb.button("Load model", key="model.load", width="stretch", on_click=_on_load_model)
     if st.session_state.get("model_error"):
         sb.error(st.session_state["model_error"])
+    for note in model_notes():
+        sb.info(note, icon=":material/memory:")
     if lm is None:
         return None
     info = lm.model.info
