@@ -37,10 +37,13 @@ with state.page_guard("comparing models"):
         st.stop()
 
     notes_box = st.container()
+    st.markdown(views.token_legend_html(), unsafe_allow_html=True)
     outcomes = []
     for spec, column in zip(specs, st.columns(len(specs), gap="medium", border=True)):
         with column:
-            st.markdown(f"**{views.markdown_escape(spec)}**  \n{model_compare.kind_name(spec)}")
+            st.markdown(f"**{views.markdown_escape(model_compare.short_name(spec))}**")
+            shown = "" if model_compare.short_name(spec) == spec else f" · `{spec}`"
+            st.caption(model_compare.kind_name(spec) + shown)
             outcome = model_compare.ModelOutcome(spec)
             outcomes.append(outcome)
             lm, error = state.load_model(spec)
@@ -49,8 +52,9 @@ with state.page_guard("comparing models"):
                 st.error(error)
                 continue
             outcome.info = lm.model.info
-            st.caption(f"{lm.model.info.family} · {state.format_count(lm.model.info.num_parameters)} parameters")
             config, fitted = model_compare.config_for(lm.model, shared if same else None)
+            st.caption(f"{lm.model.info.family} · {state.format_count(lm.model.info.num_parameters)} parameters · "
+                       f"{views.config_label(config)}")
             decoded = state.decode_configs(lm, picked, [config])
             failure = decoded.outcomes[0].error
             if decoded.outcomes[0].result is None:
@@ -59,24 +63,16 @@ with state.page_guard("comparing models"):
                 continue
             result = outcome.result = decoded.outcomes[0].result
             caption = result.best
-            st.subheader(caption.text or "(empty caption)")
+            st.markdown(views.tokens_html(caption, end_token=True), unsafe_allow_html=True)
+            st.markdown(model_compare.figures_line(result))
             for note in fitted + views.caption_notes(caption, result.config):
                 st.caption(note)
-            st.markdown(views.tokens_html(caption, end_token=True), unsafe_allow_html=True)
-            with st.container(horizontal=True, gap="small"):
-                st.metric("Confidence", f"{caption.confidence:.2f}", width="content")
-                st.metric("Log-prob", f"{caption.logprob:.2f}", width="content")
-                st.metric("Tokens", views.num_tokens(caption), width="content")
-                st.metric("Time", views.milliseconds(model_compare.caption_seconds(result)), width="content")
-                if caption.out_of_world is not None:
-                    st.metric("Out of world", model_compare.out_of_world_text(result), width="content")
-            st.plotly_chart(model_compare.prob_figure(result, "token probabilities"), key=f"mdl.chart.{spec}")
+            st.plotly_chart(model_compare.prob_figure(result), key=f"mdl.chart.{spec}")
     with notes_box:
         for note in state.model_notes():
             st.info(note, icon=":material/memory:")
 
     st.subheader("Side by side")
-    st.markdown(views.token_legend_html(), unsafe_allow_html=True)
     table = model_compare.summary_table(outcomes)
     st.table(views.readable(table), border="horizontal")
     left, right, _ = st.columns([1, 1, 2])

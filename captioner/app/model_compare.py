@@ -8,6 +8,7 @@ apart by `captioner.loading.spec_kind`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
@@ -150,13 +151,39 @@ def comparison_record(outcomes: Sequence[ModelOutcome], image_name: str, same_se
             "models": models}
 
 
-def prob_figure(result: DecodeResult, title: str) -> go.Figure:
-    """One model's per-token probabilities (the Compare page's chart, small): one of the page's small multiples."""
-    fig = views.token_prob_figure([result])
-    fig.update_layout(height=260, showlegend=False, title=dict(text=title, font=dict(size=13)),
-                      margin=dict(l=10, r=10, t=36, b=10))
-    fig.update_xaxes(title=None)
+def prob_figure(result: DecodeResult) -> go.Figure:
+    """One model's per-token probabilities, small: one of the page's small multiples (same axes in each).
+
+    Steps are numbered on x (a narrow column has no room for the tokens); hovering a point names its token."""
+    best = result.best
+    steps = list(range(1, len(best.tokens) + 1))
+    fig = go.Figure(go.Scatter(
+        x=steps, y=best.token_probs, mode="lines+markers", text=[views.token_label(t) for t in best.tokens],
+        marker={"size": 6}, hovertemplate="step %{x}: <b>%{text}</b><br>p = %{y:.3f}<extra></extra>",
+    ))
+    fig.update_layout(height=220, showlegend=False, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      title={"text": "token probabilities", "font": {"size": 13}},
+                      xaxis={"title": "step", "range": [0.5, max(len(steps), 1) + 0.5], "tickformat": "d"},
+                      yaxis={"title": "p", "range": [0, 1.05], "tickformat": ".1f"})
     return fig
+
+
+def short_name(spec: str) -> str:
+    """A column's title: the spec, or for a path its last two parts (the full path is shown under it)."""
+    if spec_kind(spec) in ("file", "folder", "missing", "other"):
+        parts = PurePath(spec).parts
+        return "/".join(parts[-2:]) if len(parts) > 1 else spec
+    return spec
+
+
+def figures_line(result: DecodeResult) -> str:
+    """The caption's numbers in one markdown line: confidence, log-prob, tokens, time, and the flag if calibrated."""
+    best = result.best
+    parts = [f"confidence **{best.confidence:.2f}**", f"log-prob **{best.logprob:.2f}**",
+             f"**{views.num_tokens(best)}** tokens", f"**{views.milliseconds(caption_seconds(result))}**"]
+    if best.out_of_world is not None:
+        parts.append("**out of world**" if best.out_of_world else "in its world")
+    return " · ".join(parts)
 
 
 def to_params(specs: Sequence[str], same: bool, shared: Mapping[str, Any]) -> dict[str, str | list[str]]:
