@@ -1,6 +1,6 @@
 """What the Streamlit app keeps between reruns: the only module of `captioner` that imports Streamlit.
 
-- One model per spec per process (`st.cache_resource`), shared by every session; a lock per model
+- One model per spec per process, in the budgeted `ModelCache` (`model_cache`), shared by every session; a lock per model
   makes concurrent sessions take turns on it, so inference is safe and never oversubscribes the CPU.
 - Encoder outputs cached per (model, image digest): moving a decoding slider only re-runs decoding.
 - The chosen image, model and settings live in `st.session_state`, so they survive page switches,
