@@ -111,6 +111,9 @@ def _weights_of(spec: str) -> Path | None:
     return None if spec == DEFAULT_SPEC else weights_location(spec)
 
 
+_REGISTRY_LOCK = threading.Lock()
+
+
 def _load_model(spec: str) -> LoadedModel:
     """`spec` from the model cache (loading it, and unloading the least recently used, as needed);
     what was unloaded goes to this session's notes (`model_notes`)."""
@@ -121,12 +124,13 @@ def _load_model(spec: str) -> LoadedModel:
     finally:
         st.session_state.setdefault("model.notes", []).extend(cache.notes[seen:])
         st.session_state["model.notes_seen"] = len(cache.notes)
-    cached = {s for s, _, _ in cache.cached()}
-    for gone in [s for s in loaded if s not in cached]:
-        del loaded[gone]
-    if spec not in loaded or loaded[spec].model is not model:
-        loaded[spec] = LoadedModel(model, spec, f"{spec}#{uuid.uuid4().hex[:8]}", threading.Lock())
-    return loaded[spec]
+    with _REGISTRY_LOCK:  # one LoadedModel (one lock) per model, whichever session asks first
+        cached = {s for s, _, _ in cache.cached()}
+        for gone in [s for s in loaded if s not in cached]:
+            del loaded[gone]
+        if spec not in loaded or loaded[spec].model is not model:
+            loaded[spec] = LoadedModel(model, spec, f"{spec}#{uuid.uuid4().hex[:8]}", threading.Lock())
+        return loaded[spec]
 
 
 def load_model(spec: str) -> tuple[LoadedModel | None, str]:

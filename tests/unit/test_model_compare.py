@@ -85,8 +85,9 @@ def test_shared_settings_are_cut_to_each_models_limit_and_own_defaults_are_the_m
 
 
 def test_summary_table_and_record_hold_each_model_or_its_error():
-    from captioner.decoding import decode, encode_image
     from PIL import Image
+
+    from captioner.decoding import decode, encode_image
 
     model = load_captioner("builtin")
     config, _ = model_compare.config_for(model, model_compare.SHARED_DEFAULTS)
