@@ -20,6 +20,7 @@ from captioner.app import state  # noqa: E402  (after the frame: this import is 
 pages = [
     st.Page("app_pages/caption.py", title="Caption", icon=":material/subtitles:", default=True),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("app_pages/models.py", title="Models", icon=":material/view_column:"),
     st.Page("app_pages/explain.py", title="Explain", icon=":material/visibility:"),
     st.Page("app_pages/batch.py", title="Batch", icon=":material/photo_library:"),
 ]

@@ -10,6 +10,7 @@ import errno
 
 from captioner.app.views import shorten
 from captioner.loading import ModelLoadError
+from captioner.models.cache import ModelDoesNotFit
 
 DEFAULT_SPEC = "default"
 SHOWN_CHARS = 60  # of the text the user typed
@@ -28,7 +29,9 @@ def load_error_line(spec: str, error: BaseException) -> str:
             isinstance(error, ModelLoadError) and text.startswith("No such file or directory")):
         return _not_a_model(shown)
     text = text.replace(spec, shown) if spec and spec != DEFAULT_SPEC else text
-    if isinstance(error, ModelLoadError):
+    if isinstance(error, ModelDoesNotFit):  # the cache's own sentence names the model and the budget
+        line = text
+    elif isinstance(error, ModelLoadError):
         line = text if shown in text else f"Could not load {shown}: {text}"
     elif isinstance(error, MemoryError):
         line = f"Could not load {shown}: it does not fit in the memory available."

@@ -1,6 +1,6 @@
 """What the Streamlit app keeps between reruns: the only module of `captioner` that imports Streamlit.
 
-- One model per spec per process (`st.cache_resource`), shared by every session; a lock per model
+- One model per spec per process, in the budgeted `ModelCache` (`model_cache`), shared by every session; a lock per model
   makes concurrent sessions take turns on it, so inference is safe and never oversubscribes the CPU.
 - Encoder outputs cached per (model, image digest): moving a decoding slider only re-runs decoding.
 - The chosen image, model and settings live in `st.session_state`, so they survive page switches,
@@ -27,7 +27,7 @@ import streamlit as st
 from PIL import Image
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from captioner.app import notes, question, settings, views
+from captioner.app import model_budget, model_compare, notes, question, settings, views
 from captioner.app.gallery import Example, example_images
 from captioner.app.model_text import load_error_line
 from captioner.archives import ArchiveError
@@ -38,6 +38,7 @@ from captioner.decoding import Caption, DecodeResult, EncodedImage, decode, enco
 from captioner.images import IMAGE_EXTENSIONS, SUPPORTED_FORMATS_TEXT, ImageLoadError, load_image
 from captioner.loading import BUILTIN_DIR, DEFAULT_HUB_MODEL, ModelLoadError, load_captioner, load_default_captioner, spec_kind
 from captioner.models.base import CaptionModel
+from captioner.models.cache import ModelCache, weights_location
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ from captioner.app.model_text import DEFAULT_SPEC
 IMAGE_TYPES = sorted({ext.lstrip(".") for ext in IMAGE_EXTENSIONS})
 PREVIEW_SIDE = 512
 # Widget keys with these prefixes keep their values when the user visits another page.
-KEPT_PREFIXES = ("dec.", "cmp.", "xpl.", "batch.opt.", "model.hub", "model.path")
+KEPT_PREFIXES = ("dec.", "cmp.", "xpl.", "batch.opt.", "model.hub", "model.path", "mdl.")
 MODEL_BOUND_PREFIXES = ("dec.", "cmp.", "xpl.")  # defaults come from the model: reset when it changes
 COMPARE_ADDED = "compare_added"  # the Compare page's added configurations: settings dicts with a label
 UPLOAD_PARAM = "own_image"  # in a URL: the view was of an uploaded image or photo (which a link cannot carry)
@@ -100,17 +101,65 @@ def _warm_up(model: CaptionModel) -> None:
 _READY: set[str] = set()  # the specs this process has loaded and warmed up
 
 
-@st.cache_resource(max_entries=2, show_spinner=False)
-def _load_model(spec: str) -> LoadedModel:
-    model = load_default_captioner() if spec == DEFAULT_SPEC else load_captioner(spec)
+def _load_spec(spec: str, dtype: str = "float32") -> CaptionModel:
+    model = load_default_captioner(dtype) if spec == DEFAULT_SPEC else load_captioner(spec, dtype=dtype)
     _warm_up(model)
     _READY.add(spec)
-    return LoadedModel(model, spec, f"{spec}#{uuid.uuid4().hex[:8]}", threading.Lock())
+    return model
 
 
 def model_ready() -> bool:
     """This session's model is loaded in this process (else the first run loads it, which takes seconds)."""
     return st.session_state.get("model_spec", DEFAULT_SPEC) in _READY
+
+
+@st.cache_resource(show_spinner=False)
+def model_cache() -> tuple[ModelCache, dict[str, LoadedModel]]:
+    """The process's loaded models within the memory budget (shared by all sessions), and each one's
+    LoadedModel (its lock and encoding-cache key), kept for as long as the cache holds the model."""
+    return ModelCache(model_budget.budget_bytes(), loader=_load_spec, locate=_weights_of), {}
+
+
+def _weights_of(spec: str) -> Path | None:
+    """Where the cache finds a spec's weights to size them before loading (the default model: measured after)."""
+    return None if spec == DEFAULT_SPEC else weights_location(spec)
+
+
+_REGISTRY_LOCK = threading.Lock()
+
+
+def _load_model(spec: str) -> LoadedModel:
+    """`spec` from the model cache (loading it, and unloading the least recently used, as needed);
+    what was unloaded goes to this session's notes (`model_notes`)."""
+    cache, loaded = model_cache()
+    seen = st.session_state.setdefault("model.notes_seen", len(cache.notes))
+    try:
+        model = cache.get(spec)
+    finally:
+        st.session_state.setdefault("model.notes", []).extend(cache.notes[seen:])
+        st.session_state["model.notes_seen"] = len(cache.notes)
+    with _REGISTRY_LOCK:  # one LoadedModel (one lock) per model, whichever session asks first
+        cached = {s for s, _, _ in cache.cached()}
+        for gone in [s for s in loaded if s not in cached]:
+            del loaded[gone]
+        if spec not in loaded or loaded[spec].model is not model:
+            loaded[spec] = LoadedModel(model, spec, f"{spec}#{uuid.uuid4().hex[:8]}", threading.Lock())
+        return loaded[spec]
+
+
+def load_model(spec: str) -> tuple[LoadedModel | None, str]:
+    """A model for the Models page, without making it the session's model; or None and one line on why not."""
+    try:
+        with st.spinner(_spinner_text(spec)):
+            return _load_model(spec), ""
+    except Exception as e:
+        log.exception("loading %s failed", spec)
+        return None, load_error_line(spec, e)
+
+
+def model_notes() -> list[str]:
+    """What the model cache unloaded for this session's loads since the last call (shown once)."""
+    return st.session_state.pop("model.notes", [])
 
 
 def _spinner_text(spec: str) -> str:
@@ -621,7 +670,8 @@ def _on_word(words: list[str]) -> None:
 
 # -- the URL: a link or a reload opens the same view -------------------------------------------
 # Per page, the session keys its URL speaks for (what Back in the browser restores).
-PAGE_STATE = {"Caption": ("dec.",), "Explain": ("dec.", "xpl."), "Batch": ("dec.",), "Compare": ("cmp.", COMPARE_ADDED)}
+PAGE_STATE = {"Caption": ("dec.",), "Explain": ("dec.", "xpl."), "Batch": ("dec.",), "Compare": ("cmp.", COMPARE_ADDED),
+              "Models": ("mdl.",)}
 
 
 def _history_navigation() -> bool:
@@ -655,7 +705,9 @@ def restore_from_url(page: str) -> None:
     elif not name and history and picked is not None and picked.source == "example" and gallery():
         select_example(gallery()[0].name)
     st.session_state["url.pending"] = {**params, "compare_add": st.query_params.get_all("compare_add")}
-    st.session_state["url.notes"] = notes
+    models_page, more = model_compare.from_params({**params, "models": st.query_params.get_all("models")})
+    st.session_state.update({"mdl." + k: v for k, v in models_page.items()})
+    st.session_state["url.notes"] = notes + more
 
 
 def _forget(prefixes: Sequence[str]) -> None:
@@ -731,6 +783,8 @@ def url_params(page: str, lm: LoadedModel | None) -> dict[str, str | list[str]]:
         params["image"] = picked.name
     elif page != "Batch" and picked is not None and picked.source != "example":
         params[UPLOAD_PARAM] = "1"  # the image cannot travel: whoever opens the link is told so
+    if page == "Models":
+        params.update(model_compare.to_params(*models_page_state()))
     if lm is None:
         return params
     ranges, defaults = _decoding_setup(lm.model)
@@ -748,6 +802,13 @@ def url_params(page: str, lm: LoadedModel | None) -> dict[str, str | list[str]]:
     if page == "Explain":
         params.update(_explain_params())
     return params
+
+
+def models_page_state() -> tuple[list[str], bool, dict[str, Any]]:
+    """The Models page's models, its switch (same settings for all) and the shared settings, from the session."""
+    specs, _ = model_compare.parse_specs(st.session_state.setdefault("mdl.specs", "\n".join(model_compare.DEFAULT_SPECS)))
+    shared = {k: st.session_state.setdefault("mdl." + k, v) for k, v in model_compare.SHARED_DEFAULTS.items()}
+    return specs, bool(st.session_state.setdefault("mdl.same", True)), shared
 
 
 def write_url(page: str, lm: LoadedModel | None) -> None:
@@ -917,6 +978,8 @@ def model_sidebar() -> LoadedModel | None:
     sb.button("Load model", key="model.load", width="stretch", on_click=_on_load_model)
     if st.session_state.get("model_error"):
         sb.error(views.markdown_escape(st.session_state["model_error"]))
+    for note in model_notes():
+        sb.info(views.markdown_escape(note), icon=":material/memory:")
     if lm is None:
         return None
     info = lm.model.info

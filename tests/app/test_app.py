@@ -529,7 +529,7 @@ def test_settings_go_into_the_url_and_a_link_opens_the_same_view():
     params = dict(at.query_params)
     assert params["strategy"] == "beam" and params["num_beams"] == "6"
     links = {link.proto.label: link.proto.page for link in at.sidebar.get("page_link")}
-    assert set(links) == {"Caption", "Compare", "Explain", "Batch"}
+    assert set(links) == {"Caption", "Compare", "Models", "Explain", "Batch"}
     explain_link = [link for link in at.sidebar.get("page_link") if link.proto.label == "Explain"][0]
     assert "num_beams=6" in explain_link.proto.query_string and "image=" in explain_link.proto.query_string
     assert params["image"] == state.gallery()[3].name
