@@ -4,7 +4,7 @@ import json
 
 import streamlit as st
 
-from captioner.app import model_compare, state, views
+from captioner.app import model_compare, notes, state, views
 from captioner.config import STRATEGIES
 
 st.title("Compare models")
@@ -65,7 +65,7 @@ with state.page_guard("comparing models"):
             caption = result.best
             st.markdown(views.tokens_html(caption, end_token=True), unsafe_allow_html=True)
             st.markdown(model_compare.figures_line(result))
-            for note in fitted + views.caption_notes(caption, result.config):
+            for note in fitted + notes.caption_notes(caption, result.config):
                 st.caption(note)
             st.plotly_chart(model_compare.prob_figure(result), key=f"mdl.chart.{spec}")
     with notes_box:
