@@ -21,6 +21,7 @@ from typing import Any, BinaryIO, Iterable, Iterator, Sequence
 
 from captioner.archives import DEFAULT_MAX_TOTAL_BYTES, ArchiveError, read_image_archive
 from captioner.batch.lists import MAX_LIST_BYTES, REFERENCE_SEPARATOR, Entry, parquet_entries, text_entries
+from captioner.errors import one_line
 from captioner.batch.locations import LocationRefused, file_uri, file_uri_path, filesystem_of, is_uri, scheme_of
 from captioner.files import escape_name, format_bytes, unescape_name
 from captioner.images import DEFAULT_MAX_BYTES, IMAGE_EXTENSIONS, ImageLoadError
@@ -149,8 +150,7 @@ def _is_image_name(name: str) -> bool:
 
 
 def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
-    return text if len(text) <= 300 else text[:300] + "…"
+    return one_line(e, limit=300)
 
 
 # -- inputs -> items ----------------------------------------------------------------------------------

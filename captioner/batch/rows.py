@@ -21,6 +21,7 @@ from PIL import Image
 from captioner.batch.identity import model_fingerprint
 from captioner.batch.items import BatchItem, read_item
 from captioner.config import DecodingConfig
+from captioner.errors import one_line
 from captioner.files import escape_name
 from captioner.decoding import DecodeResult, caption_images
 from captioner.images import ImageLoadError, load_image
@@ -154,7 +155,7 @@ def caption_chunk(
             continue
         except Exception as e:  # whatever else reading throws, this image is an error row and the others go on
             log.exception("reading %s failed", item.name)
-            rows.append(_failed(row, f"could not be read: {type(e).__name__}: {str(e)[:200]}"))
+            rows.append(_failed(row, f"could not be read: {type(e).__name__}: {one_line(e)}"))
             continue
         row.width, row.height = image.size
         row.timings = json.dumps({"read": time.perf_counter() - t0})
@@ -184,7 +185,7 @@ def _caption_all(model: CaptionModel, images: list[Image.Image], config: Decodin
 def _failure_message(e: Exception) -> str:
     if isinstance(e, MemoryError):
         return "could not be captioned: out of memory"
-    return f"could not be captioned: {type(e).__name__}: {str(e)[:200]}"
+    return f"could not be captioned: {type(e).__name__}: {one_line(e)}"
 
 
 def _fill(row: CaptionRow, result: DecodeResult | str) -> None:
