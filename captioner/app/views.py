@@ -604,11 +604,15 @@ class HeatmapGrid:
     opacity: float = 0.6
     cols: int = 4
     tile: int = 200
+    method: str = "attention"  # captioner.explain.METHODS: which explanation the maps are
     title_lines: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.title_lines = [f"“{self.caption}”"[:90]] if self.caption else []
-        self.title_lines.append(f"cross-attention: {layer_text(self.layer)}, {head_text(self.head)}")
+        if self.method == "attention":
+            self.title_lines.append(f"cross-attention: {layer_text(self.layer)}, {head_text(self.head)}")
+        else:
+            self.title_lines.append(f"method: {self.method}")
 
 
 def heatmap_figure(grid: HeatmapGrid) -> Image.Image:
@@ -635,7 +639,9 @@ def heatmap_figure(grid: HeatmapGrid) -> Image.Image:
     return fig
 
 
-def heatmap_file_name(layer: int | str, head: int | str) -> str:
+def heatmap_file_name(layer: int | str, head: int | str, method: str = "attention") -> str:
+    if method != "attention":
+        return f"heatmaps-{method}.png"
     return f"heatmaps-{layer_text(layer).replace(' ', '-')}-{head_text(head).replace(' ', '-')}.png"
 
 
