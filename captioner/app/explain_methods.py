@@ -5,12 +5,13 @@ the JSON export that names the method."""
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import streamlit as st
-from PIL import Image
 
 from captioner.app.settings import EXPLAIN_METHOD_DEFAULT as DEFAULT_METHOD
 from captioner.app.trust import trust_line
@@ -39,29 +40,42 @@ def method_picker() -> str:
     return method
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
-def _explained(model_key: str, digest: str, token_ids: tuple[int, ...], method: str, _lm: Any, _image: Image.Image,
-               _caption: Caption, _progress: Any) -> Explanation:
-    options = {"progress": _progress} if method == "occlusion" else {}
-    with _lm.lock:
-        return explain(_lm.model, _image, _caption, method=method, **options)
+CACHED_EXPLANATIONS = 16
+
+
+@st.cache_resource(show_spinner=False)
+def _explanations() -> tuple[OrderedDict[tuple, Explanation], threading.Lock]:
+    """Explanations per (model, image, caption, method), shared by all sessions, the oldest dropped first. Not
+    st.cache_resource on the computation itself: its progress bar would be replayed into a layout that is gone."""
+    return OrderedDict(), threading.Lock()
 
 
 def explanation(lm: Any, picked: Any, caption: Caption, method: str) -> Explanation:
     """`method`'s maps of `caption` on the picked image: from the cache, else computed with a progress bar."""
-    bar = None
-    if method in SLOW_METHODS:
-        bar = st.progress(0.0, text=f"{METHOD_LABELS[method]}: {METHOD_WORK[method]}…")
+    cache, cache_lock = _explanations()
+    key = (lm.key, picked.digest, tuple(caption.token_ids), method)
+    with cache_lock:
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+    bar = st.progress(0.0, text=f"{METHOD_LABELS[method]}: {METHOD_WORK[method]}…") if method in SLOW_METHODS else None
 
     def progress(fraction: float) -> None:
         if bar is not None:
             bar.progress(min(max(fraction, 0.0), 1.0), text=f"{METHOD_LABELS[method]}: {fraction:.0%}")
 
     try:
-        return _explained(lm.key, picked.digest, tuple(caption.token_ids), method, lm, picked.image, caption, progress)
+        with lm.lock:
+            result = explain(lm.model, picked.image, caption, method=method,
+                             **({"progress": progress} if method == "occlusion" else {}))
     finally:
         if bar is not None:
             bar.empty()
+    with cache_lock:
+        cache[key] = result
+        while len(cache) > CACHED_EXPLANATIONS:
+            cache.popitem(last=False)
+    return result
 
 
 def explanation_maps(result: Explanation) -> list[tuple[str, np.ndarray]]:

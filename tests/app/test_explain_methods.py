@@ -32,6 +32,8 @@ def test_every_method_is_selectable_and_draws_a_map_per_word(method):
     assert word_count(at) >= 1 and len(at.main.image) == word_count(at) + 2
     assert at.selectbox(key="xpl.layer").disabled == (method != "attention")
     assert at.query_params.get("method", "attention") == method  # the method is in the URL
+    at.slider(key="xpl.opacity").set_value(0.3).run()  # a rerun takes the maps from the cache
+    assert not at.exception and not at.error and len(at.main.image) == word_count(at) + 2
     labels = [b.proto.label for b in at.get("download_button")]
     assert any("PNG" in label for label in labels) and any("JSON" in label for label in labels)
 
