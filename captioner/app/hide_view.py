@@ -15,7 +15,7 @@ from captioner.config import DecodingConfig
 from captioner.explain import FILLS, HiddenRegions, default_grid, hide_regions
 from captioner.explain.masking import cell_box
 
-CELLS_KEY = "xpl.hide.cells"
+ROW_KEY = "xpl.hide.row{}"  # one pills widget per row of the grid, so the pickers are laid out like the cells
 FILL_KEY = "xpl.hide.fill"
 FILL_LABELS = {"mean": "Mean colour", "blur": "Blur", "noise": "Noise"}
 CHANGED_STYLE = "background:#ffd54f;color:#111;border-radius:4px;padding:1px 3px"
@@ -43,6 +43,20 @@ def marked_words(words: list[str], changed: list[bool]) -> str:
                     for w, ch in zip(words, changed))
 
 
+def cell_picker(grid: tuple[int, int]) -> list[int]:
+    """One row of pills per row of the grid (cells numbered from 1, row by row); returns the chosen numbers."""
+    rows, cols = grid
+    st.markdown(f"Cells to hide ({rows}×{cols} grid, numbered as on the image)")
+    chosen: list[int] = []
+    for r in range(rows):
+        numbers = list(range(r * cols, (r + 1) * cols))
+        key = ROW_KEY.format(r)
+        st.session_state[key] = [n for n in st.session_state.get(key) or [] if n in numbers]  # another grid's
+        chosen += st.pills(f"Row {r + 1}", numbers, selection_mode="multi", key=key, label_visibility="collapsed",
+                           format_func=lambda n: str(n + 1)) or []
+    return chosen
+
+
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _hidden(model_key: str, digest: str, cells: tuple[tuple[int, int], ...], fill: str, grid: tuple[int, int],
             config_key: str, _lm: Any, _image: Image.Image, _config: DecodingConfig) -> HiddenRegions:
@@ -56,24 +70,19 @@ def hide_a_region(lm: Any, picked: Any, config: DecodingConfig) -> HiddenRegions
     st.caption("Which part of the picture makes it say what it says? Pick cells to blank out and a fill; the image "
                "is captioned again with the same settings.")
     grid = default_grid(lm.model)
-    rows, cols = grid
-    numbers = list(range(rows * cols))
-    kept = [n for n in st.session_state.get(CELLS_KEY) or [] if n in numbers]
-    st.session_state[CELLS_KEY] = kept
     st.session_state.setdefault(FILL_KEY, FILLS[0])
     picture, pickers = st.columns([2, 3])
     with pickers:
-        chosen = st.pills(f"Cells to hide ({rows}×{cols} grid, numbered row by row)", numbers, selection_mode="multi",
-                          key=CELLS_KEY, format_func=lambda n: str(n + 1)) or []
+        chosen = cell_picker(grid)
         fill = st.radio("Fill", FILLS, key=FILL_KEY, horizontal=True, format_func=FILL_LABELS.get)
-    cells = tuple(sorted((n // cols, n % cols) for n in chosen))
+    cells = tuple(sorted((n // grid[1], n % grid[1]) for n in chosen))
     if not cells:
-        picture.image(numbered_grid(picked.preview, grid, set()), caption="Pick cells on the right to hide them.")
+        picture.image(numbered_grid(picked.preview, grid, set()), caption="Pick cells to hide them.")
         return None
     config_key = json.dumps(config.to_dict(), sort_keys=True, default=str)
     with st.spinner("Captioning the image with the cells hidden…"):
         hidden = _hidden(lm.key, picked.digest, cells, fill, grid, config_key, lm, picked.image, config)
-    picture.image(views.display_image(hidden.image, 384),
+    picture.image(numbered_grid(hidden.image, grid, set()),
                   caption=f"{len(cells)} cell{'s' * (len(cells) > 1)} hidden ({FILL_LABELS[fill].lower()})")
     before, after = st.columns(2)
     with before:
