@@ -17,6 +17,7 @@ from captioner.app.settings import EXPLAIN_METHOD_DEFAULT as DEFAULT_METHOD
 from captioner.app.trust import trust_line
 from captioner.decoding import Caption
 from captioner.explain import METHODS, Explanation, explain
+from captioner.explain.occlusion import TOLERANCE
 
 METHOD_KEY = "xpl.method"
 SLOW_METHODS = ("relevance", "occlusion")
@@ -86,8 +87,9 @@ def unsupported_flag(method: str, result: Explanation | None) -> None:
     """Say which words no region of the image supports (only occlusion can tell)."""
     if result is not None and result.unsupported:
         words = ", ".join(f"“{w}”" for w in result.unsupported)
-        st.warning(f"No region of the image supports {words}: blanking any one cell does not lower its probability, "
-                   "so the model says it from the caption so far (or the image as a whole), not from one place.",
+        st.warning(f"No region of the image supports {words}: blanking any one cell of the occlusion grid lowers "
+                   f"its log-probability by less than {TOLERANCE} nats, so no single place carries it (the model may "
+                   "read it from several places at once, or from the caption so far).",
                    icon=":material/help:")
     elif method != "occlusion":
         st.caption("Only occlusion can tell whether a word is supported by any region of the image.")
