@@ -38,7 +38,7 @@ with state.page_guard("explaining the caption"):
         st.info("The caption has no words to show.")
         st.stop()
     explain_methods.unsupported_flag(method, explained)
-    st.markdown(views.heat_legend_html(), unsafe_allow_html=True)
+    st.markdown(views.heat_legend_html(explain_methods.scale_word(method)), unsafe_allow_html=True)
     # One wrapping row, so the maps stay in caption order at every width (columns stack column by column).
     with st.container(key="heatmap-grid", horizontal=True, gap="small"):
         for word, amap in maps:
@@ -51,7 +51,8 @@ with state.page_guard("explaining the caption"):
     original.image(views.display_image(seen, 448),
                    caption=f"{views.markdown_escape(picked.name)}: what the model saw, resized to {seen.width}×{seen.height}")
     how = f"{views.layer_text(layer)} · {views.head_text(head)}" if explained is None else explain_methods.METHOD_LABELS[method]
-    attention.plotly_chart(views.attention_figure(picked.preview, amap, opacity, f"“{word}” · {how}"))
+    attention.plotly_chart(views.attention_figure(picked.preview, amap, opacity, f"“{word}” · {how}",
+                                                 what=explain_methods.scale_word(method)))
     grid = views.HeatmapGrid(picked.preview, maps, caption.text, layer, head, opacity, method=method)
     exports = st.container(horizontal=True)
     with exports:

@@ -21,6 +21,7 @@ from captioner.explain.occlusion import TOLERANCE
 
 METHOD_KEY = "xpl.method"
 SLOW_METHODS = ("relevance", "occlusion")
+SCALE_WORDS = {"attention": "attention"}  # what the heat scale measures; the other methods' maps are shares of evidence
 METHOD_LABELS = {"attention": "Raw attention", "relevance": "Relevance", "gradcam": "Grad-CAM", "occlusion": "Occlusion"}
 METHOD_WORK = {
     "attention": "the cross-attention the decoder paid to each patch",
@@ -77,6 +78,10 @@ def explanation(lm: Any, picked: Any, caption: Caption, method: str) -> Explanat
         while len(cache) > CACHED_EXPLANATIONS:
             cache.popitem(last=False)
     return result
+
+
+def scale_word(method: str) -> str:
+    return SCALE_WORDS.get(method, "evidence")
 
 
 def explanation_maps(result: Explanation) -> list[tuple[str, np.ndarray]]:

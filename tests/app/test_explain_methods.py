@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -32,6 +33,9 @@ def test_every_method_is_selectable_and_draws_a_map_per_word(method):
     assert word_count(at) >= 1 and len(at.main.image) == word_count(at) + 2
     assert at.selectbox(key="xpl.layer").disabled == (method != "attention")
     assert at.query_params.get("method", "attention") == method  # the method is in the URL
+    figure = json.loads(at.get("plotly_chart")[1].proto.spec)
+    scale = [t for t in figure["data"] if t["type"] == "scatter"][0]["marker"]["colorbar"]["title"]["text"]
+    assert scale == ("attention" if method == "attention" else "evidence")  # the scale names what it measures
     at.slider(key="xpl.opacity").set_value(0.3).run()  # a rerun takes the maps from the cache
     assert not at.exception and not at.error and len(at.main.image) == word_count(at) + 2
     labels = [b.proto.label for b in at.get("download_button")]
