@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from captioner.app import notes, question, state, views
+from captioner.app import explain_methods, hide_view, notes, question, state, views
 
 st.title("Explain a caption")
 state.how_to_read("explain")
@@ -27,15 +27,18 @@ with state.page_guard("explaining the caption"):
     question.force_a_word(lm, picked, config, caption)
 
     st.subheader("Where each word looked")
-    if caption.attentions is None:
-        st.info("This model does not report cross-attention, so there are no heatmaps.")
+    method = explain_methods.method_picker()
+    if method == "attention" and caption.attentions is None:
+        st.info("This model does not report cross-attention, so there are no raw-attention heatmaps: pick another method.")
         st.stop()
-    layer, head, opacity = state.attention_controls(lm.model)
-    maps = views.word_maps(caption, layer, head)
+    layer, head, opacity = state.attention_controls(lm.model, attention=method == "attention")
+    explained = None if method == "attention" else explain_methods.explanation(lm, picked, caption, method)
+    maps = views.word_maps(caption, layer, head) if explained is None else explain_methods.explanation_maps(explained)
     if not maps:
         st.info("The caption has no words to show.")
         st.stop()
-    st.markdown(views.heat_legend_html(), unsafe_allow_html=True)
+    explain_methods.unsupported_flag(method, explained)
+    st.markdown(views.heat_legend_html(explain_methods.scale_word(method)), unsafe_allow_html=True)
     # One wrapping row, so the maps stay in caption order at every width (columns stack column by column).
     with st.container(key="heatmap-grid", horizontal=True, gap="small"):
         for word, amap in maps:
@@ -47,9 +50,16 @@ with state.page_guard("explaining the caption"):
     seen = views.model_input(picked.image, lm.model.image_size)
     original.image(views.display_image(seen, 448),
                    caption=f"{views.markdown_escape(picked.name)}: what the model saw, resized to {seen.width}×{seen.height}")
-    title = f"“{word}” · {views.layer_text(layer)} · {views.head_text(head)}"
-    attention.plotly_chart(views.attention_figure(picked.preview, amap, opacity, title))
-    grid = views.HeatmapGrid(picked.preview, maps, caption.text, layer, head, opacity)
-    st.download_button("Download the heatmap figure (PNG)", views.png_bytes(views.heatmap_figure(grid)),
-                       file_name=views.heatmap_file_name(layer, head), mime="image/png", on_click="ignore",
-                       icon=":material/download:")
+    how = f"{views.layer_text(layer)} · {views.head_text(head)}" if explained is None else explain_methods.METHOD_LABELS[method]
+    attention.plotly_chart(views.attention_figure(picked.preview, amap, opacity, f"“{word}” · {how}",
+                                                 what=explain_methods.scale_word(method)))
+    grid = views.HeatmapGrid(picked.preview, maps, caption.text, layer, head, opacity, method=method)
+    exports = st.container(horizontal=True)
+    with exports:
+        st.download_button("Download the heatmap figure (PNG)", views.png_bytes(views.heatmap_figure(grid)),
+                           file_name=views.heatmap_file_name(layer, head, method), mime="image/png", on_click="ignore",
+                           icon=":material/download:")
+        record = explain_methods.attention_record(caption, maps, layer, head) if explained is None else explained.to_dict()
+        explain_methods.json_download(record, method)
+
+    hide_view.hide_a_region(lm, picked, config)

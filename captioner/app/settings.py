@@ -220,6 +220,21 @@ def strategy_from_params(params: Mapping[str, str]) -> tuple[str | None, list[st
     return None, [f"strategy={raw[:20]!r} is not one of {', '.join(STRATEGIES)}: ignored."]
 
 
+EXPLAIN_METHOD_DEFAULT = "attention"  # the cheapest explanation: the decoding already reported it
+
+
+def method_from_params(params: Mapping[str, str]) -> tuple[str | None, list[str]]:
+    """The Explain page's method from a URL (`method=occlusion`), with a note when it is not one."""
+    from captioner.explain import METHODS
+
+    raw = str(params.get("method", ""))
+    if not raw:
+        return None, []
+    if raw in METHODS:
+        return raw, []
+    return None, [f"method={raw[:20]!r} is not one of {', '.join(METHODS)}: using {EXPLAIN_METHOD_DEFAULT}."]
+
+
 def attention_to_params(values: Mapping[str, Any]) -> dict[str, str]:
     """The Explain page's layer and head as URL parameters, where they differ from the means."""
     params = {}

@@ -632,8 +632,9 @@ def add_configuration_panel(model: CaptionModel) -> None:
 
 
 # -- Explain ------------------------------------------------------------------------------------
-def attention_controls(model: CaptionModel) -> tuple[int | str, int | str, float]:
-    """Layer, head and opacity pickers in a row; returns (layer, head, opacity)."""
+def attention_controls(model: CaptionModel, attention: bool = True) -> tuple[int | str, int | str, float]:
+    """Layer, head and opacity pickers in a row (layer and head off unless the maps are raw `attention`);
+    returns (layer, head, opacity)."""
     layers = [views.LAYER_MEAN, *range(model.num_layers)]
     heads = [views.HEAD_MEAN, views.HEAD_MAX, *range(model.num_heads)]
     if st.session_state.get("xpl.layer", views.LAYER_MEAN) not in layers:
@@ -644,8 +645,9 @@ def attention_controls(model: CaptionModel) -> tuple[int | str, int | str, float
     st.session_state.setdefault("xpl.head", views.HEAD_MEAN)
     _prepare("xpl.", (settings.OPACITY,), {"opacity": settings.OPACITY_DEFAULT})
     c1, c2, c3 = st.columns(3)
-    layer = c1.selectbox("Layer", layers, key="xpl.layer", format_func=views.layer_text)
-    head = c2.selectbox("Heads", heads, key="xpl.head", format_func=views.head_text)
+    off = None if attention else "Layer and heads choose among raw attention's maps."
+    layer = c1.selectbox("Layer", layers, key="xpl.layer", format_func=views.layer_text, disabled=not attention, help=off)
+    head = c2.selectbox("Heads", heads, key="xpl.head", format_func=views.head_text, disabled=not attention, help=off)
     opacity = c3.slider(settings.OPACITY.label, 0.0, 1.0, step=settings.OPACITY.step, key="xpl.opacity",
                         help=settings.OPACITY.help)
     return layer, head, opacity
@@ -718,6 +720,11 @@ def _forget(prefixes: Sequence[str]) -> None:
 def _explain_from_params(params: dict[str, Any], model: CaptionModel) -> tuple[dict[str, Any], list[str]]:
     values, notes = settings.from_params(params, (settings.OPACITY,))
     attention, more = settings.attention_from_params(params, {"layer": model.num_layers, "head": model.num_heads})
+    if params.get("method"):
+        method, more_method = settings.method_from_params(params)
+        more += more_method
+        if method:
+            values["method"] = method
     word = settings.whole_number(str(params.get("word", "")))
     if word:
         values["word"] = word - 1
@@ -760,6 +767,8 @@ def apply_url_settings(lm: LoadedModel) -> None:
 def _explain_params() -> dict[str, str]:
     params = settings.attention_to_params({k: st.session_state.get("xpl." + k, v)
                                            for k, v in settings.ATTENTION_DEFAULTS.items()})
+    if st.session_state.get("xpl.method", settings.EXPLAIN_METHOD_DEFAULT) != settings.EXPLAIN_METHOD_DEFAULT:
+        params["method"] = st.session_state["xpl.method"]
     if st.session_state.get("xpl.word", 0):
         params["word"] = str(st.session_state["xpl.word"] + 1)
     opacity = st.session_state.get("xpl.opacity", settings.OPACITY_DEFAULT)

@@ -472,8 +472,8 @@ def colorize(values: np.ndarray) -> np.ndarray:
     return _HEAT_LUT[np.round(v * 255).astype(int)].round().astype(np.uint8)
 
 
-def heat_legend_html() -> str:
-    return scale_legend_html(HEAT_SCALE, "little attention", "most attention")
+def heat_legend_html(what: str = "attention") -> str:
+    return scale_legend_html(HEAT_SCALE, f"little {what}", f"most {what}")
 
 
 def display_image(image: Image.Image, side: int = 320) -> Image.Image:
@@ -506,7 +506,7 @@ def overlay(image: Image.Image, amap: np.ndarray, side: int = 320, alpha: float 
 
 
 def attention_figure(image: Image.Image, amap: np.ndarray, opacity: float = 0.6, title: str = "",
-                     side: int = 448) -> go.Figure:
+                     side: int = 448, what: str = "attention") -> go.Figure:
     """One word's attention over the image (the same overlay as the grid), with a colour scale legend in
     attention weights and each patch's weight on hover."""
     base = overlay(image, amap, side, opacity)
@@ -522,7 +522,7 @@ def attention_figure(image: Image.Image, amap: np.ndarray, opacity: float = 0.6,
     fig.add_trace(go.Scatter(  # the legend: the overlay's colours, lo..hi
         x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
         marker=dict(color=[lo, hi], cmin=lo, cmax=hi if hi > lo else lo + 1e-6, colorscale=HEAT_COLORSCALE, showscale=True,
-                    colorbar=dict(title=dict(text="attention", side="right"), tickformat=".2f", thickness=14)),
+                    colorbar=dict(title=dict(text=what, side="right"), tickformat=".2f", thickness=14)),
     ))
     fig.update_layout(
         title=dict(text=html.escape(title), font=dict(size=14)), height=side + 60, margin=dict(l=0, r=0, t=40, b=0),
@@ -583,11 +583,15 @@ class HeatmapGrid:
     opacity: float = 0.6
     cols: int = 4
     tile: int = 200
+    method: str = "attention"  # captioner.explain.METHODS: which explanation the maps are
     title_lines: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.title_lines = [f"“{self.caption}”"[:90]] if self.caption else []
-        self.title_lines.append(f"cross-attention: {layer_text(self.layer)}, {head_text(self.head)}")
+        if self.method == "attention":
+            self.title_lines.append(f"cross-attention: {layer_text(self.layer)}, {head_text(self.head)}")
+        else:
+            self.title_lines.append(f"method: {self.method}")
 
 
 def heatmap_figure(grid: HeatmapGrid) -> Image.Image:
@@ -614,7 +618,9 @@ def heatmap_figure(grid: HeatmapGrid) -> Image.Image:
     return fig
 
 
-def heatmap_file_name(layer: int | str, head: int | str) -> str:
+def heatmap_file_name(layer: int | str, head: int | str, method: str = "attention") -> str:
+    if method != "attention":
+        return f"heatmaps-{method}.png"
     return f"heatmaps-{layer_text(layer).replace(' ', '-')}-{head_text(head).replace(' ', '-')}.png"
 
 

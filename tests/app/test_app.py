@@ -477,8 +477,8 @@ def test_explain_page_charts_alternatives_and_heatmaps():
     assert {"step", "chosen", "p", "#1"} <= set(alternatives.columns)
     words = at.radio(key="xpl.word").options
     assert len(words) >= 1
-    # the grid (one overlay per word), the original beside the large one
-    assert len(at.main.image) == len(words) + 1
+    # the grid (one overlay per word), the original beside the large one, the hide-a-region grid
+    assert len(at.main.image) == len(words) + 2
     at.selectbox(key="xpl.layer").set_value(0).run()
     at.selectbox(key="xpl.head").set_value(views.HEAD_MAX).run()
     at.slider(key="xpl.opacity").set_value(0.3).run()

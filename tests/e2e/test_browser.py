@@ -326,9 +326,27 @@ def test_heatmaps_in_caption_order_on_a_phone(browser, app_url):
     wait_idle(page)
     boxes = [(c.bounding_box(), c.inner_text()) for c in grid.get_by_test_id("stImageCaption").all()]
     read = [text for box, text in sorted(boxes, key=lambda bt: (round(bt[0]["y"]), bt[0]["x"]))]
-    options = page.get_by_test_id("stRadio").last.get_by_test_id("stMarkdownContainer").all()
+    picker = page.get_by_test_id("stRadio").filter(has_text="Show one word large")
+    options = picker.get_by_test_id("stMarkdownContainer").all()
     words = [o.inner_text().split(". ", 1)[1] for o in options if ". " in o.inner_text()]
     assert len(read) > 6 and read == words  # more words than the old grid's 6 columns, all in order
+    no_errors(page)
+
+
+@pytest.mark.parametrize("method", ["attention", "relevance", "gradcam", "occlusion"])
+def test_each_explanation_method_and_hiding_a_region_on_a_phone(browser, app_url, method):
+    page = new_page(browser, width=390, height=844)
+    page.goto(app_url + f"/explain?method={method}")
+    main = page.get_by_test_id("stMain")
+    expect(main.locator(".st-key-heatmap-grid img").first).to_be_visible(timeout=240_000)
+    expect(main.get_by_text("How far to trust it")).to_be_visible()
+    wait_idle(page)
+    for cell in ("1", "2"):
+        main.get_by_test_id("stButtonGroup").get_by_role("button", name=cell, exact=True).first.click()
+        wait_idle(page)
+    expect(main.get_by_text("With the cells hidden")).to_be_visible(timeout=120_000)
+    expect(main.get_by_text("2 cells hidden (mean colour)")).to_be_visible()
+    assert query(page)["method"] == [method] if method != "attention" else "method" not in query(page)
     no_errors(page)
 
 

@@ -1,0 +1,114 @@
+"""The Explain page's methods: the picker with its trust line, per-word maps cached per (model, image,
+caption, method) with a progress bar for the slow methods, the flag for words no region supports, and
+the JSON export that names the method."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from captioner.app.settings import EXPLAIN_METHOD_DEFAULT as DEFAULT_METHOD
+from captioner.app.trust import trust_line
+from captioner.decoding import Caption
+from captioner.explain import METHODS, Explanation, explain
+from captioner.explain.occlusion import TOLERANCE
+
+METHOD_KEY = "xpl.method"
+SLOW_METHODS = ("relevance", "occlusion")
+SCALE_WORDS = {"attention": "attention"}  # what the heat scale measures; the other methods' maps are shares of evidence
+METHOD_LABELS = {"attention": "Raw attention", "relevance": "Relevance", "gradcam": "Grad-CAM", "occlusion": "Occlusion"}
+METHOD_WORK = {
+    "attention": "the cross-attention the decoder paid to each patch",
+    "relevance": "gradient-weighted cross-attention through the encoder's attention rollout (one backward pass)",
+    "gradcam": "Grad-CAM on the last layer's cross-attention (one backward pass)",
+    "occlusion": "how much each word's probability drops when a cell of the image is blanked (one pass per cell)",
+}
+
+
+def method_picker() -> str:
+    """The method radio (raw attention by default) with its one-line trust figure; returns the method."""
+    if st.session_state.get(METHOD_KEY) not in METHODS:
+        st.session_state[METHOD_KEY] = DEFAULT_METHOD
+    method = st.radio("Explanation method", METHODS, key=METHOD_KEY, horizontal=True, format_func=METHOD_LABELS.get,
+                      help="What each word's map shows: " + "; ".join(f"{METHOD_LABELS[m]}: {METHOD_WORK[m]}"
+                                                                      for m in METHODS))
+    st.caption(f"**How far to trust it:** {trust_line(method)}")
+    return method
+
+
+CACHED_EXPLANATIONS = 16
+
+
+@st.cache_resource(show_spinner=False)
+def _explanations() -> tuple[OrderedDict[tuple, Explanation], threading.Lock]:
+    """Explanations per (model, image, caption, method), shared by all sessions, the oldest dropped first. Not
+    st.cache_resource on the computation itself: its progress bar would be replayed into a layout that is gone."""
+    return OrderedDict(), threading.Lock()
+
+
+def explanation(lm: Any, picked: Any, caption: Caption, method: str) -> Explanation:
+    """`method`'s maps of `caption` on the picked image: from the cache, else computed with a progress bar."""
+    cache, cache_lock = _explanations()
+    key = (lm.key, picked.digest, tuple(caption.token_ids), method)
+    with cache_lock:
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+    bar = st.progress(0.0, text=f"{METHOD_LABELS[method]}: {METHOD_WORK[method]}…") if method in SLOW_METHODS else None
+
+    def progress(fraction: float) -> None:
+        if bar is not None:
+            bar.progress(min(max(fraction, 0.0), 1.0), text=f"{METHOD_LABELS[method]}: {fraction:.0%}")
+
+    try:
+        with lm.lock:
+            result = explain(lm.model, picked.image, caption, method=method,
+                             **({"progress": progress} if method == "occlusion" else {}))
+    finally:
+        if bar is not None:
+            bar.empty()
+    with cache_lock:
+        cache[key] = result
+        while len(cache) > CACHED_EXPLANATIONS:
+            cache.popitem(last=False)
+    return result
+
+
+def scale_word(method: str) -> str:
+    return SCALE_WORDS.get(method, "evidence")
+
+
+def explanation_maps(result: Explanation) -> list[tuple[str, np.ndarray]]:
+    return [(w.word, w.map) for w in result.words]
+
+
+def unsupported_flag(method: str, result: Explanation | None) -> None:
+    """Say which words no region of the image supports (only occlusion can tell)."""
+    if result is not None and result.unsupported:
+        words = ", ".join(f"“{w}”" for w in result.unsupported)
+        st.warning(f"No region of the image supports {words}: blanking any one cell of the occlusion grid lowers "
+                   f"its log-probability by less than {TOLERANCE} nats, so no single place carries it (the model may "
+                   "read it from several places at once, or from the caption so far).",
+                   icon=":material/help:")
+    elif method != "occlusion":
+        st.caption("Only occlusion can tell whether a word is supported by any region of the image.")
+
+
+def attention_record(caption: Caption, maps: Sequence[tuple[str, np.ndarray]], layer: Any, head: Any) -> dict[str, Any]:
+    """The raw-attention maps the page shows, in the shape of `Explanation.to_dict`."""
+    grid = list(maps[0][1].shape) if maps else []
+    return {"method": "attention", "grid": grid, "caption": caption.text, "tokens": list(caption.tokens),
+            "settings": {"layer": layer, "head": head}, "unsupported": [],
+            "words": [{"word": w, "map": np.round(m / max(float(m.sum()), 1e-12), 6).tolist()} for w, m in maps]}
+
+
+def json_download(record: dict[str, Any], method: str) -> None:
+    st.download_button("Download the maps (JSON)", json.dumps(record, indent=1, default=str),
+                       file_name=f"explanation-{method}.json", mime="application/json", on_click="ignore",
+                       icon=":material/data_object:", key="explain.download.json")
