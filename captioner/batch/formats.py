@@ -162,6 +162,18 @@ def _from_csv_row(row: dict[str, Any]) -> dict[str, Any]:
     return {k: from_spreadsheet_cell(v) if COLUMN_TYPES.get(k) == "str" else v for k, v in row.items()}
 
 
+def table_columns(path: str, fmt: str) -> list[str] | None:
+    """The columns an output file declares (a Parquet schema, a CSV header), rows or none; None for JSON Lines."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    if fmt == "csv":
+        with open(path, encoding="utf-8", newline="") as f:
+            return next(csv.reader(f), [])
+    return None
+
+
 def read_records(path: str, fmt: str) -> Iterator[list[dict[str, Any]]]:
     """The rows of an output file, a chunk at a time (CSV values come back as text)."""
     if fmt == "parquet":

@@ -22,7 +22,7 @@ import stat
 import sys
 from typing import Any, Iterable, Iterator, Sequence
 
-from captioner.batch.formats import KEY_COLUMNS, READ_CHUNK, Writer, as_list, clean, is_row, read_records, records_table
+from captioner.batch.formats import KEY_COLUMNS, READ_CHUNK, Writer, as_list, clean, is_row, read_records, records_table, table_columns
 from captioner.batch.locations import filesystem_of, is_uri
 from captioner.batch.rows import BatchRun, CaptionRow, ReferenceScores, done_key, reference_scores
 
@@ -200,6 +200,10 @@ class OutputFile:
         if not os.path.exists(self.path):
             return
         try:
+            columns = table_columns(self.path, self.format) if os.path.getsize(self.path) else None
+            if columns is not None and not set(KEY_COLUMNS) <= set(columns):  # a header-only file is someone's too
+                raise OutputError(f"{self.shown} exists and is not a table of captions: it has no "
+                                  f"{', '.join(c for c in KEY_COLUMNS if c not in columns)} column.")  # fmt: skip
             for chunk in read_records(self.path, self.format):
                 if chunk and not set(KEY_COLUMNS) <= set(chunk[0]):
                     raise OutputError(f"{self.shown} exists and is not a table of captions: it has no "

