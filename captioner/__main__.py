@@ -71,6 +71,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"model: {model.info.name}" + (f" ({model.info.reason})" if model.info.reason else ""), file=sys.stderr)
     for note in [*model.info.notes, *([notice] if notice else [])]:
         print(f"note: {note}", file=sys.stderr)
+    if args.explain:
+        from captioner.explain import check_explainable
+
+        try:
+            check_explainable(model)
+        except ValueError as e:
+            print(f"error: --explain: {e}", file=sys.stderr)
+            return 2
     failures = sum(not _caption_one(model, path, config, args.json, prefix, args.explain) for path in args.images)
     return 1 if failures else 0
 

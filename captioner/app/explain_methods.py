@@ -16,7 +16,8 @@ import streamlit as st
 from captioner.app.settings import EXPLAIN_METHOD_DEFAULT as DEFAULT_METHOD
 from captioner.app.trust import trust_line
 from captioner.decoding import Caption
-from captioner.explain import METHODS, Explanation, explain
+from captioner.app import views
+from captioner.explain import METHODS, Explanation, check_explainable, explain
 from captioner.explain.occlusion import TOLERANCE
 
 METHOD_KEY = "xpl.method"
@@ -52,8 +53,14 @@ def _explanations() -> tuple[OrderedDict[tuple, Explanation], threading.Lock]:
     return OrderedDict(), threading.Lock()
 
 
-def explanation(lm: Any, picked: Any, caption: Caption, method: str) -> Explanation:
-    """`method`'s maps of `caption` on the picked image: from the cache, else computed with a progress bar."""
+def explanation(lm: Any, picked: Any, caption: Caption, method: str) -> Explanation | None:
+    """`method`'s maps of `caption` on the picked image: from the cache, else computed with a progress bar;
+    None (said on the page) when the model's family has no explanation methods: the page shows raw attention."""
+    try:
+        check_explainable(lm.model)
+    except ValueError as e:
+        st.info(f"{views.markdown_escape(str(e))} Shown instead: raw cross-attention.", icon=":material/info:")
+        return None
     cache, cache_lock = _explanations()
     key = (lm.key, picked.digest, tuple(caption.token_ids), method)
     with cache_lock:

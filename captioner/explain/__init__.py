@@ -24,10 +24,20 @@ from captioner.explain.result import Explanation, WordExplanation
 from captioner.models.base import CaptionModel
 
 METHODS = ("attention", "relevance", "gradcam", "occlusion")
+FAMILIES = ("visiongpt2", "hf-vision-encoder-decoder")  # the families forward.py knows how to teacher-force
+
+
+def check_explainable(model: CaptionModel) -> None:
+    """Raise ValueError with one line when the model's family has no explanation methods (BLIP, GIT)."""
+    if model.info.family not in FAMILIES:
+        raise ValueError(f"Explanations are available for VisionGPT2 and ViT-GPT2 models; {model.info.name} is a "
+                         f"{model.info.family} model, which has none yet.")
 
 __all__ = [
     "FILLS",
     "METHODS",
+    "FAMILIES",
+    "check_explainable",
     "Explanation",
     "HiddenRegions",
     "WordExplanation",
@@ -47,6 +57,7 @@ def explain(model: CaptionModel, image: Image.Image, caption: CaptionLike | None
     `layer`; occlusion `grid`, `fill`, `tolerance`, `progress`."""
     if method not in METHODS:
         raise ValueError(f"Unknown explanation method {method!r}: one of {', '.join(METHODS)}.")
+    check_explainable(model)
     if caption is None:
         from captioner.decoding import caption_image
 

@@ -226,3 +226,20 @@ def test_occlusion_reports_progress_and_takes_a_coarser_grid(tiny):
     for w in e.words:  # each patch takes the value of the occlusion cell holding it
         assert w.map.shape == tiny.grid and w.drops.shape == (2, 2)
         assert len(np.unique(w.map[:2, :2])) == 1 and len(np.unique(w.map[2:, 2:])) == 1
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_family_without_explanations_is_one_line_before_any_caption(tmp_path, capsys, method):
+    """BLIP (and GIT) have no teacher-forced passes here: the CLI says so in one line and exits 2; the API raises ValueError."""
+    from captioner.__main__ import main
+    from tests.tiny_models import make_tiny_blip_dir
+
+    folder = make_tiny_blip_dir(tmp_path / "blip")
+    path = tmp_path / "photo.png"
+    picture().save(path)
+    assert main([str(path), "--model", str(folder), "--explain", method, "--json"]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and "Traceback" not in out.err and "AttributeError" not in out.err
+    assert out.err.strip().splitlines()[-1].startswith("error: --explain: Explanations are available for VisionGPT2")
+    with pytest.raises(ValueError, match="blip model, which has none yet"):
+        explain(load_captioner(str(folder)), picture(), "a", method=method)
