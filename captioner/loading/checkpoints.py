@@ -5,6 +5,7 @@
   the rest (optimizer, step counts, configs) is left aside.
 - Prefixes: `module.` on every name (saved from `DataParallel` / `DistributedDataParallel`),
   `_orig_mod.` (saved from `torch.compile`: on every name, or inside one, when a submodule was compiled),
+  `model.` on every name (a LightningModule holding the network as `self.model`),
   in any order and nesting (`module._orig_mod.`, `_orig_mod.module.`).
 
 What was unwrapped or stripped is said in a note; what cannot be read one way only is refused with
@@ -22,7 +23,7 @@ from captioner.loading.errors import ModelLoadError, name_list
 
 WRAPPER_KEYS = ("state_dict", "model", "model_state_dict")
 # What each training wrapper adds to every tensor name, and who adds it.
-TRAINING_PREFIXES = {"module.": "DataParallel", "_orig_mod.": "torch.compile"}
+TRAINING_PREFIXES = {"module.": "DataParallel", "_orig_mod.": "torch.compile", "model.": "a LightningModule's self.model"}
 COMPILED_PART = "._orig_mod."  # a compiled submodule's weights: "transformer._orig_mod.h.0..."
 
 

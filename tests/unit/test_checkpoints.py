@@ -71,6 +71,8 @@ def saves(model):
         ("dataparallel of compile", torch.nn.DataParallel(compiled).state_dict(), ["module.", "_orig_mod."]),
         ("nanogpt", nanogpt_checkpoint(make_tiny_visiongpt2(), compiled.state_dict()), ["_orig_mod."]),
         ("lightning-like", {"state_dict": torch.nn.DataParallel(model).state_dict(), "epoch": 3}, ["module."]),
+        ("lightning", {"state_dict": {"model." + k: v for k, v in model.state_dict().items()}, "epoch": 1,
+                       "global_step": 10}, ["model."]),  # a LightningModule with the network as self.model
     ]
 
 
