@@ -126,7 +126,8 @@ def _caption_one(model: Any, image_path: str, config: DecodingConfig, as_json: b
 def _explained_word(word: Any, grid: tuple[int, int]) -> str:
     """'  word: strongest at row r, col c of the rows x cols grid' (1-based), and the flag for an unsupported word."""
     r, c = divmod(int(word.map.argmax()), grid[1])
-    flag = " (not supported by any region)" if word.supported is False else ""
+    flag = "" if word.supported is not False else (
+        " (no single region: several together)" if word.spread else " (not supported by the image)")
     return f"  {word.word}: strongest at row {r + 1}, col {c + 1} of {grid[0]}x{grid[1]}{flag}"
 
 

@@ -96,15 +96,26 @@ def explanation_maps(result: Explanation) -> list[tuple[str, np.ndarray]]:
 
 
 def unsupported_flag(method: str, result: Explanation | None) -> None:
-    """Say which words no region of the image supports (only occlusion can tell)."""
+    """Say which words no single region supports, telling apart those the whole image carries (only occlusion can tell)."""
     if result is not None and result.unsupported:
-        words = ", ".join(f"“{w}”" for w in result.unsupported)
-        st.warning(f"No region of the image supports {words}: blanking any one cell of the occlusion grid lowers "
-                   f"its log-probability by less than {TOLERANCE} nats, so no single place carries it (the model may "
-                   "read it from several places at once, or from the caption so far).",
-                   icon=":material/help:")
+        spread = set(result.spread)
+        together = [w for w in result.unsupported if w in spread]
+        from_text = [w for w in result.unsupported if w not in spread]
+        if together:
+            st.info(f"Carried by several regions at once: {_quoted(together)}. Blanking any one cell of the occlusion "
+                    f"grid lowers them by less than {TOLERANCE} nats, blanking the whole image lowers them: no single "
+                    "place carries them (an object larger than one cell, or a word read from several objects).",
+                    icon=":material/grid_view:")
+        if from_text:
+            st.warning(f"Not supported by the image: {_quoted(from_text)}. Even with the whole image blanked their "
+                       f"log-probability drops by less than {TOLERANCE} nats: the model says them from the caption so far.",
+                       icon=":material/help:")
     elif method != "occlusion":
         st.caption("Only occlusion can tell whether a word is supported by any region of the image.")
+
+
+def _quoted(words: Sequence[str]) -> str:
+    return ", ".join(f"“{views.markdown_escape(w)}”" for w in words)
 
 
 def attention_record(caption: Caption, maps: Sequence[tuple[str, np.ndarray]], layer: Any, head: Any) -> dict[str, Any]:

@@ -1,7 +1,10 @@
 """Occlusion: blank each cell of a grid, teacher-force the caption on every masked image, map each word's drop.
 
 A word's map is the drop of its log-probability when a cell is blanked (positive part). A word whose
-probability no cell lowers by more than `tolerance` nats is flagged as not supported by any region.
+probability no cell lowers by more than `tolerance` nats is flagged as not supported by any region;
+one more pass with every cell blanked tells those apart: a word the blank image lowers is carried by
+several regions together (`spread`: a confident model often needs more than one cell hidden), one it
+does not lower comes from the caption so far, not from the image.
 """
 
 from __future__ import annotations
@@ -51,7 +54,8 @@ def explain_occlusion(model: CaptionModel, image: Image.Image, caption: CaptionL
     cap = caption_tokens(model, caption)
     view = model_view(model, image)
     cells = all_cells(grid)
-    base = token_logprobs(model, model.preprocess([view]), cap.ids)[0].numpy()
+    whole = mask_cells(view, cells, grid, fill)
+    base, blank = token_logprobs(model, model.preprocess([view, whole]), cap.ids).numpy()
     drops = np.empty((len(cells), len(cap.ids)), dtype=np.float64)
     for start in range(0, len(cells), batch_size):
         chunk = cells[start : start + batch_size]
@@ -63,6 +67,7 @@ def explain_occlusion(model: CaptionModel, image: Image.Image, caption: CaptionL
     for w, idx in word_groups(cap.tokens, cap.finished):
         drop = drops[:, idx].sum(axis=1).reshape(grid)
         words.append(WordExplanation(w, idx, normalised(to_grid(drop.clip(min=0), model.grid)), float(base[idx].sum()),
-                                     supported=bool(drop.max() > tolerance), drops=drop.astype(np.float32)))  # fmt: skip
+                                     supported=bool(drop.max() > tolerance), drops=drop.astype(np.float32),
+                                     whole_image_drop=float((base[idx] - blank[idx]).sum())))  # fmt: skip
     return Explanation("occlusion", model.grid, cap.text, cap.tokens, words, time.perf_counter() - t0,
-                       1 + len(cells), settings={"grid": list(grid), "fill": fill, "tolerance": tolerance})  # fmt: skip
+                       2 + len(cells), settings={"grid": list(grid), "fill": fill, "tolerance": tolerance})  # fmt: skip

@@ -9,6 +9,9 @@ from typing import Any
 import numpy as np
 
 
+SPREAD_TOLERANCE = 0.01  # nats, as occlusion's: a smaller drop of the whole image is no drop
+
+
 @dataclass
 class WordExplanation:
     """One word of the caption and where in the image its evidence lies."""
@@ -19,11 +22,18 @@ class WordExplanation:
     logprob: float  # log-probability of the word (its tokens together) under the model, teacher-forced
     supported: bool | None = None  # occlusion: some region lowers its probability (None: the method cannot tell)
     drops: np.ndarray | None = None  # occlusion: its log-probability's drop per cell of the occlusion grid (nats)
+    whole_image_drop: float | None = None  # occlusion: the drop when every cell is blanked at once (nats)
+
+    @property
+    def spread(self) -> bool:
+        """No single cell lowers the word, but blanking the whole image does: several regions carry it together."""
+        return self.supported is False and self.whole_image_drop is not None and self.whole_image_drop > SPREAD_TOLERANCE
 
     def to_dict(self) -> dict[str, Any]:
         return {"word": self.word, "token_indices": self.token_indices, "logprob": self.logprob,
                 "supported": self.supported, "map": np.round(self.map, 6).tolist(),
-                **({} if self.drops is None else {"drops": np.round(self.drops, 6).tolist()})}  # fmt: skip
+                **({} if self.drops is None else {"drops": np.round(self.drops, 6).tolist(),
+                                                  "whole_image_drop": self.whole_image_drop, "spread": self.spread})}  # fmt: skip
 
 
 @dataclass
@@ -45,11 +55,16 @@ class Explanation:
         """Words that no region of the image supports (occlusion lowers none of them)."""
         return [w.word for w in self.words if w.supported is False]
 
+    @property
+    def spread(self) -> list[str]:
+        """The unsupported words that the whole image supports (blanking it all lowers them): several regions at once."""
+        return [w.word for w in self.words if w.spread]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "method": self.method, "grid": list(self.grid), "caption": self.caption, "tokens": self.tokens,
             "settings": self.settings, "seconds": self.seconds, "forward_passes": self.forward_passes,
-            "backward_passes": self.backward_passes, "unsupported": self.unsupported,
+            "backward_passes": self.backward_passes, "unsupported": self.unsupported, "spread": self.spread,
             "words": [w.to_dict() for w in self.words],
         }  # fmt: skip
 

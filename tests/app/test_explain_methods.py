@@ -55,18 +55,21 @@ def test_a_link_restores_the_method_and_a_bad_one_is_one_note():
 def test_the_unsupported_flag_names_the_words_the_runtime_calls_unsupported(monkeypatch, fresh_caches):  # noqa: F811
     real = explain_methods.explain
 
-    def first_word_unsupported(*args, **kwargs):
+    def first_from_text_second_spread(*args, **kwargs):
         result = real(*args, **kwargs)
-        words = [dataclasses.replace(w, supported=(i != 0)) for i, w in enumerate(result.words)]
+        words = [dataclasses.replace(w, supported=i > 1, whole_image_drop=[0.0, 1.0][i] if i < 2 else w.whole_image_drop)
+                 for i, w in enumerate(result.words)]  # fmt: skip
         return dataclasses.replace(result, words=words)
 
-    monkeypatch.setattr(explain_methods, "explain", first_word_unsupported)
+    monkeypatch.setattr(explain_methods, "explain", first_from_text_second_spread)
     at = start(EXPLAIN)
-    assert not [w for w in at.warning if "No region of the image supports" in w.value]
+    assert not [w for w in at.warning if "Not supported by the image" in w.value]
     at.radio(key="xpl.method").set_value("occlusion").run()
-    [flag] = [w.value for w in at.warning if "No region of the image supports" in w.value]
-    first = at.radio(key="xpl.word").options[0].split(". ", 1)[1]
+    [flag] = [w.value for w in at.warning if "Not supported by the image" in w.value]
+    [together] = [i.value for i in at.info if "Carried by several regions at once" in i.value]
+    first, second = (o.split(". ", 1)[1] for o in at.radio(key="xpl.word").options[:2])
     assert f"“{first}”" in flag and flag.count("“") == 1
+    assert f"“{second}”" in together and together.count("“") == 1
 
 
 @slow

@@ -50,7 +50,7 @@ def test_each_method_gives_one_normalised_map_per_word(tiny, method):
     assert e.method == method and e.grid == tiny.grid and e.seconds > 0 and e.forward_passes >= 1
     assert e.backward_passes == (1 if method in ("relevance", "gradcam") else 0)
     if method == "occlusion":
-        assert e.forward_passes == 1 + tiny.grid[0] * tiny.grid[1]
+        assert e.forward_passes == 2 + tiny.grid[0] * tiny.grid[1]  # the image, the blank image, each cell blanked
         assert all(isinstance(w.supported, bool) for w in e.words)
     json.dumps(e.to_dict(), allow_nan=False)
 
@@ -222,7 +222,7 @@ def test_explain_keeps_the_model_unchanged(tiny):
 def test_occlusion_reports_progress_and_takes_a_coarser_grid(tiny):
     seen = []
     e = explain(tiny, picture(), CAPTION_IDS, "occlusion", grid=(2, 2), batch_size=3, progress=seen.append)
-    assert seen == [0.75, 1.0] and e.forward_passes == 5 and e.settings["grid"] == [2, 2]
+    assert seen == [0.75, 1.0] and e.forward_passes == 6 and e.settings["grid"] == [2, 2]
     for w in e.words:  # each patch takes the value of the occlusion cell holding it
         assert w.map.shape == tiny.grid and w.drops.shape == (2, 2)
         assert len(np.unique(w.map[:2, :2])) == 1 and len(np.unique(w.map[2:, 2:])) == 1
@@ -243,3 +243,25 @@ def test_a_family_without_explanations_is_one_line_before_any_caption(tmp_path, 
     assert out.err.strip().splitlines()[-1].startswith("error: --explain: Explanations are available for VisionGPT2")
     with pytest.raises(ValueError, match="blip model, which has none yet"):
         explain(load_captioner(str(folder)), picture(), "a", method=method)
+
+
+def test_occlusion_tells_words_several_regions_carry_from_words_the_image_does_not():
+    """On the built-in model a colour word of a large object survives any one cell blanked, but not the
+    whole image (spread); a function word survives both (not from the image)."""
+    from captioner.images import load_image
+    from captioner.loading import BUILTIN_DIR
+
+    examples = sorted((BUILTIN_DIR / "examples").glob("*.png"))
+    if not examples:
+        pytest.skip("the built-in model's examples are not shipped")
+    model = load_captioner("builtin")
+    e = explain(model, load_image(str(examples[0])), None, "occlusion")
+    by_word = {w.word: w for w in e.words}
+    assert e.forward_passes == 2 + 64 and set(e.spread) <= set(e.unsupported)
+    for w in e.words:
+        assert w.spread == (w.supported is False and w.whole_image_drop > 0.01)
+    colour = next(w for w in e.words if w.word in ("red", "orange", "yellow", "green", "blue", "purple", "white", "black"))
+    assert colour.whole_image_drop > 0.5  # hiding everything takes the colour away
+    if "of" in by_word:
+        assert abs(by_word["of"].whole_image_drop) < 0.01 and not by_word["of"].spread
+    assert json.loads(json.dumps(e.to_dict()))["spread"] == e.spread
