@@ -18,8 +18,7 @@ import torch
 
 from captioner.config import Spec
 from captioner.loading.config_files import GENERATION_CONFIG_FILE, apply_folder_defaults, read_generation_config, read_json_file, typed_fields
-from captioner.loading.dtype import convert_dtype
-from captioner.loading.errors import ModelLoadError, checked_file, one_line
+from captioner.loading.errors import ModelLoadError, checked_file
 from captioner.loading.hf import MAX_IMAGE_SIDE, hf_weight_shapes
 from captioner.loading.tokenizers import MAX_TOKENIZER_BYTES, _tokenizer_files, load_tokenizer
 from captioner.loading.weights import layer_indices, layer_range_problem
@@ -196,25 +195,7 @@ def _folder_tokenizer(folder: Path) -> Any:
 
 def _read_folder(family: Family, folder: Path, dtype: torch.dtype, name: str):
     import transformers
-    from transformers import AutoImageProcessor
 
-    model_class = getattr(transformers, family.architecture)
-    try:
-        # In the file's dtype first, then converted one tensor at a time (see loading/hf.py's _read_hf_folder).
-        model = model_class.from_pretrained(
-            str(folder),
-            dtype="auto",
-            trust_remote_code=False,
-            local_files_only=True,
-        )
-        model = convert_dtype(model, dtype, release_source=True, check_finite=name)
-        processor = AutoImageProcessor.from_pretrained(
-            str(folder),
-            trust_remote_code=False,
-            local_files_only=True,
-        )
-    except ModelLoadError:
-        raise
-    except (OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError, IndexError) as e:
-        raise ModelLoadError(f"{name} is not a loadable {family.architecture} model: {one_line(e)}") from None
-    return model, processor
+    from captioner.loading.hf import read_transformers_folder
+
+    return read_transformers_folder(getattr(transformers, family.architecture), folder, dtype, name, family.architecture)

@@ -189,13 +189,21 @@ def load_hf_folder(folder: Path, dtype: torch.dtype, *, name: str = "") -> HFVis
 
 def _read_hf_folder(folder: Path, dtype: torch.dtype, name: str) -> tuple[Any, Any]:
     """transformers' model (converted to `dtype`, checked finite) and image processor from a checked folder."""
-    from transformers import AutoImageProcessor, VisionEncoderDecoderModel
+    from transformers import VisionEncoderDecoderModel
+
+    return read_transformers_folder(VisionEncoderDecoderModel, folder, dtype, name, "vision-encoder-decoder")
+
+
+def read_transformers_folder(model_class: Any, folder: Path, dtype: torch.dtype, name: str, kind: str) -> tuple[Any, Any]:
+    """`model_class` (converted to `dtype`, checked finite) and its image processor from a checked folder; any
+    failure is a ModelLoadError saying `name` is not a loadable `kind` model. Never runs the folder's code."""
+    from transformers import AutoImageProcessor
 
     try:
         # Loaded in the file's own dtype (the tensors stay views of the memory-mapped file), then converted
         # one tensor at a time, handing each one's file pages back: asking transformers for another dtype
         # keeps the whole file resident beside the converted copy (ViT-GPT2 fp32 -> bf16: 2.2 GB peak).
-        model = VisionEncoderDecoderModel.from_pretrained(
+        model = model_class.from_pretrained(
             str(folder),
             dtype="auto",
             trust_remote_code=False,
@@ -210,5 +218,5 @@ def _read_hf_folder(folder: Path, dtype: torch.dtype, name: str) -> tuple[Any, A
     except ModelLoadError:
         raise
     except (OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError, IndexError) as e:
-        raise ModelLoadError(f"{name} is not a loadable vision-encoder-decoder model: {one_line(e)}") from None
+        raise ModelLoadError(f"{name} is not a loadable {kind} model: {one_line(e)}") from None
     return model, processor
