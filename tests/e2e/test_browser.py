@@ -434,3 +434,33 @@ def test_stop_a_running_batch(browser, app_url):
     expect(main.get_by_role("button", name=re.compile(r"^Caption the other \d+ images$"))).to_be_enabled()
     expect(main.get_by_test_id("stDataFrame")).to_be_visible()
     no_errors(page)
+
+
+def test_questioning_a_caption_from_shared_links(browser, app_url):
+    """A link restores a forced prefix (both captions shown), beam search draws its tree, and an added
+    Compare row of a new method (diverse beam search) comes back from its link."""
+    import json as _json
+    from urllib.parse import quote
+
+    page = new_page(browser)
+    page.goto(app_url + "/explain?prefix=2,5")
+    main = page.get_by_test_id("stMain")
+    expect(main.get_by_text("Force a word")).to_be_visible(timeout=240_000)
+    expect(main.get_by_text("Original", exact=True)).to_be_visible()
+    expect(main.get_by_text(re.compile("^Forced: "))).to_be_visible()
+    assert query(page)["prefix"] == ["2,5"]
+    no_errors(page)
+
+    page.goto(app_url + "/?strategy=beam&num_beams=3")
+    tree = main.get_by_text("The beam tree: what beam search kept and what it threw away")
+    expect(tree).to_be_visible(timeout=240_000)
+    tree.click()
+    wait_idle(page)
+    expect(main.locator(".js-plotly-plot").first).to_be_visible()
+    no_errors(page)
+
+    row = _json.dumps({"label": "diverse", "strategy": "group_beam", "num_beams": 4, "num_beam_groups": 2,
+                       "diversity_penalty": 1.0}, separators=(",", ":"))  # fmt: skip
+    page.goto(app_url + "/compare?compare_add=" + quote(row))
+    expect(main.get_by_role("cell", name="diverse", exact=True).first).to_be_visible(timeout=240_000)
+    no_errors(page)
