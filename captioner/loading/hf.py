@@ -203,18 +203,9 @@ def read_transformers_folder(model_class: Any, folder: Path, dtype: torch.dtype,
         # Loaded in the file's own dtype (the tensors stay views of the memory-mapped file), then converted
         # one tensor at a time, handing each one's file pages back: asking transformers for another dtype
         # keeps the whole file resident beside the converted copy (ViT-GPT2 fp32 -> bf16: 2.2 GB peak).
-        model = model_class.from_pretrained(
-            str(folder),
-            dtype="auto",
-            trust_remote_code=False,
-            local_files_only=True,
-        )
+        model = model_class.from_pretrained(str(folder), dtype="auto", trust_remote_code=False, local_files_only=True)
         model = convert_dtype(model, dtype, release_source=True, check_finite=name)
-        processor = AutoImageProcessor.from_pretrained(
-            str(folder),
-            trust_remote_code=False,
-            local_files_only=True,
-        )
+        processor = AutoImageProcessor.from_pretrained(str(folder), trust_remote_code=False, local_files_only=True)
     except ModelLoadError:
         raise
     except (OSError, ValueError, KeyError, RuntimeError, TypeError, AttributeError, IndexError) as e:

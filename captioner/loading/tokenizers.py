@@ -35,11 +35,7 @@ def load_tokenizer(folder: Path) -> Any:
 
     try:
         if "tokenizer_config.json" in present:
-            return AutoTokenizer.from_pretrained(
-                str(folder),
-                trust_remote_code=False,
-                local_files_only=True,
-            )
+            return AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False, local_files_only=True)
         if "tokenizer.json" in present:
             return PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"))
     except ModelLoadError:
