@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
+from captioner.app.views import token_label
 from captioner.decoding.beam_tree import BeamTree, TreeNode
 
 STATUS_COLOURS = {"start": "#444444", "kept": "#1f77b4", "finished": "#2ca02c", "pruned": "#c7c7c7", "forced": "#9467bd"}
@@ -27,6 +28,11 @@ def node_positions(tree: BeamTree) -> dict[int, tuple[int, int]]:
         for rank, n in enumerate(sorted(nodes, key=lambda n: (-n.score, n.id))):
             positions[n.id] = (step + 1, -rank)
     return positions
+
+
+def _label(node: TreeNode) -> str:
+    """A node's word as the rest of the app writes it; the start token is the start, not the end token it shares ids with."""
+    return "⟨start⟩" if node.status == "start" else token_label(node.token)
 
 
 def returned_path_nodes(tree: BeamTree) -> set[int]:
@@ -72,7 +78,8 @@ def beam_tree_figure(tree: BeamTree, show_pruned: bool = True) -> go.Figure:
         if nodes:
             fig.add_trace(go.Scatter(
                 x=[pos[n.id][0] for n in nodes], y=[pos[n.id][1] for n in nodes], mode="markers+text", name=status,
-                text=[n.token.strip() or n.token for n in nodes], textposition="top center",
+                # words only along the returned beams (the rest in the hover), so labels do not pile up
+                text=[_label(n) if n.id in highlighted else "" for n in nodes], textposition="top center",
                 marker=dict(color=colour, size=[14 if n.id in returned else 8 for n in nodes],
                             symbol=["star" if n.id in returned else "circle" for n in nodes],
                             line=dict(color=[RETURNED_COLOUR if n.id in highlighted else colour for n in nodes], width=2)),
@@ -81,7 +88,7 @@ def beam_tree_figure(tree: BeamTree, show_pruned: bool = True) -> go.Figure:
             ))  # fmt: skip
     fig.update_layout(
         xaxis=dict(title="step", dtick=1), yaxis=dict(title="rank by score within the step", showticklabels=False),
-        height=max(320, 40 * max((-y for _, y in pos.values()), default=0) + 160), margin=dict(l=20, r=20, t=30, b=40),
-        legend=dict(orientation="h"),
+        height=max(320, 40 * max((-y for _, y in pos.values()), default=0) + 160), margin=dict(l=20, r=20, t=50, b=40),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
     )  # fmt: skip
     return fig
