@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from captioner.app import settings, views
 from captioner.config import MAX_NUM_BEAMS, DecodingConfig
 from captioner.decoding import DecodeResult
+from captioner.app.model_text import DEFAULT_SPEC
 from captioner.loading import spec_kind
 from captioner.models.base import CaptionModel, ModelInfo
 
@@ -63,6 +64,8 @@ def parse_specs(text: str) -> tuple[list[str], list[str]]:
 
 def kind_name(spec: str) -> str:
     """What kind of model a spec names, in words ('model folder', 'Hugging Face hub', ...)."""
+    if spec == DEFAULT_SPEC:  # the app's own word for the model resolved at start-up, not a path
+        return "the default model"
     return KIND_NAMES.get(spec_kind(spec), "")
 
 

@@ -102,3 +102,9 @@ def test_summary_table_and_record_hold_each_model_or_its_error():
     record = model_compare.comparison_record(outcomes, "white.png", same_settings=True)
     assert record["models"][0]["caption"] == result.best.text and "error" in record["models"][1]
     assert model_compare.summary_table(outcomes[:1]).columns.tolist()[-1] == "out of world"  # no error column
+
+
+def test_the_default_model_is_named_as_such_not_as_a_missing_path():
+    from captioner.app.model_compare import kind_name
+
+    assert kind_name("default") == "the default model" and kind_name("builtin") == "built-in"
