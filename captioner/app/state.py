@@ -132,12 +132,7 @@ def _load_model(spec: str) -> LoadedModel:
     """`spec` from the model cache (loading it, and unloading the least recently used, as needed);
     what was unloaded goes to this session's notes (`model_notes`)."""
     cache, loaded = model_cache()
-    seen = st.session_state.setdefault("model.notes_seen", len(cache.notes))
-    try:
-        model = cache.get(spec)
-    finally:
-        st.session_state.setdefault("model.notes", []).extend(cache.notes[seen:])
-        st.session_state["model.notes_seen"] = len(cache.notes)
+    model = cache.get(spec, on_note=st.session_state.setdefault("model.notes", []).append)  # this load's evictions only
     with _REGISTRY_LOCK:  # one LoadedModel (one lock) per model, whichever session asks first
         cached = {s for s, _, _ in cache.cached()}
         for gone in [s for s in loaded if s not in cached]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from pathlib import Path
 from typing import Callable
 
@@ -24,6 +24,7 @@ BUDGET_ENV = "CAPTIONER_MODEL_BUDGET_MB"
 # (ViT-GPT2 0.48 GB, BLIP base 0.45 GB, GIT base 0.35 GB: python -m captioner.bench.model_sizes), which
 # leaves room for torch, Streamlit and the images; BLIP large (0.89 GB in bfloat16) fits beside a smaller one.
 DEFAULT_BUDGET_BYTES = 1_500_000_000
+MAX_NOTES = 100  # evictions remembered by the cache (each session hears its own through get(on_note=...))
 _ELEMENT_BYTES = {"float32": 4, "bfloat16": 2}
 _WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 
@@ -94,43 +95,53 @@ class ModelCache:
         self._loader = loader
         self._locate = locate or weights_location
         self._models: OrderedDict[tuple[str, str], tuple[CaptionModel, int]] = OrderedDict()
-        self.notes: list[str] = []
+        self.notes: deque[str] = deque(maxlen=MAX_NOTES)  # the newest evictions, for whoever looks
         self._lock = threading.Lock()
+        self._loading: dict[tuple[str, str], threading.Lock] = {}
 
     @property
     def used_bytes(self) -> int:
+        with self._lock:
+            return self._used_bytes()
+
+    def _used_bytes(self) -> int:
         return sum(size for _, size in self._models.values())
 
     def cached(self) -> list[tuple[str, str, int]]:
-        """(spec, dtype, bytes) of every cached model, least recently used first."""
-        return [(spec, dtype, size) for (spec, dtype), (_, size) in self._models.items()]
+        """(spec, dtype, bytes) of every cached model, least recently used first (a copy, safe beside loads)."""
+        with self._lock:
+            return [(spec, dtype, size) for (spec, dtype), (_, size) in self._models.items()]
 
-    def get(self, spec: str, dtype: str = "float32") -> CaptionModel:
-        """The model `spec` in `dtype`: from the cache, or loaded after evicting what it needs room for.
+    def get(self, spec: str, dtype: str = "float32", on_note: Callable[[str], None] | None = None) -> CaptionModel:
+        """The model `spec` in `dtype`: from the cache, or loaded after evicting what it needs room for;
+        `on_note` hears what this call evicted (and only this call).
 
-        Raises ModelDoesNotFit when the model alone is larger than the budget (ModelLoadError when it
-        cannot be loaded at all)."""
+        A load runs outside the cache's lock (one load per model at a time), so a slow load or download never
+        holds up the others' cached models. Raises ModelDoesNotFit when the model alone is larger than the
+        budget (ModelLoadError when it cannot be loaded at all)."""
         key = (spec, dtype)
         with self._lock:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key][0]
-            location = self._locate(spec)
-            estimate = estimate_bytes(location, dtype) if location is not None else None
-            if estimate is not None:
-                self._refuse_if_too_large(spec, dtype, estimate)
-                self._make_room(estimate, spec)
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:
+            with self._lock:
+                if key in self._models:  # another session loaded it meanwhile
+                    self._models.move_to_end(key)
+                    return self._models[key][0]
+                location = self._locate(spec)
+                estimate = estimate_bytes(location, dtype) if location is not None else None
+                if estimate is not None:
+                    self._refuse_if_too_large(spec, dtype, estimate)
+                    self._make_room(estimate, spec, on_note)
             model = self._load(spec, dtype)
             size = model_bytes(model)
-            self._refuse_if_too_large(spec, dtype, size)
-            self._make_room(size, spec)
-            self._models[key] = (model, size)
+            with self._lock:
+                self._refuse_if_too_large(spec, dtype, size)
+                self._make_room(size, spec, on_note)
+                self._models[key] = (model, size)
             return model
-
-    def evict(self, spec: str, dtype: str = "float32") -> bool:
-        """Drop one model from the cache; whether it was there."""
-        with self._lock:
-            return self._models.pop((spec, dtype), None) is not None
 
     def _load(self, spec: str, dtype: str) -> CaptionModel:
         if self._loader is None:
@@ -147,13 +158,14 @@ class ModelCache:
                 f"{format_bytes(self.budget_bytes)}; raise {BUDGET_ENV} to load it."
             )
 
-    def _make_room(self, size: int, for_spec: str) -> None:
-        while self._models and self.used_bytes + size > self.budget_bytes:
+    def _make_room(self, size: int, for_spec: str, on_note: Callable[[str], None] | None = None) -> None:
+        while self._models and self._used_bytes() + size > self.budget_bytes:
             (old_spec, old_dtype), (_, old_size) = self._models.popitem(last=False)
-            self.notes.append(
-                f"Unloaded {old_spec} ({old_dtype}, {format_bytes(old_size)}), the least recently used model, to make "
-                f"room for {for_spec} within the {format_bytes(self.budget_bytes)} model budget."
-            )
+            note = (f"Unloaded {old_spec} ({old_dtype}, {format_bytes(old_size)}), the least recently used model, to "
+                    f"make room for {for_spec} within the {format_bytes(self.budget_bytes)} model budget.")
+            self.notes.append(note)
+            if on_note is not None:
+                on_note(note)
 
 
 def weights_location(spec: str) -> Path | None:

@@ -98,3 +98,34 @@ def test_a_model_whose_size_is_unknown_is_measured_after_loading(specs, sizes):
 def test_the_budget_from_the_environment(monkeypatch, value, expected):
     monkeypatch.setenv(BUDGET_ENV, value)
     assert default_budget_bytes() == expected
+
+
+def test_a_slow_load_does_not_hold_up_a_cached_model_and_notes_go_to_their_own_caller(specs, sizes):
+    """While one model loads (a download, say), another session's cached model is answered at once; each
+    get hears only the evictions it caused."""
+    import threading
+
+    release = threading.Event()
+
+    def loader(spec, dtype):
+        if spec == specs["git"]:
+            assert release.wait(30)  # held until the test has fetched the cached model
+        return load_captioner(spec, dtype=dtype)
+
+    cache = ModelCache(sizes["hf"] + sizes["git"] // 2, loader=loader, locate=lambda spec: None)
+    hf = cache.get(specs["hf"])
+    heard: list[str] = []
+    slow = threading.Thread(target=lambda: cache.get(specs["git"], on_note=heard.append))
+    slow.start()
+    try:
+        got = []
+        fetch = threading.Thread(target=lambda: got.append(cache.get(specs["hf"])))
+        fetch.start()
+        fetch.join(10)
+        assert got == [hf]  # answered while the other load was still running
+        assert cache.cached() == [(specs["hf"], "float32", sizes["hf"])]
+    finally:
+        release.set()
+        slow.join(60)
+    assert len(heard) == 1 and specs["hf"] in heard[0] and list(cache.notes) == heard
+    assert [spec for spec, _, _ in cache.cached()] == [specs["git"]]
