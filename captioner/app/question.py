@@ -12,6 +12,7 @@ from typing import Any
 
 import streamlit as st
 
+from captioner.errors import one_line
 from captioner.app import views
 from captioner.app.beam_tree import beam_tree_figure
 from captioner.config import DecodingConfig
@@ -103,6 +104,9 @@ def force_a_word(lm: Any, picked: Any, config: DecodingConfig, caption: Caption)
         new = _decode_with_prefix(lm, picked, config, ids).best
     except PrefixError as e:
         st.error(f"The forced words cannot be used: {e}")
+        return
+    except Exception as e:  # the rest of the page stays usable; Clear takes the forced words away
+        st.error(f"Decoding with the forced words failed: {type(e).__name__}: {views.markdown_escape(one_line(e))}")
         return
     original, forced = st.columns(2)
     with original:
