@@ -15,14 +15,14 @@ import os
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from captioner.batch.items import BatchItem, _list_items, is_uri
+from captioner.batch.items import BatchItem, _absolute, _list_items, is_uri
 from captioner.metrics import bleu4_scores, cider_d_scores, exact_match, rouge_l_scores, word_tokens
 
 References = dict[str, tuple[str, ...]]
 
 
 def _key(location: str) -> str:
-    return location if is_uri(location) else os.path.normpath(os.path.abspath(location))
+    return location if is_uri(location) else _absolute(location)  # the batch's own rule for one local name
 
 
 def read_references(location: str) -> References:

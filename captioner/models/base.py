@@ -27,6 +27,12 @@ class ModelInfo:
     fell_back: bool = False  # the default model was asked for and could not load: this is the built-in one
     notes: list[str] = field(default_factory=list)  # what a user should know about how it was loaded
 
+    @classmethod
+    def of_module(cls, module: nn.Module, family: str, source: str) -> "ModelInfo":
+        """The info of a torch module loaded from `source`: its parameter count and dtype read from it."""
+        return cls(name=source, family=family, source=source, num_parameters=sum(p.numel() for p in module.parameters()),
+                   dtype=dtype_name(next(module.parameters()).dtype))  # fmt: skip
+
 
 def dtype_name(dtype: torch.dtype | torch.layout) -> str:
     """A dtype (or layout) as people write it: "float32" for torch.float32."""
@@ -139,3 +145,18 @@ class CaptionModel(ABC):
             text = self.tokenizer.decode([token_id], skip_special_tokens=False)
             self._token_text_cache[token_id] = text
         return text
+
+
+class TransformersImages:
+    """`dtype` and `preprocess` for a captioner holding a transformers `model` and its `image_processor`."""
+
+    model: nn.Module
+    image_processor: Any
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def preprocess(self, images: Sequence[Any]) -> torch.Tensor:
+        pixels = self.image_processor(images=list(images), return_tensors="pt").pixel_values
+        return pixels.to(self.dtype)

@@ -13,12 +13,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from PIL import Image
 
-from captioner.models.base import CaptionModel, ModelInfo, dtype_name
+from captioner.models.base import CaptionModel, ModelInfo, TransformersImages
 
 
-class CachedForwardCaptioner(CaptionModel):
+class CachedForwardCaptioner(TransformersImages, CaptionModel):
     """A transformers captioner whose step is its own forward with its own cache (a `transformers.Cache`)."""
 
     family: str  # ModelInfo.family
@@ -27,21 +26,7 @@ class CachedForwardCaptioner(CaptionModel):
         super().__init__(tokenizer)
         self.model = model.eval()
         self.image_processor = image_processor
-        self.info = ModelInfo(
-            name=source,
-            family=self.family,
-            source=source,
-            num_parameters=sum(p.numel() for p in model.parameters()),
-            dtype=dtype_name(self.dtype),
-        )
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
-
-    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        pixels = self.image_processor(images=list(images), return_tensors="pt").pixel_values
-        return pixels.to(self.dtype)
+        self.info = ModelInfo.of_module(self.model, self.family, source)
 
     def reorder_cache(self, cache: Any, rows: torch.Tensor) -> Any:
         if cache is not None:

@@ -8,17 +8,16 @@ rather than once per caption, and shares them across that image's rows instead o
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import torch
-from PIL import Image
 
 from captioner.config import DecodingConfig, decoding_from_generation_config
-from captioner.models.base import ModelInfo, dtype_name, split_heads
+from captioner.models.base import ModelInfo, TransformersImages, split_heads
 from captioner.models.step import DecoderPlan, GPT2DecoderCaptioner, ImageMemory
 
 
-class HFVisionEncoderDecoderCaptioner(GPT2DecoderCaptioner):
+class HFVisionEncoderDecoderCaptioner(TransformersImages, GPT2DecoderCaptioner):
     """A `VisionEncoderDecoderModel` whose decoder is GPT-2 with cross-attention."""
 
     def __init__(self, model: Any, image_processor: Any, tokenizer: Any, source: str):
@@ -45,21 +44,7 @@ class HFVisionEncoderDecoderCaptioner(GPT2DecoderCaptioner):
         self.image_size = (size, size) if isinstance(size, int) else tuple(size)
         self.grid = (self.image_size[0] // patch, self.image_size[1] // patch)
         self.default_decoding = _defaults_from_generation_config(gen)
-        self.info = ModelInfo(
-            name=source,
-            family="hf-vision-encoder-decoder",
-            source=source,
-            num_parameters=sum(p.numel() for p in model.parameters()),
-            dtype=dtype_name(next(model.parameters()).dtype),
-        )
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
-
-    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        pixels = self.image_processor(images=list(images), return_tensors="pt").pixel_values
-        return pixels.to(self.dtype)
+        self.info = ModelInfo.of_module(model, "hf-vision-encoder-decoder", source)
 
     @torch.inference_mode()
     def encode(self, pixels: torch.Tensor) -> ImageMemory:
