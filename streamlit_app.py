@@ -12,8 +12,9 @@ import streamlit as st
 st.set_page_config(page_title="Captioner explorer", page_icon="🖼️", layout="wide")
 starting = st.empty()
 if "captioner.app.state" not in sys.modules:  # a fresh server: importing torch and the model code takes seconds
-    starting.info("Starting up: loading the model and warming it up (a fresh server takes a few seconds)…",
-                  icon=":material/hourglass_top:")
+    starting.info(
+        "Starting up: loading the model and warming it up (a fresh server takes a few seconds)…", icon=":material/hourglass_top:"
+    )
 
 from captioner.app import state  # noqa: E402  (after the frame: this import is the slow part)
 
@@ -29,8 +30,9 @@ pages = [
 page = st.navigation(pages, position="hidden")
 state.keep_widget_values()
 if not state.model_ready():  # a fresh server loads and warms the model first: show the frame at once
-    starting.info("Starting up: loading the model and warming it up (a fresh server takes a few seconds)…",
-                  icon=":material/hourglass_top:")
+    starting.info(
+        "Starting up: loading the model and warming it up (a fresh server takes a few seconds)…", icon=":material/hourglass_top:"
+    )
 model = state.sidebar(page, pages)
 starting.empty()
 state.write_url(page.title, model)

@@ -11,12 +11,17 @@ with state.page_guard("captioning the batch"):
     lm = state.require_model()
     files = state.batch_uploader()
     use_examples = st.checkbox("Add the example images (with their reference captions)", key="batch.opt.examples")
-    refs_text = st.text_area("Reference captions (optional): one line per image", key="batch.opt.refs",
-                             placeholder="cat.jpg: a cat on a sofa | a grey cat lying on a couch")
+    refs_text = st.text_area(
+        "Reference captions (optional): one line per image",
+        key="batch.opt.refs",
+        placeholder="cat.jpg: a cat on a sofa | a grey cat lying on a couch",
+    )
     config = state.caption_config(lm.model).with_(output_attentions=False, num_alternatives=1)
-    st.caption(f"Decoding with the Caption page's settings: {views.markdown_escape(views.config_label(config))}, "
-               f"up to {notes.plural(config.max_new_tokens, 'token')}. Your files and results stay here while you "
-               "visit another page.")
+    st.caption(
+        f"Decoding with the Caption page's settings: {views.markdown_escape(views.config_label(config))}, "
+        f"up to {notes.plural(config.max_new_tokens, 'token')}. Your files and results stay here while you "
+        "visit another page."
+    )
     st.page_link("app_pages/caption.py", label="Change them on the Caption page", icon=":material/tune:")
 
     examples = state.gallery() if use_examples else []
@@ -36,21 +41,28 @@ with state.page_guard("captioning the batch"):
         state.run_batch(lm, items, config)
         st.rerun()  # draw the page again with every row
     if todo and done:
-        st.info(f"{len(captioned)} of {len(items)} images are captioned with these settings (stopped or changed); "
-                f"press the button to caption the other {todo}.")
+        st.info(
+            f"{len(captioned)} of {len(items)} images are captioned with these settings (stopped or changed); "
+            f"press the button to caption the other {todo}."
+        )
     if not done and not problems:
         st.stop()
 
     typed = views.parse_references(refs_text or "")
-    shown, unmatched = views.attach_references(done + problems, typed, {ex.name: ex.references for ex in examples},
-                                               batch_names=[item.name for item in items])
+    shown, unmatched = views.attach_references(
+        done + problems, typed, {ex.name: ex.references for ex in examples}, batch_names=[item.name for item in items]
+    )
     if typed.problems or unmatched:
         st.warning("  \n".join(views.markdown_escape(line) for line in typed.problems + unmatched))
     bad = [row for row in shown if not row.ok]
     if bad:
-        st.warning(f"{len(bad)} of {len(shown)} files got no caption:  \n"
-                   + "  \n".join(f"**{views.markdown_escape(views.shorten(row.path, 80))}**: "
-                                 f"{views.markdown_escape(str(row.error))}" for row in bad))
+        st.warning(
+            f"{len(bad)} of {len(shown)} files got no caption:  \n"
+            + "  \n".join(
+                f"**{views.markdown_escape(views.shorten(row.path, 80))}**: {views.markdown_escape(str(row.error))}"
+                for row in bad
+            )
+        )
     if not captioned:
         st.stop()
     shown, scores = score_rows(shown)
@@ -62,15 +74,30 @@ with state.page_guard("captioning the batch"):
     changed = notes.changed_settings(config, state.default_config(lm.model))
     table = views.batch_table(shown, state.batch_unsure(lm, items, config), changed)
     seconds = sum(views.row_seconds(row) or 0.0 for row in shown if row.ok)
-    st.caption(f"{notes.plural(len(captioned), 'image')} captioned in {seconds:.2f} s of model time"
-               + (f" ({failed} failed)" if failed else "") + "; the CSV also has each one's time and log-probability.")
-    st.dataframe(views.batch_display(table), hide_index=True, row_height=72, height="content", column_order=views.batch_columns_shown(table),
-                 column_config={
-                     "thumbnail": st.column_config.ImageColumn("image", width=72),
-                     "file": st.column_config.TextColumn(width=140),
-                     "caption": st.column_config.TextColumn(width=250),
-                     "references": st.column_config.TextColumn(width=250),
-                     "matches a reference": st.column_config.CheckboxColumn("exact", width=50),
-                 })
-    st.download_button("Download results (CSV)", views.csv_bytes(table), file_name="captions.csv",
-                       mime="text/csv", on_click="ignore", icon=":material/download:")
+    st.caption(
+        f"{notes.plural(len(captioned), 'image')} captioned in {seconds:.2f} s of model time"
+        + (f" ({failed} failed)" if failed else "")
+        + "; the CSV also has each one's time and log-probability."
+    )
+    st.dataframe(
+        views.batch_display(table),
+        hide_index=True,
+        row_height=72,
+        height="content",
+        column_order=views.batch_columns_shown(table),
+        column_config={
+            "thumbnail": st.column_config.ImageColumn("image", width=72),
+            "file": st.column_config.TextColumn(width=140),
+            "caption": st.column_config.TextColumn(width=250),
+            "references": st.column_config.TextColumn(width=250),
+            "matches a reference": st.column_config.CheckboxColumn("exact", width=50),
+        },
+    )
+    st.download_button(
+        "Download results (CSV)",
+        views.csv_bytes(table),
+        file_name="captions.csv",
+        mime="text/csv",
+        on_click="ignore",
+        icon=":material/download:",
+    )

@@ -24,8 +24,9 @@ with state.page_guard("captioning the image"):
             st.info(views.BUILTIN_NOTE, icon=":material/category:")
         st.image(views.display_image(picked.preview, 384), caption=views.markdown_escape(picked.name))
         st.subheader(views.markdown_escape(caption.text) or "(empty caption)")
-        for note in notes.caption_notes(caption, result.config, decoded.reference, state.default_config(lm.model),
-                                        lm.token_limit):
+        for note in notes.caption_notes(
+            caption, result.config, decoded.reference, state.default_config(lm.model), lm.token_limit
+        ):
             st.warning(note)
         st.markdown(views.tokens_html(caption, end_token=True), unsafe_allow_html=True)
         st.markdown(views.token_legend_html(), unsafe_allow_html=True)
@@ -35,20 +36,35 @@ with state.page_guard("captioning the image"):
             if decoded.encoded_now:
                 st.metric("Encode", encode, width="content")
             else:
-                st.metric("Encode", "cached", width="content",
-                          help=f"This image was encoded before (it took {encode}); only decoding ran now.")
+                st.metric(
+                    "Encode",
+                    "cached",
+                    width="content",
+                    help=f"This image was encoded before (it took {encode}); only decoding ran now.",
+                )
             st.metric("Decode", views.milliseconds(t.get("decode", 0)), width="content")
-            st.metric("Confidence", f"{caption.confidence:.2f}", width="content",
-                      help="Geometric mean of the tokens' probabilities: 1 = certain of every token.")
+            st.metric(
+                "Confidence",
+                f"{caption.confidence:.2f}",
+                width="content",
+                help="Geometric mean of the tokens' probabilities: 1 = certain of every token.",
+            )
             st.metric("Log-prob", f"{caption.logprob:.2f}", width="content")
             st.metric("Tokens", len(caption.tokens), width="content")
         question.beam_tree_section(result)
         if decoded.shown_before:
-            st.caption(":material/history: Shown from the cache: these settings were decoded before, and the "
-                       "times are from that run.")
+            st.caption(
+                ":material/history: Shown from the cache: these settings were decoded before, and the times are from that run."
+            )
         record = json.dumps(views.caption_record(result, lm.model.info, picked.name), indent=2)
-        st.download_button("Download JSON", record, file_name="caption.json", mime="application/json",
-                           on_click="ignore", icon=":material/download:")
+        st.download_button(
+            "Download JSON",
+            record,
+            file_name="caption.json",
+            mime="application/json",
+            on_click="ignore",
+            icon=":material/download:",
+        )
         with st.expander("Result as JSON (copy button at the top right)"):
             st.code(record, language="json")
         decoded.mark_shown()

@@ -23,16 +23,30 @@ with state.page_guard("comparing decoding strategies"):
     st.subheader("Side by side")
     seconds = max(r.timings.get("decode", 0.0) for r in results)
     together = f"were decoded together in one batched call of {seconds:.2f} s" if len(results) > 1 else "was decoded"
-    st.caption(f"{len(results)} configurations {together}."
-               + (" Shown from the cache: the time is from when they were computed." if decoded.shown_before else ""))
+    st.caption(
+        f"{len(results)} configurations {together}."
+        + (" Shown from the cache: the time is from when they were computed." if decoded.shown_before else "")
+    )
     st.table(views.readable(views.with_units(views.comparison_table(results))), border="horizontal")
     st.caption(views.compare_note(configs[0].length_penalty))
     left, right, _ = st.columns([1, 1, 2])
-    left.download_button("Every caption (CSV)", views.csv_bytes(views.every_caption_table(results)),
-                         file_name="comparison.csv", mime="text/csv", on_click="ignore", icon=":material/download:")
+    left.download_button(
+        "Every caption (CSV)",
+        views.csv_bytes(views.every_caption_table(results)),
+        file_name="comparison.csv",
+        mime="text/csv",
+        on_click="ignore",
+        icon=":material/download:",
+    )
     record = json.dumps(views.comparison_record(results, lm.model.info, picked.name), indent=2)
-    right.download_button("Everything (JSON)", record, file_name="comparison.json", mime="application/json",
-                          on_click="ignore", icon=":material/download:")
+    right.download_button(
+        "Everything (JSON)",
+        record,
+        file_name="comparison.json",
+        mime="application/json",
+        on_click="ignore",
+        icon=":material/download:",
+    )
 
     st.subheader("Token probabilities")
     st.plotly_chart(views.token_prob_figure(state.chart_picker(results)))

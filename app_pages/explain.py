@@ -12,12 +12,10 @@ with state.page_guard("explaining the caption"):
     decoded = state.decode_with_reference(lm, picked, config)
     result = decoded.only()
     caption = result.best
-    for note in notes.caption_notes(caption, result.config, decoded.reference, state.default_config(lm.model),
-                                    lm.token_limit):
+    for note in notes.caption_notes(caption, result.config, decoded.reference, state.default_config(lm.model), lm.token_limit):
         st.warning(note)
     st.markdown(views.tokens_html(caption, end_token=True), unsafe_allow_html=True)
-    st.caption(f"Decoded with the Caption page's settings ({views.config_label(config)}, "
-               f"up to {config.max_new_tokens} tokens).")
+    st.caption(f"Decoded with the Caption page's settings ({views.config_label(config)}, up to {config.max_new_tokens} tokens).")
     st.page_link("app_pages/caption.py", label="Change them on the Caption page", icon=":material/tune:")
 
     st.subheader("Each step")
@@ -48,17 +46,25 @@ with state.page_guard("explaining the caption"):
     word, amap = maps[chosen]
     original, attention = st.columns([2, 3], vertical_alignment="center")
     seen = views.model_input(picked.image, lm.model.image_size)
-    original.image(views.display_image(seen, 448),
-                   caption=f"{views.markdown_escape(picked.name)}: what the model saw, resized to {seen.width}×{seen.height}")
+    original.image(
+        views.display_image(seen, 448),
+        caption=f"{views.markdown_escape(picked.name)}: what the model saw, resized to {seen.width}×{seen.height}",
+    )
     how = f"{views.layer_text(layer)} · {views.head_text(head)}" if explained is None else explain_methods.METHOD_LABELS[method]
-    attention.plotly_chart(views.attention_figure(picked.preview, amap, opacity, f"“{word}” · {how}",
-                                                 what=explain_methods.scale_word(method)))
+    attention.plotly_chart(
+        views.attention_figure(picked.preview, amap, opacity, f"“{word}” · {how}", what=explain_methods.scale_word(method))
+    )
     grid = views.HeatmapGrid(picked.preview, maps, caption.text, layer, head, opacity, method=method)
     exports = st.container(horizontal=True)
     with exports:
-        st.download_button("Download the heatmap figure (PNG)", views.png_bytes(views.heatmap_figure(grid)),
-                           file_name=views.heatmap_file_name(layer, head, method), mime="image/png", on_click="ignore",
-                           icon=":material/download:")
+        st.download_button(
+            "Download the heatmap figure (PNG)",
+            views.png_bytes(views.heatmap_figure(grid)),
+            file_name=views.heatmap_file_name(layer, head, method),
+            mime="image/png",
+            on_click="ignore",
+            icon=":material/download:",
+        )
         record = explain_methods.attention_record(caption, maps, layer, head) if explained is None else explained.to_dict()
         explain_methods.json_download(record, method)
 

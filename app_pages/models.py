@@ -16,18 +16,32 @@ with state.page_guard("comparing models"):
         st.info("Choose an image in the sidebar: upload one, take a photo, or pick an example.")
         st.stop()
     state.models_page_state()  # the widgets' starting values (from the URL, or the defaults)
-    st.text_area("Models, one per line (2 to 4)", key="mdl.specs", height=110,
-                 help="builtin, a captioner.pt or .safetensors file, a model folder, or a Hugging Face hub id: "
-                      "what the sidebar's picker takes.")
-    st.toggle("Same settings for all", key="mdl.same",
-              help="Off: each model decodes with its own default settings.")
+    st.text_area(
+        "Models, one per line (2 to 4)",
+        key="mdl.specs",
+        height=110,
+        help="builtin, a captioner.pt or .safetensors file, a model folder, or a Hugging Face hub id: "
+        "what the sidebar's picker takes.",
+    )
+    st.toggle("Same settings for all", key="mdl.same", help="Off: each model decodes with its own default settings.")
     if st.session_state["mdl.same"]:
         strategy_col, *range_cols = st.columns(1 + len(model_compare.SHARED_RANGES))
-        strategy_col.selectbox("Strategy", [s for s in STRATEGIES if s in model_compare.SHARED_STRATEGIES],
-                               key="mdl.strategy", format_func=lambda s: state.settings.STRATEGY_NAMES[s])
+        strategy_col.selectbox(
+            "Strategy",
+            [s for s in STRATEGIES if s in model_compare.SHARED_STRATEGIES],
+            key="mdl.strategy",
+            format_func=lambda s: state.settings.STRATEGY_NAMES[s],
+        )
         for column, r in zip(range_cols, model_compare.SHARED_RANGES):
-            column.slider(r.label, r.lo, r.hi, step=r.step, key="mdl." + r.name, help=r.help,
-                          disabled=st.session_state["mdl.strategy"] not in r.applies_to)
+            column.slider(
+                r.label,
+                r.lo,
+                r.hi,
+                step=r.step,
+                key="mdl." + r.name,
+                help=r.help,
+                disabled=st.session_state["mdl.strategy"] not in r.applies_to,
+            )
     specs, same, shared = state.models_page_state()
     _, dropped = model_compare.parse_specs(st.session_state["mdl.specs"])
     for note in dropped:
@@ -53,8 +67,10 @@ with state.page_guard("comparing models"):
                 continue
             outcome.info = lm.model.info
             config, fitted = model_compare.config_for(lm.model, shared if same else None)
-            st.caption(f"{lm.model.info.family} · {state.format_count(lm.model.info.num_parameters)} parameters · "
-                       f"{views.config_label(config)}")
+            st.caption(
+                f"{lm.model.info.family} · {state.format_count(lm.model.info.num_parameters)} parameters · "
+                f"{views.config_label(config)}"
+            )
             decoded = state.decode_configs(lm, picked, [config])
             failure = decoded.outcomes[0].error
             if decoded.outcomes[0].result is None:
@@ -76,8 +92,20 @@ with state.page_guard("comparing models"):
     table = model_compare.summary_table(outcomes)
     st.table(views.readable(table), border="horizontal")
     left, right, _ = st.columns([1, 1, 2])
-    left.download_button("Table (CSV)", views.csv_bytes(table), file_name="models.csv", mime="text/csv",
-                         on_click="ignore", icon=":material/download:")
+    left.download_button(
+        "Table (CSV)",
+        views.csv_bytes(table),
+        file_name="models.csv",
+        mime="text/csv",
+        on_click="ignore",
+        icon=":material/download:",
+    )
     record = json.dumps(model_compare.comparison_record(outcomes, picked.name, same), indent=2, default=str)
-    right.download_button("Everything (JSON)", record, file_name="models.json", mime="application/json",
-                          on_click="ignore", icon=":material/download:")
+    right.download_button(
+        "Everything (JSON)",
+        record,
+        file_name="models.json",
+        mime="application/json",
+        on_click="ignore",
+        icon=":material/download:",
+    )

@@ -28,9 +28,18 @@ _PUBLIC = {
     "ArchiveError": "captioner.archives",
 }
 __all__ = [
-    "ArchiveError", "ConfigError", "DecodingConfig", "ImageLoadError", "ModelLoadError", "caption_image", "caption_images",
-    "decode", "encode_image", "load_captioner", "load_image",
-]  # fmt: skip
+    "ArchiveError",
+    "ConfigError",
+    "DecodingConfig",
+    "ImageLoadError",
+    "ModelLoadError",
+    "caption_image",
+    "caption_images",
+    "decode",
+    "encode_image",
+    "load_captioner",
+    "load_image",
+]
 
 if TYPE_CHECKING:
     from captioner.archives import ArchiveError

@@ -19,25 +19,51 @@ from captioner.files import escape_name
 EXPLAIN_METHODS = ("attention", "relevance", "gradcam", "occlusion")  # captioner.explain.METHODS, without importing torch
 
 DECODING_OPTIONS = (
-    "strategy", "num_beams", "length_penalty", "top_k", "top_p", "temperature", "repetition_penalty",
-    "no_repeat_ngram_size", "min_new_tokens", "max_new_tokens", "num_return_sequences", "seed",
-    "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff", "num_beam_groups", "diversity_penalty", "penalty_alpha",
-)  # fmt: skip
+    "strategy",
+    "num_beams",
+    "length_penalty",
+    "top_k",
+    "top_p",
+    "temperature",
+    "repetition_penalty",
+    "no_repeat_ngram_size",
+    "min_new_tokens",
+    "max_new_tokens",
+    "num_return_sequences",
+    "seed",
+    "min_p",
+    "typical_p",
+    "epsilon_cutoff",
+    "eta_cutoff",
+    "num_beam_groups",
+    "diversity_penalty",
+    "penalty_alpha",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m captioner", description="Caption images with a ViT + GPT-2 captioner.")
     p.add_argument("images", nargs="+", help="image files to caption")
-    p.add_argument("--model", default=None, help="builtin, a .pt/.safetensors file, a model folder or a hub id (default: resolved automatically)")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="builtin, a .pt/.safetensors file, a model folder or a hub id (default: resolved automatically)",
+    )
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--strategy", choices=STRATEGIES, default=None)
     for name in DECODING_OPTIONS[1:]:
         kind = int if DECODING_SCHEMA[name].kind == "int" else float
         p.add_argument("--" + name.replace("_", "-"), type=kind, help="default: the model's own (its generation_config.json)")
     p.add_argument("--prefix", default=None, help="start every caption with this text and continue from it")
-    p.add_argument("--json", action="store_true", help="print JSON Lines: one object per image (beam searches: with their beam_tree)")
-    p.add_argument("--explain", choices=EXPLAIN_METHODS, default=None,
-                   help="also explain each word of the best caption (per-word maps over the patch grid; captioner.explain)")
+    p.add_argument(
+        "--json", action="store_true", help="print JSON Lines: one object per image (beam searches: with their beam_tree)"
+    )
+    p.add_argument(
+        "--explain",
+        choices=EXPLAIN_METHODS,
+        default=None,
+        help="also explain each word of the best caption (per-word maps over the patch grid; captioner.explain)",
+    )
     return p
 
 
@@ -83,8 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1 if failures else 0
 
 
-def _caption_one(model: Any, image_path: str, config: DecodingConfig, as_json: bool, prefix: list[int],
-                 explain: str | None = None) -> bool:
+def _caption_one(
+    model: Any, image_path: str, config: DecodingConfig, as_json: bool, prefix: list[int], explain: str | None = None
+) -> bool:
     """Caption one image and print it; any error is printed as one line naming the file. True if captioned."""
     from captioner.decoding import caption_image
     from captioner.images import ImageLoadError, load_image
@@ -99,8 +126,13 @@ def _caption_one(model: Any, image_path: str, config: DecodingConfig, as_json: b
 
             explanation = explain_caption(model, image, result.best, explain)
         if as_json:
-            record = {"image": shown, **result.best.to_dict(), "timings": result.timings,
-                      "model": model.info.name, "decoding": result.config.to_dict()}  # fmt: skip
+            record = {
+                "image": shown,
+                **result.best.to_dict(),
+                "timings": result.timings,
+                "model": model.info.name,
+                "decoding": result.config.to_dict(),
+            }
             if len(result.captions) > 1:
                 record["sequences"] = [c.to_dict() for c in result.captions]
             if result.beam_tree is not None:
@@ -126,8 +158,11 @@ def _caption_one(model: Any, image_path: str, config: DecodingConfig, as_json: b
 def _explained_word(word: Any, grid: tuple[int, int]) -> str:
     """'  word: strongest at row r, col c of the rows x cols grid' (1-based), and the flag for an unsupported word."""
     r, c = divmod(int(word.map.argmax()), grid[1])
-    flag = "" if word.supported is not False else (
-        " (no single region: several together)" if word.spread else " (not supported by the image)")
+    flag = (
+        ""
+        if word.supported is not False
+        else (" (no single region: several together)" if word.spread else " (not supported by the image)")
+    )
     return f"  {word.word}: strongest at row {r + 1}, col {c + 1} of {grid[0]}x{grid[1]}{flag}"
 
 

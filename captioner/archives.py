@@ -116,15 +116,23 @@ def _image_entries(archive: zipfile.ZipFile, result: ArchiveContents, max_file_b
             result.skipped.append((info.filename, "encrypted (password-protected)"))
         elif info.file_size > max_file_bytes:
             result.skipped.append(
-                (info.filename, f"too large: {format_bytes(info.file_size)} unpacked; the limit is {format_bytes(max_file_bytes)}")
+                (
+                    info.filename,
+                    f"too large: {format_bytes(info.file_size)} unpacked; the limit is {format_bytes(max_file_bytes)}",
+                )
             )
         else:
             candidates.append(info)
     return candidates
 
 
-def _unpack(archive: zipfile.ZipFile, candidates: list[zipfile.ZipInfo], result: ArchiveContents,
-            max_total_bytes: int, max_file_bytes: int) -> None:  # fmt: skip
+def _unpack(
+    archive: zipfile.ZipFile,
+    candidates: list[zipfile.ZipInfo],
+    result: ArchiveContents,
+    max_total_bytes: int,
+    max_file_bytes: int,
+) -> None:
     """Unpack each entry within what is left of the budget, whatever its header claims."""
     total = 0
     for info in candidates:
@@ -133,7 +141,9 @@ def _unpack(archive: zipfile.ZipFile, candidates: list[zipfile.ZipInfo], result:
             content = _read_capped(archive, info, budget)
         except _TooLarge:
             if total + budget >= max_total_bytes:
-                raise ArchiveError(f"The archive unpacks to more than {format_bytes(max_total_bytes)}; that is the limit.") from None
+                raise ArchiveError(
+                    f"The archive unpacks to more than {format_bytes(max_total_bytes)}; that is the limit."
+                ) from None
             result.skipped.append(
                 (info.filename, f"too large: more than {format_bytes(max_file_bytes)} unpacked, though it claims less")
             )
@@ -168,5 +178,3 @@ def _is_system_file(name: str) -> bool:
         or any(p.startswith(".") and p not in (".", "..") for p in parts)
         or parts[-1].lower() in _JUNK_NAMES
     )
-
-

@@ -44,6 +44,7 @@ DIVERSITY_PENALTY_RANGE = (0.0, 100.0)
 # over the top_k most likely tokens; each candidate is one row of the next step, hence the bound on top_k.
 MAX_CONTRASTIVE_TOP_K = MAX_NUM_BEAMS
 
+
 class ConfigError(ValueError):
     """A setting or a config-file field of the wrong type or out of range. `field` names it."""
 
@@ -142,7 +143,11 @@ def _show(value: Any) -> str:
         return f"{value:g}"
     if isinstance(value, str):
         return repr(value[:40] + ("…" if len(value) > 40 else ""))
-    if isinstance(value, (list, tuple)) and len(value) <= 4 and all(isinstance(v, (int, float, str, bool)) or v is None for v in value):
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) <= 4
+        and all(isinstance(v, (int, float, str, bool)) or v is None for v in value)
+    ):
         return "[" + ", ".join(_show(v) for v in value) + "]"
     if isinstance(value, (dict, list, tuple)):
         return f"a {'list' if isinstance(value, (list, tuple)) else 'mapping'} of {len(value)} items"
@@ -353,12 +358,24 @@ def _combination_problems(c: Mapping[str, Any]) -> list[ConfigError]:
     if c["strategy"] in BEAM_STRATEGIES and c["num_return_sequences"] > c["num_beams"]:
         problems.append(ConfigError("num_return_sequences", f"num_return_sequences must be at most num_beams ({c['num_beams']})"))
     if c["strategy"] == "greedy" and c["num_return_sequences"] > 1:
-        problems.append(ConfigError("num_return_sequences", "num_return_sequences must be 1 with greedy decoding (use beam search or sampling for more)"))
+        problems.append(
+            ConfigError(
+                "num_return_sequences",
+                "num_return_sequences must be 1 with greedy decoding (use beam search or sampling for more)",
+            )
+        )
     if c["strategy"] == "group_beam" and c["num_beams"] % c["num_beam_groups"]:
-        problems.append(ConfigError("num_beam_groups", f"num_beam_groups must divide num_beams ({c['num_beams']}) with diverse beam search"))
+        problems.append(
+            ConfigError("num_beam_groups", f"num_beam_groups must divide num_beams ({c['num_beams']}) with diverse beam search")
+        )
     if c["strategy"] == "contrastive":
         if not 1 <= c["top_k"] <= MAX_CONTRASTIVE_TOP_K:
-            problems.append(ConfigError("top_k", f"top_k must be from 1 to {MAX_CONTRASTIVE_TOP_K} with contrastive search (its candidates), not {c['top_k']}"))
+            problems.append(
+                ConfigError(
+                    "top_k",
+                    f"top_k must be from 1 to {MAX_CONTRASTIVE_TOP_K} with contrastive search (its candidates), not {c['top_k']}",
+                )
+            )
         if c["num_return_sequences"] > 1:
             problems.append(ConfigError("num_return_sequences", "num_return_sequences must be 1 with contrastive search"))
     return problems

@@ -62,7 +62,9 @@ def _refuse_unless_regular(path: str, mode: int) -> None:
 
 def _refuse_if_too_large(path: str, size: int, max_bytes: int | None, what: str) -> None:
     if max_bytes is not None and size > max_bytes:
-        raise FileRefused(f"{path} is too large for {what}: {format_bytes(size)}; the limit is {format_bytes(max_bytes)}.", "too_large")
+        raise FileRefused(
+            f"{path} is too large for {what}: {format_bytes(size)}; the limit is {format_bytes(max_bytes)}.", "too_large"
+        )
 
 
 def check_regular_file(path: str | os.PathLike, max_bytes: int | None, what: str = "a file") -> Path:

@@ -44,9 +44,7 @@ _FILE_REASONS = {"missing": "missing", "not_regular": "unsupported", "too_large"
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 SUPPORTED_FORMATS_TEXT = "JPEG, PNG, WebP, GIF, BMP, TIFF"
 # File name extensions of those formats (used to pick files out of archives, upload widgets).
-IMAGE_EXTENSIONS = (
-    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff",
-)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff")
 
 ImageSource = Union[bytes, bytearray, memoryview, str, os.PathLike, BinaryIO, Image.Image]
 
@@ -63,9 +61,7 @@ _ORIENTATION_TRANSPOSE = {
 }
 # Leading bytes of the formats above: a file that starts like one of them but
 # does not open is damaged, not "some other kind of file".
-_IMAGE_SIGNATURES = (
-    b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*",
-)
+_IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
 
 
@@ -82,10 +78,7 @@ class ImageLoadError(ValueError):
 
 
 def load_image(
-    source: ImageSource,
-    *,
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
-    max_bytes: int | None = DEFAULT_MAX_BYTES,
+    source: ImageSource, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, max_bytes: int | None = DEFAULT_MAX_BYTES
 ) -> Image.Image:
     """Decode ``source`` into a new RGB image, upright and with transparency flattened onto white.
 
@@ -169,8 +162,7 @@ def _check_pixels(size: tuple[int, int], max_pixels: int | None) -> None:
         raise ImageLoadError("The image is truncated or corrupt.", "corrupt")
     if max_pixels is not None and width * height > max_pixels:
         raise ImageLoadError(
-            f"The image is too large: {width} x {height} pixels; the limit is {_megapixels(max_pixels)}.",
-            "too_large",
+            f"The image is too large: {width} x {height} pixels; the limit is {_megapixels(max_pixels)}.", "too_large"
         )
 
 
@@ -188,12 +180,16 @@ def _check_decode_memory(im: Image.Image) -> None:
         if tile_bytes > MAX_TIFF_TILE_BYTES:
             raise ImageLoadError(
                 f"The TIFF's tiles claim {tile_w} x {tile_h} pixels each ({format_bytes(tile_bytes)} to decode one); "
-                f"the limit is {format_bytes(MAX_TIFF_TILE_BYTES)}.", "too_large")
+                f"the limit is {format_bytes(MAX_TIFF_TILE_BYTES)}.",
+                "too_large",
+            )
     needed = width * height * bytes_per_pixel
     if needed > MAX_DECODE_BYTES:
         raise ImageLoadError(
             f"The image would take {format_bytes(needed)} of memory to decode ({width} x {height} pixels, "
-            f"{bytes_per_pixel} bytes each); the limit is {format_bytes(MAX_DECODE_BYTES)}.", "too_large")
+            f"{bytes_per_pixel} bytes each); the limit is {format_bytes(MAX_DECODE_BYTES)}.",
+            "too_large",
+        )
 
 
 def _ints(value) -> list[int]:
@@ -338,5 +334,3 @@ def _megapixels(pixels: int) -> str:
     if pixels < 1_000_000:
         return f"{pixels:,} pixels"
     return f"{round(pixels / 1_000_000, 1):g} megapixels"
-
-

@@ -56,9 +56,12 @@ class _BleuCounts(NamedTuple):
     ref_len: int  # the closest reference length (the shorter one on ties)
 
     def __add__(self, other: "_BleuCounts") -> "_BleuCounts":  # type: ignore[override]
-        return _BleuCounts([a + b for a, b in zip(self.matches, other.matches)],
-                           [a + b for a, b in zip(self.totals, other.totals)],
-                           self.hyp_len + other.hyp_len, self.ref_len + other.ref_len)  # fmt: skip
+        return _BleuCounts(
+            [a + b for a, b in zip(self.matches, other.matches)],
+            [a + b for a, b in zip(self.totals, other.totals)],
+            self.hyp_len + other.hyp_len,
+            self.ref_len + other.ref_len,
+        )
 
     def bleu(self) -> float:
         if self.hyp_len == 0 or min(self.matches) == 0:

@@ -14,8 +14,10 @@ if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -
     || echo "warning: could not install chromium; the browser test will be skipped" >&2
 fi
 
-# The linter first (pyproject.toml's [tool.ruff]): undefined names and unused imports fail before any test runs.
+# The linter and the formatter first (pyproject.toml's [tool.ruff]): undefined names, unused imports and
+# unformatted files fail before any test runs (`ruff format .` formats them).
 "$VENV/bin/python" -m ruff check --quiet .
+"$VENV/bin/python" -m ruff format --check --quiet .
 
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 exec "$VENV/bin/python" -m pytest "$@"

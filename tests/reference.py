@@ -74,8 +74,15 @@ def contrastive_search(model: VisionGPT2, pixels: torch.Tensor, k: int, alpha: f
 
 
 @torch.inference_mode()
-def diverse_beam_search(model: VisionGPT2, pixels: torch.Tensor, num_beams: int, groups: int, penalty: float,
-                        max_new_tokens: int, length_penalty: float = 1.0) -> list[tuple[list[int], float]]:
+def diverse_beam_search(
+    model: VisionGPT2,
+    pixels: torch.Tensor,
+    num_beams: int,
+    groups: int,
+    penalty: float,
+    max_new_tokens: int,
+    length_penalty: float = 1.0,
+) -> list[tuple[list[int], float]]:
     """Vijayakumar et al. 2016, Algorithm 1 with Hamming diversity: at each step group g extends its beams by
     log p(v) - penalty x (times v was chosen at this step by groups before g, by beams that go on), beam search
     within the group.

@@ -19,16 +19,26 @@ def make_word_tokenizer():
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-        pad_token="<|endoftext|>", unk_token="<unk>",
+        tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>", pad_token="<|endoftext|>", unk_token="<unk>"
     )
 
 
 def tiny_visiongpt2_config(**overrides):
     from captioner.config import VisionGPT2Config
 
-    base = dict(vocab_size=len(WORDS) + 2, embed_dim=32, num_heads=4, seq_len=40, depth=2, mlp_ratio=4,
-                image_size=32, patch_size=8, bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    base = dict(
+        vocab_size=len(WORDS) + 2,
+        embed_dim=32,
+        num_heads=4,
+        seq_len=40,
+        depth=2,
+        mlp_ratio=4,
+        image_size=32,
+        patch_size=8,
+        bos_token_id=0,
+        eos_token_id=0,
+        pad_token_id=0,
+    )
     base.update(overrides)
     return VisionGPT2Config(**base)
 
@@ -58,10 +68,19 @@ def make_tiny_hf_model(seed: int = 0):
     from transformers import GPT2Config, ViTConfig, VisionEncoderDecoderConfig, VisionEncoderDecoderModel
 
     torch.manual_seed(seed)
-    enc = ViTConfig(image_size=32, patch_size=8, hidden_size=24, num_hidden_layers=2, num_attention_heads=4,
-                    intermediate_size=48)
-    dec = GPT2Config(vocab_size=len(WORDS) + 2, n_positions=64, n_embd=32, n_layer=2, n_head=4,
-                     bos_token_id=0, eos_token_id=0, pad_token_id=0, add_cross_attention=True, is_decoder=True)
+    enc = ViTConfig(image_size=32, patch_size=8, hidden_size=24, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48)
+    dec = GPT2Config(
+        vocab_size=len(WORDS) + 2,
+        n_positions=64,
+        n_embd=32,
+        n_layer=2,
+        n_head=4,
+        bos_token_id=0,
+        eos_token_id=0,
+        pad_token_id=0,
+        add_cross_attention=True,
+        is_decoder=True,
+    )
     config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(enc, dec)
     config.decoder_start_token_id = 0
     config.pad_token_id = 0
@@ -119,8 +138,9 @@ def make_gpt2_tokenizer(num_merges: int = 100):
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     tok.add_special_tokens([END_OF_TEXT])
-    return GPT2TokenizerFast(tokenizer_object=tok, unk_token=END_OF_TEXT, bos_token=END_OF_TEXT, eos_token=END_OF_TEXT,
-                             model_max_length=1024)
+    return GPT2TokenizerFast(
+        tokenizer_object=tok, unk_token=END_OF_TEXT, bos_token=END_OF_TEXT, eos_token=END_OF_TEXT, model_max_length=1024
+    )
 
 
 def save_tokenizer(tokenizer, folder: Path, layout: str) -> Path:
@@ -138,11 +158,27 @@ def save_tokenizer(tokenizer, folder: Path, layout: str) -> Path:
         end_id = tokenizer.convert_tokens_to_ids(END_OF_TEXT)
         special = {"bos_token": END_OF_TEXT, "eos_token": END_OF_TEXT, "unk_token": END_OF_TEXT}
         (folder / "special_tokens_map.json").write_text(json.dumps(special, indent=2))
-        added = {str(end_id): {"content": END_OF_TEXT, "lstrip": False, "normalized": True, "rstrip": False,
-                               "single_word": False, "special": True}}
-        config = {"add_bos_token": False, "add_prefix_space": False, "added_tokens_decoder": added, **special,
-                  "clean_up_tokenization_spaces": True, "errors": "replace", "model_max_length": 1024,
-                  "pad_token": None, "tokenizer_class": "GPT2Tokenizer"}
+        added = {
+            str(end_id): {
+                "content": END_OF_TEXT,
+                "lstrip": False,
+                "normalized": True,
+                "rstrip": False,
+                "single_word": False,
+                "special": True,
+            }
+        }
+        config = {
+            "add_bos_token": False,
+            "add_prefix_space": False,
+            "added_tokens_decoder": added,
+            **special,
+            "clean_up_tokenization_spaces": True,
+            "errors": "replace",
+            "model_max_length": 1024,
+            "pad_token": None,
+            "tokenizer_class": "GPT2Tokenizer",
+        }
         (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
     elif layout != "hf_cache":
         raise ValueError(f"unknown tokenizer layout {layout!r}")
@@ -236,9 +272,15 @@ def make_tiny_blip(seed: int = 0, tokenizer=None):
     from transformers import BlipConfig, BlipForConditionalGeneration
 
     tokenizer = tokenizer or make_bert_tokenizer("[DEC]")
-    text = dict(TINY_TEXT, vocab_size=len(tokenizer), encoder_hidden_size=TINY_VISION["hidden_size"],
-                bos_token_id=tokenizer.bos_token_id, sep_token_id=tokenizer.sep_token_id, eos_token_id=tokenizer.sep_token_id,
-                pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+    text = dict(
+        TINY_TEXT,
+        vocab_size=len(tokenizer),
+        encoder_hidden_size=TINY_VISION["hidden_size"],
+        bos_token_id=tokenizer.bos_token_id,
+        sep_token_id=tokenizer.sep_token_id,
+        eos_token_id=tokenizer.sep_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     vision = dict(TINY_VISION, initializer_range=0.02)  # BLIP's default (1e-10) makes every image look alike
     torch.manual_seed(seed)
     model = BlipForConditionalGeneration(BlipConfig(text_config=text, vision_config=vision, projection_dim=16)).eval()
@@ -250,8 +292,14 @@ def make_tiny_git(seed: int = 0, tokenizer=None):
     from transformers import GitConfig, GitForCausalLM
 
     tokenizer = tokenizer or make_bert_tokenizer()
-    config = GitConfig(vision_config=TINY_VISION, vocab_size=len(tokenizer), bos_token_id=tokenizer.cls_token_id,
-                       eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id, **TINY_TEXT)  # fmt: skip
+    config = GitConfig(
+        vision_config=TINY_VISION,
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.cls_token_id,
+        eos_token_id=tokenizer.sep_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **TINY_TEXT,
+    )
     torch.manual_seed(seed)
     model = GitForCausalLM(config).eval()
     _peaked(model, skip="image_encoder")

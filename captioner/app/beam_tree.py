@@ -48,8 +48,7 @@ def returned_path_nodes(tree: BeamTree) -> set[int]:
 def _hover(n: TreeNode, length_penalty: float, returned: bool) -> str:
     lines = [f"<b>{n.token!r}</b> ({n.status}{', returned' if returned else ''})", f"step {n.step + 1}"]
     if n.id:
-        lines += [f"score: {n.score:.3f} (sum of log-probs)",
-                  f"after length penalty {length_penalty:g}: {n.penalized_score:.3f}"]  # fmt: skip
+        lines += [f"score: {n.score:.3f} (sum of log-probs)", f"after length penalty {length_penalty:g}: {n.penalized_score:.3f}"]
     if n.group:
         lines.append(f"group {n.group + 1}")
     return "<br>".join(lines)
@@ -69,26 +68,44 @@ def beam_tree_figure(tree: BeamTree, show_pruned: bool = True) -> go.Figure:
                 (x0, y0), (x1, y1) = pos[n.parent], pos[n.id]
                 xs += [x0, x1, None]
                 ys += [y0, y1, None]
-        fig.add_trace(go.Scatter(
-            x=xs, y=ys, mode="lines", hoverinfo="skip", name="returned beams" if on_path else "candidates",
-            line=dict(color=RETURNED_COLOUR if on_path else "#dddddd", width=3 if on_path else 1),
-        ))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                mode="lines",
+                hoverinfo="skip",
+                name="returned beams" if on_path else "candidates",
+                line=dict(color=RETURNED_COLOUR if on_path else "#dddddd", width=3 if on_path else 1),
+            )
+        )
     for status, colour in STATUS_COLOURS.items():
         nodes = [n for n in shown if n.status == status]
         if nodes:
-            fig.add_trace(go.Scatter(
-                x=[pos[n.id][0] for n in nodes], y=[pos[n.id][1] for n in nodes], mode="markers+text", name=status,
-                # words only along the returned beams (the rest in the hover), so labels do not pile up
-                text=[_label(n) if n.id in highlighted else "" for n in nodes], textposition="top center",
-                marker=dict(color=colour, size=[14 if n.id in returned else 8 for n in nodes],
-                            symbol=["star" if n.id in returned else "circle" for n in nodes],
-                            line=dict(color=[RETURNED_COLOUR if n.id in highlighted else colour for n in nodes], width=2)),
-                hovertext=[_hover(n, tree.length_penalty, n.id in returned) for n in nodes], hoverinfo="text",
-                opacity=0.5 if status == "pruned" else 1.0,
-            ))  # fmt: skip
+            fig.add_trace(
+                go.Scatter(
+                    x=[pos[n.id][0] for n in nodes],
+                    y=[pos[n.id][1] for n in nodes],
+                    mode="markers+text",
+                    name=status,
+                    # words only along the returned beams (the rest in the hover), so labels do not pile up
+                    text=[_label(n) if n.id in highlighted else "" for n in nodes],
+                    textposition="top center",
+                    marker=dict(
+                        color=colour,
+                        size=[14 if n.id in returned else 8 for n in nodes],
+                        symbol=["star" if n.id in returned else "circle" for n in nodes],
+                        line=dict(color=[RETURNED_COLOUR if n.id in highlighted else colour for n in nodes], width=2),
+                    ),
+                    hovertext=[_hover(n, tree.length_penalty, n.id in returned) for n in nodes],
+                    hoverinfo="text",
+                    opacity=0.5 if status == "pruned" else 1.0,
+                )
+            )
     fig.update_layout(
-        xaxis=dict(title="step", dtick=1), yaxis=dict(title="rank by score within the step", showticklabels=False),
-        height=max(320, 40 * max((-y for _, y in pos.values()), default=0) + 160), margin=dict(l=20, r=20, t=50, b=40),
+        xaxis=dict(title="step", dtick=1),
+        yaxis=dict(title="rank by score within the step", showticklabels=False),
+        height=max(320, 40 * max((-y for _, y in pos.values()), default=0) + 160),
+        margin=dict(l=20, r=20, t=50, b=40),
         legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
-    )  # fmt: skip
+    )
     return fig

@@ -36,9 +36,14 @@ def method_picker() -> str:
     """The method radio (raw attention by default) with its one-line trust figure; returns the method."""
     if st.session_state.get(METHOD_KEY) not in METHODS:
         st.session_state[METHOD_KEY] = DEFAULT_METHOD
-    method = st.radio("Explanation method", METHODS, key=METHOD_KEY, horizontal=True, format_func=METHOD_LABELS.get,
-                      help="What each word's map shows: " + "; ".join(f"{METHOD_LABELS[m]}: {METHOD_WORK[m]}"
-                                                                      for m in METHODS))
+    method = st.radio(
+        "Explanation method",
+        METHODS,
+        key=METHOD_KEY,
+        horizontal=True,
+        format_func=METHOD_LABELS.get,
+        help="What each word's map shows: " + "; ".join(f"{METHOD_LABELS[m]}: {METHOD_WORK[m]}" for m in METHODS),
+    )
     st.caption(f"**How far to trust it:** {trust_line(method)}")
     return method
 
@@ -75,8 +80,9 @@ def explanation(lm: Any, picked: Any, caption: Caption, method: str) -> Explanat
 
     try:
         with lm.lock:
-            result = explain(lm.model, picked.image, caption, method=method,
-                             **({"progress": progress} if method == "occlusion" else {}))
+            result = explain(
+                lm.model, picked.image, caption, method=method, **({"progress": progress} if method == "occlusion" else {})
+            )
     finally:
         if bar is not None:
             bar.empty()
@@ -102,14 +108,18 @@ def unsupported_flag(method: str, result: Explanation | None) -> None:
         together = [w for w in result.unsupported if w in spread]
         from_text = [w for w in result.unsupported if w not in spread]
         if together:
-            st.info(f"Carried by several regions at once: {_quoted(together)}. Blanking any one cell of the occlusion "
-                    f"grid lowers them by less than {TOLERANCE} nats, blanking the whole image lowers them: no single "
-                    "place carries them (an object larger than one cell, or a word read from several objects).",
-                    icon=":material/grid_view:")
+            st.info(
+                f"Carried by several regions at once: {_quoted(together)}. Blanking any one cell of the occlusion "
+                f"grid lowers them by less than {TOLERANCE} nats, blanking the whole image lowers them: no single "
+                "place carries them (an object larger than one cell, or a word read from several objects).",
+                icon=":material/grid_view:",
+            )
         if from_text:
-            st.warning(f"Not supported by the image: {_quoted(from_text)}. Even with the whole image blanked their "
-                       f"log-probability drops by less than {TOLERANCE} nats: the model says them from the caption so far.",
-                       icon=":material/help:")
+            st.warning(
+                f"Not supported by the image: {_quoted(from_text)}. Even with the whole image blanked their "
+                f"log-probability drops by less than {TOLERANCE} nats: the model says them from the caption so far.",
+                icon=":material/help:",
+            )
     elif method != "occlusion":
         st.caption("Only occlusion can tell whether a word is supported by any region of the image.")
 
@@ -121,12 +131,24 @@ def _quoted(words: Sequence[str]) -> str:
 def attention_record(caption: Caption, maps: Sequence[tuple[str, np.ndarray]], layer: Any, head: Any) -> dict[str, Any]:
     """The raw-attention maps the page shows, in the shape of `Explanation.to_dict`."""
     grid = list(maps[0][1].shape) if maps else []
-    return {"method": "attention", "grid": grid, "caption": caption.text, "tokens": list(caption.tokens),
-            "settings": {"layer": layer, "head": head}, "unsupported": [],
-            "words": [{"word": w, "map": np.round(m / max(float(m.sum()), 1e-12), 6).tolist()} for w, m in maps]}
+    return {
+        "method": "attention",
+        "grid": grid,
+        "caption": caption.text,
+        "tokens": list(caption.tokens),
+        "settings": {"layer": layer, "head": head},
+        "unsupported": [],
+        "words": [{"word": w, "map": np.round(m / max(float(m.sum()), 1e-12), 6).tolist()} for w, m in maps],
+    }
 
 
 def json_download(record: dict[str, Any], method: str) -> None:
-    st.download_button("Download the maps (JSON)", json.dumps(record, indent=1, default=str),
-                       file_name=f"explanation-{method}.json", mime="application/json", on_click="ignore",
-                       icon=":material/data_object:", key="explain.download.json")
+    st.download_button(
+        "Download the maps (JSON)",
+        json.dumps(record, indent=1, default=str),
+        file_name=f"explanation-{method}.json",
+        mime="application/json",
+        on_click="ignore",
+        icon=":material/data_object:",
+        key="explain.download.json",
+    )

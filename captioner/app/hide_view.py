@@ -32,15 +32,15 @@ def numbered_grid(image: Image.Image, grid: tuple[int, int], cells: set[int], si
             n = r * cols + c
             box = cell_box((r, c), grid, base.size)
             draw.rectangle(box, fill=(20, 20, 20, 150) if n in cells else None, outline=(255, 255, 255, 200))
-            draw.text((box[0] + 3, box[1] + 2), str(n + 1), fill=(255, 255, 255, 255), stroke_width=2,
-                      stroke_fill=(0, 0, 0, 255))
+            draw.text((box[0] + 3, box[1] + 2), str(n + 1), fill=(255, 255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0, 255))
     return Image.alpha_composite(base.convert("RGBA"), shade).convert("RGB")
 
 
 def marked_words(words: list[str], changed: list[bool]) -> str:
     """The caption's words as HTML, the changed ones highlighted."""
-    return " ".join(f'<mark style="{CHANGED_STYLE}">{html.escape(w)}</mark>' if ch else html.escape(w)
-                    for w, ch in zip(words, changed))
+    return " ".join(
+        f'<mark style="{CHANGED_STYLE}">{html.escape(w)}</mark>' if ch else html.escape(w) for w, ch in zip(words, changed)
+    )
 
 
 def cell_picker(grid: tuple[int, int]) -> list[int]:
@@ -52,14 +52,32 @@ def cell_picker(grid: tuple[int, int]) -> list[int]:
         numbers = list(range(r * cols, (r + 1) * cols))
         key = ROW_KEY.format(r)
         st.session_state[key] = [n for n in st.session_state.get(key) or [] if n in numbers]  # another grid's
-        chosen += st.pills(f"Row {r + 1}", numbers, selection_mode="multi", key=key, label_visibility="collapsed",
-                           format_func=lambda n: str(n + 1)) or []
+        chosen += (
+            st.pills(
+                f"Row {r + 1}",
+                numbers,
+                selection_mode="multi",
+                key=key,
+                label_visibility="collapsed",
+                format_func=lambda n: str(n + 1),
+            )
+            or []
+        )
     return chosen
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def _hidden(model_key: str, digest: str, cells: tuple[tuple[int, int], ...], fill: str, grid: tuple[int, int],
-            config_key: str, _lm: Any, _image: Image.Image, _config: DecodingConfig) -> HiddenRegions:
+def _hidden(
+    model_key: str,
+    digest: str,
+    cells: tuple[tuple[int, int], ...],
+    fill: str,
+    grid: tuple[int, int],
+    config_key: str,
+    _lm: Any,
+    _image: Image.Image,
+    _config: DecodingConfig,
+) -> HiddenRegions:
     with _lm.lock:
         return hide_regions(_lm.model, _image, cells, fill, _config, grid)
 
@@ -67,8 +85,10 @@ def _hidden(model_key: str, digest: str, cells: tuple[tuple[int, int], ...], fil
 def hide_a_region(lm: Any, picked: Any, config: DecodingConfig) -> HiddenRegions | None:
     """The section: cell and fill pickers, the masked image, both captions. Returns the result (None: no cells)."""
     st.subheader("Hide a region")
-    st.caption("Which part of the picture makes it say what it says? Pick cells to blank out and a fill; the image "
-               "is captioned again with the same settings.")
+    st.caption(
+        "Which part of the picture makes it say what it says? Pick cells to blank out and a fill; the image "
+        "is captioned again with the same settings."
+    )
     grid = default_grid(lm.model)
     st.session_state.setdefault(FILL_KEY, FILLS[0])
     picture, pickers = st.columns([2, 3])
@@ -82,8 +102,10 @@ def hide_a_region(lm: Any, picked: Any, config: DecodingConfig) -> HiddenRegions
     config_key = json.dumps(config.to_dict(), sort_keys=True, default=str)
     with st.spinner("Captioning the image with the cells hidden…"):
         hidden = _hidden(lm.key, picked.digest, cells, fill, grid, config_key, lm, picked.image, config)
-    picture.image(numbered_grid(hidden.image, grid, set()),
-                  caption=f"{len(cells)} cell{'s' * (len(cells) > 1)} hidden ({FILL_LABELS[fill].lower()})")
+    picture.image(
+        numbered_grid(hidden.image, grid, set()),
+        caption=f"{len(cells)} cell{'s' * (len(cells) > 1)} hidden ({FILL_LABELS[fill].lower()})",
+    )
     before, after = st.columns(2)
     with before:
         st.markdown("**Before**")

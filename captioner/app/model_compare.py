@@ -23,13 +23,27 @@ from captioner.models.base import CaptionModel, ModelInfo
 
 MIN_MODELS, MAX_MODELS = 2, 4
 DEFAULT_SPECS = ("builtin",)
-KIND_NAMES = {"builtin": "built-in", "file": "checkpoint file", "folder": "model folder", "hub": "Hugging Face hub",
-              "missing": "no such path", "other": "not a file or folder", "empty": ""}
+KIND_NAMES = {
+    "builtin": "built-in",
+    "file": "checkpoint file",
+    "folder": "model folder",
+    "hub": "Hugging Face hub",
+    "missing": "no such path",
+    "other": "not a file or folder",
+    "empty": "",
+}
 SHARED_STRATEGIES = ("greedy", "beam")
 SHARED_RANGES: tuple[settings.Range, ...] = (
     settings.Range("num_beams", "Beams", 2, MAX_NUM_BEAMS, 1, ("beam",), param="models_beams"),
-    settings.Range("max_new_tokens", "Max new tokens", 1, 64, 1, param="models_tokens",
-                   help="Each model stops at what it can hold, if that is less."),
+    settings.Range(
+        "max_new_tokens",
+        "Max new tokens",
+        1,
+        64,
+        1,
+        param="models_tokens",
+        help="Each model stops at what it can hold, if that is less.",
+    ),
 )
 SHARED_DEFAULTS: dict[str, Any] = {"strategy": "greedy", "num_beams": 3, "max_new_tokens": 24}
 # URL parameters: the models (repeated, in order), "own" defaults instead of the same settings, the shared ones.
@@ -57,8 +71,9 @@ def parse_specs(text: str) -> tuple[list[str], list[str]]:
             specs.append(spec)
     notes = []
     if len(specs) > MAX_MODELS:
-        notes.append(f"At most {MAX_MODELS} models side by side: comparing the first {MAX_MODELS}, "
-                     f"not {', '.join(specs[MAX_MODELS:])}.")
+        notes.append(
+            f"At most {MAX_MODELS} models side by side: comparing the first {MAX_MODELS}, not {', '.join(specs[MAX_MODELS:])}."
+        )
     return specs[:MAX_MODELS], notes
 
 
@@ -81,8 +96,11 @@ def config_for(model: CaptionModel, shared: Mapping[str, Any] | None) -> tuple[D
         if tokens > limit:
             notes.append(f"Holds at most {limit} tokens: decoded with {limit}, not {tokens}.")
         beam = shared["strategy"] == "beam"
-        config = DecodingConfig(strategy="beam" if beam else "greedy", num_beams=int(shared["num_beams"]) if beam else 1,
-                                max_new_tokens=min(tokens, limit))
+        config = DecodingConfig(
+            strategy="beam" if beam else "greedy",
+            num_beams=int(shared["num_beams"]) if beam else 1,
+            max_new_tokens=min(tokens, limit),
+        )
     return config.with_(num_return_sequences=1, output_attentions=False, num_alternatives=1, seed=0), notes
 
 
@@ -116,21 +134,37 @@ def summary_table(outcomes: Sequence[ModelOutcome]) -> pd.DataFrame:
     """One row per model: its caption, confidence, log-prob, tokens, time and out-of-world flag (or its error)."""
     rows = []
     for o in outcomes:
-        row: dict[str, Any] = {"model": o.spec, "kind": kind_name(o.spec),
-                               "family": o.info.family if o.info is not None else ""}
+        row: dict[str, Any] = {"model": o.spec, "kind": kind_name(o.spec), "family": o.info.family if o.info is not None else ""}
         if o.result is None:
             row.update({"caption": "", "error": o.error})
         else:
             best = o.result.best
-            row.update({
-                "caption": best.text + (" ✂" if best.hit_limit else ""), "settings": views.config_label(o.result.config),
-                "confidence": round(best.confidence, 3), "log-prob": round(best.logprob, 3),
-                "tokens": views.num_tokens(best), "time (s)": round(caption_seconds(o.result), 3),
-                "out of world": out_of_world_text(o.result), "error": "",
-            })
+            row.update(
+                {
+                    "caption": best.text + (" ✂" if best.hit_limit else ""),
+                    "settings": views.config_label(o.result.config),
+                    "confidence": round(best.confidence, 3),
+                    "log-prob": round(best.logprob, 3),
+                    "tokens": views.num_tokens(best),
+                    "time (s)": round(caption_seconds(o.result), 3),
+                    "out of world": out_of_world_text(o.result),
+                    "error": "",
+                }
+            )
         rows.append(row)
-    columns = ["model", "kind", "family", "caption", "settings", "confidence", "log-prob", "tokens", "time (s)",
-               "out of world", "error"]
+    columns = [
+        "model",
+        "kind",
+        "family",
+        "caption",
+        "settings",
+        "confidence",
+        "log-prob",
+        "tokens",
+        "time (s)",
+        "out of world",
+        "error",
+    ]
     table = pd.DataFrame(rows, columns=columns)
     return table if table["error"].astype(bool).any() else table.drop(columns="error")
 
@@ -141,8 +175,7 @@ def comparison_record(outcomes: Sequence[ModelOutcome], image_name: str, same_se
     for o in outcomes:
         entry: dict[str, Any] = {"spec": o.spec, "kind": kind_name(o.spec)}
         if o.info is not None:
-            entry["model"] = {"name": o.info.name, "family": o.info.family, "source": o.info.source,
-                              "dtype": o.info.dtype}
+            entry["model"] = {"name": o.info.name, "family": o.info.family, "source": o.info.source, "dtype": o.info.dtype}
         if o.result is None:
             entry["error"] = o.error
         else:
@@ -150,8 +183,7 @@ def comparison_record(outcomes: Sequence[ModelOutcome], image_name: str, same_se
             record.pop("image")
             entry.update(record, confidence=o.result.best.confidence, out_of_world=o.result.best.out_of_world)
         models.append(entry)
-    return {"image": image_name, "settings": "same for all" if same_settings else "each model's own defaults",
-            "models": models}
+    return {"image": image_name, "settings": "same for all" if same_settings else "each model's own defaults", "models": models}
 
 
 def prob_figure(result: DecodeResult) -> go.Figure:
@@ -160,14 +192,24 @@ def prob_figure(result: DecodeResult) -> go.Figure:
     Steps are numbered on x (a narrow column has no room for the tokens); hovering a point names its token."""
     best = result.best
     steps = list(range(1, len(best.tokens) + 1))
-    fig = go.Figure(go.Scatter(
-        x=steps, y=best.token_probs, mode="lines+markers", text=[views.token_label(t) for t in best.tokens],
-        marker={"size": 6}, hovertemplate="step %{x}: <b>%{text}</b><br>p = %{y:.3f}<extra></extra>",
-    ))
-    fig.update_layout(height=220, showlegend=False, margin={"l": 10, "r": 10, "t": 30, "b": 10},
-                      title={"text": "token probabilities", "font": {"size": 13}},
-                      xaxis={"title": "step", "range": [0.5, max(len(steps), 1) + 0.5], "tickformat": "d"},
-                      yaxis={"title": "p", "range": [0, 1.05], "tickformat": ".1f"})
+    fig = go.Figure(
+        go.Scatter(
+            x=steps,
+            y=best.token_probs,
+            mode="lines+markers",
+            text=[views.token_label(t) for t in best.tokens],
+            marker={"size": 6},
+            hovertemplate="step %{x}: <b>%{text}</b><br>p = %{y:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=220,
+        showlegend=False,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        title={"text": "token probabilities", "font": {"size": 13}},
+        xaxis={"title": "step", "range": [0.5, max(len(steps), 1) + 0.5], "tickformat": "d"},
+        yaxis={"title": "p", "range": [0, 1.05], "tickformat": ".1f"},
+    )
     return fig
 
 
@@ -182,8 +224,12 @@ def short_name(spec: str) -> str:
 def figures_line(result: DecodeResult) -> str:
     """The caption's numbers in one markdown line: confidence, log-prob, tokens, time, and the flag if calibrated."""
     best = result.best
-    parts = [f"confidence **{best.confidence:.2f}**", f"log-prob **{best.logprob:.2f}**",
-             f"**{views.num_tokens(best)}** tokens", f"**{views.milliseconds(caption_seconds(result))}**"]
+    parts = [
+        f"confidence **{best.confidence:.2f}**",
+        f"log-prob **{best.logprob:.2f}**",
+        f"**{views.num_tokens(best)}** tokens",
+        f"**{views.milliseconds(caption_seconds(result))}**",
+    ]
     if best.out_of_world is not None:
         parts.append("**out of world**" if best.out_of_world else "in its world")
     return " · ".join(parts)
@@ -222,7 +268,6 @@ def from_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
         if strategy in SHARED_STRATEGIES:
             values["strategy"] = strategy
         else:
-            notes.append(f"{STRATEGY_PARAM}={str(strategy)[:20]!r} is not one of {', '.join(SHARED_STRATEGIES)}: "
-                         "using greedy.")
+            notes.append(f"{STRATEGY_PARAM}={str(strategy)[:20]!r} is not one of {', '.join(SHARED_STRATEGIES)}: using greedy.")
     shared, more = settings.from_params({k: v for k, v in params.items() if isinstance(v, str)}, SHARED_RANGES)
     return {**values, **shared}, notes + more

@@ -26,7 +26,8 @@ def load_error_line(spec: str, error: BaseException) -> str:
     shown = "the default model" if spec == DEFAULT_SPEC else shorten(spec, SHOWN_CHARS)
     text = " ".join(str(error).split())
     if (isinstance(error, OSError) and error.errno == errno.ENAMETOOLONG) or (
-            isinstance(error, ModelLoadError) and text.startswith("No such file or directory")):
+        isinstance(error, ModelLoadError) and text.startswith("No such file or directory")
+    ):
         return _not_a_model(shown)
     text = text.replace(spec, shown) if spec and spec != DEFAULT_SPEC else text
     if isinstance(error, ModelDoesNotFit):  # the cache's own sentence names the model and the budget

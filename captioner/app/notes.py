@@ -14,9 +14,7 @@ from captioner.app.settings import DECODING_RANGES, STRATEGY_NAMES, Range, forma
 from captioner.config import DecodingConfig
 from captioner.decoding import Caption
 
-OUT_OF_WORLD_NOTE = (
-    "This image does not look like the built-in model's world of coloured shapes; the caption is a guess."
-)
+OUT_OF_WORLD_NOTE = "This image does not look like the built-in model's world of coloured shapes; the caption is a guess."
 # Settings that shape only the output, not the caption: never a cause.
 _NOT_CAUSES = ("max_new_tokens", "seed")
 
@@ -26,8 +24,7 @@ def plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-def changed_settings(config: DecodingConfig, default: DecodingConfig,
-                     ranges: Sequence[Range] = DECODING_RANGES) -> list[str]:
+def changed_settings(config: DecodingConfig, default: DecodingConfig, ranges: Sequence[Range] = DECODING_RANGES) -> list[str]:
     """The settings of `config` that differ from the model's own `default` and change which caption comes out,
     as they read on the page ('sampling', 'temperature 2', 'no-repeat n-gram size 1'); the seed with sampling."""
     out = []
@@ -58,13 +55,16 @@ def confidence_note(caption: Caption, reference: Caption | None, changed: Sequen
     is not), say so and name them; None otherwise."""
     if reference is None or reference.out_of_world or not caption.out_of_world or not changed:
         return None
-    return (f"The model is unsure of this caption (confidence {caption.confidence:.2f}, against "
-            f"{reference.confidence:.2f} with its own settings) because of your {_listed(changed)}; "
-            "the image itself looks like its world.")
+    return (
+        f"The model is unsure of this caption (confidence {caption.confidence:.2f}, against "
+        f"{reference.confidence:.2f} with its own settings) because of your {_listed(changed)}; "
+        "the image itself looks like its world."
+    )
 
 
-def limit_note(caption: Caption, config: DecodingConfig, slider_end: int, reference: Caption | None,
-               changed: Sequence[str]) -> str | None:
+def limit_note(
+    caption: Caption, config: DecodingConfig, slider_end: int, reference: Caption | None, changed: Sequence[str]
+) -> str | None:
     """Why the caption stopped at the token limit, and what would let it end: the setting that kept it from
     ending when the model's own decoding ends in fewer tokens, else more tokens when the slider has more."""
     if not caption.hit_limit:
@@ -72,20 +72,26 @@ def limit_note(caption: Caption, config: DecodingConfig, slider_end: int, refere
     most = config.max_new_tokens
     text = f"The caption stopped at the limit of {plural(most, 'token')} instead of ending by itself: it may be cut short."
     if changed and reference is not None and reference.finished and len(reference.token_ids) <= most:
-        return (text + f" With the model's own settings it ends by itself after {plural(len(reference.token_ids), 'token')}: "
-                f"your {_listed(changed)} kept it from ending.")
+        return (
+            text + f" With the model's own settings it ends by itself after {plural(len(reference.token_ids), 'token')}: "
+            f"your {_listed(changed)} kept it from ending."
+        )
     if most < slider_end:
         return text + f" Raise *Max new tokens* (up to {slider_end}) to let it finish."
     return text + " That is the most this model holds."
 
 
-def caption_notes(caption: Caption, config: DecodingConfig, reference: Caption | None = None,
-                  default: DecodingConfig | None = None, slider_end: int | None = None) -> list[str]:
+def caption_notes(
+    caption: Caption,
+    config: DecodingConfig,
+    reference: Caption | None = None,
+    default: DecodingConfig | None = None,
+    slider_end: int | None = None,
+) -> list[str]:
     """The notes beside a caption: the image outside the model's world (judged on `reference`, the model's own
     decoding), low confidence from the settings, and a stop at the token limit, each naming its cause."""
     changed = changed_settings(config, default) if default is not None else []
     notes = [OUT_OF_WORLD_NOTE] if looks_out_of_world(caption, reference) else []
     notes.append(confidence_note(caption, reference, changed))
-    notes.append(limit_note(caption, config, config.max_new_tokens if slider_end is None else slider_end,
-                            reference, changed))
+    notes.append(limit_note(caption, config, config.max_new_tokens if slider_end is None else slider_end, reference, changed))
     return [n for n in notes if n]

@@ -69,8 +69,10 @@ def _on_force(caption: Caption, model: Any) -> None:
 def force_a_word(lm: Any, picked: Any, config: DecodingConfig, caption: Caption) -> None:
     """Pick an alternative at a step (or type words), continue decoding from there, show both captions."""
     st.subheader("Force a word")
-    st.caption("What if the model had said something else at one step? The caption up to that step is kept, "
-               "your word is forced, and decoding goes on with the same settings.")
+    st.caption(
+        "What if the model had said something else at one step? The caption up to that step is kept, "
+        "your word is forced, and decoding goes on with the same settings."
+    )
     tokens = caption.tokens
     if not tokens:
         st.info("The caption has no tokens to change.")
@@ -78,8 +80,12 @@ def force_a_word(lm: Any, picked: Any, config: DecodingConfig, caption: Caption)
     if st.session_state.get("xpl.force_step", 0) >= len(tokens):
         st.session_state["xpl.force_step"] = 0
     left, middle, right = st.columns([1, 1, 1])
-    step = left.selectbox("At step", list(range(len(tokens))), key="xpl.force_step",
-                          format_func=lambda t: f"{t + 1}: {tokens[t].strip() or tokens[t]!r}")
+    step = left.selectbox(
+        "At step",
+        list(range(len(tokens))),
+        key="xpl.force_step",
+        format_func=lambda t: f"{t + 1}: {tokens[t].strip() or tokens[t]!r}",
+    )
     alternatives = [a for a in caption.alternatives[step] if a.id != caption.token_ids[step]]
     if alternatives:
         ids = [a.id for a in alternatives]
@@ -89,7 +95,9 @@ def force_a_word(lm: Any, picked: Any, config: DecodingConfig, caption: Caption)
         middle.selectbox("Say instead", ids, key="xpl.force_alt", format_func=texts.get)
     right.text_input("Or type words", key="xpl.force_text", max_chars=200, placeholder="e.g. big red")
     buttons = st.container(horizontal=True)
-    buttons.button("Continue from here", key="question.force", on_click=_on_force, args=(caption, lm.model), icon=":material/call_split:")
+    buttons.button(
+        "Continue from here", key="question.force", on_click=_on_force, args=(caption, lm.model), icon=":material/call_split:"
+    )
     buttons.button("Clear", key="question.clear", on_click=lambda: st.session_state.pop(PREFIX_KEY, None))
     if "question.error" in st.session_state:
         st.error(st.session_state["question.error"])
@@ -116,8 +124,9 @@ def force_a_word(lm: Any, picked: Any, config: DecodingConfig, caption: Caption)
     with forced:
         st.markdown(f"**Forced: “{views.markdown_escape(lm.model.decode_text(ids))}”**")
         st.markdown(views.tokens_html(new, end_token=True), unsafe_allow_html=True)
-        st.caption(f"log-prob {new.logprob:.2f} · confidence {new.confidence:.2f} · "
-                   f"the first {sum(new.forced)} tokens were forced")
+        st.caption(
+            f"log-prob {new.logprob:.2f} · confidence {new.confidence:.2f} · the first {sum(new.forced)} tokens were forced"
+        )
 
 
 def beam_tree_section(result: DecodeResult) -> None:
@@ -126,8 +135,10 @@ def beam_tree_section(result: DecodeResult) -> None:
     if tree is None:
         return
     with st.expander("The beam tree: what beam search kept and what it threw away"):
-        st.caption("Every candidate beam search scored, one column per step, best at the top. The returned beams are "
-                   "red (stars: where they ended); grey ones were pruned. Hover for the score before and after the "
-                   f"length penalty ({tree.length_penalty:g}).")
+        st.caption(
+            "Every candidate beam search scored, one column per step, best at the top. The returned beams are "
+            "red (stars: where they ended); grey ones were pruned. Hover for the score before and after the "
+            f"length penalty ({tree.length_penalty:g})."
+        )
         show_pruned = st.toggle("Show pruned candidates", value=True, key="tree.pruned")
         st.plotly_chart(beam_tree_figure(tree, show_pruned=show_pruned), key="beam-tree")

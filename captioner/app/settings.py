@@ -17,8 +17,13 @@ from captioner.config import MAX_NEW_TOKENS, MAX_NUM_BEAMS, MAX_SEED, STRATEGIES
 
 SEED_MAX = MAX_SEED  # 2**64 - 1, as the README promises: torch's generators take 64-bit seeds
 TOP_K_MAX = 200  # the Top-k sliders' end, or the model's vocabulary when that is smaller
-STRATEGY_NAMES = {"greedy": "Greedy", "beam": "Beam search", "sample": "Sampling", "group_beam": "Diverse beam search",
-                  "contrastive": "Contrastive search"}
+STRATEGY_NAMES = {
+    "greedy": "Greedy",
+    "beam": "Beam search",
+    "sample": "Sampling",
+    "group_beam": "Diverse beam search",
+    "contrastive": "Contrastive search",
+}
 BEAMS = ("beam", "group_beam")
 
 
@@ -69,26 +74,80 @@ class Range:
 
 
 DECODING_RANGES: tuple[Range, ...] = (
-    Range("max_new_tokens", "Max new tokens", 1, MAX_NEW_TOKENS, 1,
-          help="The longest caption, in tokens. The slider stops at what this model can hold."),
+    Range(
+        "max_new_tokens",
+        "Max new tokens",
+        1,
+        MAX_NEW_TOKENS,
+        1,
+        help="The longest caption, in tokens. The slider stops at what this model can hold.",
+    ),
     Range("num_beams", "Beams", 1, MAX_NUM_BEAMS, 1, BEAMS),
-    Range("length_penalty", "Length penalty", -1.0, 3.0, 0.1, BEAMS,
-          help="Beam score = sum of log-probs / length ** penalty: above 0 favours longer captions."),
-    Range("num_beam_groups", "Beam groups", 1, MAX_NUM_BEAMS, 1, ("group_beam",),
-          help="Diverse beam search splits the beams into this many groups; it must divide the beams."),
-    Range("diversity_penalty", "Diversity penalty", 0.0, 5.0, 0.1, ("group_beam",),
-          help="Subtracted from a token's log-prob for each earlier group that chose it at this step."),
-    Range("penalty_alpha", "Degeneration penalty (alpha)", 0.0, 1.0, 0.05, ("contrastive",),
-          help="Contrastive search: (1 - alpha) x probability - alpha x similarity to the caption so far; 0 = greedy."),
+    Range(
+        "length_penalty",
+        "Length penalty",
+        -1.0,
+        3.0,
+        0.1,
+        BEAMS,
+        help="Beam score = sum of log-probs / length ** penalty: above 0 favours longer captions.",
+    ),
+    Range(
+        "num_beam_groups",
+        "Beam groups",
+        1,
+        MAX_NUM_BEAMS,
+        1,
+        ("group_beam",),
+        help="Diverse beam search splits the beams into this many groups; it must divide the beams.",
+    ),
+    Range(
+        "diversity_penalty",
+        "Diversity penalty",
+        0.0,
+        5.0,
+        0.1,
+        ("group_beam",),
+        help="Subtracted from a token's log-prob for each earlier group that chose it at this step.",
+    ),
+    Range(
+        "penalty_alpha",
+        "Degeneration penalty (alpha)",
+        0.0,
+        1.0,
+        0.05,
+        ("contrastive",),
+        help="Contrastive search: (1 - alpha) x probability - alpha x similarity to the caption so far; 0 = greedy.",
+    ),
     Range("temperature", "Temperature", 0.05, 2.0, 0.05, ("sample",)),
-    Range("top_k", "Top-k", 0, TOP_K_MAX, 1, ("sample", "contrastive"),
-          help="Sampling: 0 = off. Contrastive search: its candidates, 1 to 16."),
+    Range(
+        "top_k",
+        "Top-k",
+        0,
+        TOP_K_MAX,
+        1,
+        ("sample", "contrastive"),
+        help="Sampling: 0 = off. Contrastive search: its candidates, 1 to 16.",
+    ),
     Range("top_p", "Top-p", 0.05, 1.0, 0.05, ("sample",), help="1.0 = off"),
-    Range("min_p", "Min-p", 0.0, 1.0, 0.01, ("sample",), help="0 = off: keep tokens at least min-p x the best one's probability."),
-    Range("typical_p", "Typical-p", 0.05, 1.0, 0.05, ("sample",), help="1.0 = off: keep the locally typical tokens of this mass."),
-    Range("epsilon_cutoff", "Epsilon cut-off", 0.0, 0.05, 0.0005, ("sample",), help="0 = off: drop tokens below this probability."),
-    Range("eta_cutoff", "Eta cut-off", 0.0, 0.05, 0.0005, ("sample",),
-          help="0 = off: drop tokens below a probability that falls as the distribution's entropy grows."),
+    Range(
+        "min_p", "Min-p", 0.0, 1.0, 0.01, ("sample",), help="0 = off: keep tokens at least min-p x the best one's probability."
+    ),
+    Range(
+        "typical_p", "Typical-p", 0.05, 1.0, 0.05, ("sample",), help="1.0 = off: keep the locally typical tokens of this mass."
+    ),
+    Range(
+        "epsilon_cutoff", "Epsilon cut-off", 0.0, 0.05, 0.0005, ("sample",), help="0 = off: drop tokens below this probability."
+    ),
+    Range(
+        "eta_cutoff",
+        "Eta cut-off",
+        0.0,
+        0.05,
+        0.0005,
+        ("sample",),
+        help="0 = off: drop tokens below a probability that falls as the distribution's entropy grows.",
+    ),
     Range("repetition_penalty", "Repetition penalty", 0.5, 2.0, 0.05, help="1.0 = off"),
     Range("no_repeat_ngram_size", "No-repeat n-gram size", 0, 6, 1, help="0 = off"),
     Range("seed", "Seed", 0, SEED_MAX, 1, ("sample",), help="The same seed draws the same samples."),
@@ -176,8 +235,9 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def to_params(values: Mapping[str, Any], defaults: Mapping[str, Any], ranges: tuple[Range, ...],
-              choices: tuple[str, ...] = ()) -> dict[str, str]:
+def to_params(
+    values: Mapping[str, Any], defaults: Mapping[str, Any], ranges: tuple[Range, ...], choices: tuple[str, ...] = ()
+) -> dict[str, str]:
     """URL parameters for the values that differ from their defaults (ranges, and named choices)."""
     params = {}
     for name in choices:
@@ -206,8 +266,10 @@ def from_params(params: Mapping[str, str], ranges: tuple[Range, ...]) -> tuple[d
             continue
         values[r.name] = r.snap(number)
         if values[r.name] != number:
-            notes.append(f"{r.url_name}={raw[:20]} is outside {format_value(r.lo)}..{format_value(r.hi)}"
-                         f" (or off its step of {format_value(r.step)}): using {format_value(values[r.name])}.")
+            notes.append(
+                f"{r.url_name}={raw[:20]} is outside {format_value(r.lo)}..{format_value(r.hi)}"
+                f" (or off its step of {format_value(r.step)}): using {format_value(values[r.name])}."
+            )
     return values, notes
 
 
@@ -275,8 +337,9 @@ def added_to_param(label: str, values: Mapping[str, Any], defaults: Mapping[str,
     return json.dumps(record, separators=(",", ":"))
 
 
-def added_from_param(raw: str, defaults: Mapping[str, Any], model_limit: int,
-                     ranges: tuple[Range, ...] | None = None) -> tuple[dict[str, Any] | None, list[str]]:
+def added_from_param(
+    raw: str, defaults: Mapping[str, Any], model_limit: int, ranges: tuple[Range, ...] | None = None
+) -> tuple[dict[str, Any] | None, list[str]]:
     """An added configuration back from its URL value: (label and decoding values, notes), None if unreadable.
     `ranges`: the model's decoding ranges (default: `decoding_ranges(model_limit)`)."""
     try:

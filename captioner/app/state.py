@@ -317,8 +317,15 @@ def _encoded(model_key: str, digest: str, _lm: LoadedModel, _image: Image.Image,
 
 
 @st.cache_resource(max_entries=24, show_spinner=False)
-def _decoded(model_key: str, digest: str, configs_key: str, _lm: LoadedModel, _image: Image.Image,
-             _configs: tuple[DecodingConfig, ...], _ran: list) -> list[DecodeResult]:
+def _decoded(
+    model_key: str,
+    digest: str,
+    configs_key: str,
+    _lm: LoadedModel,
+    _image: Image.Image,
+    _configs: tuple[DecodingConfig, ...],
+    _ran: list,
+) -> list[DecodeResult]:
     _ran.append("decode")
     return _lm.decode(_encoded(model_key, digest, _lm, _image, _ran), _configs)
 
@@ -380,7 +387,9 @@ def _failure_text(config: DecodingConfig, error: BaseException) -> str:
     return f"{what} could not be decoded ({type(error).__name__})."
 
 
-def _run_decode(lm: LoadedModel, picked: SelectedImage, configs: Sequence[DecodingConfig]) -> tuple[list[DecodeResult], list, str]:
+def _run_decode(
+    lm: LoadedModel, picked: SelectedImage, configs: Sequence[DecodingConfig]
+) -> tuple[list[DecodeResult], list, str]:
     """The results (cached), what ran now ("encode", "decode"), and the cache key."""
     key = json.dumps([c.to_dict() for c in configs], sort_keys=True, default=str)
     ran: list = []
@@ -469,8 +478,10 @@ def vocab_size(model: CaptionModel) -> int:
 
 def _decoding_setup(model: CaptionModel) -> tuple[tuple[settings.Range, ...], dict[str, Any]]:
     limit, vocab = model.max_new_tokens_limit, vocab_size(model)
-    return (settings.decoding_ranges(limit, model.default_decoding, vocab),
-            settings.decoding_defaults(model.default_decoding, limit, vocab))
+    return (
+        settings.decoding_ranges(limit, model.default_decoding, vocab),
+        settings.decoding_defaults(model.default_decoding, limit, vocab),
+    )
 
 
 def decoding_values(model: CaptionModel, prefix: str = "dec.") -> dict[str, Any]:
@@ -516,7 +527,8 @@ def _on_seed_text(r: settings.Range, prefix: str) -> None:
         return
     st.session_state[prefix + SEED_PROBLEM] = (
         f"“{views.shorten(typed, 30)}” is not a whole number from 0 to 2^64 − 1 ({int(r.hi):,}): "
-        f"the seed stays {st.session_state.get(prefix + r.name, 0)}.")
+        f"the seed stays {st.session_state.get(prefix + r.name, 0)}."
+    )
 
 
 def seed_input(r: settings.Range, prefix: str, disabled: bool) -> None:
@@ -525,8 +537,14 @@ def seed_input(r: settings.Range, prefix: str, disabled: bool) -> None:
     seed = st.session_state[prefix + r.name]
     if st.session_state.get(prefix + SEED_TEXT) != str(seed):  # a refused text goes back to the seed in use
         st.session_state[prefix + SEED_TEXT] = str(seed)
-    st.text_input(r.label, key=prefix + SEED_TEXT, disabled=disabled, help=f"{r.help} A whole number, 0 to 2^64 − 1.",
-                  on_change=_on_seed_text, args=(r, prefix))
+    st.text_input(
+        r.label,
+        key=prefix + SEED_TEXT,
+        disabled=disabled,
+        help=f"{r.help} A whole number, 0 to 2^64 − 1.",
+        on_change=_on_seed_text,
+        args=(r, prefix),
+    )
     problem = st.session_state.pop(prefix + SEED_PROBLEM, None)
     if problem:
         st.error(views.markdown_escape(problem), icon=":material/error:")
@@ -558,10 +576,17 @@ def compare_configs(model: CaptionModel, values: dict[str, Any]) -> list[Decodin
     configs = [
         base.with_(strategy="greedy", label="greedy"),
         base.with_(strategy="beam", num_beams=values["beams"], num_return_sequences=1, label=f"beam ({values['beams']})"),
-        base.with_(strategy="sample", top_k=values["top_k"], top_p=1.0, num_return_sequences=samples,
-                   label=f"top-k ({values['top_k']})"),
-        base.with_(strategy="sample", top_k=0, top_p=values["top_p"], num_return_sequences=samples, seed=1,
-                   label=f"top-p ({values['top_p']:g})"),  # its own seed: the two rows do not share their draws
+        base.with_(
+            strategy="sample", top_k=values["top_k"], top_p=1.0, num_return_sequences=samples, label=f"top-k ({values['top_k']})"
+        ),
+        base.with_(
+            strategy="sample",
+            top_k=0,
+            top_p=values["top_p"],
+            num_return_sequences=samples,
+            seed=1,
+            label=f"top-p ({values['top_p']:g})",
+        ),  # its own seed: the two rows do not share their draws
     ]
     ranges, defaults = _decoding_setup(model)
     for added in st.session_state.get(COMPARE_ADDED, []):
@@ -606,8 +631,13 @@ def chart_picker(results: Sequence[DecodeResult]) -> list[DecodeResult]:
     labels = [views.config_label(r.config) for r in results]
     if not set(st.session_state.get("cmp.chart", [])) <= set(labels):
         st.session_state.pop("cmp.chart")
-    shown = st.multiselect("Lines in the chart", labels, default=labels[:CHART_LINES], key="cmp.chart",
-                           help="Many lines at once are hard to tell apart: pick the ones to compare.")
+    shown = st.multiselect(
+        "Lines in the chart",
+        labels,
+        default=labels[:CHART_LINES],
+        key="cmp.chart",
+        help="Many lines at once are hard to tell apart: pick the ones to compare.",
+    )
     return [r for r, label in zip(results, labels) if label in shown]
 
 
@@ -643,8 +673,9 @@ def attention_controls(model: CaptionModel, attention: bool = True) -> tuple[int
     off = None if attention else "Layer and heads choose among raw attention's maps."
     layer = c1.selectbox("Layer", layers, key="xpl.layer", format_func=views.layer_text, disabled=not attention, help=off)
     head = c2.selectbox("Heads", heads, key="xpl.head", format_func=views.head_text, disabled=not attention, help=off)
-    opacity = c3.slider(settings.OPACITY.label, 0.0, 1.0, step=settings.OPACITY.step, key="xpl.opacity",
-                        help=settings.OPACITY.help)
+    opacity = c3.slider(
+        settings.OPACITY.label, 0.0, 1.0, step=settings.OPACITY.step, key="xpl.opacity", help=settings.OPACITY.help
+    )
     return layer, head, opacity
 
 
@@ -656,9 +687,15 @@ def word_picker(words: Sequence[str]) -> int:
         index = words.index(chosen) if chosen in words else 0
     st.session_state["xpl.word"] = index if 0 <= index < len(words) else 0
     st.session_state["xpl.word.text"] = words[st.session_state["xpl.word"]]
-    return st.radio("Show one word large", range(len(words)), key="xpl.word", horizontal=True,
-                    format_func=lambda i: f"{i + 1}. {views.markdown_escape(words[i])}", on_change=_on_word,
-                    args=(list(words),))
+    return st.radio(
+        "Show one word large",
+        range(len(words)),
+        key="xpl.word",
+        horizontal=True,
+        format_func=lambda i: f"{i + 1}. {views.markdown_escape(words[i])}",
+        on_change=_on_word,
+        args=(list(words),),
+    )
 
 
 def _on_word(words: list[str]) -> None:
@@ -667,8 +704,13 @@ def _on_word(words: list[str]) -> None:
 
 # -- the URL: a link or a reload opens the same view -------------------------------------------
 # Per page, the session keys its URL speaks for (what Back in the browser restores).
-PAGE_STATE = {"Caption": ("dec.",), "Explain": ("dec.", "xpl."), "Batch": ("dec.",), "Compare": ("cmp.", COMPARE_ADDED),
-              "Models": ("mdl.",)}
+PAGE_STATE = {
+    "Caption": ("dec.",),
+    "Explain": ("dec.", "xpl."),
+    "Batch": ("dec.",),
+    "Compare": ("cmp.", COMPARE_ADDED),
+    "Models": ("mdl.",),
+}
 
 
 def _history_navigation() -> bool:
@@ -697,8 +739,10 @@ def restore_from_url(page: str) -> None:
     if name and not select_example(name):
         notes.append(f"The link's image “{views.shorten(name, 60)}” is not one of the examples: showing the first example.")
     elif params.get(UPLOAD_PARAM) and not history and gallery():
-        notes.append("This link was made with an image of its sender's own (an upload or a photo), which does not "
-                     f"travel in a link: showing the example {gallery()[0].name} instead. Upload the image to see it.")
+        notes.append(
+            "This link was made with an image of its sender's own (an upload or a photo), which does not "
+            f"travel in a link: showing the example {gallery()[0].name} instead. Upload the image to see it."
+        )
     elif not name and history and picked is not None and picked.source == "example" and gallery():
         select_example(gallery()[0].name)
     st.session_state["url.pending"] = {**params, "compare_add": st.query_params.get_all("compare_add")}
@@ -760,8 +804,9 @@ def apply_url_settings(lm: LoadedModel) -> None:
 
 
 def _explain_params() -> dict[str, str]:
-    params = settings.attention_to_params({k: st.session_state.get("xpl." + k, v)
-                                           for k, v in settings.ATTENTION_DEFAULTS.items()})
+    params = settings.attention_to_params(
+        {k: st.session_state.get("xpl." + k, v) for k, v in settings.ATTENTION_DEFAULTS.items()}
+    )
     if st.session_state.get("xpl.method", settings.EXPLAIN_METHOD_DEFAULT) != settings.EXPLAIN_METHOD_DEFAULT:
         params["method"] = st.session_state["xpl.method"]
     if st.session_state.get("xpl.word", 0):
@@ -799,8 +844,10 @@ def url_params(page: str, lm: LoadedModel | None) -> dict[str, str | list[str]]:
         compare_defaults = settings.compare_defaults(lm.model.default_decoding, vocab)
         values = {name: st.session_state.get("cmp." + name, v) for name, v in compare_defaults.items()}
         params.update(settings.to_params(values, compare_defaults, settings.compare_ranges(vocab)))
-        added = [settings.added_to_param(a["label"], {k: v for k, v in a.items() if k != "label"}, defaults)
-                 for a in st.session_state.get(COMPARE_ADDED, [])]
+        added = [
+            settings.added_to_param(a["label"], {k: v for k, v in a.items() if k != "label"}, defaults)
+            for a in st.session_state.get(COMPARE_ADDED, [])
+        ]
         if added:
             params["compare_add"] = added
     if page == "Explain":
@@ -864,16 +911,14 @@ def batch_uploader() -> list[tuple[str, bytes]]:
     if "batch.files" not in st.session_state and st.session_state.get(BATCH_UPLOADS):  # back from another page
         kept = st.session_state.setdefault(BATCH_KEPT, [])
         kept += [f for f in st.session_state.pop(BATCH_UPLOADS) if f not in kept]
-    files = st.file_uploader("Images or zip archives", type=IMAGE_TYPES + ["zip"], accept_multiple_files=True,
-                             key="batch.files")
+    files = st.file_uploader("Images or zip archives", type=IMAGE_TYPES + ["zip"], accept_multiple_files=True, key="batch.files")
     st.session_state[BATCH_UPLOADS] = [(f.name, f.getvalue()) for f in files or []]
     kept = st.session_state.get(BATCH_KEPT, [])
     if kept:
         names = ", ".join(views.markdown_escape(views.shorten(name, 40)) for name, _ in kept[:5])
         more = f" and {len(kept) - 5} more" if len(kept) > 5 else ""
         left, right = st.columns([4, 1], vertical_alignment="center")
-        left.caption(f":material/inventory_2: Kept from your last visit: {notes.plural(len(kept), 'file')} "
-                     f"({names}{more}).")
+        left.caption(f":material/inventory_2: Kept from your last visit: {notes.plural(len(kept), 'file')} ({names}{more}).")
         right.button("Let them go", key="batch.forget", on_click=st.session_state.pop, args=(BATCH_KEPT, None))
     return kept + st.session_state.get(BATCH_UPLOADS, [])
 
@@ -900,15 +945,15 @@ def run_batch(lm: LoadedModel, items: Sequence[BatchItem], config: DecodingConfi
     stop.button("Stop", key="batch.stop", icon=":material/stop_circle:")
     finished = 0
     for chunk in chunks(todo, DEFAULT_BATCH_SIZE):
-        rows = caption_items(lm.model, [item for _, item in chunk], config, model_lock=lm.lock,
-                             thumbnail_side=BATCH_THUMBNAIL_SIDE)
+        rows = caption_items(
+            lm.model, [item for _, item in chunk], config, model_lock=lm.lock, thumbnail_side=BATCH_THUMBNAIL_SIDE
+        )
         if judge_apart:  # the out-of-world flag judges the image: by the model's own decoding of it
             own = caption_items(lm.model, [item for _, item in chunk], reference, model_lock=lm.lock)
             for (key, _), row, mine in zip(chunk, own, list(rows)):
                 if row.ok and mine.ok and mine.out_of_world and not row.out_of_world:
                     unsure.add(key)
-            rows = [replace(mine, out_of_world=row.out_of_world) if row.ok and mine.ok else mine
-                    for row, mine in zip(own, rows)]
+            rows = [replace(mine, out_of_world=row.out_of_world) if row.ok and mine.ok else mine for row, mine in zip(own, rows)]
         for (key, _), row in zip(chunk, rows):
             done[key] = row
         finished += len(chunk)
@@ -930,8 +975,10 @@ def page_guard(doing: str = "showing this page") -> Iterator[None]:
         st.error(f"Ran out of memory while {doing}. Try a smaller image or fewer beams and samples.")
     except Exception as e:
         log.exception("error while %s", doing)
-        st.error(f"Something went wrong while {doing} ({type(e).__name__}). The app is still usable: "
-                 "try other settings or another image.")
+        st.error(
+            f"Something went wrong while {doing} ({type(e).__name__}). The app is still usable: "
+            "try other settings or another image."
+        )
 
 
 def how_to_read(page: str) -> None:
@@ -989,9 +1036,11 @@ def model_sidebar() -> LoadedModel | None:
     info = lm.model.info
     if lm.fell_back:
         sb.warning(f"Using the built-in model: {views.markdown_escape(info.reason)}.")
-    lines = [f"In use: **{views.markdown_escape(info.name)}** · {views.markdown_escape(info.family)}",
-             f"{format_count(info.num_parameters)} parameters · {info.dtype}",
-             f"from {views.markdown_escape(views.shorten(info.source, 80))}"]
+    lines = [
+        f"In use: **{views.markdown_escape(info.name)}** · {views.markdown_escape(info.family)}",
+        f"{format_count(info.num_parameters)} parameters · {info.dtype}",
+        f"from {views.markdown_escape(views.shorten(info.source, 80))}",
+    ]
     if info.reason and not lm.fell_back:
         lines.append(f"Why this model: {views.markdown_escape(info.reason)}")
     sb.caption("  \n".join(lines))
@@ -1026,22 +1075,36 @@ def _gallery_grid() -> None:
     sb.html(_gallery_css())
     columns = sb.columns(4, gap="small")
     for i, ex in enumerate(gallery()):
-        columns[i % 4].button(f"Example {i + 1}", key=f"gallery.{i}", on_click=select_example, args=(ex.name,),
-                              type="primary" if ex.name == chosen else "secondary", help=ex.name, width="stretch")
+        columns[i % 4].button(
+            f"Example {i + 1}",
+            key=f"gallery.{i}",
+            on_click=select_example,
+            args=(ex.name,),
+            type="primary" if ex.name == chosen else "secondary",
+            help=ex.name,
+            width="stretch",
+        )
 
 
 def image_sidebar() -> None:
     """Image input shared by the single-image pages: examples, upload or camera."""
     sb = st.sidebar
     sb.subheader("Image")
-    source = sb.radio("Image from", ("Examples", "Upload", "Camera"), key="img.source", horizontal=True,
-                      label_visibility="collapsed")
+    source = sb.radio(
+        "Image from", ("Examples", "Upload", "Camera"), key="img.source", horizontal=True, label_visibility="collapsed"
+    )
     picked = selected_image()
     if source == "Examples":
         _gallery_grid()
     elif source == "Upload":
-        sb.file_uploader("Upload an image", type=IMAGE_TYPES, key=_input_key("upload"), on_change=_on_file,
-                         args=("upload",), help=f"{SUPPORTED_FORMATS_TEXT}, up to 25 MB")
+        sb.file_uploader(
+            "Upload an image",
+            type=IMAGE_TYPES,
+            key=_input_key("upload"),
+            on_change=_on_file,
+            args=("upload",),
+            help=f"{SUPPORTED_FORMATS_TEXT}, up to 25 MB",
+        )
     else:
         sb.camera_input("Take a photo", key=_input_key("camera"), on_change=_on_file, args=("camera",))
     if st.session_state.get("image_error"):

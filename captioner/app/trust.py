@@ -11,13 +11,13 @@ BENCH = "`python -m captioner.explain.bench`, 100 scenes"
 
 TRUST = {
     "attention": "Points at the right object 97% of the time on the built-in model (79% on one trained without "
-                 "the attention loss), deletion area 0.325: the cheapest, and here the most faithful.",
+    "the attention loss), deletion area 0.325: the cheapest, and here the most faithful.",
     "relevance": "Points right 93% (64% without the attention loss), deletion area 0.345: "
-                 "about as faithful as attention, at about 2 to 3 times its cost.",
+    "about as faithful as attention, at about 2 to 3 times its cost.",
     "gradcam": "Points right 75% (39% without the attention loss), deletion area 0.582: "
-               "the weakest of the four; read it as a rough hint.",
+    "the weakest of the four; read it as a rough hint.",
     "occlusion": "Points right 89% (71% without the attention loss), deletion area 0.570: "
-                 "model-agnostic but slow (one caption pass per cell).",
+    "model-agnostic but slow (one caption pass per cell).",
 }
 
 

@@ -40,8 +40,9 @@ PROB_LIGHTEN = 0.5  # mixed with white, so dark text stays readable
 HEAT_SCALE = "Inferno"  # attention: dark little, bright most
 # The same scale in rgb() form for figures: Streamlit's Plotly theme swaps the hex colours #000001..#000030
 # for its own (placeholders), and Inferno starts at #000004, which would come out pink.
-HEAT_COLORSCALE = [[pos, pc.convert_colors_to_same_type(colour, "rgb")[0][0]] for pos, colour in
-                   pc.make_colorscale(pc.sequential.Inferno)]
+HEAT_COLORSCALE = [
+    [pos, pc.convert_colors_to_same_type(colour, "rgb")[0][0]] for pos, colour in pc.make_colorscale(pc.sequential.Inferno)
+]
 
 # -- texts --------------------------------------------------------------------------------------
 HOW_TO_READ = {
@@ -92,6 +93,7 @@ BUILTIN_SHORT = (
     f"colours, {len(BUILTIN_SIZES)} sizes, {' / '.join(BUILTIN_RELATIONS)}. Try the example images."
 )
 
+
 # -- labels and colours -------------------------------------------------------------------------
 def config_label(config: DecodingConfig) -> str:
     """A short name for a decoding configuration: its label, or one made from its settings."""
@@ -116,8 +118,12 @@ def _sampling_parts(config: DecodingConfig) -> list[str]:
         parts.append(f"top-p {config.top_p:g}")
     if config.temperature != 1:
         parts.append(f"T {config.temperature:g}")
-    for name, value, off in (("min-p", config.min_p, 0), ("typical-p", config.typical_p, 1),
-                             ("epsilon", config.epsilon_cutoff, 0), ("eta", config.eta_cutoff, 0)):
+    for name, value, off in (
+        ("min-p", config.min_p, 0),
+        ("typical-p", config.typical_p, 1),
+        ("epsilon", config.epsilon_cutoff, 0),
+        ("eta", config.eta_cutoff, 0),
+    ):
         if value != off:
             parts.append(f"{name} {value:g}")
     return parts
@@ -194,7 +200,7 @@ def shorten(text: str, most: int = 60) -> str:
     if len(text) <= most:
         return text
     head = (most - 1) * 2 // 3
-    return text[:head] + "…" + text[len(text) - (most - 1 - head):]
+    return text[:head] + "…" + text[len(text) - (most - 1 - head) :]
 
 
 def tokens_html(caption: Caption, end_token: bool = False) -> str:
@@ -313,8 +319,14 @@ def readable(table: pd.DataFrame, digits: int = 3, wide: Sequence[str] = ("capti
 def samples_table(results: Sequence[DecodeResult]) -> pd.DataFrame:
     """Every sample of the sampling configurations."""
     rows = [
-        {"strategy": config_label(r.config), "sample": i + 1, "caption": c.text, "log-prob": round(c.logprob, 3),
-         "score": round(c.score, 3), "tokens": num_tokens(c)}
+        {
+            "strategy": config_label(r.config),
+            "sample": i + 1,
+            "caption": c.text,
+            "log-prob": round(c.logprob, 3),
+            "score": round(c.score, 3),
+            "tokens": num_tokens(c),
+        }
         for r in results
         if r.config.strategy == "sample"
         for i, c in enumerate(r.captions)
@@ -325,8 +337,15 @@ def samples_table(results: Sequence[DecodeResult]) -> pd.DataFrame:
 def beams_table(results: Sequence[DecodeResult]) -> pd.DataFrame:
     """Every finished beam hypothesis of the beam configurations, best first, with its score."""
     rows = [
-        {"strategy": config_label(r.config), "rank": i + 1, "caption": c.text, "score": round(c.score, 4),
-         "log-prob": round(c.logprob, 3), "tokens": num_tokens(c), "ended": c.finished}
+        {
+            "strategy": config_label(r.config),
+            "rank": i + 1,
+            "caption": c.text,
+            "score": round(c.score, 4),
+            "log-prob": round(c.logprob, 3),
+            "tokens": num_tokens(c),
+            "ended": c.finished,
+        }
         for r in results
         if r.config.strategy == "beam"
         for i, c in enumerate(r.beams)
@@ -340,11 +359,20 @@ def every_caption_table(results: Sequence[DecodeResult]) -> pd.DataFrame:
     for r in results:
         kind = {"beam": "beam", "sample": "sample"}.get(r.config.strategy, "greedy")
         for i, c in enumerate(r.beams if r.config.strategy == "beam" else r.captions):
-            rows.append({
-                "strategy": config_label(r.config), "kind": kind, "rank": i + 1, "caption": c.text,
-                "log-prob": c.logprob, "score": c.score, "score uses": score_basis(r.config),
-                "tokens": num_tokens(c), "ended": c.finished, "confidence": c.confidence,
-            })
+            rows.append(
+                {
+                    "strategy": config_label(r.config),
+                    "kind": kind,
+                    "rank": i + 1,
+                    "caption": c.text,
+                    "log-prob": c.logprob,
+                    "score": c.score,
+                    "score uses": score_basis(r.config),
+                    "tokens": num_tokens(c),
+                    "ended": c.finished,
+                    "confidence": c.confidence,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -384,19 +412,34 @@ def token_prob_figure(results: Sequence[DecodeResult]) -> go.Figure:
     for i, (r, toks) in enumerate(zip(results, labels)):
         offset = (i / (n - 1) - 0.5) * spread if n > 1 else 0.0
         steps = list(range(1, len(toks) + 1))
-        fig.add_trace(go.Scatter(
-            x=[s + offset for s in steps], y=r.best.token_probs, mode="lines+markers", name=html.escape(config_label(r.config)),
-            text=toks, customdata=steps,
-            marker=dict(symbol=_SYMBOLS[i % len(_SYMBOLS)], size=8), line=dict(dash=_DASHES[i % len(_DASHES)], width=2),
-            hovertemplate="step %{customdata}: <b>%{text}</b><br>p = %{y:.3f}<extra>%{fullData.name}</extra>",
-        ))
+        fig.add_trace(
+            go.Scatter(
+                x=[s + offset for s in steps],
+                y=r.best.token_probs,
+                mode="lines+markers",
+                name=html.escape(config_label(r.config)),
+                text=toks,
+                customdata=steps,
+                marker=dict(symbol=_SYMBOLS[i % len(_SYMBOLS)], size=8),
+                line=dict(dash=_DASHES[i % len(_DASHES)], width=2),
+                hovertemplate="step %{customdata}: <b>%{text}</b><br>p = %{y:.3f}<extra>%{fullData.name}</extra>",
+            )
+        )
     longest = max((len(t) for t in labels), default=0)
     ticks = [_step_tick([t[s - 1] for t in labels if len(t) >= s], s) for s in range(1, longest + 1)]
     fig.update_layout(
-        xaxis=dict(title="step and the token chosen there", tickmode="array", tickvals=list(range(1, longest + 1)),
-                   ticktext=ticks, range=[0.4, longest + 0.6]),
+        xaxis=dict(
+            title="step and the token chosen there",
+            tickmode="array",
+            tickvals=list(range(1, longest + 1)),
+            ticktext=ticks,
+            range=[0.4, longest + 0.6],
+        ),
         yaxis=dict(title="probability", range=[0, 1.05], tickformat=".1f"),
-        height=420, margin=dict(l=10, r=10, t=30, b=10), legend_title_text="strategy", hovermode="closest",
+        height=420,
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend_title_text="strategy",
+        hovermode="closest",
     )
     return fig
 
@@ -409,13 +452,17 @@ def step_figure(caption: Caption) -> go.Figure:
     top = max([1.0, *caption.entropies]) * 1.1
     fig = go.Figure()
     fig.add_trace(go.Bar(x=labels, y=caption.token_probs, name="probability of the chosen token", marker_color=bar))
-    fig.add_trace(go.Scatter(x=labels, y=caption.entropies, name="entropy (nats)", yaxis="y2", mode="lines+markers",
-                             line=dict(color=line)))
+    fig.add_trace(
+        go.Scatter(x=labels, y=caption.entropies, name="entropy (nats)", yaxis="y2", mode="lines+markers", line=dict(color=line))
+    )
     fig.update_layout(
         yaxis=dict(title="probability", range=[0, 1.05], tickformat=".1f", dtick=0.2),
-        yaxis2=dict(title="entropy (nats)", overlaying="y", side="right", range=[0, top], tickformat=".1f",
-                    nticks=6, showgrid=False),
-        height=360, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=1.15),
+        yaxis2=dict(
+            title="entropy (nats)", overlaying="y", side="right", range=[0, top], tickformat=".1f", nticks=6, showgrid=False
+        ),
+        height=360,
+        margin=dict(l=10, r=10, t=40, b=10),
+        legend=dict(orientation="h", y=1.15),
     )
     return fig
 
@@ -505,8 +552,9 @@ def overlay(image: Image.Image, amap: np.ndarray, side: int = 320, alpha: float 
     return Image.blend(base, colored, float(min(max(alpha, 0.0), 1.0)))
 
 
-def attention_figure(image: Image.Image, amap: np.ndarray, opacity: float = 0.6, title: str = "",
-                     side: int = 448, what: str = "attention") -> go.Figure:
+def attention_figure(
+    image: Image.Image, amap: np.ndarray, opacity: float = 0.6, title: str = "", side: int = 448, what: str = "attention"
+) -> go.Figure:
     """One word's attention over the image (the same overlay as the grid), with a colour scale legend in
     attention weights and each patch's weight on hover."""
     base = overlay(image, amap, side, opacity)
@@ -515,18 +563,41 @@ def attention_figure(image: Image.Image, amap: np.ndarray, opacity: float = 0.6,
     rows, cols = m.shape
     lo, hi = float(m.min()), float(m.max())
     fig = go.Figure(go.Image(z=np.asarray(base), hoverinfo="skip"))
-    fig.add_trace(go.Heatmap(  # invisible: it only answers the hover with the patch's weight
-        z=m, x0=w / cols / 2, dx=w / cols, y0=h / rows / 2, dy=h / rows, opacity=0, showscale=False,
-        hovertemplate="this patch: %{z:.3f} of the attention<extra></extra>",
-    ))
-    fig.add_trace(go.Scatter(  # the legend: the overlay's colours, lo..hi
-        x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
-        marker=dict(color=[lo, hi], cmin=lo, cmax=hi if hi > lo else lo + 1e-6, colorscale=HEAT_COLORSCALE, showscale=True,
-                    colorbar=dict(title=dict(text=what, side="right"), tickformat=".2f", thickness=14)),
-    ))
+    fig.add_trace(
+        go.Heatmap(  # invisible: it only answers the hover with the patch's weight
+            z=m,
+            x0=w / cols / 2,
+            dx=w / cols,
+            y0=h / rows / 2,
+            dy=h / rows,
+            opacity=0,
+            showscale=False,
+            hovertemplate="this patch: %{z:.3f} of the attention<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(  # the legend: the overlay's colours, lo..hi
+            x=[None],
+            y=[None],
+            mode="markers",
+            showlegend=False,
+            hoverinfo="skip",
+            marker=dict(
+                color=[lo, hi],
+                cmin=lo,
+                cmax=hi if hi > lo else lo + 1e-6,
+                colorscale=HEAT_COLORSCALE,
+                showscale=True,
+                colorbar=dict(title=dict(text=what, side="right"), tickformat=".2f", thickness=14),
+            ),
+        )
+    )
     fig.update_layout(
-        title=dict(text=html.escape(title), font=dict(size=14)), height=side + 60, margin=dict(l=0, r=0, t=40, b=0),
-        xaxis=dict(visible=False, range=[0, w]), yaxis=dict(visible=False, range=[h, 0], scaleanchor="x"),
+        title=dict(text=html.escape(title), font=dict(size=14)),
+        height=side + 60,
+        margin=dict(l=0, r=0, t=40, b=0),
+        xaxis=dict(visible=False, range=[0, w]),
+        yaxis=dict(visible=False, range=[h, 0], scaleanchor="x"),
         plot_bgcolor="white",
     )
     return fig
@@ -662,8 +733,9 @@ def parse_references(text: str) -> References:
         name, sep, captions = line.partition(":")
         caps = [c.strip() for c in captions.split("|") if c.strip()]
         if not sep or not name.strip() or not caps:
-            refs.problems.append(f"Reference line {number} should read 'file name: caption | another caption', "
-                                 f"not {line[:60]!r}: skipped.")
+            refs.problems.append(
+                f"Reference line {number} should read 'file name: caption | another caption', not {line[:60]!r}: skipped."
+            )
             continue
         refs.captions.setdefault(name.strip(), []).extend(caps)
         refs.lines.setdefault(name.strip(), number)
@@ -683,15 +755,17 @@ def references_for(name: str, refs: dict[str, list[str]]) -> list[str]:
     return []
 
 
-def attach_references(rows: Sequence[CaptionRow], typed: References, known: dict[str, Sequence[str]] | None = None,
-                      batch_names: Sequence[str] = ()) -> tuple[list[CaptionRow], list[str]]:
+def attach_references(
+    rows: Sequence[CaptionRow], typed: References, known: dict[str, Sequence[str]] | None = None, batch_names: Sequence[str] = ()
+) -> tuple[list[CaptionRow], list[str]]:
     """Rows with their references (typed lines first, then `known` ones such as the examples'), and a
     message for each typed line whose name matches no file of the batch (`rows` and `batch_names`)."""
     refs = {**{k: list(v) for k, v in (known or {}).items()}, **typed.captions}
     out = [replace(r, references=list(references_for(r.path, refs))) for r in rows]
     names = {key for name in [*(r.path for r in rows), *batch_names] for key in _name_keys(name)}
-    unmatched = [f"Reference line {typed.lines[k]} names {k!r}, which is not in the batch."
-                 for k in typed.captions if k not in names]
+    unmatched = [
+        f"Reference line {typed.lines[k]} names {k!r}, which is not in the batch." for k in typed.captions if k not in names
+    ]
     return out, unmatched
 
 
@@ -702,9 +776,13 @@ def row_seconds(row: CaptionRow) -> float | None:
 
 
 # Shown in the image cell of a file that got no caption (an empty cell reads "None").
-NO_IMAGE_URI = "data:image/svg+xml;base64," + base64.b64encode(
-    b'<svg xmlns="http://www.w3.org/2000/svg" width="96" height="96"><rect width="96" height="96" fill="#eee"/>'
-    b'<path d="M30 30L66 66M66 30L30 66" stroke="#b33" stroke-width="6"/></svg>').decode()
+NO_IMAGE_URI = (
+    "data:image/svg+xml;base64,"
+    + base64.b64encode(
+        b'<svg xmlns="http://www.w3.org/2000/svg" width="96" height="96"><rect width="96" height="96" fill="#eee"/>'
+        b'<path d="M30 30L66 66M66 30L30 66" stroke="#b33" stroke-width="6"/></svg>'
+    ).decode()
+)
 
 
 def batch_table(rows: Sequence[CaptionRow], unsure: Container[str] = (), changed: Sequence[str] = ()) -> pd.DataFrame:
@@ -719,18 +797,21 @@ def batch_table(rows: Sequence[CaptionRow], unsure: Container[str] = (), changed
         caption = (r.caption or "") + (" ✂" if r.hit_limit else "") if r.ok else "✕ no caption (see the note)"
         record: dict[str, Any] = {
             "thumbnail": thumbnail_uri(r.thumbnail) if r.thumbnail is not None else NO_IMAGE_URI,
-            "file": r.path, "caption": caption,
+            "file": r.path,
+            "caption": caption,
             "confidence": None if r.confidence is None else round(r.confidence, 3),
         }
         if with_refs:
             record["BLEU-4"] = None if r.bleu4 is None else round(r.bleu4, 3)
             record["matches a reference"] = exact_match(r.caption or "", r.references) if scored else None
             record["references"] = " | ".join(r.references)
-        record.update({
-            "log-prob": None if r.logprob is None else round(r.logprob, 3),
-            "time (s)": None if seconds is None else round(seconds, 3),
-            "note": r.error or _row_note(r, r.path in unsure, changed),
-        })
+        record.update(
+            {
+                "log-prob": None if r.logprob is None else round(r.logprob, 3),
+                "time (s)": None if seconds is None else round(seconds, 3),
+                "note": r.error or _row_note(r, r.path in unsure, changed),
+            }
+        )
         records.append(record)
     return pd.DataFrame(records)
 

@@ -11,8 +11,30 @@ Importing this package imports neither ray nor pyarrow (the app does not depend 
 """
 
 from captioner.batch.items import BatchItem, expand_uploads, iter_items, read_item
-from captioner.batch.rows import (DEFAULT_BATCH_SIZE, OUTPUT_COLUMNS, BatchRun, CaptionRow, ReferenceScores, batch_config,
-                                  caption_chunk, caption_items, score_rows)  # fmt: skip
+from captioner.batch.rows import (
+    DEFAULT_BATCH_SIZE,
+    OUTPUT_COLUMNS,
+    BatchRun,
+    CaptionRow,
+    ReferenceScores,
+    batch_config,
+    caption_chunk,
+    caption_items,
+    score_rows,
+)
 
-__all__ = ["DEFAULT_BATCH_SIZE", "OUTPUT_COLUMNS", "BatchItem", "BatchRun", "CaptionRow", "ReferenceScores", "batch_config",
-           "caption_chunk", "caption_items", "expand_uploads", "iter_items", "read_item", "score_rows"]  # fmt: skip
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "OUTPUT_COLUMNS",
+    "BatchItem",
+    "BatchRun",
+    "CaptionRow",
+    "ReferenceScores",
+    "batch_config",
+    "caption_chunk",
+    "caption_items",
+    "expand_uploads",
+    "iter_items",
+    "read_item",
+    "score_rows",
+]

@@ -26,7 +26,13 @@ def _cli_options() -> argparse.ArgumentParser:
     cli = build_cli_parser()
     parent = argparse.ArgumentParser(add_help=False)
     for action in cli._actions:  # argparse has no public way to take some of another parser's options
-        if action.option_strings and action.dest not in ("help", "json", "model", "prefix", "explain"):  # --model: repeatable here
+        if action.option_strings and action.dest not in (
+            "help",
+            "json",
+            "model",
+            "prefix",
+            "explain",
+        ):  # --model: repeatable here
             parent._add_action(action)
     return parent
 
@@ -38,26 +44,44 @@ def build_parser() -> argparse.ArgumentParser:
         description="Caption a collection of images into a Parquet, CSV or JSON Lines file. Run it again with "
         "the same --out to continue: images already captioned with the same model and settings are skipped.",
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="folders (recursive), globs, zip files, list files (.txt: one path a line; .csv or "
-                        ".parquet: a 'path' column and an optional 'reference' column), images; paths or URIs")
-    p.add_argument("--model", action="append",
-                   help="builtin, a .pt/.safetensors file, a model folder or a hub id (default: resolved automatically); "
-                        "give it several times to caption with each model, one row per image and model, and print a leaderboard")
-    p.add_argument("--references", metavar="CSV",
-                   help="reference captions: a .csv or .parquet with a 'path' and a 'reference' column (several "
-                        "references separated by '|'), paths relative to it; images match by path, else by file name")
-    p.add_argument("--out", required=True,
-                   help="output file: .parquet (default), .csv or .jsonl; with --ray a folder of Parquet files "
-                        "(a path or a URI such as s3://bucket/captions/)")
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
-                   help=f"images captioned together, 1 to {MAX_BATCH_SIZE} (default {DEFAULT_BATCH_SIZE})")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="folders (recursive), globs, zip files, list files (.txt: one path a line; .csv or "
+        ".parquet: a 'path' column and an optional 'reference' column), images; paths or URIs",
+    )
+    p.add_argument(
+        "--model",
+        action="append",
+        help="builtin, a .pt/.safetensors file, a model folder or a hub id (default: resolved automatically); "
+        "give it several times to caption with each model, one row per image and model, and print a leaderboard",
+    )
+    p.add_argument(
+        "--references",
+        metavar="CSV",
+        help="reference captions: a .csv or .parquet with a 'path' and a 'reference' column (several "
+        "references separated by '|'), paths relative to it; images match by path, else by file name",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output file: .parquet (default), .csv or .jsonl; with --ray a folder of Parquet files "
+        "(a path or a URI such as s3://bucket/captions/)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"images captioned together, 1 to {MAX_BATCH_SIZE} (default {DEFAULT_BATCH_SIZE})",
+    )
     p.add_argument("--ray", action="store_true", help="run on a local Ray with this machine's CPUs")
     p.add_argument("--ray-address", help="run on this Ray cluster (e.g. ray://head:10001 or auto)")
     p.add_argument("--workers", type=int, default=2, help="Ray workers, each holding the model once (default 2)")
-    p.add_argument("--worker-cpus", type=float,
-                   help="CPUs per Ray worker (default: the cluster's CPUs less one, shared by the workers)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar and no notices")  # fmt: skip
+    p.add_argument(
+        "--worker-cpus", type=float, help="CPUs per Ray worker (default: the cluster's CPUs less one, shared by the workers)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no notices")
     return p
 
 
@@ -73,8 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not 1 <= args.batch_size <= MAX_BATCH_SIZE or args.workers < 1 or (args.worker_cpus is not None and args.worker_cpus < 0):
-        parser.error(f"--batch-size must be 1 to {MAX_BATCH_SIZE} (each chunk's images are decoded and held "
-                     "together), --workers 1 or more, --worker-cpus 0 or more")
+        parser.error(
+            f"--batch-size must be 1 to {MAX_BATCH_SIZE} (each chunk's images are decoded and held "
+            "together), --workers 1 or more, --worker-cpus 0 or more"
+        )
     on_ray = bool(args.ray or args.ray_address)
     if on_ray and args.references:
         parser.error("--references works for local runs; with --ray give references in a list file's 'reference' column")
@@ -125,8 +151,9 @@ def _caption_with(args: argparse.Namespace, model_spec: str | None, on_ray: bool
             del model  # each Ray worker loads its own
             summary = _run_on_ray(args, spec, config, run)
         else:
-            summary = run_local(args.inputs, args.out, model, config, run, batch_size=args.batch_size, quiet=args.quiet,
-                                references=references)  # fmt: skip
+            summary = run_local(
+                args.inputs, args.out, model, config, run, batch_size=args.batch_size, quiet=args.quiet, references=references
+            )
     except OutputError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE, run
@@ -146,8 +173,11 @@ def _caption_with(args: argparse.Namespace, model_spec: str | None, on_ray: bool
         except OSError as e:
             print(f"error: {metrics_path(args.out)} could not be written: {e.strerror or e}", file=sys.stderr)
             return EXIT_USAGE
-        print(f"BLEU-4 {scores.bleu4:.4f}  CIDEr-D {scores.cider_d:.4f}  over {scores.images} images with references "
-              f"(written to {escape_name(metrics_path(args.out))})", flush=True)  # fmt: skip
+        print(
+            f"BLEU-4 {scores.bleu4:.4f}  CIDEr-D {scores.cider_d:.4f}  over {scores.images} images with references "
+            f"(written to {escape_name(metrics_path(args.out))})",
+            flush=True,
+        )
     if summary.interrupted:
         return EXIT_INTERRUPTED, run
     return (EXIT_ROWS_FAILED if summary.errors else EXIT_OK), run
@@ -185,8 +215,17 @@ def _load_model(spec: str | None, dtype: str):
     return model, "builtin" if model.info.fell_back else resolve_default_model().spec
 
 
-def run_local(inputs: Sequence[str], out: str, model, config, run, *, batch_size: int = DEFAULT_BATCH_SIZE, quiet: bool = False,
-              references: Mapping[str, tuple[str, ...]] | None = None) -> Summary:
+def run_local(
+    inputs: Sequence[str],
+    out: str,
+    model,
+    config,
+    run,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    quiet: bool = False,
+    references: Mapping[str, tuple[str, ...]] | None = None,
+) -> Summary:
     """Caption the inputs into the output file `out` in this process, chunk by chunk, resuming what is there
     (`references`: read_references' mapping, given to the matching items)."""
     from tqdm import tqdm
@@ -208,8 +247,9 @@ def run_local(inputs: Sequence[str], out: str, model, config, run, *, batch_size
                     items = attach_references(items, references)
                 for chunk in chunks(items, batch_size):
                     merged: list = []  # references for images captioned before: merged into their rows by finish()
-                    rows, skipped = caption_chunk(model, chunk, config, run, skip=done, seen=done,
-                                                  on_skipped_references=merged.append)  # fmt: skip
+                    rows, skipped = caption_chunk(
+                        model, chunk, config, run, skip=done, seen=done, on_skipped_references=merged.append
+                    )
                     output.append(rows + merged)
                     summary.rows += len(rows)
                     summary.errors += sum(not r.ok for r in rows)
@@ -243,8 +283,9 @@ def _interrupts_wait(out: str, summary: Summary):
 def _run_on_ray(args: argparse.Namespace, spec: str, config, run) -> Summary:
     from captioner.batch.ray_job import RayOptions, run_ray
 
-    options = RayOptions(address=args.ray_address, workers=args.workers, worker_cpus=args.worker_cpus,
-                         batch_size=args.batch_size, quiet=args.quiet)  # fmt: skip
+    options = RayOptions(
+        address=args.ray_address, workers=args.workers, worker_cpus=args.worker_cpus, batch_size=args.batch_size, quiet=args.quiet
+    )
     result = run_ray(args.inputs, args.out, spec, args.dtype, config, run, options)
     return Summary(result.rows, result.errors, result.skipped)
 

@@ -41,8 +41,7 @@ def from_spreadsheet_cell(value: Any) -> Any:
 def arrow_schema():
     import pyarrow as pa
 
-    types = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(),
-             "list[str]": pa.list_(pa.string())}  # fmt: skip
+    types = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "list[str]": pa.list_(pa.string())}
     return pa.schema([(name, types[kind]) for name, kind in COLUMN_TYPES.items()])
 
 

@@ -26,8 +26,19 @@ from captioner.batch.locations import LocationRefused, file_uri, file_uri_path, 
 from captioner.files import escape_name, format_bytes, unescape_name
 from captioner.images import DEFAULT_MAX_BYTES, IMAGE_EXTENSIONS, ImageLoadError
 
-__all__ = ["REFERENCE_SEPARATOR", "BatchItem", "archive_items", "count_items", "expand_uploads", "filesystem_of",
-           "is_uri", "iter_items", "open_location", "read_item", "read_location"]  # fmt: skip
+__all__ = [
+    "REFERENCE_SEPARATOR",
+    "BatchItem",
+    "archive_items",
+    "count_items",
+    "expand_uploads",
+    "filesystem_of",
+    "is_uri",
+    "iter_items",
+    "open_location",
+    "read_item",
+    "read_location",
+]
 
 LIST_EXTENSIONS = (".txt", ".csv", ".parquet")
 
@@ -45,9 +56,15 @@ class BatchItem:
 
     def to_record(self) -> dict[str, Any]:
         """A plain dict without the bytes (what a Ray dataset holds); names escaped as UTF-8 (files.escape_name)."""
-        return {**asdict(self), "data": None, "references": list(self.references), "name": escape_name(self.name),
-                "path": escape_name(self.path), "member": escape_name(self.member),
-                "problem": escape_name(self.problem)}  # fmt: skip
+        return {
+            **asdict(self),
+            "data": None,
+            "references": list(self.references),
+            "name": escape_name(self.name),
+            "path": escape_name(self.path),
+            "member": escape_name(self.member),
+            "problem": escape_name(self.problem),
+        }
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> "BatchItem":
@@ -218,8 +235,9 @@ def _zip_items(location: str, keep_archive_bytes: bool) -> Iterator[BatchItem]:
     try:
         data = read_location(location, DEFAULT_MAX_TOTAL_BYTES)
         if len(data) > DEFAULT_MAX_TOTAL_BYTES:
-            raise ArchiveError(f"The archive is larger than {format_bytes(DEFAULT_MAX_TOTAL_BYTES)}: "
-                               "unpack it and pass the folder instead.")  # fmt: skip
+            raise ArchiveError(
+                f"The archive is larger than {format_bytes(DEFAULT_MAX_TOTAL_BYTES)}: unpack it and pass the folder instead."
+            )
     except (ImageLoadError, ArchiveError) as e:
         yield BatchItem(location, path=location, problem=str(e))
         return
@@ -278,8 +296,9 @@ def _list_items(location: str) -> Iterator[BatchItem]:
 
 def _item_of_entry(list_location: str, entry: Entry) -> BatchItem | None:
     if entry.problem:
-        return BatchItem(f"{list_location}:{entry.where}", problem=f"{list_location}: {entry.problem}",
-                         references=entry.references)  # fmt: skip
+        return BatchItem(
+            f"{list_location}:{entry.where}", problem=f"{list_location}: {entry.problem}", references=entry.references
+        )
     if not entry.location:
         return None
     try:

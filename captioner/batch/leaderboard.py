@@ -71,10 +71,19 @@ class ModelScores:
     images_per_second: float | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "images": self.images, "with references": self.scored, "BLEU-4": self.bleu4,
-                "CIDEr-D": self.cider_d, "ROUGE-L": self.rouge_l, "exact match": self.exact_match,
-                "mean length": self.mean_length, "distinct-1": self.distinct_1, "distinct-2": self.distinct_2,
-                "images/s": self.images_per_second}  # fmt: skip
+        return {
+            "model": self.model,
+            "images": self.images,
+            "with references": self.scored,
+            "BLEU-4": self.bleu4,
+            "CIDEr-D": self.cider_d,
+            "ROUGE-L": self.rouge_l,
+            "exact match": self.exact_match,
+            "mean length": self.mean_length,
+            "distinct-1": self.distinct_1,
+            "distinct-2": self.distinct_2,
+            "images/s": self.images_per_second,
+        }
 
 
 def _as_list(value: Any) -> list[str]:
@@ -108,15 +117,18 @@ def model_scores(model: str, rows: Sequence[Mapping[str, Any]]) -> ModelScores:
     hyps, refs = [c for c, _ in scored], [r for _, r in scored]
     seconds = sum(_seconds(r.get("timings")) for r in rows)
     return ModelScores(
-        model=model, images=len(rows), scored=len(scored),
+        model=model,
+        images=len(rows),
+        scored=len(scored),
         bleu4=bleu4_scores(hyps, refs)[0] if scored else None,
         cider_d=cider_d_scores(hyps, refs)[0] if scored else None,
         rouge_l=rouge_l_scores(hyps, refs)[0] if scored else None,
         exact_match=sum(exact_match(h, r) for h, r in scored) / len(scored) if scored else None,
         mean_length=sum(len(word_tokens(c)) for c in captions) / len(captions) if captions else 0.0,
-        distinct_1=distinct_n(captions, 1), distinct_2=distinct_n(captions, 2),
+        distinct_1=distinct_n(captions, 1),
+        distinct_2=distinct_n(captions, 2),
         images_per_second=len(rows) / seconds if seconds > 0 else None,
-    )  # fmt: skip
+    )
 
 
 def leaderboard(records: Iterable[list[dict[str, Any]]], runs: Sequence[tuple[str, str]]) -> list[ModelScores]:
@@ -138,9 +150,21 @@ def format_leaderboard(lines: Sequence[ModelScores]) -> str:
         return "-" if x is None else f"{x:.{digits}f}"
 
     table = [header] + [
-        [s.model, f"{s.scored}/{s.images}", number(s.bleu4), number(s.cider_d), number(s.rouge_l), number(s.exact_match, 3),
-         number(s.mean_length, 1), number(s.distinct_1, 3), number(s.distinct_2, 3), number(s.images_per_second, 2)]
+        [
+            s.model,
+            f"{s.scored}/{s.images}",
+            number(s.bleu4),
+            number(s.cider_d),
+            number(s.rouge_l),
+            number(s.exact_match, 3),
+            number(s.mean_length, 1),
+            number(s.distinct_1, 3),
+            number(s.distinct_2, 3),
+            number(s.images_per_second, 2),
+        ]
         for s in order
-    ]  # fmt: skip
+    ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))) for row in table)
+    return "\n".join(
+        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))) for row in table
+    )

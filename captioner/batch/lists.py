@@ -95,18 +95,25 @@ def parquet_entries(source: Any) -> Iterator[Entry]:
     reference = schema.field("reference").type if "reference" in schema.names else None
     if schema.field("path").type not in text:
         raise ValueError(f"its 'path' column holds {schema.field('path').type}, not text")
-    if reference is not None and not (reference in text or pa.types.is_null(reference) or (
-            (pa.types.is_list(reference) or pa.types.is_large_list(reference)) and reference.value_type in text)):  # fmt: skip
-        raise ValueError(f"its 'reference' column holds {reference}; it must hold text (several separated by "
-                         f"'{REFERENCE_SEPARATOR}') or lists of text")  # fmt: skip
+    if reference is not None and not (
+        reference in text
+        or pa.types.is_null(reference)
+        or ((pa.types.is_list(reference) or pa.types.is_large_list(reference)) and reference.value_type in text)
+    ):
+        raise ValueError(
+            f"its 'reference' column holds {reference}; it must hold text (several separated by "
+            f"'{REFERENCE_SEPARATOR}') or lists of text"
+        )
     columns = ["path"] + (["reference"] if reference is not None else [])
     row = 0
     for group in range(parquet.num_row_groups):
         meta = parquet.metadata.row_group(group)
         if meta.total_byte_size > MAX_ROW_GROUP_BYTES:
-            yield Entry(f"rows {row + 1}-{row + meta.num_rows}",
-                        problem=f"rows {row + 1} to {row + meta.num_rows} take {meta.total_byte_size:,} bytes unpacked; "
-                                f"the limit is {MAX_ROW_GROUP_BYTES:,} per row group")  # fmt: skip
+            yield Entry(
+                f"rows {row + 1}-{row + meta.num_rows}",
+                problem=f"rows {row + 1} to {row + meta.num_rows} take {meta.total_byte_size:,} bytes unpacked; "
+                f"the limit is {MAX_ROW_GROUP_BYTES:,} per row group",
+            )
             row += meta.num_rows
             continue
         for batch in parquet.iter_batches(batch_size=1024, row_groups=[group], columns=columns):
@@ -128,8 +135,9 @@ def _entry(where: str, path: str, reference: Any) -> Entry:
         return Entry(where, path, problem=f"{where} has {len(references):,} references; the limit is {MAX_REFERENCES}")
     longest = max((len(r) for r in references), default=0)
     if longest > MAX_REFERENCE_CHARS:
-        return Entry(where, path, problem=f"a reference at {where} has {longest:,} characters; "
-                                          f"the limit is {MAX_REFERENCE_CHARS:,}")  # fmt: skip
+        return Entry(
+            where, path, problem=f"a reference at {where} has {longest:,} characters; the limit is {MAX_REFERENCE_CHARS:,}"
+        )
     return Entry(where, path, references)
 
 

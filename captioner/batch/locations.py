@@ -51,8 +51,10 @@ def check_uri(uri: str) -> tuple[str, str]:
     if scheme not in SCHEMES:
         raise LocationRefused(f"{_short(uri)}: {scheme}:// is not read (only s3://, gs:// and file://).")
     if "?" in uri or "#" in uri:
-        raise LocationRefused(f"{_short(uri)}: a URI with a query string or fragment is refused; filesystem "
-                              "options (endpoint, credentials, region) come from your environment, never a URI.")  # fmt: skip
+        raise LocationRefused(
+            f"{_short(uri)}: a URI with a query string or fragment is refused; filesystem "
+            "options (endpoint, credentials, region) come from your environment, never a URI."
+        )
     rest = uri[len(scheme) + 3 :]
     place, _, path = rest.partition("/")
     if scheme == "file":
@@ -60,8 +62,10 @@ def check_uri(uri: str) -> tuple[str, str]:
             raise LocationRefused(f"{_short(uri)}: a file:// URI names a path on this machine (file:///path).")
         return scheme, file_uri_path(uri)
     if not _BUCKET.match(place):
-        raise LocationRefused(f"{_short(uri)}: {_short(place, 60)!r} is not a bucket name (user info, ports and "
-                              "hosts are refused: the endpoint comes from your environment).")  # fmt: skip
+        raise LocationRefused(
+            f"{_short(uri)}: {_short(place, 60)!r} is not a bucket name (user info, ports and "
+            "hosts are refused: the endpoint comes from your environment)."
+        )
     return scheme, f"{place}/{unquote(path)}".rstrip("/") if path else place
 
 
@@ -89,8 +93,12 @@ def _filesystem(scheme: str):
     from pyarrow import fs
 
     if scheme == "s3":
-        return fs.S3FileSystem(connect_timeout=CONNECT_TIMEOUT_S, request_timeout=REQUEST_TIMEOUT_S,
-                               retry_strategy=fs.AwsStandardS3RetryStrategy(max_attempts=3), **_s3_endpoint())  # fmt: skip
+        return fs.S3FileSystem(
+            connect_timeout=CONNECT_TIMEOUT_S,
+            request_timeout=REQUEST_TIMEOUT_S,
+            retry_strategy=fs.AwsStandardS3RetryStrategy(max_attempts=3),
+            **_s3_endpoint(),
+        )
     if scheme == "gs":
         return fs.GcsFileSystem(retry_time_limit=timedelta(seconds=GCS_RETRY_LIMIT_S))
     return fs.LocalFileSystem()

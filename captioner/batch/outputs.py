@@ -22,12 +22,32 @@ import stat
 import sys
 from typing import Any, Iterable, Iterator, Sequence
 
-from captioner.batch.formats import KEY_COLUMNS, READ_CHUNK, Writer, as_list, clean, is_row, read_records, records_table, table_columns
+from captioner.batch.formats import (
+    KEY_COLUMNS,
+    READ_CHUNK,
+    Writer,
+    as_list,
+    clean,
+    is_row,
+    read_records,
+    records_table,
+    table_columns,
+)
 from captioner.batch.locations import filesystem_of, is_uri
 from captioner.batch.rows import BatchRun, CaptionRow, ReferenceScores, done_key, reference_scores
 
-__all__ = ["JOURNAL_SUFFIX", "OutputError", "OutputFile", "done_keys_of", "metrics_path", "output_format", "read_records",
-           "records_table", "scores_of", "write_metrics"]  # fmt: skip
+__all__ = [
+    "JOURNAL_SUFFIX",
+    "OutputError",
+    "OutputFile",
+    "done_keys_of",
+    "metrics_path",
+    "output_format",
+    "read_records",
+    "records_table",
+    "scores_of",
+    "write_metrics",
+]
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", "": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 JOURNAL_SUFFIX = ".partial.jsonl"
@@ -60,8 +80,12 @@ def _write_error(path: str, e: OSError, kept: str) -> OutputError:
 
 
 def done_keys_of(chunks: Iterable[list[dict[str, Any]]], run_key: str) -> set[bytes]:
-    return {done_key(r["path"], r["sha256"]) for chunk in chunks for r in chunk
-            if r.get("run_key") == run_key and r.get("status") == "ok"}  # fmt: skip
+    return {
+        done_key(r["path"], r["sha256"])
+        for chunk in chunks
+        for r in chunk
+        if r.get("run_key") == run_key and r.get("status") == "ok"
+    }
 
 
 def scores_of(chunks: Iterable[list[dict[str, Any]]], run_key: str) -> ReferenceScores | None:
@@ -77,8 +101,10 @@ def scores_of(chunks: Iterable[list[dict[str, Any]]], run_key: str) -> Reference
 
 def write_metrics(location: str, scores: ReferenceScores, run: BatchRun, output: str) -> None:
     """The corpus scores as JSON at `location` (a path or a URI)."""
-    text = json.dumps({**scores.to_dict(), "model": run.model, "settings": json.loads(run.settings),
-                       "run_key": run.run_key, "output": output}, indent=2)  # fmt: skip
+    text = json.dumps(
+        {**scores.to_dict(), "model": run.model, "settings": json.loads(run.settings), "run_key": run.run_key, "output": output},
+        indent=2,
+    )
     if is_uri(location):
         filesystem, path, _ = filesystem_of(location)
         with filesystem.open_output_stream(path) as f:
@@ -102,8 +128,9 @@ class OutputFile:
         if is_uri(path):
             raise OutputError(f"{path}: a local run writes a local file; use --ray to write to a URI.")
         if path.endswith(("/", os.sep)) or os.path.isdir(path):
-            raise OutputError(f"{path} is a folder: give a file name such as captions.parquet "
-                              "(a folder of Parquet files is what --ray writes).")  # fmt: skip
+            raise OutputError(
+                f"{path} is a folder: give a file name such as captions.parquet (a folder of Parquet files is what --ray writes)."
+            )
         self.shown = path
         self.path = os.path.realpath(path)  # a symlink: write its target
         self.format = output_format(path)
@@ -202,12 +229,16 @@ class OutputFile:
         try:
             columns = table_columns(self.path, self.format) if os.path.getsize(self.path) else None
             if columns is not None and not set(KEY_COLUMNS) <= set(columns):  # a header-only file is someone's too
-                raise OutputError(f"{self.shown} exists and is not a table of captions: it has no "
-                                  f"{', '.join(c for c in KEY_COLUMNS if c not in columns)} column.")  # fmt: skip
+                raise OutputError(
+                    f"{self.shown} exists and is not a table of captions: it has no "
+                    f"{', '.join(c for c in KEY_COLUMNS if c not in columns)} column."
+                )
             for chunk in read_records(self.path, self.format):
                 if chunk and not set(KEY_COLUMNS) <= set(chunk[0]):
-                    raise OutputError(f"{self.shown} exists and is not a table of captions: it has no "
-                                      f"{', '.join(c for c in KEY_COLUMNS if c not in chunk[0])} column.")  # fmt: skip
+                    raise OutputError(
+                        f"{self.shown} exists and is not a table of captions: it has no "
+                        f"{', '.join(c for c in KEY_COLUMNS if c not in chunk[0])} column."
+                    )
                 yield chunk
         except OutputError:
             raise
@@ -226,8 +257,9 @@ class OutputFile:
             try:
                 _durable_write(self._journal, lines.encode())
             except OSError as e:
-                raise _write_error(self.journal_path, e, "The rows before this chunk are kept in it; run again "
-                                                         "when it can be written.") from None  # fmt: skip
+                raise _write_error(
+                    self.journal_path, e, "The rows before this chunk are kept in it; run again when it can be written."
+                ) from None
 
     def finish(self) -> None:
         """Write the output from the old output and the journal, replace it, drop the journal."""
@@ -260,8 +292,12 @@ class OutputFile:
                 raise
             os.replace(tmp, self.path)
         except OSError as e:
-            raise _write_error(self.shown, e, f"It is as it was before this run; this run's rows are kept in "
-                                              f"{self.journal_path}: run again when it can be written.") from None  # fmt: skip
+            raise _write_error(
+                self.shown,
+                e,
+                f"It is as it was before this run; this run's rows are kept in "
+                f"{self.journal_path}: run again when it can be written.",
+            ) from None
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)

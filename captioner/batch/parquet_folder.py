@@ -40,8 +40,11 @@ class ParquetFolder:
         from pyarrow import fs
 
         infos = self.filesystem.get_file_info(fs.FileSelector(self.root, recursive=True, allow_not_found=True))
-        return sorted(i.path for i in infos if i.type == fs.FileType.File and i.base_name.endswith(".parquet")
-                      and not i.base_name.startswith(("_", ".")))  # fmt: skip
+        return sorted(
+            i.path
+            for i in infos
+            if i.type == fs.FileType.File and i.base_name.endswith(".parquet") and not i.base_name.startswith(("_", "."))
+        )
 
     def records(self, files: Sequence[str] | None = None) -> Iterator[list[dict[str, Any]]]:
         """The rows of the folder's files of captions, a chunk at a time. Any other file (unreadable, or
@@ -106,8 +109,10 @@ class ParquetFolder:
                 continue
             rows = [r for r, k in zip(table.to_pylist(), keep) if k]
             if merge:
-                rows = [{**r, "references": merged_references(r.get("references") or [], added.get((r["run_key"], r["path"]), []))}
-                        for r in rows]  # fmt: skip
+                rows = [
+                    {**r, "references": merged_references(r.get("references") or [], added.get((r["run_key"], r["path"]), []))}
+                    for r in rows
+                ]
             head, name = path.rsplit("/", 1)
             tmp = f"{head}/_rewriting-{name}"
             with self.filesystem.open_output_stream(tmp) as f:

@@ -38,8 +38,9 @@ class RayCaptioner:
         # References for images captioned before come back as rows with status "references"; the driver
         # merges them into those rows (ParquetFolder.drop_replaced).
         references: list = []
-        rows, _ = caption_chunk(self.model, items, self.config, self.run, skip=self.done, seen=set(),
-                                on_skipped_references=references.append)  # fmt: skip
+        rows, _ = caption_chunk(
+            self.model, items, self.config, self.run, skip=self.done, seen=set(), on_skipped_references=references.append
+        )
         return records_table(row.to_record() for row in rows + references)
 
 
@@ -65,8 +66,9 @@ def start_ray(options: RayOptions) -> None:
     if options.address:
         ray.init(address=options.address, runtime_env=options.runtime_env or None, logging_level=level)
     else:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, runtime_env={**env, **options.runtime_env},
-                 logging_level=level)  # fmt: skip
+        ray.init(
+            num_cpus=os.cpu_count(), include_dashboard=False, runtime_env={**env, **options.runtime_env}, logging_level=level
+        )
 
 
 def worker_cpus(options: RayOptions) -> float:
@@ -78,8 +80,15 @@ def worker_cpus(options: RayOptions) -> float:
     return round(max(total - 1.0, 0.0) / options.workers, 3)
 
 
-def caption_dataset(records: list[dict[str, Any]], spec: str, dtype: str, config: DecodingConfig, run: BatchRun,
-                    done: frozenset[bytes], options: RayOptions):  # fmt: skip
+def caption_dataset(
+    records: list[dict[str, Any]],
+    spec: str,
+    dtype: str,
+    config: DecodingConfig,
+    run: BatchRun,
+    done: frozenset[bytes],
+    options: RayOptions,
+):
     """The lazy Ray Dataset of rows for item records (`BatchItem.to_record`)."""
     import ray
     from ray.data import ActorPoolStrategy
@@ -101,8 +110,9 @@ class RayResult:
     skipped: int
 
 
-def run_ray(inputs: Iterable[str], out: str, spec: str, dtype: str, config: DecodingConfig, run: BatchRun,
-            options: RayOptions) -> RayResult:  # fmt: skip
+def run_ray(
+    inputs: Iterable[str], out: str, spec: str, dtype: str, config: DecodingConfig, run: BatchRun, options: RayOptions
+) -> RayResult:
     """Caption the inputs on Ray and add the rows to the Parquet folder `out`."""
     import ray
 

@@ -134,8 +134,9 @@ def caption_chunk(
     images: list[tuple[CaptionRow, Image.Image]] = []
     skipped = 0
     for item in items:
-        row = CaptionRow(escape_name(item.name), references=list(item.references), model=run.model,
-                         settings=run.settings, run_key=run.run_key)  # fmt: skip
+        row = CaptionRow(
+            escape_name(item.name), references=list(item.references), model=run.model, settings=run.settings, run_key=run.run_key
+        )
         t0 = time.perf_counter()
         try:
             data = read_item(item)

@@ -28,8 +28,14 @@ def first_caption_s(source: Path, image: Path, model: str) -> float:
     """Seconds from starting the CLI (package from `source`) to its first line on stdout."""
     env = {**os.environ, "PYTHONPATH": str(source), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "captioner", str(image), "--model", model], cwd=source, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "captioner", str(image), "--model", model],
+        cwd=source,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     line = proc.stdout.readline()
     t = time.perf_counter() - t0
     proc.stdout.read()
@@ -65,7 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.rev:
         sides[args.rev] = checkout(args.rev, tmp / "before")
     models = {"builtin": "builtin", "full-size captioner.pt": str(tmp / "full" / "captioner.pt")}
-    print(f"{'model':24s} " + " ".join(f"{s + ' min / median':>24s}" for s in sides) + ("  today / before (min, median)" if args.rev else ""))
+    print(
+        f"{'model':24s} "
+        + " ".join(f"{s + ' min / median':>24s}" for s in sides)
+        + ("  today / before (min, median)" if args.rev else "")
+    )
     for label, model in models.items():
         times: dict[str, list[float]] = {s: [] for s in sides}
         for run in range(args.runs):

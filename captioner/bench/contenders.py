@@ -30,7 +30,10 @@ def word_tokenizer(vocab_size: int = VOCAB_SIZE):
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok.decoder = decoders.WordPiece(prefix="##")
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>", pad_token="<|endoftext|>",
+        tokenizer_object=tok,
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
         unk_token="<|endoftext|>",
     )
 
@@ -120,7 +123,8 @@ def decoder_step_bytes(captioner) -> int:
     seen, total = set(), 0
     for name, p in named:
         read = (name.startswith("transformer.h.") and not any(k in name for k in image_kv)) or name.startswith(
-            ("transformer.ln_f", "lm_head"))
+            ("transformer.ln_f", "lm_head")
+        )
         if read and p.data_ptr() not in seen:
             seen.add(p.data_ptr())
             total += p.numel() * p.element_size()

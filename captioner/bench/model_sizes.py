@@ -18,14 +18,22 @@ VIT_L16 = {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 
 
 def _models():
     from transformers import (
-        BlipConfig, BlipForConditionalGeneration, GitConfig, GitForCausalLM, GPT2Config, ViTConfig,
-        VisionEncoderDecoderConfig, VisionEncoderDecoderModel,
-    )  # fmt: skip
+        BlipConfig,
+        BlipForConditionalGeneration,
+        GitConfig,
+        GitForCausalLM,
+        GPT2Config,
+        ViTConfig,
+        VisionEncoderDecoderConfig,
+        VisionEncoderDecoderModel,
+    )
 
     from captioner.config import VisionGPT2Config
     from captioner.models.visiongpt2 import VisionGPT2
 
-    vit_gpt2 = VisionEncoderDecoderConfig.from_encoder_decoder_configs(ViTConfig(), GPT2Config(add_cross_attention=True, is_decoder=True))
+    vit_gpt2 = VisionEncoderDecoderConfig.from_encoder_decoder_configs(
+        ViTConfig(), GPT2Config(add_cross_attention=True, is_decoder=True)
+    )
     blip_large = BlipConfig(vision_config={**VIT_L16, "image_size": 384, "patch_size": 16})
     return [
         ("VisionGPT2 (seed captioner.pt)", lambda: VisionGPT2(VisionGPT2Config())),

@@ -44,8 +44,13 @@ def run_static(model, pixels, kind: str):
 
     torch.manual_seed(0)
     with torch.inference_mode():
-        return model.generate(pixel_values=pixels, max_new_tokens=c.NEW_TOKENS, min_new_tokens=c.NEW_TOKENS,
-                              cache_implementation="static", **c.GENERATE_KWARGS[kind])
+        return model.generate(
+            pixel_values=pixels,
+            max_new_tokens=c.NEW_TOKENS,
+            min_new_tokens=c.NEW_TOKENS,
+            cache_implementation="static",
+            **c.GENERATE_KWARGS[kind],
+        )
 
 
 def compile_times(model, pixels, kind: str) -> tuple[dict[str, float], Any]:
@@ -68,11 +73,13 @@ def ratio_fields(r: dict[str, dict[str, Any]], name: str) -> dict[str, float]:
     """`name`'s median and minimum against eager generate and against the fastest peer present."""
     peers = [p for p in PEERS if p in r]
     fastest = min(peers, key=lambda p: r[p]["median_s"])
-    out = {"vs_generate": r[name]["median_s"] / r["generate"]["median_s"],
-           "vs_generate_min": r[name]["min_s"] / r["generate"]["min_s"],
-           "fastest_peer": fastest,
-           "vs_fastest_peer": r[name]["median_s"] / r[fastest]["median_s"],
-           "vs_fastest_peer_min": r[name]["min_s"] / r[fastest]["min_s"]}
+    out = {
+        "vs_generate": r[name]["median_s"] / r["generate"]["median_s"],
+        "vs_generate_min": r[name]["min_s"] / r["generate"]["min_s"],
+        "fastest_peer": fastest,
+        "vs_fastest_peer": r[name]["median_s"] / r[fastest]["median_s"],
+        "vs_fastest_peer_min": r[name]["min_s"] / r[fastest]["min_s"],
+    }
     if "generate static+compile" in r:
         out["vs_compiled"] = r[name]["median_s"] / r["generate static+compile"]["median_s"]
         out["vs_compiled_min"] = r[name]["min_s"] / r["generate static+compile"]["min_s"]

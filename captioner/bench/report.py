@@ -8,8 +8,17 @@ from captioner.bench.contenders import NEW_TOKENS
 
 
 def markdown(result: dict[str, Any]) -> str:
-    parts = [_header(result), _machine(result), _floors(result), _table(result), _nocache_notes(result), _batch(result),
-             _memory(result), _builtin(result), _targets(result)]
+    parts = [
+        _header(result),
+        _machine(result),
+        _floors(result),
+        _table(result),
+        _nocache_notes(result),
+        _batch(result),
+        _memory(result),
+        _builtin(result),
+        _targets(result),
+    ]
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
@@ -33,8 +42,10 @@ def _machine(result: dict[str, Any]) -> str:
     if "bandwidth" not in result:
         return ""
     bw, mm = result["bandwidth"], result["matmul"]
-    speeds = "; ".join(f"{d} {v['square_2048_gflops']:.0f} GFLOP/s (2048^3), {v['encoder_shape_gflops']:.0f} at the encoder's shapes"
-                       for d, v in mm.items())
+    speeds = "; ".join(
+        f"{d} {v['square_2048_gflops']:.0f} GFLOP/s (2048^3), {v['encoder_shape_gflops']:.0f} at the encoder's shapes"
+        for d, v in mm.items()
+    )
     return f"Machine: read bandwidth {bw['gb_per_s']:.1f} GB/s; matmul {speeds}."
 
 
@@ -43,7 +54,8 @@ def _floors(result: dict[str, Any]) -> str:
         f"Floor, {model} {dtype}: {f['encoder_gflop']:.1f} GFLOP encoder / throughput = {f['encoder_s'] * 1e3:.1f} ms "
         f"+ {NEW_TOKENS} x {f['decoder_step_mb']:.0f} MB decoder weights / bandwidth = {f['decoder_s'] * 1e3:.1f} ms "
         f"-> **{f['floor_s'] * 1e3:.0f} ms**."
-        for model, per in result.get("floor", {}).items() for dtype, f in per.items()
+        for model, per in result.get("floor", {}).items()
+        for dtype, f in per.items()
     )
 
 
@@ -52,21 +64,31 @@ def _ratios(r: dict[str, Any]) -> str:
     if "vs_generate" in r:
         out.append(f"{r['vs_generate']:.2f} x generate" + ("" if r.get("same_tokens_as_generate", True) else " (tokens differ)"))
     if "vs_fastest_peer" in r:
-        out[-1:] = [f"{r['vs_generate']:.2f} (min {r['vs_generate_min']:.2f}) x generate"
-                    + ("" if r.get("same_tokens_as_generate", True) else " (tokens differ)")]
+        out[-1:] = [
+            f"{r['vs_generate']:.2f} (min {r['vs_generate_min']:.2f}) x generate"
+            + ("" if r.get("same_tokens_as_generate", True) else " (tokens differ)")
+        ]
         if "vs_compiled" in r:
             out.append(f"{r['vs_compiled']:.2f} (min {r['vs_compiled_min']:.2f}) x static+compile")
         out.append(f"fastest peer: {r['fastest_peer']}")
-    for key, text in (("vs_floor", "{:.2f} x floor"), ("vs_hf", "{:.2f} x hf"), ("vs_beam4", "{:.2f} x beam 4"),
-                      ("engine_speedup", "engine {:.1f} x faster"), ("images_per_s", "{:.2f} images/s"),
-                      ("vs_batch1", "{:.2f} x batch 1")):
+    for key, text in (
+        ("vs_floor", "{:.2f} x floor"),
+        ("vs_hf", "{:.2f} x hf"),
+        ("vs_beam4", "{:.2f} x beam 4"),
+        ("engine_speedup", "engine {:.1f} x faster"),
+        ("images_per_s", "{:.2f} images/s"),
+        ("vs_batch1", "{:.2f} x batch 1"),
+    ):
         if key in r:
             out.append(text.format(r[key]))
     return "; ".join(out)
 
 
 def _table(result: dict[str, Any]) -> str:
-    lines = ["| model | dtype | workload | contender | median | min | max | runs | ratio |", "|---|---|---|---|---:|---:|---:|---:|---|"]
+    lines = [
+        "| model | dtype | workload | contender | median | min | max | runs | ratio |",
+        "|---|---|---|---|---:|---:|---:|---:|---|",
+    ]
     for r in result.get("rows", []):
         lines.append(
             f"| {r['model']} | {r['dtype']} | {r['workload']} | {r['contender']} | {r['median_s'] * 1e3:.0f} | "
@@ -101,8 +123,11 @@ def _batch(result: dict[str, Any]) -> str:
     rows = [r for r in result.get("rows", []) if r["contender"].startswith("engine, batch")]
     if not rows:
         return ""
-    return "Images captioned together (`caption_images`, preprocessing included): " + "; ".join(
-        f"{r['contender'].removeprefix('engine, ')}: {r['images_per_s']:.2f} images/s" for r in rows) + "."
+    return (
+        "Images captioned together (`caption_images`, preprocessing included): "
+        + "; ".join(f"{r['contender'].removeprefix('engine, ')}: {r['images_per_s']:.2f} images/s" for r in rows)
+        + "."
+    )
 
 
 def _memory(result: dict[str, Any]) -> str:
@@ -110,8 +135,12 @@ def _memory(result: dict[str, Any]) -> str:
     if not mem:
         return ""
     names = list(next(v["stages"] for k, v in mem.items() if k != "import torch"))
-    lines = ["Peak resident memory (MiB) of a fresh process, after each stage (peak also in GB = 1e9 bytes):", "",
-             "| process | " + " | ".join(names) + " | peak GB |", "|---|" + "---:|" * (len(names) + 1)]
+    lines = [
+        "Peak resident memory (MiB) of a fresh process, after each stage (peak also in GB = 1e9 bytes):",
+        "",
+        "| process | " + " | ".join(names) + " | peak GB |",
+        "|---|" + "---:|" * (len(names) + 1),
+    ]
     for k, v in mem.items():
         cells = [f"{v['stages'][s]['peak_mb']:.0f}" if s in v["stages"] else "" for s in names]
         lines.append(f"| {k} | " + " | ".join(cells) + f" | {v['peak_gb']:.2f} |")
@@ -123,8 +152,10 @@ def _builtin(result: dict[str, Any]) -> str:
     for key, label in (("builtin_bf16", "bf16"), ("builtin_int8", "int8 (dynamic quantization)")):
         b = result.get(key)
         if b and "fraction" in b:
-            lines.append(f"Built-in model, {label}: greedy captions identical to fp32 on {b['identical']} of {b['scenes']} "
-                         f"evaluation scenes ({100 * b['fraction']:.1f}%).")
+            lines.append(
+                f"Built-in model, {label}: greedy captions identical to fp32 on {b['identical']} of {b['scenes']} "
+                f"evaluation scenes ({100 * b['fraction']:.1f}%)."
+            )
     return "\n\n".join(lines)
 
 

@@ -23,7 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from captioner.bench import contenders as c
-from captioner.bench.measure import GB, OtherLoad, log, machine_info, measure, measure_bandwidth, measure_interleaved, measure_matmul
+from captioner.bench.measure import (
+    GB,
+    OtherLoad,
+    log,
+    machine_info,
+    measure,
+    measure_bandwidth,
+    measure_interleaved,
+    measure_matmul,
+)
 from captioner.bench.memory import child_rss
 from captioner.bench.peers import peers
 from captioner.bench.report import markdown
@@ -46,12 +55,21 @@ class Bench:
     def add(self, model: str, dtype: str, contender: str, workload: str, r: dict[str, Any], **extra) -> dict[str, Any]:
         row = {"model": model, "dtype": dtype, "contender": contender, "workload": workload, **r, **extra}
         self.rows.append(row)
-        log(f"  {model:10s} {dtype:5s} {contender:9s} {workload:12s} median {r['median_s'] * 1e3:8.1f} ms "
-            f"(min {r['min_s'] * 1e3:.1f}, max {r['max_s'] * 1e3:.1f}, n={r['runs']})" + (f"  {extra}" if extra else ""))
+        log(
+            f"  {model:10s} {dtype:5s} {contender:9s} {workload:12s} median {r['median_s'] * 1e3:8.1f} ms "
+            f"(min {r['min_s'] * 1e3:.1f}, max {r['max_s'] * 1e3:.1f}, n={r['runs']})" + (f"  {extra}" if extra else "")
+        )
         return row
 
     def find(self, model, dtype, contender, workload):
-        return next((r for r in self.rows if (r["model"], r["dtype"], r["contender"], r["workload"]) == (model, dtype, contender, workload)), None)
+        return next(
+            (
+                r
+                for r in self.rows
+                if (r["model"], r["dtype"], r["contender"], r["workload"]) == (model, dtype, contender, workload)
+            ),
+            None,
+        )
 
     def visiongpt2(self, dtype: str):
         """The seed-layout checkpoint, loaded as a user's file is, in `dtype` (int8: fp32 quantized after loading)."""
@@ -66,9 +84,13 @@ class Bench:
         runs = max(3, self.args.runs)
         self.result["bandwidth"] = measure_bandwidth(runs)
         self.result["matmul"] = {d: measure_matmul(d, runs) for d in ("fp32", "bf16")}
-        log(f"  read bandwidth {self.result['bandwidth']['gb_per_s']:.1f} GB/s; matmul "
-            + ", ".join(f"{d}: {m['encoder_shape_gflops']:.0f} GFLOP/s (encoder shapes), {m['square_2048_gflops']:.0f} (2048^3)"
-                        for d, m in self.result["matmul"].items()))
+        log(
+            f"  read bandwidth {self.result['bandwidth']['gb_per_s']:.1f} GB/s; matmul "
+            + ", ".join(
+                f"{d}: {m['encoder_shape_gflops']:.0f} GFLOP/s (encoder shapes), {m['square_2048_gflops']:.0f} (2048^3)"
+                for d, m in self.result["matmul"].items()
+            )
+        )
 
     def floor(self, captioner, dtype: str) -> dict[str, Any] | None:
         """Encoder FLOPs / throughput + 16 x decoder weight bytes / bandwidth, for this model in this dtype."""
@@ -77,8 +99,13 @@ class Bench:
         flops, step_bytes = c.encoder_flops(), c.decoder_step_bytes(captioner)
         enc_s = flops / (self.result["matmul"][dtype]["square_2048_gflops"] * 1e9)
         dec_s = c.NEW_TOKENS * step_bytes / (self.result["bandwidth"]["gb_per_s"] * GB)
-        return {"encoder_gflop": flops / 1e9, "decoder_step_mb": step_bytes / 1e6, "encoder_s": enc_s, "decoder_s": dec_s,
-                "floor_s": enc_s + dec_s}
+        return {
+            "encoder_gflop": flops / 1e9,
+            "decoder_step_mb": step_bytes / 1e6,
+            "encoder_s": enc_s,
+            "decoder_s": dec_s,
+            "floor_s": enc_s + dec_s,
+        }
 
     def time_model(self, name: str, captioner, dtype: str, pixels, hf_model=None):
         import torch
@@ -155,7 +182,14 @@ class Bench:
             for kind in ("greedy", "beam4", "top_p"):
                 fns = {"visiongpt2": lambda: c.run_engine(vcap, pv, wl[kind]), "hf": lambda: c.run_engine(hcap, ph, wl[kind])}
                 r = measure_interleaved(fns, self.args.runs)
-                self.add("visiongpt2", dtype, "engine, beside hf", kind, r["visiongpt2"], vs_hf=r["visiongpt2"]["median_s"] / r["hf"]["median_s"])
+                self.add(
+                    "visiongpt2",
+                    dtype,
+                    "engine, beside hf",
+                    kind,
+                    r["visiongpt2"],
+                    vs_hf=r["visiongpt2"]["median_s"] / r["hf"]["median_s"],
+                )
                 self.add("hf", dtype, "engine, beside visiongpt2", kind, r["hf"])
 
     def batch(self):
@@ -173,8 +207,15 @@ class Bench:
         r = measure_interleaved({b: (lambda b=b: caption_images(cap, images[:b], config)) for b in BATCH_SIZES}, self.args.runs)
         per_s = {b: b / r[b]["median_s"] for b in BATCH_SIZES}
         for b in BATCH_SIZES:
-            self.add("visiongpt2", "fp32", f"engine, batch {b}", "greedy", r[b], images_per_s=per_s[b],
-                     **({"vs_batch1": per_s[b] / per_s[1]} if b != 1 else {}))
+            self.add(
+                "visiongpt2",
+                "fp32",
+                f"engine, batch {b}",
+                "greedy",
+                r[b],
+                images_per_s=per_s[b],
+                **({"vs_batch1": per_s[b] / per_s[1]} if b != 1 else {}),
+            )
 
     def memory(self, tokenizer):
         log("memory: peak resident set of a fresh process per model")
@@ -229,7 +270,10 @@ class Bench:
                     differ[k].append({"seed": seed, "fp32": a.text, k: b.text})
         for k in others:
             self.result[f"builtin_{k}"] = {"scenes": n, "identical": same[k], "fraction": same[k] / n, "differ": differ[k][:20]}
-        log("builtin: greedy captions identical to fp32 on " + ", ".join(f"{same[k]}/{n} evaluation scenes in {k}" for k in others))
+        log(
+            "builtin: greedy captions identical to fp32 on "
+            + ", ".join(f"{same[k]}/{n} evaluation scenes in {k}" for k in others)
+        )
 
     # -- putting it together ---------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -237,12 +281,23 @@ class Bench:
 
         if self.args.threads:
             torch.set_num_threads(self.args.threads)
-        self.result.update(date=_dt.datetime.now().isoformat(timespec="seconds"), machine=machine_info(), load_before=os.getloadavg(),
-                           settings={"runs": self.args.runs, "new_tokens": c.NEW_TOKENS, "dtypes": self.dtypes,
-                                     "sections": sorted(self.only), "quick": self.args.quick})
+        self.result.update(
+            date=_dt.datetime.now().isoformat(timespec="seconds"),
+            machine=machine_info(),
+            load_before=os.getloadavg(),
+            settings={
+                "runs": self.args.runs,
+                "new_tokens": c.NEW_TOKENS,
+                "dtypes": self.dtypes,
+                "sections": sorted(self.only),
+                "quick": self.args.quick,
+            },
+        )
         m = self.result["machine"]
-        log(f"{m['cpu']} ({m['cpu_capability']}), {m['threads']} threads, torch {torch.__version__}; "
-            f"load average {self.result['load_before'][0]:.2f}")
+        log(
+            f"{m['cpu']} ({m['cpu_capability']}), {m['threads']} threads, torch {torch.__version__}; "
+            f"load average {self.result['load_before'][0]:.2f}"
+        )
         t0 = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="captioner-bench-") as folder, OtherLoad() as other:
             self.folder = Path(folder)
@@ -250,7 +305,9 @@ class Bench:
             n = c.save_seed_checkpoint(self.folder, tokenizer)
             self.result["weights_gb"] = {"fp32": 4 * n / GB, "bf16": 2 * n / GB}
             self._sections(tokenizer, other)
-        self.result.update(other_load=other.summary(), load_after=os.getloadavg(), wall_s=time.perf_counter() - t0, rows=self.rows)
+        self.result.update(
+            other_load=other.summary(), load_after=os.getloadavg(), wall_s=time.perf_counter() - t0, rows=self.rows
+        )
         self.result["targets"] = evaluate(self.rows, self.result, self.dtypes)
         return self.result
 

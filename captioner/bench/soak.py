@@ -1,6 +1,6 @@
 """Soak check: caption many images in a row in one process and print resident memory over time.
 
-    python -m captioner.bench.soak [--model builtin] [--captions 200] [--every 20]
+python -m captioner.bench.soak [--model builtin] [--captions 200] [--every 20]
 """
 
 from __future__ import annotations

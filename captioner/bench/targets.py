@@ -18,21 +18,28 @@ class Target(NamedTuple):
         return value <= self.limit if self.at_most else value >= self.limit
 
 
-TARGETS = {t.key: t for t in [
-    Target("greedy_vs_generate", "HF model, greedy: engine <= {limit} x generate", 0.5, True),
-    Target("beam4_vs_generate", "HF model, beam 4: engine <= {limit} x generate", 0.6, True),
-    Target("peers_greedy_vs_generate", "fp32 greedy: engine <= {limit} x eager generate", 0.6, True),
-    Target("peers_greedy_vs_compiled", "fp32 greedy: engine <= {limit} x generate with static cache + compile (warm)", 0.85, True),
-    Target("peers_beam4_vs_generate", "beam 4: engine <= {limit} x eager generate", 0.6, True),
-    Target("visiongpt2_vs_hf", "VisionGPT2 through the engine no slower than the HF model through it", 1.0, True),
-    Target("vs_nocache", "greedy: >= {limit:.0f} x faster than the no-cache loop", 10.0, False),
-    Target("bf16_vs_floor", "bf16 greedy within {limit} x of the floor", 1.5, True),
-    Target("compare_vs_beam4", "Compare workload <= {limit} x one beam-4 caption", 1.5, True),
-    Target("batch8_vs_batch1", "full-size VisionGPT2, fp32 greedy: batch 8 >= {limit} x the images/s of batch 1", 1.8, False),
-    Target("rss_bf16", "peak RSS, full-size VisionGPT2 in bf16 <= {limit} GB", 0.7, True),
-    Target("rss_fp32", "peak RSS, full-size VisionGPT2 in fp32 <= {limit} GB", 1.2, True),
-    Target("builtin_bf16", "built-in model: bf16 greedy identical to fp32 on >= {limit:.0%} of evaluation scenes", 0.99, False),
-]}  # fmt: skip
+TARGETS = {
+    t.key: t
+    for t in [
+        Target("greedy_vs_generate", "HF model, greedy: engine <= {limit} x generate", 0.5, True),
+        Target("beam4_vs_generate", "HF model, beam 4: engine <= {limit} x generate", 0.6, True),
+        Target("peers_greedy_vs_generate", "fp32 greedy: engine <= {limit} x eager generate", 0.6, True),
+        Target(
+            "peers_greedy_vs_compiled", "fp32 greedy: engine <= {limit} x generate with static cache + compile (warm)", 0.85, True
+        ),
+        Target("peers_beam4_vs_generate", "beam 4: engine <= {limit} x eager generate", 0.6, True),
+        Target("visiongpt2_vs_hf", "VisionGPT2 through the engine no slower than the HF model through it", 1.0, True),
+        Target("vs_nocache", "greedy: >= {limit:.0f} x faster than the no-cache loop", 10.0, False),
+        Target("bf16_vs_floor", "bf16 greedy within {limit} x of the floor", 1.5, True),
+        Target("compare_vs_beam4", "Compare workload <= {limit} x one beam-4 caption", 1.5, True),
+        Target("batch8_vs_batch1", "full-size VisionGPT2, fp32 greedy: batch 8 >= {limit} x the images/s of batch 1", 1.8, False),
+        Target("rss_bf16", "peak RSS, full-size VisionGPT2 in bf16 <= {limit} GB", 0.7, True),
+        Target("rss_fp32", "peak RSS, full-size VisionGPT2 in fp32 <= {limit} GB", 1.2, True),
+        Target(
+            "builtin_bf16", "built-in model: bf16 greedy identical to fp32 on >= {limit:.0%} of evaluation scenes", 0.99, False
+        ),
+    ]
+}
 
 
 def check(key: str, where: str, value: float | None, note: str = "") -> dict[str, Any]:
@@ -69,13 +76,18 @@ def evaluate(rows: list[dict[str, Any]], result: dict[str, Any], dtypes: list[st
     out += _memory(result)
     b = result.get("builtin_bf16")
     if b:
-        out.append(check("builtin_bf16", f"{b['scenes']} scenes" if "fraction" in b else "", b.get("fraction"), b.get("skipped", "")))
+        out.append(
+            check("builtin_bf16", f"{b['scenes']} scenes" if "fraction" in b else "", b.get("fraction"), b.get("skipped", ""))
+        )
     return out
 
 
 def _finder(rows):
     def find(model, dtype, contender, workload):
-        return next((r for r in rows if (r["model"], r["dtype"], r["contender"], r["workload"]) == (model, dtype, contender, workload)), None)
+        return next(
+            (r for r in rows if (r["model"], r["dtype"], r["contender"], r["workload"]) == (model, dtype, contender, workload)),
+            None,
+        )
 
     return find
 

@@ -91,16 +91,26 @@ def measure_model(name: str, spec: str, images: Path, one_image: Path, scratch: 
     from captioner.loading import load_captioner
 
     model = load_captioner(spec)
-    config = batch_config(model, model.default_decoding.with_(
-        strategy="greedy", min_new_tokens=args.new_tokens, max_new_tokens=args.new_tokens))  # fmt: skip
+    config = batch_config(
+        model, model.default_decoding.with_(strategy="greedy", min_new_tokens=args.new_tokens, max_new_tokens=args.new_tokens)
+    )
     run = BatchRun.of(model, config)
     n = args.images
     rows = []
     for batch in (1, 8):
         time_local(model, config, run, [str(one_image)], scratch / f"warm-{name}-{batch}.parquet", batch)
         seconds = time_local(model, config, run, [str(images)], scratch / f"{name}-local-{batch}.parquet", batch)
-        rows.append({"model": name, "path": "local", "batch": batch, "workers": 0, "images": n,
-                     "seconds": seconds, "images_per_s": n / seconds})  # fmt: skip
+        rows.append(
+            {
+                "model": name,
+                "path": "local",
+                "batch": batch,
+                "workers": 0,
+                "images": n,
+                "seconds": seconds,
+                "images_per_s": n / seconds,
+            }
+        )
         log(f"{name} local batch {batch}: {n / seconds:.2f} images/s")
     del model
     if args.no_ray:
@@ -110,8 +120,19 @@ def measure_model(name: str, spec: str, images: Path, one_image: Path, scratch: 
         full = time_ray(spec, config, run, [str(images)], scratch / f"{name}-ray{workers}-all", workers, 8)
         # None when the job of n images took no longer than the job of one: start-up varied more than the work
         steady = (n - 1) / (full - one) if full > one else None
-        rows.append({"model": name, "path": "ray", "batch": 8, "workers": workers, "images": n, "seconds": full,
-                     "images_per_s": steady, "end_to_end_images_per_s": n / full, "one_image_job_s": one})  # fmt: skip
+        rows.append(
+            {
+                "model": name,
+                "path": "ray",
+                "batch": 8,
+                "workers": workers,
+                "images": n,
+                "seconds": full,
+                "images_per_s": steady,
+                "end_to_end_images_per_s": n / full,
+                "one_image_job_s": one,
+            }
+        )
         log(f"{name} ray {workers} workers: {_rate(steady)} images/s steady, {n / full:.2f} end to end")
     return rows
 
@@ -173,9 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {', '.join(MODELS)}")
     p.add_argument("--no-ray", action="store_true", help="only the local path")
     p.add_argument("--out-dir", type=Path, default=RESULTS)
-    p.add_argument("--memory-images", type=int, default=0,
-                   help="instead: caption this many images with the built-in model and print resident memory "
-                        "after each quarter of them (flat when the run streams)")  # fmt: skip
+    p.add_argument(
+        "--memory-images",
+        type=int,
+        default=0,
+        help="instead: caption this many images with the built-in model and print resident memory "
+        "after each quarter of them (flat when the run streams)",
+    )
     return p
 
 
@@ -200,8 +225,14 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     when = time.strftime("%Y-%m-%d %H:%M")
-    result = {"when": when, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-              "new_tokens": args.new_tokens, "images": args.images, "rows": rows}  # fmt: skip
+    result = {
+        "when": when,
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "new_tokens": args.new_tokens,
+        "images": args.images,
+        "rows": rows,
+    }
     table = markdown(result)
     print(table)
     args.out_dir.mkdir(parents=True, exist_ok=True)

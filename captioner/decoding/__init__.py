@@ -12,6 +12,15 @@ from captioner.decoding.prefix import PrefixError
 from captioner.decoding.results import Alternative, Caption, DecodeResult, EncodedImage
 
 __all__ = [
-    "Alternative", "BeamTree", "Caption", "DecodeResult", "EncodedImage", "PrefixError", "TreeNode",
-    "caption_image", "caption_images", "decode", "encode_image",
-]  # fmt: skip
+    "Alternative",
+    "BeamTree",
+    "Caption",
+    "DecodeResult",
+    "EncodedImage",
+    "PrefixError",
+    "TreeNode",
+    "caption_image",
+    "caption_images",
+    "decode",
+    "encode_image",
+]

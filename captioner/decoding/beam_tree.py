@@ -54,11 +54,7 @@ class BeamTree:
         return counts
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "nodes": [dict(n.__dict__) for n in self.nodes],
-            "returned": self.returned,
-            "length_penalty": self.length_penalty,
-        }
+        return {"nodes": [dict(n.__dict__) for n in self.nodes], "returned": self.returned, "length_penalty": self.length_penalty}
 
 
 @dataclass

@@ -73,9 +73,8 @@ class ContrastiveSearch(Search):
         top_probs, top_ids = torch.topk(probs, min(self.config.top_k, probs.numel()))
         tokens = top_ids.tolist()
         self.pending = Candidates(
-            step, first_row + row, tokens, top_probs,
-            logprobs[row, top_ids].tolist(), top_probs.clamp_min(1e-45).log().tolist(),
-        )  # fmt: skip
+            step, first_row + row, tokens, top_probs, logprobs[row, top_ids].tolist(), top_probs.clamp_min(1e-45).log().tolist()
+        )
         return Continuations([row] * len(tokens), tokens)
 
     def _extend_context(self, h: torch.Tensor) -> None:

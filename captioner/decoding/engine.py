@@ -55,13 +55,16 @@ def decode(model: CaptionModel, encoded: EncodedImage, configs: Configs, prefix:
     return _decode(model, encoded.memory, 1, configs, encoded.timings, prefix)[0]
 
 
-def caption_image(model: CaptionModel, image: Image.Image, configs: Configs | None = None, prefix: Prefix = None) -> list[DecodeResult]:
+def caption_image(
+    model: CaptionModel, image: Image.Image, configs: Configs | None = None, prefix: Prefix = None
+) -> list[DecodeResult]:
     """Encode `image` once and decode it with each configuration (default: the model's own)."""
     return decode(model, encode_image(model, image), [model.default_decoding] if configs is None else configs, prefix)
 
 
-def caption_images(model: CaptionModel, images: Sequence[Image.Image], configs: Configs | None = None,
-                   prefix: Prefix = None) -> list[list[DecodeResult]]:
+def caption_images(
+    model: CaptionModel, images: Sequence[Image.Image], configs: Configs | None = None, prefix: Prefix = None
+) -> list[list[DecodeResult]]:
     """Caption several images with each configuration: per image, one DecodeResult per configuration.
 
     The images are encoded together and decoded together (one model step per token for all of them),
@@ -95,15 +98,18 @@ def make_search(config: DecodingConfig, eos_token_id: int, tree: TreeRecorder | 
 
 
 @torch.inference_mode()
-def _decode(model: CaptionModel, memory: Any, num_images: int, configs: Configs, timings: dict[str, float],
-            prefix: Prefix = None) -> list[list[DecodeResult]]:
+def _decode(
+    model: CaptionModel, memory: Any, num_images: int, configs: Configs, timings: dict[str, float], prefix: Prefix = None
+) -> list[list[DecodeResult]]:
     """Every configuration on each of the `num_images` images of `memory`, in the same batched steps."""
     if isinstance(configs, DecodingConfig):
         configs = [configs]
     forced = prefix_ids(model, prefix)
     configs = [_with_room_for(c.validate().within_limit(model.max_new_tokens_limit)[0], forced, model) for c in configs]
     t_start = time.perf_counter()
-    trees = [[TreeRecorder(model.bos_token_id) if c.strategy in BEAM_STRATEGIES else None for c in configs] for _ in range(num_images)]
+    trees = [
+        [TreeRecorder(model.bos_token_id) if c.strategy in BEAM_STRATEGIES else None for c in configs] for _ in range(num_images)
+    ]
     searches = [[make_search(c, model.eos_token_id, t) for c, t in zip(configs, per_image)] for per_image in trees]
     records = _run(model, memory, searches, configs, forced)
     decode_share = (time.perf_counter() - t_start) / num_images
@@ -128,8 +134,9 @@ def _with_room_for(config: DecodingConfig, forced: list[int], model: CaptionMode
     return config.with_(max_new_tokens=min(len(forced) + 1, model.max_new_tokens_limit))
 
 
-def _run(model: CaptionModel, memory: Any, searches: list[list[Search]], configs: list[DecodingConfig],
-         forced: list[int]) -> list[StepRecord]:
+def _run(
+    model: CaptionModel, memory: Any, searches: list[list[Search]], configs: list[DecodingConfig], forced: list[int]
+) -> list[StepRecord]:
     """The loop: one model step for all live rows, then each search advances on its rows (or takes the
     forced token). Contrastive search chooses a token one step after it proposed candidates: one more step."""
     need_weights = any(c.output_attentions for c in configs)
@@ -165,8 +172,16 @@ def _record(logprobs: torch.Tensor, attention: torch.Tensor | None, num_alternat
     return StepRecord(entropy, alt_probs, alt_ids, None if attention is None else attention.float())
 
 
-def _advance(searches: list[list[Search]], processors: list[Processors], step: int, logits: torch.Tensor,
-             logprobs: torch.Tensor, ids: torch.Tensor, hidden: torch.Tensor | None, forced: int | None) -> tuple[list[int], list[int]]:
+def _advance(
+    searches: list[list[Search]],
+    processors: list[Processors],
+    step: int,
+    logits: torch.Tensor,
+    logprobs: torch.Tensor,
+    ids: torch.Tensor,
+    hidden: torch.Tensor | None,
+    forced: int | None,
+) -> tuple[list[int], list[int]]:
     """Each search consumes its rows of this step (or takes the `forced` token): the rows (of the batch)
     that go on, and their tokens.
 

@@ -80,15 +80,23 @@ class Search:
     # The processors act on raw logits (greedy, sampling) or on log-probabilities (beam search).
     processes_logprobs = False
 
-    def advance(self, step: int, processed: torch.Tensor, logprobs: torch.Tensor, first_row: int,
-                hidden: torch.Tensor | None = None) -> Continuations:
+    def advance(
+        self, step: int, processed: torch.Tensor, logprobs: torch.Tensor, first_row: int, hidden: torch.Tensor | None = None
+    ) -> Continuations:
         """Consume this step's scores after the configuration's processors and the raw log-probabilities
         (this search's rows; `first_row` is the first one's row in the batch; `hidden`: the rows' final
         hidden states, which only contrastive search reads)."""
         raise NotImplementedError
 
-    def force(self, step: int, token: int, processed: torch.Tensor, logprobs: torch.Tensor, first_row: int,
-              hidden: torch.Tensor | None = None) -> Continuations:
+    def force(
+        self,
+        step: int,
+        token: int,
+        processed: torch.Tensor,
+        logprobs: torch.Tensor,
+        first_row: int,
+        hidden: torch.Tensor | None = None,
+    ) -> Continuations:
         """Every row takes `token` (a prefix token) whatever its scores say: the rows go on unless the
         caption reached max_new_tokens."""
         proc_lp = processed.log_softmax(dim=-1) if not self.processes_logprobs else processed
@@ -171,14 +179,17 @@ class BeamSearch(Search):
 
     def advance(self, step, processed, logprobs, first_row, hidden=None):
         vocab = processed.size(-1)
-        accumulated = (processed + self.running_scores[:, None]).clamp_min(LOWEST_SCORE).masked_fill(processed.isneginf(), -math.inf)
+        accumulated = (
+            (processed + self.running_scores[:, None]).clamp_min(LOWEST_SCORE).masked_fill(processed.isneginf(), -math.inf)
+        )
         top_scores, top_index = torch.topk(accumulated.view(-1), 2 * self.config.num_beams)
         source, tokens = top_index // vocab, top_index % vocab
         raw_lp, proc_lp = logprobs[source, tokens].tolist(), processed[source, tokens].tolist()
         source, tokens = source.tolist(), tokens.tolist()
         length = len(self.paths[0]) + 1
         candidates = [
-            self.paths[s] + (PathStep(step, first_row + s, t, raw_lp[i], proc_lp[i]),) for i, (s, t) in enumerate(zip(source, tokens))
+            self.paths[s] + (PathStep(step, first_row + s, t, raw_lp[i], proc_lp[i]),)
+            for i, (s, t) in enumerate(zip(source, tokens))
         ]
         ended = torch.tensor([t == self.eos_token_id for t in tokens])
         hits = ended | (length >= self.config.max_new_tokens)
@@ -205,7 +216,9 @@ class BeamSearch(Search):
     def force(self, step, token, processed, logprobs, first_row, hidden=None):
         self.running_scores[0] = max(float(self.running_scores[0]) + _finite(processed[0, token]), LOWEST_SCORE)
         if self.tree is not None:
-            node = self.tree.add(self.nodes[0], step, token, float(self.running_scores[0]), float(self.running_scores[0]), self.group)
+            node = self.tree.add(
+                self.nodes[0], step, token, float(self.running_scores[0]), float(self.running_scores[0]), self.group
+            )
             self.tree.set_status(node, "forced")
             self.nodes = [node] * len(self.nodes)
         going_on = super().force(step, token, processed, logprobs, first_row)

@@ -30,8 +30,11 @@ FAMILIES = ("visiongpt2", "hf-vision-encoder-decoder")  # the families forward.p
 def check_explainable(model: CaptionModel) -> None:
     """Raise ValueError with one line when the model's family has no explanation methods (BLIP, GIT)."""
     if model.info.family not in FAMILIES:
-        raise ValueError(f"Explanations are available for VisionGPT2 and ViT-GPT2 models; {model.info.name} is a "
-                         f"{model.info.family} model, which has none yet.")
+        raise ValueError(
+            f"Explanations are available for VisionGPT2 and ViT-GPT2 models; {model.info.name} is a "
+            f"{model.info.family} model, which has none yet."
+        )
+
 
 __all__ = [
     "FILLS",
@@ -46,11 +49,12 @@ __all__ = [
     "hide_regions",
     "mask_cells",
     "parse_grid",
-]  # fmt: skip
+]
 
 
-def explain(model: CaptionModel, image: Image.Image, caption: CaptionLike | None = None, method: str = "attention",
-            **options: Any) -> Explanation:  # fmt: skip
+def explain(
+    model: CaptionModel, image: Image.Image, caption: CaptionLike | None = None, method: str = "attention", **options: Any
+) -> Explanation:
     """Per-word maps of `caption` (default: the model's own caption of `image`) by one of METHODS.
 
     Options: attention `layer`, `head` ("mean" or an index); relevance `layer`, `rollout`; gradcam

@@ -9,12 +9,7 @@ import torch
 from PIL import Image
 
 from captioner.explain.forward import CaptionLike, attention_pass, caption_tokens
-from captioner.explain.result import (
-    Explanation,
-    WordExplanation,
-    normalised,
-    word_groups,
-)
+from captioner.explain.result import Explanation, WordExplanation, normalised, word_groups
 from captioner.models.base import CaptionModel
 
 MEAN = "mean"
@@ -32,8 +27,9 @@ def _index(i: int | str, n: int, what: str) -> int:
     return i
 
 
-def explain_attention(model: CaptionModel, image: Image.Image, caption: CaptionLike, layer: int | str = MEAN,
-                      head: int | str = MEAN) -> Explanation:  # fmt: skip
+def explain_attention(
+    model: CaptionModel, image: Image.Image, caption: CaptionLike, layer: int | str = MEAN, head: int | str = MEAN
+) -> Explanation:
     """Each word's cross-attention (its tokens' maps summed), one layer or the layers' mean, one head or the mean."""
     t0 = time.perf_counter()
     cap = caption_tokens(model, caption)
@@ -41,10 +37,13 @@ def explain_attention(model: CaptionModel, image: Image.Image, caption: CaptionL
     maps = model.image_tokens_to_grid(torch.cat(run.cross).float())  # (layers, H, T, rows, cols)
     per_token = select(maps, layer, head).numpy()  # (T, rows, cols)
     logp = run.logprobs.numpy()
-    words = [WordExplanation(w, idx, normalised(per_token[idx].sum(axis=0)), float(logp[idx].sum()))
-             for w, idx in word_groups(cap.tokens, cap.finished)]  # fmt: skip
-    return Explanation("attention", model.grid, cap.text, cap.tokens, words, time.perf_counter() - t0, 1,
-                       settings={"layer": layer, "head": head})  # fmt: skip
+    words = [
+        WordExplanation(w, idx, normalised(per_token[idx].sum(axis=0)), float(logp[idx].sum()))
+        for w, idx in word_groups(cap.tokens, cap.finished)
+    ]
+    return Explanation(
+        "attention", model.grid, cap.text, cap.tokens, words, time.perf_counter() - t0, 1, settings={"layer": layer, "head": head}
+    )
 
 
 def token_attention(model: CaptionModel, image: Image.Image, caption: CaptionLike) -> np.ndarray:

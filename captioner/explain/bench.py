@@ -45,32 +45,35 @@ def described_words(text: str, scene: Any) -> list[tuple[int, str, tuple[int, ..
     """(word index, kind, objects the word's mention describes) for each colour, shape and size word."""
     out = []
     for m in parse_caption(text).mentions:
-        objects = tuple(k for k, o in enumerate(scene.objects)
-                        if o.colour == m.colour and o.shape == m.shape and (m.size is None or o.size == m.size))  # fmt: skip
+        objects = tuple(
+            k
+            for k, o in enumerate(scene.objects)
+            if o.colour == m.colour and o.shape == m.shape and (m.size is None or o.size == m.size)
+        )
         for index, kind in ((m.size_index, "size"), (m.colour_index, "colour"), (m.shape_index, "shape")):
             if index is not None:
                 out.append((index, kind, objects))
     return out
 
 
-def deletion_auc(model: CaptionModel, view, ids: list[int], tokens: list[int], orders: list[np.ndarray],
-                 grid: tuple[int, int], steps: int) -> list[float]:  # fmt: skip
+def deletion_auc(
+    model: CaptionModel, view, ids: list[int], tokens: list[int], orders: list[np.ndarray], grid: tuple[int, int], steps: int
+) -> list[float]:
     """Per cell order: the area under the word's probability (tokens `tokens`) as cells are blanked in that
     order, over the unmasked probability (trapezoids over the blanked share 0..1)."""
     n = grid[0] * grid[1]
     counts = np.linspace(0, n, steps + 1).round().astype(int)
     cells = [(int(i) // grid[1], int(i) % grid[1]) for i in range(n)]
     images = [blank_cells(view, [cells[i] for i in order[:k]], grid, "mean") for order in orders for k in counts]
-    logp = (
-        token_logprobs(model, model.preprocess(images), ids, batch_size=64)[:, tokens].sum(dim=1).double().exp().numpy()
-    )
+    logp = token_logprobs(model, model.preprocess(images), ids, batch_size=64)[:, tokens].sum(dim=1).double().exp().numpy()
     curves = logp.reshape(len(orders), steps + 1)
     x = counts / n
     return [float(np.trapezoid(c / max(c[0], 1e-12), x)) for c in curves]
 
 
-def run_model(model: CaptionModel, renderer: str, seeds: Sequence[int], methods: Sequence[str], steps: int,
-              seed: int = 0) -> dict[str, Any]:  # fmt: skip
+def run_model(
+    model: CaptionModel, renderer: str, seeds: Sequence[int], methods: Sequence[str], steps: int, seed: int = 0
+) -> dict[str, Any]:
     """Every word's pointing hit, energy and deletion area per method on the scenes of `seeds`."""
     rng = np.random.default_rng(seed)
     rows, cols = model.grid
@@ -104,13 +107,15 @@ def run_model(model: CaptionModel, renderer: str, seeds: Sequence[int], methods:
             jitter = rng.random(rows * cols) * 1e-9  # ties (a uniform map) in a random order
             orders = [np.argsort(-(w[m].map.ravel() + jitter), kind="stable") for m in methods]
             orders.append(rng.permutation(rows * cols))
-            aucs = deletion_auc(
-                model, view, caption.token_ids, w[methods[0]].token_indices, orders, (rows, cols), steps
-            )
+            aucs = deletion_auc(model, view, caption.token_ids, w[methods[0]].token_indices, orders, (rows, cols), steps)
             record.update({f"{m}_deletion": a for m, a in zip([*methods, "random"], aucs)})
             records.append(record)
-    return {"renderer": renderer, "scenes": len(seeds), "records": records,
-            "seconds_per_caption": {m: seconds[m] / max(1, len(seeds)) for m in methods}}  # fmt: skip
+    return {
+        "renderer": renderer,
+        "scenes": len(seeds),
+        "records": records,
+        "seconds_per_caption": {m: seconds[m] / max(1, len(seeds)) for m in methods},
+    }
 
 
 def summary(run: dict[str, Any], methods: Sequence[str]) -> dict[str, dict[str, float]]:
@@ -132,8 +137,7 @@ def summary(run: dict[str, Any], methods: Sequence[str]) -> dict[str, dict[str, 
         out[m] = row
     chance = {"pointing": mean(r.get("chance_hit", 0.0) for r in recs)}
     chance.update({f"pointing_{k}": mean(r.get("chance_hit", 0.0) for r in recs if r["kind"] == k) for k in KINDS})
-    chance.update(energy=mean(r["area"] for r in described), deletion=mean(r["random_deletion"] for r in recs),
-                  seconds=0.0)  # fmt: skip
+    chance.update(energy=mean(r["area"] for r in described), deletion=mean(r["random_deletion"] for r in recs), seconds=0.0)
     out["random"] = chance
     return out
 
@@ -142,13 +146,17 @@ def table(rows: dict[str, dict[str, float]]) -> list[str]:
     def pct(v):
         return "–" if np.isnan(v) else f"{100 * v:.0f}%"
 
-    lines = ["| method | pointing | colour | shape | size | energy in mask | deletion area ↓ | s / caption |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "| method | pointing | colour | shape | size | energy in mask | deletion area ↓ | s / caption |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for m, r in rows.items():
         name = "random (chance; random order)" if m == "random" else m
-        lines.append(f"| {name} | {pct(r['pointing'])} | {pct(r['pointing_colour'])} | {pct(r['pointing_shape'])} | "
-                     f"{pct(r['pointing_size'])} | {pct(r['energy'])} | {r['deletion']:.3f} | "
-                     f"{r['seconds']:.3f} |")  # fmt: skip
+        lines.append(
+            f"| {name} | {pct(r['pointing'])} | {pct(r['pointing_colour'])} | {pct(r['pointing_shape'])} | "
+            f"{pct(r['pointing_size'])} | {pct(r['energy'])} | {r['deletion']:.3f} | "
+            f"{r['seconds']:.3f} |"
+        )
     return lines
 
 
@@ -162,36 +170,51 @@ def findings(results: dict[str, dict[str, dict[str, dict[str, float]]]]) -> list
             methods = [m for m in rows if m != "random"]
             best_point = max(methods, key=lambda m: rows[m]["pointing"])
             best_del = min(methods, key=lambda m: rows[m]["deletion"])
-            lines.append(f"- {model}, {renderer} renderer: {best_point} points best ({100 * rows[best_point]['pointing']:.0f}%"
-                         f" against {100 * rows['random']['pointing']:.0f}% by chance); {best_del} is the most faithful"
-                         f" under deletion ({rows[best_del]['deletion']:.3f} against {rows['random']['deletion']:.3f}"
-                         f" for a random order).")  # fmt: skip
+            lines.append(
+                f"- {model}, {renderer} renderer: {best_point} points best ({100 * rows[best_point]['pointing']:.0f}%"
+                f" against {100 * rows['random']['pointing']:.0f}% by chance); {best_del} is the most faithful"
+                f" under deletion ({rows[best_del]['deletion']:.3f} against {rows['random']['deletion']:.3f}"
+                f" for a random order)."
+            )
         if len(models) == 2 and "attention" in results[models[0]][renderer]:
             a, b = (results[m][renderer]["attention"]["pointing"] for m in models)
             verb = "worse" if b < a else ("better" if b > a else "as well")
-            lines.append(f"- Raw attention, {renderer} renderer: on {models[1]} it points {verb} than on {models[0]}"
-                         f" ({100 * b:.0f}% against {100 * a:.0f}%).")  # fmt: skip
+            lines.append(
+                f"- Raw attention, {renderer} renderer: on {models[1]} it points {verb} than on {models[0]}"
+                f" ({100 * b:.0f}% against {100 * a:.0f}%)."
+            )
     return lines
 
 
 def write_markdown(path: Path, results, meta: dict[str, Any], runs: dict[str, Any]) -> None:
-    lines = ["# Which explanation to trust", "",
-             f"Written by `{meta['command']}` ({meta['date']}, {meta['seconds']:.0f} s). Eval scenes"
-             f" from seed {meta['first_seed']} (counts per table), greedy captions, every colour, shape and size word;"
-             f" deletion in {meta['steps']} steps of the {meta['grid']} patch grid.", "",
-             "Methods: `attention` raw cross-attention (layers and heads averaged); `relevance` gradient-weighted"
-             " cross-attention with encoder rollout (Chefer et al. 2021); `gradcam` Grad-CAM on the last layer's"
-             " cross-attention; `occlusion` each cell blanked with the image's mean colour. Deletion blanks cells the"
-             " same way, which favours occlusion: it measured exactly this.", "",
-             "Pointing: the map's peak cell overlaps an object the word describes (chance: the share of cells that do)."
-             " Energy: the map's share inside those objects (chance: their area). Deletion area: the word's"
-             " probability, relative to its own, as cells are blanked most important first; lower is more faithful.",
-             ""]  # fmt: skip
+    lines = [
+        "# Which explanation to trust",
+        "",
+        f"Written by `{meta['command']}` ({meta['date']}, {meta['seconds']:.0f} s). Eval scenes"
+        f" from seed {meta['first_seed']} (counts per table), greedy captions, every colour, shape and size word;"
+        f" deletion in {meta['steps']} steps of the {meta['grid']} patch grid.",
+        "",
+        "Methods: `attention` raw cross-attention (layers and heads averaged); `relevance` gradient-weighted"
+        " cross-attention with encoder rollout (Chefer et al. 2021); `gradcam` Grad-CAM on the last layer's"
+        " cross-attention; `occlusion` each cell blanked with the image's mean colour. Deletion blanks cells the"
+        " same way, which favours occlusion: it measured exactly this.",
+        "",
+        "Pointing: the map's peak cell overlaps an object the word describes (chance: the share of cells that do)."
+        " Energy: the map's share inside those objects (chance: their area). Deletion area: the word's"
+        " probability, relative to its own, as cells are blanked most important first; lower is more faithful.",
+        "",
+    ]
     for model, per_renderer in results.items():
         for renderer, rows in per_renderer.items():
             run = runs[model][renderer]
-            lines += [f"## {model}, {renderer} renderer", "",
-                      f"{run['scenes']} scenes, {len(run['records'])} words.", "", *table(rows), ""]  # fmt: skip
+            lines += [
+                f"## {model}, {renderer} renderer",
+                "",
+                f"{run['scenes']} scenes, {len(run['records'])} words.",
+                "",
+                *table(rows),
+                "",
+            ]
     lines += ["## What the figures show", "", *findings(results), ""]
     path.write_text("\n".join(lines))
 
@@ -237,11 +260,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if results:
         print("\n" + "\n".join(findings(results)))
     command = "python -m captioner.explain.bench " + " ".join(argv if argv is not None else sys.argv[1:])
-    meta = {"command": "`, `".join([*(e["meta"]["command"] for e in earlier), command]),
-            "date": time.strftime("%Y-%m-%d"),
-            "seconds": time.perf_counter() - t0 + sum(e["meta"]["seconds"] for e in earlier), "scenes": args.scenes,
-            "first_seed": seeds[0], "steps": args.steps,
-            "grid": grid}  # fmt: skip
+    meta = {
+        "command": "`, `".join([*(e["meta"]["command"] for e in earlier), command]),
+        "date": time.strftime("%Y-%m-%d"),
+        "seconds": time.perf_counter() - t0 + sum(e["meta"]["seconds"] for e in earlier),
+        "scenes": args.scenes,
+        "first_seed": seeds[0],
+        "steps": args.steps,
+        "grid": grid,
+    }
     if args.write:
         write_markdown(Path(args.write), results, meta, raw)
     if args.json:

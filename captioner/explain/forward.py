@@ -104,8 +104,9 @@ class AttentionPass:
     rollout: list[torch.Tensor] | None
 
 
-def attention_pass(model: CaptionModel, pixels: torch.Tensor, ids: Sequence[int], grad: bool = False,
-                   rollout: bool = False) -> AttentionPass:  # fmt: skip
+def attention_pass(
+    model: CaptionModel, pixels: torch.Tensor, ids: Sequence[int], grad: bool = False, rollout: bool = False
+) -> AttentionPass:
     """The pass behind the attention and gradient methods. With `grad` the cross-attention maps and
     log-probs stay in the autograd graph (the encoder's output does not: gradients stop at the decoder)."""
     inputs, targets = _inputs(model, ids, 1)
@@ -125,10 +126,7 @@ def _visiongpt2_pass(model: CaptionModel, pixels: torch.Tensor, inputs: torch.Te
     decoder block i reads encoder block i's output."""
     m = model.model
     encoder_attention: list[torch.Tensor] = []
-    with (
-        torch.no_grad(),
-        _timm_attention_weights(m.blocks if rollout else [], encoder_attention),
-    ):
+    with torch.no_grad(), _timm_attention_weights(m.blocks if rollout else [], encoder_attention):
         x = m.embed_image(pixels)
         images = []
         for block in m.blocks:
@@ -141,11 +139,7 @@ def _visiongpt2_pass(model: CaptionModel, pixels: torch.Tensor, inputs: torch.Te
     for dec, image in zip(m.transformer.h, images):
         h, att = dec(h, image)
         cross.append(att)
-    return (
-        m.lm_head(m.transformer.ln_f(h)),
-        cross,
-        (encoder_attention if rollout else None),
-    )
+    return (m.lm_head(m.transformer.ln_f(h)), cross, (encoder_attention if rollout else None))
 
 
 @contextlib.contextmanager
@@ -174,17 +168,8 @@ def _hf_pass(model: CaptionModel, pixels: torch.Tensor, inputs: torch.Tensor, ro
             if getattr(m, "enc_to_dec_proj", None) is not None:
                 hidden = m.enc_to_dec_proj(hidden)
         hidden = hidden.detach().requires_grad_(torch.is_grad_enabled())  # a graph even with frozen weights
-        out = m.decoder(
-            input_ids=inputs,
-            encoder_hidden_states=hidden,
-            output_attentions=True,
-            use_cache=False,
-        )
-    return (
-        out.logits,
-        list(out.cross_attentions),
-        (list(enc.attentions) if rollout else None),
-    )
+        out = m.decoder(input_ids=inputs, encoder_hidden_states=hidden, output_attentions=True, use_cache=False)
+    return (out.logits, list(out.cross_attentions), (list(enc.attentions) if rollout else None))
 
 
 def rollouts(attentions: Sequence[torch.Tensor]) -> list[torch.Tensor]:

@@ -23,12 +23,7 @@ from PIL import Image
 
 from captioner.explain.attention import MEAN
 from captioner.explain.forward import AttentionPass, CaptionLike, attention_pass, caption_tokens
-from captioner.explain.result import (
-    Explanation,
-    WordExplanation,
-    normalised,
-    word_groups,
-)
+from captioner.explain.result import Explanation, WordExplanation, normalised, word_groups
 from captioner.models.base import CaptionModel
 
 
@@ -48,8 +43,9 @@ def token_gradients(run: AttentionPass, layers: list[int]) -> list[torch.Tensor]
     inputs = [run.cross[i] for i in layers]
     T = run.logprobs.size(0)
     try:
-        grads = torch.autograd.grad(run.logprobs, inputs, grad_outputs=torch.eye(T, dtype=run.logprobs.dtype),
-                                    is_grads_batched=True)  # fmt: skip
+        grads = torch.autograd.grad(
+            run.logprobs, inputs, grad_outputs=torch.eye(T, dtype=run.logprobs.dtype), is_grads_batched=True
+        )
         return [g[:, 0] for g in grads]
     except RuntimeError:  # an op without a batching rule
         per_token = [torch.autograd.grad(run.logprobs[t], inputs, retain_graph=True) for t in range(T)]
@@ -61,8 +57,9 @@ def gradient_times_attention(run: AttentionPass, layers: list[int]) -> list[torc
     return [g.float() * run.cross[i][0].detach().float() for i, g in zip(layers, token_gradients(run, layers))]
 
 
-def token_relevance(model: CaptionModel, image: Image.Image, caption: CaptionLike, layer: int | str = MEAN,
-                    rollout: bool = True) -> tuple[torch.Tensor, torch.Tensor, int]:  # fmt: skip
+def token_relevance(
+    model: CaptionModel, image: Image.Image, caption: CaptionLike, layer: int | str = MEAN, rollout: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Per caption token the relevance of every image token (T, N_img), the token log-probs (T,), backward passes."""
     cap = caption_tokens(model, caption)
     run = attention_pass(model, model.preprocess([image]), cap.ids, grad=True, rollout=rollout)
@@ -74,8 +71,9 @@ def token_relevance(model: CaptionModel, image: Image.Image, caption: CaptionLik
     return total, run.logprobs.detach(), 1
 
 
-def token_gradcam(model: CaptionModel, image: Image.Image, caption: CaptionLike, layer: int = -1
-                  ) -> tuple[torch.Tensor, torch.Tensor, int]:  # fmt: skip
+def token_gradcam(
+    model: CaptionModel, image: Image.Image, caption: CaptionLike, layer: int = -1
+) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Grad-CAM on one layer's cross-attention: per token (T, N_img), the token log-probs (T,), backward passes."""
     cap = caption_tokens(model, caption)
     run = attention_pass(model, model.preprocess([image]), cap.ids, grad=True)
@@ -88,8 +86,14 @@ def token_gradcam(model: CaptionModel, image: Image.Image, caption: CaptionLike,
     return (weights * attention).sum(dim=1).clamp(min=0), run.logprobs.detach(), 1
 
 
-def explain_gradient(model: CaptionModel, image: Image.Image, caption: CaptionLike, method: str = "relevance",
-                     layer: int | str | None = None, rollout: bool = True) -> Explanation:  # fmt: skip
+def explain_gradient(
+    model: CaptionModel,
+    image: Image.Image,
+    caption: CaptionLike,
+    method: str = "relevance",
+    layer: int | str | None = None,
+    rollout: bool = True,
+) -> Explanation:
     """Per-word maps of "relevance" (all layers by default, encoder rollout) or "gradcam" (last layer by default)."""
     t0 = time.perf_counter()
     cap = caption_tokens(model, caption)
@@ -105,16 +109,8 @@ def explain_gradient(model: CaptionModel, image: Image.Image, caption: CaptionLi
         raise ValueError(f"Unknown gradient method {method!r}: relevance or gradcam.")
     per_token = model.image_tokens_to_grid(values).numpy()
     lp = logp.numpy()
-    words = [WordExplanation(w, idx, normalised(np.sum(per_token[idx], axis=0)), float(lp[idx].sum()))
-             for w, idx in word_groups(cap.tokens, cap.finished)]  # fmt: skip
-    return Explanation(
-        method,
-        model.grid,
-        cap.text,
-        cap.tokens,
-        words,
-        time.perf_counter() - t0,
-        1,
-        backward,
-        settings,
-    )
+    words = [
+        WordExplanation(w, idx, normalised(np.sum(per_token[idx], axis=0)), float(lp[idx].sum()))
+        for w, idx in word_groups(cap.tokens, cap.finished)
+    ]
+    return Explanation(method, model.grid, cap.text, cap.tokens, words, time.perf_counter() - t0, 1, backward, settings)

@@ -34,9 +34,15 @@ class HiddenRegions:
         return self.original.token_ids != self.hidden.token_ids
 
     def to_dict(self) -> dict:
-        return {"cells": [list(c) for c in self.cells], "grid": list(self.grid), "fill": self.fill,
-                "original": self.original.text, "hidden": self.hidden.text,
-                "original_changed": self.original_changed, "hidden_changed": self.hidden_changed}  # fmt: skip
+        return {
+            "cells": [list(c) for c in self.cells],
+            "grid": list(self.grid),
+            "fill": self.fill,
+            "original": self.original.text,
+            "hidden": self.hidden.text,
+            "original_changed": self.original_changed,
+            "hidden_changed": self.hidden_changed,
+        }
 
 
 def changed_words(old: list[str], new: list[str]) -> tuple[list[bool], list[bool]]:
@@ -48,8 +54,14 @@ def changed_words(old: list[str], new: list[str]) -> tuple[list[bool], list[bool
     return old_changed, new_changed
 
 
-def hide_regions(model: CaptionModel, image: Image.Image, cells: Iterable[tuple[int, int]], fill: str = "mean",
-                 config: DecodingConfig | None = None, grid: tuple[int, int] | None = None) -> HiddenRegions:  # fmt: skip
+def hide_regions(
+    model: CaptionModel,
+    image: Image.Image,
+    cells: Iterable[tuple[int, int]],
+    fill: str = "mean",
+    config: DecodingConfig | None = None,
+    grid: tuple[int, int] | None = None,
+) -> HiddenRegions:
     """Caption `image` as it is and with `cells` of `grid` (default: occlusion's grid) blanked by `fill`."""
     grid = default_grid(model) if grid is None else tuple(grid)
     cells = [tuple(c) for c in cells]

@@ -15,12 +15,7 @@ def cell_box(cell: tuple[int, int], grid: tuple[int, int], size: tuple[int, int]
     (r, c), (rows, cols), (w, h) = cell, grid, size
     if not (0 <= r < rows and 0 <= c < cols):
         raise ValueError(f"cell {(r, c)} is outside the {rows}x{cols} grid.")
-    return (
-        round(c * w / cols),
-        round(r * h / rows),
-        round((c + 1) * w / cols),
-        round((r + 1) * h / rows),
-    )
+    return (round(c * w / cols), round(r * h / rows), round((c + 1) * w / cols), round((r + 1) * h / rows))
 
 
 def parse_grid(text: str) -> tuple[int, int]:
@@ -35,8 +30,9 @@ def parse_grid(text: str) -> tuple[int, int]:
     return rows, cols
 
 
-def mask_cells(image: Image.Image, cells: Iterable[tuple[int, int]], grid: tuple[int, int], fill: str = "mean",
-               seed: int = 0) -> Image.Image:  # fmt: skip
+def mask_cells(
+    image: Image.Image, cells: Iterable[tuple[int, int]], grid: tuple[int, int], fill: str = "mean", seed: int = 0
+) -> Image.Image:
     """A copy of `image` with the given cells of a rows x cols grid blanked.
 
     fill "mean": the image's mean colour; "blur": the image blurred (a Gaussian as wide as a cell), so

@@ -17,13 +17,7 @@ from PIL import Image
 
 from captioner.explain.forward import CaptionLike, caption_tokens, token_logprobs
 from captioner.explain.masking import all_cells, mask_cells
-from captioner.explain.result import (
-    Explanation,
-    WordExplanation,
-    normalised,
-    to_grid,
-    word_groups,
-)
+from captioner.explain.result import Explanation, WordExplanation, normalised, to_grid, word_groups
 from captioner.models.base import CaptionModel
 
 MAX_PATCH_GRID_CELLS = 64  # larger patch grids (a full-size model's 14x14) are occluded on a coarser grid
@@ -43,9 +37,16 @@ def model_view(model: CaptionModel, image: Image.Image) -> Image.Image:
     return image.convert("RGB").resize((w, h), Image.BICUBIC)
 
 
-def explain_occlusion(model: CaptionModel, image: Image.Image, caption: CaptionLike, grid: tuple[int, int] | None = None,
-                      fill: str = "mean", tolerance: float = TOLERANCE, batch_size: int = 16,
-                      progress: Callable[[float], None] | None = None) -> Explanation:  # fmt: skip
+def explain_occlusion(
+    model: CaptionModel,
+    image: Image.Image,
+    caption: CaptionLike,
+    grid: tuple[int, int] | None = None,
+    fill: str = "mean",
+    tolerance: float = TOLERANCE,
+    batch_size: int = 16,
+    progress: Callable[[float], None] | None = None,
+) -> Explanation:
     """Per-word drop maps over `grid` (default: `default_grid`), resampled onto the patch grid.
 
     `progress(fraction)` is called after each batch of masked images."""
@@ -66,8 +67,24 @@ def explain_occlusion(model: CaptionModel, image: Image.Image, caption: CaptionL
     words = []
     for w, idx in word_groups(cap.tokens, cap.finished):
         drop = drops[:, idx].sum(axis=1).reshape(grid)
-        words.append(WordExplanation(w, idx, normalised(to_grid(drop.clip(min=0), model.grid)), float(base[idx].sum()),
-                                     supported=bool(drop.max() > tolerance), drops=drop.astype(np.float32),
-                                     whole_image_drop=float((base[idx] - blank[idx]).sum())))  # fmt: skip
-    return Explanation("occlusion", model.grid, cap.text, cap.tokens, words, time.perf_counter() - t0,
-                       2 + len(cells), settings={"grid": list(grid), "fill": fill, "tolerance": tolerance})  # fmt: skip
+        words.append(
+            WordExplanation(
+                w,
+                idx,
+                normalised(to_grid(drop.clip(min=0), model.grid)),
+                float(base[idx].sum()),
+                supported=bool(drop.max() > tolerance),
+                drops=drop.astype(np.float32),
+                whole_image_drop=float((base[idx] - blank[idx]).sum()),
+            )
+        )
+    return Explanation(
+        "occlusion",
+        model.grid,
+        cap.text,
+        cap.tokens,
+        words,
+        time.perf_counter() - t0,
+        2 + len(cells),
+        settings={"grid": list(grid), "fill": fill, "tolerance": tolerance},
+    )

@@ -30,10 +30,18 @@ class WordExplanation:
         return self.supported is False and self.whole_image_drop is not None and self.whole_image_drop > SPREAD_TOLERANCE
 
     def to_dict(self) -> dict[str, Any]:
-        return {"word": self.word, "token_indices": self.token_indices, "logprob": self.logprob,
-                "supported": self.supported, "map": np.round(self.map, 6).tolist(),
-                **({} if self.drops is None else {"drops": np.round(self.drops, 6).tolist(),
-                                                  "whole_image_drop": self.whole_image_drop, "spread": self.spread})}  # fmt: skip
+        return {
+            "word": self.word,
+            "token_indices": self.token_indices,
+            "logprob": self.logprob,
+            "supported": self.supported,
+            "map": np.round(self.map, 6).tolist(),
+            **(
+                {}
+                if self.drops is None
+                else {"drops": np.round(self.drops, 6).tolist(), "whole_image_drop": self.whole_image_drop, "spread": self.spread}
+            ),
+        }
 
 
 @dataclass
@@ -62,11 +70,18 @@ class Explanation:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "method": self.method, "grid": list(self.grid), "caption": self.caption, "tokens": self.tokens,
-            "settings": self.settings, "seconds": self.seconds, "forward_passes": self.forward_passes,
-            "backward_passes": self.backward_passes, "unsupported": self.unsupported, "spread": self.spread,
+            "method": self.method,
+            "grid": list(self.grid),
+            "caption": self.caption,
+            "tokens": self.tokens,
+            "settings": self.settings,
+            "seconds": self.seconds,
+            "forward_passes": self.forward_passes,
+            "backward_passes": self.backward_passes,
+            "unsupported": self.unsupported,
+            "spread": self.spread,
             "words": [w.to_dict() for w in self.words],
-        }  # fmt: skip
+        }
 
 
 def normalised(values: np.ndarray) -> np.ndarray:

@@ -17,8 +17,25 @@ from captioner.loading.visiongpt2 import build_visiongpt2, infer_visiongpt2_conf
 from captioner.loading.weights import read_state_dict
 
 __all__ = [
-    "BUILTIN_DIR", "DEFAULT_HUB_MODEL", "PROJECT_DIR", "DefaultModel", "ModelLoadError", "build_visiongpt2", "convert_dtype",
-    "end_of_text_id", "hub_cache_dir", "hub_offline", "hub_snapshot", "infer_visiongpt2_config", "load_captioner",
-    "load_default_captioner", "load_model_folder", "load_tokenizer", "read_json_file", "read_state_dict",
-    "release_file_pages", "resolve_default_model", "spec_kind",
-]  # fmt: skip
+    "BUILTIN_DIR",
+    "DEFAULT_HUB_MODEL",
+    "PROJECT_DIR",
+    "DefaultModel",
+    "ModelLoadError",
+    "build_visiongpt2",
+    "convert_dtype",
+    "end_of_text_id",
+    "hub_cache_dir",
+    "hub_offline",
+    "hub_snapshot",
+    "infer_visiongpt2_config",
+    "load_captioner",
+    "load_default_captioner",
+    "load_model_folder",
+    "load_tokenizer",
+    "read_json_file",
+    "read_state_dict",
+    "release_file_pages",
+    "resolve_default_model",
+    "spec_kind",
+]

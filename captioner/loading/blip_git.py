@@ -17,7 +17,13 @@ from typing import Any, Callable, Mapping
 import torch
 
 from captioner.config import Spec
-from captioner.loading.config_files import GENERATION_CONFIG_FILE, apply_folder_defaults, read_generation_config, read_json_file, typed_fields
+from captioner.loading.config_files import (
+    GENERATION_CONFIG_FILE,
+    apply_folder_defaults,
+    read_generation_config,
+    read_json_file,
+    typed_fields,
+)
 from captioner.loading.errors import ModelLoadError, checked_file
 from captioner.loading.hf import MAX_IMAGE_SIDE, hf_weight_shapes
 from captioner.loading.tokenizers import MAX_TOKENIZER_BYTES, _tokenizer_files, load_tokenizer
@@ -26,19 +32,32 @@ from captioner.models.base import CaptionModel
 
 _SIZE = Spec("int", 1, 131_072)
 _TEXT_SCHEMA = {
-    "vocab_size": Spec("int", 1, 1_000_000), "hidden_size": _SIZE, "num_hidden_layers": Spec("int", 1, 256),
-    "num_attention_heads": Spec("int", 1, 1_024), "intermediate_size": _SIZE, "max_position_embeddings": Spec("int", 2, 65_536),
-}  # fmt: skip
+    "vocab_size": Spec("int", 1, 1_000_000),
+    "hidden_size": _SIZE,
+    "num_hidden_layers": Spec("int", 1, 256),
+    "num_attention_heads": Spec("int", 1, 1_024),
+    "intermediate_size": _SIZE,
+    "max_position_embeddings": Spec("int", 2, 65_536),
+}
 _VISION_SCHEMA = {
-    "hidden_size": _SIZE, "num_hidden_layers": Spec("int", 1, 256), "num_attention_heads": Spec("int", 1, 1_024),
-    "intermediate_size": _SIZE, "image_size": Spec("int", 1, MAX_IMAGE_SIDE), "patch_size": Spec("int", 1, MAX_IMAGE_SIDE),
+    "hidden_size": _SIZE,
+    "num_hidden_layers": Spec("int", 1, 256),
+    "num_attention_heads": Spec("int", 1, 1_024),
+    "intermediate_size": _SIZE,
+    "image_size": Spec("int", 1, MAX_IMAGE_SIDE),
+    "patch_size": Spec("int", 1, MAX_IMAGE_SIDE),
     "num_channels": Spec("int", 1, 16),
-}  # fmt: skip
+}
 _PREPROCESSOR_SCHEMA = {
-    "do_resize": Spec("bool"), "do_rescale": Spec("bool"), "do_normalize": Spec("bool"), "do_center_crop": Spec("bool"),
-    "rescale_factor": Spec("float", 0.0, 1.0, above=True), "resample": Spec("int", 0, 5),
-    "image_mean": Spec("floats", -1e3, 1e3, length=3), "image_std": Spec("floats", 1e-6, 1e3, length=3),
-}  # fmt: skip
+    "do_resize": Spec("bool"),
+    "do_rescale": Spec("bool"),
+    "do_normalize": Spec("bool"),
+    "do_center_crop": Spec("bool"),
+    "rescale_factor": Spec("float", 0.0, 1.0, above=True),
+    "resample": Spec("int", 0, 5),
+    "image_mean": Spec("floats", -1e3, 1e3, length=3),
+    "image_std": Spec("floats", 1e-6, 1e3, length=3),
+}
 _SIDE = Spec("int", 1, MAX_IMAGE_SIDE)
 _JSON_FILES = ("generation_config.json", "processor_config.json", "preprocessor_config.json", "image_processor_config.json")
 
@@ -58,15 +77,38 @@ class Family:
 def _blip_shapes(t: dict, v: dict) -> list[tuple[str, tuple[int, ...], str]]:
     grid = v["image_size"] // v["patch_size"]
     return [
-        ("text_decoder.bert.embeddings.word_embeddings.weight", (t["vocab_size"], t["hidden_size"]), "text_config.vocab_size, hidden_size"),
-        ("text_decoder.bert.embeddings.position_embeddings.weight", (t["max_position_embeddings"], t["hidden_size"]), "text_config.max_position_embeddings"),
-        ("text_decoder.bert.encoder.layer.0.intermediate.dense.weight", (t["intermediate_size"], t["hidden_size"]), "text_config.intermediate_size"),
-        ("text_decoder.bert.encoder.layer.0.crossattention.self.key.weight", (t["hidden_size"], v["hidden_size"]), "vision_config.hidden_size"),
-        ("vision_model.embeddings.patch_embedding.weight", (v["hidden_size"], v["num_channels"], v["patch_size"], v["patch_size"]),
-         "vision_config.hidden_size, patch_size"),
+        (
+            "text_decoder.bert.embeddings.word_embeddings.weight",
+            (t["vocab_size"], t["hidden_size"]),
+            "text_config.vocab_size, hidden_size",
+        ),
+        (
+            "text_decoder.bert.embeddings.position_embeddings.weight",
+            (t["max_position_embeddings"], t["hidden_size"]),
+            "text_config.max_position_embeddings",
+        ),
+        (
+            "text_decoder.bert.encoder.layer.0.intermediate.dense.weight",
+            (t["intermediate_size"], t["hidden_size"]),
+            "text_config.intermediate_size",
+        ),
+        (
+            "text_decoder.bert.encoder.layer.0.crossattention.self.key.weight",
+            (t["hidden_size"], v["hidden_size"]),
+            "vision_config.hidden_size",
+        ),
+        (
+            "vision_model.embeddings.patch_embedding.weight",
+            (v["hidden_size"], v["num_channels"], v["patch_size"], v["patch_size"]),
+            "vision_config.hidden_size, patch_size",
+        ),
         ("vision_model.embeddings.position_embedding", (1, grid * grid + 1, v["hidden_size"]), "vision_config.image_size"),
-        ("vision_model.encoder.layers.0.mlp.fc1.weight", (v["intermediate_size"], v["hidden_size"]), "vision_config.intermediate_size"),
-    ]  # fmt: skip
+        (
+            "vision_model.encoder.layers.0.mlp.fc1.weight",
+            (v["intermediate_size"], v["hidden_size"]),
+            "vision_config.intermediate_size",
+        ),
+    ]
 
 
 def _git_shapes(t: dict, v: dict) -> list[tuple[str, tuple[int, ...], str]]:
@@ -74,22 +116,37 @@ def _git_shapes(t: dict, v: dict) -> list[tuple[str, tuple[int, ...], str]]:
     vis = "git.image_encoder.vision_model."
     return [
         ("git.embeddings.word_embeddings.weight", (t["vocab_size"], t["hidden_size"]), "vocab_size, hidden_size"),
-        ("git.embeddings.position_embeddings.weight", (t["max_position_embeddings"], t["hidden_size"]), "max_position_embeddings"),
+        (
+            "git.embeddings.position_embeddings.weight",
+            (t["max_position_embeddings"], t["hidden_size"]),
+            "max_position_embeddings",
+        ),
         ("git.encoder.layer.0.intermediate.dense.weight", (t["intermediate_size"], t["hidden_size"]), "intermediate_size"),
         ("git.visual_projection.visual_projection.0.weight", (t["hidden_size"], v["hidden_size"]), "vision_config.hidden_size"),
-        (vis + "embeddings.patch_embedding.weight", (v["hidden_size"], v["num_channels"], v["patch_size"], v["patch_size"]),
-         "vision_config.hidden_size, patch_size"),
+        (
+            vis + "embeddings.patch_embedding.weight",
+            (v["hidden_size"], v["num_channels"], v["patch_size"], v["patch_size"]),
+            "vision_config.hidden_size, patch_size",
+        ),
         (vis + "embeddings.position_embedding.weight", (grid * grid + 1, v["hidden_size"]), "vision_config.image_size"),
         (vis + "encoder.layers.0.mlp.fc1.weight", (v["intermediate_size"], v["hidden_size"]), "vision_config.intermediate_size"),
         ("output.weight", (t["vocab_size"], t["hidden_size"]), "vocab_size"),
-    ]  # fmt: skip
+    ]
 
 
 FAMILIES = {
-    "blip": Family("blip", "BlipForConditionalGeneration", "text_config", "text_decoder.bert.encoder.layer.",
-                   "vision_model.encoder.layers.", _blip_shapes),
-    "git": Family("git", "GitForCausalLM", None, "git.encoder.layer.", "git.image_encoder.vision_model.encoder.layers.", _git_shapes),
-}  # fmt: skip
+    "blip": Family(
+        "blip",
+        "BlipForConditionalGeneration",
+        "text_config",
+        "text_decoder.bert.encoder.layer.",
+        "vision_model.encoder.layers.",
+        _blip_shapes,
+    ),
+    "git": Family(
+        "git", "GitForCausalLM", None, "git.encoder.layer.", "git.image_encoder.vision_model.encoder.layers.", _git_shapes
+    ),
+}
 
 
 def is_blip_or_git(config: Mapping[str, Any]) -> bool:
@@ -105,7 +162,9 @@ def load_blip_git_folder(folder: Path, dtype: torch.dtype, name: str = "") -> Ca
     family = FAMILIES[config["model_type"]]
     architectures = config.get("architectures")
     if isinstance(architectures, list) and architectures and family.architecture not in architectures:
-        raise ModelLoadError(f"{config_path}: this is a {', '.join(map(str, architectures))}; only {family.architecture} captions images.")
+        raise ModelLoadError(
+            f"{config_path}: this is a {', '.join(map(str, architectures))}; only {family.architecture} captions images."
+        )
     text, vision = _sizes(family, config, config_path)
     for extra in _JSON_FILES:
         if os.path.lexists(folder / extra):
@@ -153,7 +212,9 @@ def _check_weights_fit(family: Family, text: dict, vision: dict, shapes: Mapping
         if problem:
             raise ModelLoadError(f"{path.parent}: {problem}.")
         if len(found) != sizes["num_hidden_layers"]:
-            raise ModelLoadError(f"{path}: num_hidden_layers of the {what} model is {sizes['num_hidden_layers']}, but the weights hold {len(found)} {what} layers.")
+            raise ModelLoadError(
+                f"{path}: num_hidden_layers of the {what} model is {sizes['num_hidden_layers']}, but the weights hold {len(found)} {what} layers."
+            )
     for key, expected, fields in family.expected_shapes(text, vision):
         if key not in shapes:
             raise ModelLoadError(f"{path.parent}: the weights lack {key}.")
@@ -167,7 +228,9 @@ def _check_image_processor(folder: Path, image_size: int) -> None:
     path = folder / "preprocessor_config.json"
     if os.path.lexists(path):
         config = read_json_file(path)
-    elif os.path.lexists(folder / "processor_config.json") and isinstance(read_json_file(folder / "processor_config.json").get("image_processor"), dict):
+    elif os.path.lexists(folder / "processor_config.json") and isinstance(
+        read_json_file(folder / "processor_config.json").get("image_processor"), dict
+    ):
         path = folder / "processor_config.json"
         config = read_json_file(path)["image_processor"]
     else:
@@ -177,11 +240,17 @@ def _check_image_processor(folder: Path, image_size: int) -> None:
         raise ModelLoadError(f"{path}: do_resize is false, but the encoder takes {image_size} x {image_size} images only.")
     final = "crop_size" if config.get("do_center_crop") else "size"  # CLIP's processor resizes, then crops
     target = config.get(final)
-    sides = typed_fields(target, {k: _SIDE for k in target}, path, f"{final}.") if isinstance(target, dict) else typed_fields(config, {final: _SIDE}, path)
+    sides = (
+        typed_fields(target, {k: _SIDE for k in target}, path, f"{final}.")
+        if isinstance(target, dict)
+        else typed_fields(config, {final: _SIDE}, path)
+    )
     for side_name, side in sides.items():
         if side != image_size:
             where = final if side_name == final else f"{final}.{side_name}"
-            raise ModelLoadError(f"{path}: {where} is {side}, but the encoder takes {image_size} x {image_size} images (vision_config.image_size).")
+            raise ModelLoadError(
+                f"{path}: {where} is {side}, but the encoder takes {image_size} x {image_size} images (vision_config.image_size)."
+            )
 
 
 def _folder_tokenizer(folder: Path) -> Any:
@@ -189,7 +258,9 @@ def _folder_tokenizer(folder: Path) -> Any:
     if os.path.lexists(folder / "vocab.txt"):
         checked_file(folder / "vocab.txt", MAX_TOKENIZER_BYTES, "a tokenizer file")
     if not _tokenizer_files(folder):
-        raise ModelLoadError(f"{folder} has no tokenizer (tokenizer_config.json and tokenizer.json, as save_pretrained writes them).")
+        raise ModelLoadError(
+            f"{folder} has no tokenizer (tokenizer_config.json and tokenizer.json, as save_pretrained writes them)."
+        )
     return load_tokenizer(folder)
 
 

@@ -51,8 +51,9 @@ def unwrap_training_save(obj: Any, source: str, *, strip_prefixes: bool = True) 
             )
         if inside:
             aside = [str(k) for k in obj if k != inside[0]]
-            notes.append(f'the weights are the checkpoint\'s "{inside[0]}" entry'
-                         + (f" (left aside: {name_list(aside)})" if aside else ""))  # fmt: skip
+            notes.append(
+                f'the weights are the checkpoint\'s "{inside[0]}" entry' + (f" (left aside: {name_list(aside)})" if aside else "")
+            )
             obj = obj[inside[0]]
     if not is_state_dict(obj):
         raise ModelLoadError(f"{source} holds no state dict (a mapping of names to tensors).")
@@ -69,7 +70,7 @@ def strip_training_prefixes(state: Mapping[str, torch.Tensor], source: str) -> t
     names = list(state)
     stripped: list[str] = []
     while prefix := next((p for p in TRAINING_PREFIXES if all(n.startswith(p) for n in names)), None):
-        names = [n[len(prefix):] for n in names]
+        names = [n[len(prefix) :] for n in names]
         stripped.append(prefix)
     inner = sum(COMPILED_PART in n for n in names)
     names = [n.replace(COMPILED_PART, ".") for n in names]

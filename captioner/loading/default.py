@@ -42,9 +42,11 @@ def resolve_default_model(timeout: float = HUB_TIMEOUT) -> DefaultModel:
     if hub_answers(DEFAULT_HUB_MODEL, timeout):
         return DefaultModel(DEFAULT_HUB_MODEL, "the Hugging Face hub answered")
     return DefaultModel(
-        BUILTIN, f"no captioner.pt here, and {DEFAULT_HUB_MODEL} is not cached locally and the hub did not answer, "
-        "so the built-in model is used", True,
-    )  # fmt: skip
+        BUILTIN,
+        f"no captioner.pt here, and {DEFAULT_HUB_MODEL} is not cached locally and the hub did not answer, "
+        "so the built-in model is used",
+        True,
+    )
 
 
 def _checkpoint_in_project() -> DefaultModel | None:

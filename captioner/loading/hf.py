@@ -20,7 +20,7 @@ from captioner.loading.config_files import (
     read_generation_config,
     read_json_file,
     typed_fields,
-)  # fmt: skip
+)
 from captioner.loading.dtype import convert_dtype
 from captioner.loading.errors import ModelLoadError, one_line
 from captioner.loading.tokenizers import load_tokenizer
@@ -42,18 +42,26 @@ class HFSizes(NamedTuple):
 
 _HF_ENCODER_SCHEMA = {
     "model_type": Spec("choice", choices=("vit", "deit")),
-    "hidden_size": Spec("int", 1, 16_384), "num_hidden_layers": Spec("int", 1, 256),
-    "num_attention_heads": Spec("int", 1, 1_024), "intermediate_size": Spec("int", 1, 131_072),
-    "image_size": Spec("int", 1, MAX_IMAGE_SIDE), "patch_size": Spec("int", 1, MAX_IMAGE_SIDE),
+    "hidden_size": Spec("int", 1, 16_384),
+    "num_hidden_layers": Spec("int", 1, 256),
+    "num_attention_heads": Spec("int", 1, 1_024),
+    "intermediate_size": Spec("int", 1, 131_072),
+    "image_size": Spec("int", 1, MAX_IMAGE_SIDE),
+    "patch_size": Spec("int", 1, MAX_IMAGE_SIDE),
     "num_channels": Spec("int", 1, 16),
-}  # fmt: skip
+}
 _HF_DECODER_SCHEMA = {
-    "n_layer": Spec("int", 1, 256), "n_head": Spec("int", 1, 1_024), "n_embd": Spec("int", 1, 16_384),
-    "n_positions": Spec("int", 2, 65_536), "vocab_size": Spec("int", 1, 1_000_000),
+    "n_layer": Spec("int", 1, 256),
+    "n_head": Spec("int", 1, 1_024),
+    "n_embd": Spec("int", 1, 16_384),
+    "n_positions": Spec("int", 2, 65_536),
+    "vocab_size": Spec("int", 1, 1_000_000),
     "n_inner": Spec("int", 1, 131_072, nullable=True),
-}  # fmt: skip
-_HF_DEFAULTS = {"encoder": {"model_type": "vit", "image_size": 224, "patch_size": 16, "num_channels": 3},
-                "decoder": {"n_inner": None}}  # fmt: skip
+}
+_HF_DEFAULTS = {
+    "encoder": {"model_type": "vit", "image_size": 224, "patch_size": 16, "num_channels": 3},
+    "decoder": {"n_inner": None},
+}
 
 
 def hf_sizes(config: Mapping[str, Any], path: Path) -> HFSizes:
@@ -92,17 +100,26 @@ def _hf_expected_shapes(sizes: HFSizes) -> list[tuple[str, tuple[int, ...], str]
         ("decoder.transformer.wte.weight", (d["vocab_size"], d["n_embd"]), "decoder.vocab_size, decoder.n_embd"),
         ("decoder.transformer.wpe.weight", (d["n_positions"], d["n_embd"]), "decoder.n_positions"),
         ("decoder.transformer.h.0.mlp.c_fc.weight", (d["n_embd"], d["n_inner"] or 4 * d["n_embd"]), "decoder.n_inner"),
-        ("encoder.embeddings.patch_embeddings.projection.weight",
-         (e["hidden_size"], e["num_channels"], e["patch_size"], e["patch_size"]), "encoder.hidden_size, encoder.patch_size"),
+        (
+            "encoder.embeddings.patch_embeddings.projection.weight",
+            (e["hidden_size"], e["num_channels"], e["patch_size"], e["patch_size"]),
+            "encoder.hidden_size, encoder.patch_size",
+        ),
         ("encoder.embeddings.position_embeddings", (1, grid * grid + extra, e["hidden_size"]), "encoder.image_size"),
-        ("encoder.encoder.layer.0.intermediate.dense.weight", (e["intermediate_size"], e["hidden_size"]), "encoder.intermediate_size"),
-    ]  # fmt: skip
+        (
+            "encoder.encoder.layer.0.intermediate.dense.weight",
+            (e["intermediate_size"], e["hidden_size"]),
+            "encoder.intermediate_size",
+        ),
+    ]
 
 
 def check_hf_weights_fit(sizes: HFSizes, shapes: Mapping[str, tuple[int, ...]], path: Path) -> None:
     """Every size config.json names matches what the weights hold, before transformers builds anything."""
-    for prefix, field, what in (("decoder.transformer.h.", "decoder.n_layer", "decoder"),
-                                ("encoder.encoder.layer.", "encoder.num_hidden_layers", "encoder")):  # fmt: skip
+    for prefix, field, what in (
+        ("decoder.transformer.h.", "decoder.n_layer", "decoder"),
+        ("encoder.encoder.layer.", "encoder.num_hidden_layers", "encoder"),
+    ):
         found = layer_indices(shapes, prefix)
         declared = sizes.decoder["n_layer"] if what == "decoder" else sizes.encoder["num_hidden_layers"]
         problem = layer_range_problem(found, what)
@@ -137,10 +154,14 @@ def hf_weight_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
 
 
 _HF_PREPROCESSOR_SCHEMA = {
-    "do_resize": Spec("bool"), "do_rescale": Spec("bool"), "do_normalize": Spec("bool"),
-    "rescale_factor": Spec("float", 0.0, 1.0, above=True), "resample": Spec("int", 0, 5),
-    "image_mean": Spec("floats", -1e3, 1e3, length=3), "image_std": Spec("floats", 1e-6, 1e3, length=3),
-}  # fmt: skip
+    "do_resize": Spec("bool"),
+    "do_rescale": Spec("bool"),
+    "do_normalize": Spec("bool"),
+    "rescale_factor": Spec("float", 0.0, 1.0, above=True),
+    "resample": Spec("int", 0, 5),
+    "image_mean": Spec("floats", -1e3, 1e3, length=3),
+    "image_std": Spec("floats", 1e-6, 1e3, length=3),
+}
 _SIDE = Spec("int", 1, MAX_IMAGE_SIDE)
 
 
@@ -154,11 +175,17 @@ def check_preprocessor(folder: Path, image_size: int) -> None:
     if config.get("do_resize") is False:
         raise ModelLoadError(f"{path}: do_resize is false, but the encoder takes {image_size} x {image_size} images only.")
     size = config.get("size")
-    sides = typed_fields(size, {k: _SIDE for k in size}, path, "size.") if isinstance(size, dict) else typed_fields(config, {"size": _SIDE}, path)
+    sides = (
+        typed_fields(size, {k: _SIDE for k in size}, path, "size.")
+        if isinstance(size, dict)
+        else typed_fields(config, {"size": _SIDE}, path)
+    )
     for name, side in sides.items():
         if side != image_size:
             where = "size" if name == "size" else f"size.{name}"
-            raise ModelLoadError(f"{path}: {where} is {side}, but the encoder takes {image_size} x {image_size} images (encoder.image_size).")
+            raise ModelLoadError(
+                f"{path}: {where} is {side}, but the encoder takes {image_size} x {image_size} images (encoder.image_size)."
+            )
 
 
 _HF_JSON_FILES = ("generation_config.json", "processor_config.json", "image_processor_config.json")

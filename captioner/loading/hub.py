@@ -17,7 +17,9 @@ HUB_TIMEOUT = 2.0  # seconds the hub has to answer before we say it did not
 
 def hub_offline() -> bool:
     """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set: the hub is never asked."""
-    return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on") for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on") for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def hub_cache_dir() -> Path:
@@ -55,7 +57,9 @@ def _hub_model_info(repo_id: str, timeout: float) -> Any:
         raise ModelLoadError(f"There is no model {repo_id} on the Hugging Face hub (or it is private).") from None
     except Exception as e:
         where = _hub_endpoint() or "huggingface.co"
-        raise ModelLoadError(f"The Hugging Face hub ({where}) did not answer within {timeout:g} s ({type(e).__name__}).") from None
+        raise ModelLoadError(
+            f"The Hugging Face hub ({where}) did not answer within {timeout:g} s ({type(e).__name__})."
+        ) from None
 
 
 def hub_answers(repo_id: str, timeout: float) -> bool:
@@ -69,7 +73,9 @@ def hub_answers(repo_id: str, timeout: float) -> bool:
         return False
 
 
-def hub_snapshot(repo_id: str, patterns: list[str] | None, complete: Callable[[Path], bool], timeout: float = HUB_TIMEOUT) -> Path:
+def hub_snapshot(
+    repo_id: str, patterns: list[str] | None, complete: Callable[[Path], bool], timeout: float = HUB_TIMEOUT
+) -> Path:
     """A local folder with `repo_id`'s files: the cached snapshot when `complete`, else downloaded.
 
     Fails with one ModelLoadError, within `timeout` seconds when the hub does not answer.
@@ -90,7 +96,11 @@ def hub_snapshot(repo_id: str, patterns: list[str] | None, complete: Callable[[P
         weights = "*.safetensors" if any(n.startswith("model.safetensors") for n in names) else "pytorch_model*.bin*"
         patterns = ["*.json", "*.txt", weights]
     try:
-        folder = Path(snapshot_download(repo_id, cache_dir=hub_cache_dir(), allow_patterns=patterns, etag_timeout=timeout, endpoint=_hub_endpoint()))
+        folder = Path(
+            snapshot_download(
+                repo_id, cache_dir=hub_cache_dir(), allow_patterns=patterns, etag_timeout=timeout, endpoint=_hub_endpoint()
+            )
+        )
     except Exception as e:
         raise ModelLoadError(f"{repo_id} could not be downloaded from the Hugging Face hub: {one_line(e)}") from None
     if not complete(folder):

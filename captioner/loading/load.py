@@ -71,7 +71,9 @@ def load_model_folder(folder: Path, dtype: torch.dtype) -> CaptionModel:
     if config.get("architecture") == "VisionGPT2" or weights is not None:
         return load_visiongpt2_folder(folder, dtype, config=config)
     kind = config.get("model_type") if isinstance(config.get("model_type"), str) else "unknown"
-    raise ModelLoadError(f"{config_file} describes a {kind} model; expected a VisionGPT2, a vision-encoder-decoder, a BLIP or a GIT model.")
+    raise ModelLoadError(
+        f"{config_file} describes a {kind} model; expected a VisionGPT2, a vision-encoder-decoder, a BLIP or a GIT model."
+    )
 
 
 def load_hub_model(repo_id: str, dtype: torch.dtype) -> CaptionModel:
@@ -83,4 +85,6 @@ def load_hub_model(repo_id: str, dtype: torch.dtype) -> CaptionModel:
 
 
 def _hub_snapshot_complete(snapshot: Path) -> bool:
-    return (snapshot / "config.json").exists() and any((snapshot / n).exists() for n in (*HF_WEIGHT_FILES, *HF_WEIGHT_INDEX_FILES))
+    return (snapshot / "config.json").exists() and any(
+        (snapshot / n).exists() for n in (*HF_WEIGHT_FILES, *HF_WEIGHT_INDEX_FILES)
+    )

@@ -17,8 +17,14 @@ from captioner.loading.hub import hub_snapshot
 GPT2_TOKENIZER = "gpt2"
 END_OF_TEXT = "<|endoftext|>"
 MAX_TOKENIZER_BYTES = 64_000_000  # README "Limits and safety"
-TOKENIZER_FILES = ("tokenizer_config.json", "special_tokens_map.json", "tokenizer.json", "vocab.json", "merges.txt",
-                   "added_tokens.json")  # fmt: skip
+TOKENIZER_FILES = (
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.json",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+)
 
 
 def load_tokenizer(folder: Path) -> Any:
@@ -58,7 +64,9 @@ def _tokenizer_files(folder: Path) -> list[str]:
 
 def _gpt2_tokenizer_folder(beside: Path) -> Path:
     def complete(snapshot: Path) -> bool:
-        return (snapshot / "tokenizer.json").exists() or ((snapshot / "vocab.json").exists() and (snapshot / "merges.txt").exists())
+        return (snapshot / "tokenizer.json").exists() or (
+            (snapshot / "vocab.json").exists() and (snapshot / "merges.txt").exists()
+        )
 
     try:
         return hub_snapshot(GPT2_TOKENIZER, [*TOKENIZER_FILES, "config.json"], complete)
@@ -93,8 +101,10 @@ def vocabulary_padding(tokenizer: Any, model_vocab: int, folder: Path) -> str | 
         return None
     padded = -(-size // PADDING_MULTIPLE) * PADDING_MULTIPLE
     if size < model_vocab == padded:
-        return (f"the model has {model_vocab} token ids and its tokenizer {size}: ids {size} to {model_vocab - 1} are "
-                f"padding (to a multiple of {PADDING_MULTIPLE}) with no text")  # fmt: skip
+        return (
+            f"the model has {model_vocab} token ids and its tokenizer {size}: ids {size} to {model_vocab - 1} are "
+            f"padding (to a multiple of {PADDING_MULTIPLE}) with no text"
+        )
     raise ModelLoadError(
         f"The tokenizer in {folder} has {size} tokens but the model has {model_vocab} token ids: they were not "
         "trained together. Put the model's own tokenizer beside its weights."

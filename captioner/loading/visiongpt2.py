@@ -20,13 +20,7 @@ from captioner.loading.dtype import convert_dtype
 from captioner.loading.errors import ModelLoadError, name_list
 from captioner.loading.spec import CHECKPOINT_SUFFIXES
 from captioner.loading.tokenizers import end_of_text_id, load_tokenizer, vocabulary_padding
-from captioner.loading.weights import (
-    MASK_SUFFIX,
-    VISIONGPT2_WEIGHT_FILES,
-    layer_indices,
-    layer_range_problem,
-    read_checkpoint,
-)  # fmt: skip
+from captioner.loading.weights import MASK_SUFFIX, VISIONGPT2_WEIGHT_FILES, layer_indices, layer_range_problem, read_checkpoint
 from captioner.models.base import ModelInfo, dtype_name
 
 if TYPE_CHECKING:  # imported when a model is built: timm is not needed to import the loader
@@ -45,7 +39,9 @@ def infer_visiongpt2_config(state: Mapping[str, torch.Tensor], num_heads: int | 
     nothing is sized beyond what the file holds.
     """
     _require_seed_keys(state)
-    wte, wpe, pos, patch = (state[k] for k in ("transformer.wte.weight", "transformer.wpe.weight", "pos_embed", "patch_embed.proj.weight"))
+    wte, wpe, pos, patch = (
+        state[k] for k in ("transformer.wte.weight", "transformer.wpe.weight", "pos_embed", "patch_embed.proj.weight")
+    )
     vocab, dim = wte.shape
     n_tokens, patch_size = pos.shape[1], patch.shape[-1]
     grid = int(round((n_tokens - 1) ** 0.5))
@@ -66,8 +62,14 @@ def infer_visiongpt2_config(state: Mapping[str, torch.Tensor], num_heads: int | 
     if problems:
         raise ModelLoadError("Shapes fit no VisionGPT2 config: " + "; ".join(problems) + ".")
     return VisionGPT2Config(
-        vocab_size=vocab, embed_dim=dim, num_heads=heads, seq_len=wpe.shape[0], depth=len(decoder_layers),
-        mlp_ratio=fc.shape[0] // dim if fc is not None else 4, image_size=grid * patch_size, patch_size=patch_size,
+        vocab_size=vocab,
+        embed_dim=dim,
+        num_heads=heads,
+        seq_len=wpe.shape[0],
+        depth=len(decoder_layers),
+        mlp_ratio=fc.shape[0] // dim if fc is not None else 4,
+        image_size=grid * patch_size,
+        patch_size=patch_size,
     )
 
 
@@ -131,7 +133,9 @@ def build_visiongpt2(state: Mapping[str, torch.Tensor], config: VisionGPT2Config
     return model.eval()
 
 
-def _state_dict_problems(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], config: VisionGPT2Config) -> list[str]:
+def _state_dict_problems(
+    state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], config: VisionGPT2Config
+) -> list[str]:
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(k for k in set(state) - set(expected) if not k.endswith(MASK_SUFFIX))
     wrong = [
@@ -140,8 +144,11 @@ def _state_dict_problems(state: Mapping[str, torch.Tensor], expected: Mapping[st
         if k in state and tuple(state[k].shape) != tuple(v.shape)
     ]
     T = config.seq_len
-    wrong += [f"{k} {tuple(t.shape)} (expected {(1, 1, T, T)})" for k, t in state.items()
-              if k.endswith(MASK_SUFFIX) and tuple(t.shape) != (1, 1, T, T)]  # fmt: skip
+    wrong += [
+        f"{k} {tuple(t.shape)} (expected {(1, 1, T, T)})"
+        for k, t in state.items()
+        if k.endswith(MASK_SUFFIX) and tuple(t.shape) != (1, 1, T, T)
+    ]
     named = [("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong)]
     return [f"{what}: {name_list(items)}" for what, items in named if items]
 
@@ -169,12 +176,18 @@ def load_visiongpt2_file(
     del state
     model = convert_dtype(model, dtype, release_source=True, check_finite=path.name)
     info = ModelInfo(
-        name=name or path.name, family="visiongpt2", source=str(path), num_parameters=model.num_parameters(),
-        dtype=dtype_name(dtype), notes=[*notes, *([padding] if padding else [])],
+        name=name or path.name,
+        family="visiongpt2",
+        source=str(path),
+        num_parameters=model.num_parameters(),
+        dtype=dtype_name(dtype),
+        notes=[*notes, *([padding] if padding else [])],
     )
     if not (config or {}).get("num_heads"):
         heads = f"{model_config.num_heads} head" + ("s" if model_config.num_heads != 1 else "")
-        info.notes.append(f"{heads} assumed (head size {HEAD_SIZE}): put a config.json with num_heads beside the weights if that is wrong")
+        info.notes.append(
+            f"{heads} assumed (head size {HEAD_SIZE}): put a config.json with num_heads beside the weights if that is wrong"
+        )
     captioner = VisionGPT2Captioner(model, tokenizer, info)
     apply_folder_defaults(captioner, path.parent)
     return captioner

@@ -30,8 +30,13 @@ class ModelInfo:
     @classmethod
     def of_module(cls, module: nn.Module, family: str, source: str) -> "ModelInfo":
         """The info of a torch module loaded from `source`: its parameter count and dtype read from it."""
-        return cls(name=source, family=family, source=source, num_parameters=sum(p.numel() for p in module.parameters()),
-                   dtype=dtype_name(next(module.parameters()).dtype))  # fmt: skip
+        return cls(
+            name=source,
+            family=family,
+            source=source,
+            num_parameters=sum(p.numel() for p in module.parameters()),
+            dtype=dtype_name(next(module.parameters()).dtype),
+        )
 
 
 def dtype_name(dtype: torch.dtype | torch.layout) -> str:

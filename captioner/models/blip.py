@@ -13,12 +13,7 @@ from typing import Any
 
 import torch
 
-from captioner.models.cached_forward import (
-    CachedForwardCaptioner,
-    last_position_attention,
-    rows_of,
-    text_positions,
-)
+from captioner.models.cached_forward import CachedForwardCaptioner, last_position_attention, rows_of, text_positions
 from captioner.models.hf import _defaults_from_generation_config, _first_id
 
 

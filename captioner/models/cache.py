@@ -57,7 +57,11 @@ def model_bytes(model: CaptionModel) -> int:
 
 def estimate_bytes(folder_or_file: Path, dtype: str) -> int | None:
     """The bytes a model's weights will take in `dtype`, from its weight files; None if there are none."""
-    files = [folder_or_file] if folder_or_file.is_file() else sorted(p for p in folder_or_file.glob("*") if p.suffix in _WEIGHT_SUFFIXES and p.is_file())
+    files = (
+        [folder_or_file]
+        if folder_or_file.is_file()
+        else sorted(p for p in folder_or_file.glob("*") if p.suffix in _WEIGHT_SUFFIXES and p.is_file())
+    )
     if not files:
         return None
     per_element = _ELEMENT_BYTES.get(dtype, 4)
@@ -89,8 +93,12 @@ class ModelCache:
     `get` returns a cached model or loads one; `notes` lists what was evicted and why, newest last.
     """
 
-    def __init__(self, budget_bytes: int | None = None, loader: Callable[..., CaptionModel] | None = None,
-                 locate: Callable[[str], Path | None] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        budget_bytes: int | None = None,
+        loader: Callable[..., CaptionModel] | None = None,
+        locate: Callable[[str], Path | None] | None = None,
+    ):
         self.budget_bytes = default_budget_bytes() if budget_bytes is None else int(budget_bytes)
         self._loader = loader
         self._locate = locate or weights_location
@@ -161,8 +169,10 @@ class ModelCache:
     def _make_room(self, size: int, for_spec: str, on_note: Callable[[str], None] | None = None) -> None:
         while self._models and self._used_bytes() + size > self.budget_bytes:
             (old_spec, old_dtype), (_, old_size) = self._models.popitem(last=False)
-            note = (f"Unloaded {old_spec} ({old_dtype}, {format_bytes(old_size)}), the least recently used model, to "
-                    f"make room for {for_spec} within the {format_bytes(self.budget_bytes)} model budget.")
+            note = (
+                f"Unloaded {old_spec} ({old_dtype}, {format_bytes(old_size)}), the least recently used model, to "
+                f"make room for {for_spec} within the {format_bytes(self.budget_bytes)} model budget."
+            )
             self.notes.append(note)
             if on_note is not None:
                 on_note(note)

@@ -16,12 +16,7 @@ from typing import Any
 import torch
 from transformers import DynamicCache
 
-from captioner.models.cached_forward import (
-    CachedForwardCaptioner,
-    last_position_attention,
-    rows_of,
-    text_positions,
-)
+from captioner.models.cached_forward import CachedForwardCaptioner, last_position_attention, rows_of, text_positions
 from captioner.models.hf import _defaults_from_generation_config, _first_id
 
 # Per decoder layer: the image tokens' self-attention keys and values, each (B, H, N_img, hd).

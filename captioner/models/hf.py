@@ -35,7 +35,9 @@ class HFVisionEncoderDecoderCaptioner(TransformersImages, GPT2DecoderCaptioner):
         self.max_positions = dconf.n_positions
         cfg = model.config
         gen = getattr(model, "generation_config", None)
-        self.bos_token_id = _first_id(getattr(cfg, "decoder_start_token_id", None), getattr(gen, "decoder_start_token_id", None), dconf.bos_token_id)
+        self.bos_token_id = _first_id(
+            getattr(cfg, "decoder_start_token_id", None), getattr(gen, "decoder_start_token_id", None), dconf.bos_token_id
+        )
         self.eos_token_id = _first_id(getattr(gen, "eos_token_id", None), getattr(cfg, "eos_token_id", None), dconf.eos_token_id)
         self.pad_token_id = _first_id(getattr(gen, "pad_token_id", None), getattr(cfg, "pad_token_id", None), self.eos_token_id)
         enc = model.config.encoder

@@ -70,7 +70,9 @@ def _norm(ln: nn.LayerNorm) -> Norm:
 class DecoderPlan:
     """A decoder's step-time view: embeddings, layers, final norm and head."""
 
-    def __init__(self, wte: torch.Tensor, wpe: torch.Tensor, layers: list[Layer], ln_f: nn.LayerNorm, head: nn.Module, n_head: int):
+    def __init__(
+        self, wte: torch.Tensor, wpe: torch.Tensor, layers: list[Layer], ln_f: nn.LayerNorm, head: nn.Module, n_head: int
+    ):
         self.wte, self.wpe, self.layers, self.ln_f, self.head, self.n_head = wte, wpe, layers, ln_f, head, n_head
 
     @classmethod
@@ -79,13 +81,21 @@ class DecoderPlan:
         hd = model.config.embed_dim // model.config.num_heads
         layers = [
             Layer(
-                _norm(b.ln_1), linear(b.attn.c_attn), linear(b.attn.c_proj),
-                _norm(b.ln_2), linear(b.cross_attn.q), linear(b.cross_attn.c_proj),
-                _norm(b.ln_3), linear(b.mlp.c_fc), F.gelu, linear(b.mlp.c_proj),
-                hd**-0.5, hd**-0.5,
+                _norm(b.ln_1),
+                linear(b.attn.c_attn),
+                linear(b.attn.c_proj),
+                _norm(b.ln_2),
+                linear(b.cross_attn.q),
+                linear(b.cross_attn.c_proj),
+                _norm(b.ln_3),
+                linear(b.mlp.c_fc),
+                F.gelu,
+                linear(b.mlp.c_proj),
+                hd**-0.5,
+                hd**-0.5,
             )
             for b in t.h
-        ]  # fmt: skip
+        ]
         return cls(t.wte.weight, t.wpe.weight, layers, t.ln_f, model.lm_head, model.config.num_heads)
 
     @classmethod
@@ -93,17 +103,29 @@ class DecoderPlan:
         """transformers' GPT2Model (`decoder`) with cross-attention, Conv1D weights (in, out)."""
         layers = [
             Layer(
-                _norm(b.ln_1), linear(b.attn.c_attn, True), linear(b.attn.c_proj, True),
-                _norm(b.ln_cross_attn), linear(b.crossattention.q_attn, True), linear(b.crossattention.c_proj, True),
-                _norm(b.ln_2), linear(b.mlp.c_fc, True), b.mlp.act, linear(b.mlp.c_proj, True),
-                float(b.attn.scaling), float(b.crossattention.scaling),
+                _norm(b.ln_1),
+                linear(b.attn.c_attn, True),
+                linear(b.attn.c_proj, True),
+                _norm(b.ln_cross_attn),
+                linear(b.crossattention.q_attn, True),
+                linear(b.crossattention.c_proj, True),
+                _norm(b.ln_2),
+                linear(b.mlp.c_fc, True),
+                b.mlp.act,
+                linear(b.mlp.c_proj, True),
+                float(b.attn.scaling),
+                float(b.crossattention.scaling),
             )
             for b in decoder.h
-        ]  # fmt: skip
+        ]
         return cls(decoder.wte.weight, decoder.wpe.weight, layers, decoder.ln_f, lm_head, n_head)
 
     def step(
-        self, memory: ImageMemory, ids: torch.Tensor, cache: Cache | None, need_weights: bool = False,
+        self,
+        memory: ImageMemory,
+        ids: torch.Tensor,
+        cache: Cache | None,
+        need_weights: bool = False,
         image_rows: Sequence[int] | None = None,
     ) -> StepOutput:
         """New tokens `ids` (R, T) after the cached prefix -> logits of the last position (R, V), the new

@@ -35,13 +35,39 @@ from .render import (
 )
 
 __all__ = [
-    "COLOURS", "SHAPES", "SIZES", "VOCABULARY", "EVAL_SEED_OFFSET", "TRAIN_SEED_OFFSET", "VAL_SEED_OFFSET",
-    "Background", "Fact", "Mention", "ParsedCaption", "Scene", "SceneObject",
-    "all_true_facts", "build_tokenizer", "example_with_masks", "fact_scores",
-    "has_identical_objects", "make_example", "make_examples", "mask_cells", "match_mentions_to_objects", "object_masks",
-    "parse_caption", "reference_captions", "relation", "relation_fact", "render_scene", "sample_scene",
-    "save_tokenizer", "scene_facts", "split_seeds",
-]  # fmt: skip
+    "COLOURS",
+    "SHAPES",
+    "SIZES",
+    "VOCABULARY",
+    "EVAL_SEED_OFFSET",
+    "TRAIN_SEED_OFFSET",
+    "VAL_SEED_OFFSET",
+    "Background",
+    "Fact",
+    "Mention",
+    "ParsedCaption",
+    "Scene",
+    "SceneObject",
+    "all_true_facts",
+    "build_tokenizer",
+    "example_with_masks",
+    "fact_scores",
+    "has_identical_objects",
+    "make_example",
+    "make_examples",
+    "mask_cells",
+    "match_mentions_to_objects",
+    "object_masks",
+    "parse_caption",
+    "reference_captions",
+    "relation",
+    "relation_fact",
+    "render_scene",
+    "sample_scene",
+    "save_tokenizer",
+    "scene_facts",
+    "split_seeds",
+]
 
 
 def __getattr__(name: str):

@@ -43,7 +43,9 @@ def main(argv: list[str] | None = None) -> None:
         rows = (len(images) + cols - 1) // cols
         grid = Image.new("RGB", (cols * (cell + pad) - pad, rows * (cell + pad) - pad), "white")
         for k, image in enumerate(images):
-            grid.paste(image.resize((cell, cell), Image.Resampling.NEAREST), ((k % cols) * (cell + pad), (k // cols) * (cell + pad)))
+            grid.paste(
+                image.resize((cell, cell), Image.Resampling.NEAREST), ((k % cols) * (cell + pad), (k // cols) * (cell + pad))
+            )
         grid.save(args.out_dir / "grid.png")
     print(f"wrote {len(images)} scenes to {args.out_dir}")
 

@@ -44,9 +44,18 @@ VOCABULARY: tuple[str, ...] = (
     *COLOURS,
     *SHAPES,
     *PLURALS.values(),
-    "left", "right", "of", "to", "the", "above", "below",
-    "and", "there", "is", "are",
-)  # fmt: skip
+    "left",
+    "right",
+    "of",
+    "to",
+    "the",
+    "above",
+    "below",
+    "and",
+    "there",
+    "is",
+    "are",
+)
 
 CANONICAL_RELATIONS = ("left of", "above")
 INVERSE_RELATION = {"left of": "right of", "right of": "left of", "above": "below", "below": "above"}
@@ -152,9 +161,7 @@ def reference_captions(scene: Scene) -> list[str]:
     ]
 
 
-def fact_scores(
-    pred_facts: Collection, true_facts: Collection, allowed: Collection | None = None
-) -> tuple[float, float]:
+def fact_scores(pred_facts: Collection, true_facts: Collection, allowed: Collection | None = None) -> tuple[float, float]:
     """(precision, recall): share of stated facts that are true, share of true facts stated.
 
     `allowed` (default `true_facts`) is the set precision checks against, e.g.

@@ -136,10 +136,16 @@ def evaluate_model(
         refs.append(references)
         n_exact += exact_match(text, references)
         if records:
-            per_scene.append({
-                "seed": seed, "caption": text, "token_probs": caption.token_probs, "entropies": caption.entropies,
-                "hit_limit": caption.hit_limit, "exact": bool(exact_match(text, references)),
-            })  # fmt: skip
+            per_scene.append(
+                {
+                    "seed": seed,
+                    "caption": text,
+                    "token_probs": caption.token_probs,
+                    "entropies": caption.entropies,
+                    "hit_limit": caption.hit_limit,
+                    "exact": bool(exact_match(text, references)),
+                }
+            )
         parsed = parse_caption(text)
         pred, true, ok = set(parsed.facts), set(scene_facts(scene)), set(all_true_facts(scene))
         stated += len(pred)
@@ -258,8 +264,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--json", default=None, help="write all numbers to this JSON file")
     p.add_argument("--no-bf16", action="store_true", help="skip the bfloat16 agreement check")
     p.add_argument("--no-attention", action="store_true", help="skip attention localisation")
-    p.add_argument("--renderer", choices=sorted(RENDERERS), default="first",
-                   help="first: the renderer training uses; second: independent code training never sees")
+    p.add_argument(
+        "--renderer",
+        choices=sorted(RENDERERS),
+        default="first",
+        help="first: the renderer training uses; second: independent code training never sees",
+    )
     p.add_argument("--generation-config", default=None, help="apply this generation_config.json's settings")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)

@@ -18,10 +18,26 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-WORLD_COLOURS = [(220, 30, 30), (245, 140, 20), (240, 220, 40), (40, 170, 60), (40, 80, 230), (150, 50, 200),
-                 (248, 248, 248), (20, 20, 20)]  # fmt: skip
-SENTENCES = ["Meeting moved to Thursday at 10", "INVOICE No. 4471", "The quick brown fox jumps over the lazy dog",
-             "Total: 12.50 EUR", "Chapter 3", "EXIT", "Hello world", "Lorem ipsum dolor sit amet"]  # fmt: skip
+WORLD_COLOURS = [
+    (220, 30, 30),
+    (245, 140, 20),
+    (240, 220, 40),
+    (40, 170, 60),
+    (40, 80, 230),
+    (150, 50, 200),
+    (248, 248, 248),
+    (20, 20, 20),
+]
+SENTENCES = [
+    "Meeting moved to Thursday at 10",
+    "INVOICE No. 4471",
+    "The quick brown fox jumps over the lazy dog",
+    "Total: 12.50 EUR",
+    "Chapter 3",
+    "EXIT",
+    "Hello world",
+    "Lorem ipsum dolor sit amet",
+]
 
 
 def _size(rng: np.random.Generator) -> tuple[int, int]:
@@ -183,7 +199,9 @@ def format_rates(result: dict[str, dict[str, float]]) -> str:
     """The table `main` prints (and the model card quotes)."""
     lines = [f"{'non-scenes':<18} {'images':>6} {'flagged':>8} {'at limit':>9} {'confidence':>10}", "-" * 55]
     for kind, r in result.items():
-        lines.append(f"{kind:<18} {r['images']:>6} {100 * r['flagged']:>7.1f}% {100 * r['hit_limit']:>8.1f}% {r['confidence']:>10.3f}")
+        lines.append(
+            f"{kind:<18} {r['images']:>6} {100 * r['flagged']:>7.1f}% {100 * r['hit_limit']:>8.1f}% {r['confidence']:>10.3f}"
+        )
     total = sum(r["images"] for r in result.values())
     flagged = sum(r["flagged"] * r["images"] for r in result.values()) / total
     limit = sum(r["hit_limit"] * r["images"] for r in result.values()) / total

@@ -112,7 +112,9 @@ def _text(r: random.Random) -> Image.Image:
     for _ in range(r.randint(1, 8)):
         font = ImageFont.load_default(size=r.randint(18, 90))
         words = "".join(r.choice(letters) for _ in range(r.randint(2, 14)))
-        draw.text((r.uniform(-20, big * 0.7), r.uniform(-20, big * 0.9)), words, fill=ink if r.random() < 0.7 else _colour(r), font=font)
+        draw.text(
+            (r.uniform(-20, big * 0.7), r.uniform(-20, big * 0.9)), words, fill=ink if r.random() < 0.7 else _colour(r), font=font
+        )
     return image.resize((SIZE, SIZE), Image.Resampling.BICUBIC)
 
 

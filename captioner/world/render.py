@@ -94,9 +94,15 @@ class Variety:
 
 
 TRAINING_VARIETY = Variety(
-    size_jitter=0.25, max_angle=180.0, background_kinds=BACKGROUND_KINDS + EXTRA_BACKGROUND_KINDS,
-    level=(85, 175), tint=18, amplitude=(4, 22), supersample=(1, 2, 4), colour_jitter=14,
-)  # fmt: skip
+    size_jitter=0.25,
+    max_angle=180.0,
+    background_kinds=BACKGROUND_KINDS + EXTRA_BACKGROUND_KINDS,
+    level=(85, 175),
+    tint=18,
+    amplitude=(4, 22),
+    supersample=(1, 2, 4),
+    colour_jitter=14,
+)
 
 
 @dataclass(frozen=True)
@@ -249,8 +255,7 @@ def sample_scene(rng: Rng = None, image_size: int = 64, variety: Variety = Varie
     if v == Variety():
         return Scene(objects=tuple(objects), background=background, image_size=image_size, seed=seed)
     colours = tuple(
-        tuple(int(min(255, max(0, c + r.uniform(-v.colour_jitter, v.colour_jitter)))) for c in COLOURS[o.colour])
-        for o in objects
+        tuple(int(min(255, max(0, c + r.uniform(-v.colour_jitter, v.colour_jitter)))) for c in COLOURS[o.colour]) for o in objects
     )
     return Scene(tuple(objects), background, image_size, seed, r.choice(v.supersample), colours)  # type: ignore[arg-type]
 

@@ -77,9 +77,16 @@ def _sample_objects(r: random.Random, size: int) -> tuple[SceneObject, ...]:
             radius = SIZE_RADIUS[sz] * size * r.uniform(1 - SIZE_SPREAD, 1 + SIZE_SPREAD)
             margin = REACH * radius + 1
             objects.append(
-                SceneObject(shape, colour, sz, r.uniform(margin, size - margin), r.uniform(margin, size - margin),
-                            radius, 0.0 if shape == "circle" else r.uniform(0, 360))
-            )  # fmt: skip
+                SceneObject(
+                    shape,
+                    colour,
+                    sz,
+                    r.uniform(margin, size - margin),
+                    r.uniform(margin, size - margin),
+                    radius,
+                    0.0 if shape == "circle" else r.uniform(0, 360),
+                )
+            )
         apart = all(
             math.dist((a.cx, a.cy), (b.cx, b.cy)) >= REACH * (a.radius + b.radius) + 2 * size / 64
             for i, a in enumerate(objects)
@@ -157,8 +164,13 @@ def _draw_object(draw: ImageDraw.ImageDraw, obj: SceneObject, fill, scale: float
     elif obj.shape == "triangle":
         draw.regular_polygon((cx, cy, 1.25 * rad), 3, rotation=obj.angle, fill=fill)
     elif obj.shape == "star":
-        tips = [(math.sin(k * math.pi / 5) * (1.2 if k % 2 == 0 else 1.2 * star_inner),
-                 -math.cos(k * math.pi / 5) * (1.2 if k % 2 == 0 else 1.2 * star_inner)) for k in range(10)]  # fmt: skip
+        tips = [
+            (
+                math.sin(k * math.pi / 5) * (1.2 if k % 2 == 0 else 1.2 * star_inner),
+                -math.cos(k * math.pi / 5) * (1.2 if k % 2 == 0 else 1.2 * star_inner),
+            )
+            for k in range(10)
+        ]
         draw.polygon(_rotated(tips, obj, scale), fill=fill)
     elif obj.shape == "cross":
         arm, half = 1.0, 0.33

@@ -49,9 +49,15 @@ MAX_OBJECTS = 3
 # Decoding defaults shipped as generation_config.json (Hugging Face's format). The longest caption of
 # the world is 20 words + the end token; no reference repeats a 10-gram (the longest repeat is 9 words).
 GENERATION_CONFIG = {
-    "max_new_tokens": 24, "no_repeat_ngram_size": 10, "repetition_penalty": 1.0, "num_beams": 1,
-    "do_sample": False, "bos_token_id": 0, "eos_token_id": 0, "pad_token_id": 0,
-}  # fmt: skip
+    "max_new_tokens": 24,
+    "no_repeat_ngram_size": 10,
+    "repetition_penalty": 1.0,
+    "num_beams": 1,
+    "do_sample": False,
+    "bos_token_id": 0,
+    "eos_token_id": 0,
+    "pad_token_id": 0,
+}
 
 
 @dataclass
@@ -89,10 +95,20 @@ def model_config(size: str = "base") -> VisionGPT2Config:
     else:
         dims = dict(embed_dim=96, num_heads=4, depth=3)
     return VisionGPT2Config(
-        vocab_size=vocab, seq_len=32, mlp_ratio=4, image_size=64, patch_size=8,
-        attention_dropout=0.0, residual_dropout=0.0, mlp_dropout=0.0, emb_dropout=0.0,  # dropout: half the CPU time of a step, not needed here
-        bos_token_id=0, eos_token_id=0, pad_token_id=0, **dims,
-    )  # fmt: skip
+        vocab_size=vocab,
+        seq_len=32,
+        mlp_ratio=4,
+        image_size=64,
+        patch_size=8,
+        attention_dropout=0.0,
+        residual_dropout=0.0,
+        mlp_dropout=0.0,
+        emb_dropout=0.0,  # dropout: half the CPU time of a step, not needed here
+        bos_token_id=0,
+        eos_token_id=0,
+        pad_token_id=0,
+        **dims,
+    )
 
 
 # -- data -------------------------------------------------------------------------------------------
@@ -110,8 +126,13 @@ def render_dataset(
     from PIL import Image
 
     from captioner.world import (
-        build_tokenizer, example_with_masks, mask_cells, match_mentions_to_objects, parse_caption, reference_captions,
-    )  # fmt: skip
+        build_tokenizer,
+        example_with_masks,
+        mask_cells,
+        match_mentions_to_objects,
+        parse_caption,
+        reference_captions,
+    )
     from captioner.world.augment import training_example
     from captioner.world.outliers import outlier_image
 
@@ -290,11 +311,23 @@ def ship(out: Path, model: VisionGPT2, mc: VisionGPT2Config, examples: int = 8) 
 
 def reproduce_command(cfg: TrainConfig, threads: int) -> str:
     """The train command with every setting that differs from the defaults."""
-    flags = {"seed": "--seed", "steps": "--steps", "batch_size": "--batch-size", "lr": "--lr", "min_lr": "--min-lr",
-             "warmup": "--warmup", "train_scenes": "--train-scenes", "val_scenes": "--val-scenes",
-             "eval_scenes": "--eval-scenes", "attn_weight": "--attn-weight", "canonical_share": "--canonical-share",
-             "outlier_share": "--outlier-share", "init_from": "--init-from", "calibration_scenes": "--calibration-scenes",
-             "nonscenes_per_kind": "--nonscenes-per-kind"}  # fmt: skip
+    flags = {
+        "seed": "--seed",
+        "steps": "--steps",
+        "batch_size": "--batch-size",
+        "lr": "--lr",
+        "min_lr": "--min-lr",
+        "warmup": "--warmup",
+        "train_scenes": "--train-scenes",
+        "val_scenes": "--val-scenes",
+        "eval_scenes": "--eval-scenes",
+        "attn_weight": "--attn-weight",
+        "canonical_share": "--canonical-share",
+        "outlier_share": "--outlier-share",
+        "init_from": "--init-from",
+        "calibration_scenes": "--calibration-scenes",
+        "nonscenes_per_kind": "--nonscenes-per-kind",
+    }
     default = TrainConfig()
     parts = [f"{flag} {getattr(cfg, name)}" for name, flag in flags.items() if getattr(cfg, name) != getattr(default, name)]
     parts += ["--plain"] * (not cfg.varied) + ["--bf16"] * cfg.bf16
@@ -304,11 +337,16 @@ def reproduce_command(cfg: TrainConfig, threads: int) -> str:
 def write_model_card(out: Path, mc, cfg: TrainConfig, info: dict[str, Any], tables: dict[str, str], calibration: dict) -> None:
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file() and f.name != "MODEL_CARD.md")
     gen = ", ".join(f"{k} {v}" for k, v in GENERATION_CONFIG.items() if not k.endswith("token_id"))
-    attn = (f"An auxiliary loss (weight {cfg.attn_weight}) adds -log(cross-attention mass on the described object's "
-            "patches) for each position that produces a colour or shape word, heads averaged, every layer; object masks "
-            "come from the renderer. The evaluation below does not use it: it only reads the model's attention.")
-    init = ("\n" + f"It starts from the weights in `{cfg.init_from}` (fine-tuning), not from random ones: see the training time."
-            if cfg.init_from else "")  # fmt: skip
+    attn = (
+        f"An auxiliary loss (weight {cfg.attn_weight}) adds -log(cross-attention mass on the described object's "
+        "patches) for each position that produces a colour or shape word, heads averaged, every layer; object masks "
+        "come from the renderer. The evaluation below does not use it: it only reads the model's attention."
+    )
+    init = (
+        "\n" + f"It starts from the weights in `{cfg.init_from}` (fine-tuning), not from random ones: see the training time."
+        if cfg.init_from
+        else ""
+    )
     evaluate = "python -m captioner.world.evaluate builtin --scenes {n} --renderer {r} --generation-config captioner/builtin/generation_config.json"
     text = f"""# Built-in model: VisionGPT2 on the scene world
 
@@ -324,7 +362,7 @@ scratch by `python -m captioner.world.train` on scenes rendered by `captioner.wo
 ## Config
 - Model: image {mc.image_size}px, patch {mc.patch_size} ({mc.grid_size}x{mc.grid_size} grid), width {mc.embed_dim}, depth {mc.depth},
   heads {mc.num_heads}, MLP ratio {mc.mlp_ratio}, text length {mc.seq_len}, vocabulary {mc.vocab_size} (one token per word),
-  dropout residual/MLP {mc.residual_dropout}; {info['parameters']:,} parameters.
+  dropout residual/MLP {mc.residual_dropout}; {info["parameters"]:,} parameters.
 - Training: seed {cfg.seed}, {cfg.steps} steps of batch {cfg.batch_size}, AdamW (lr {cfg.lr}, cosine to {cfg.min_lr},
   warm-up {cfg.warmup}, weight decay {cfg.weight_decay}), grad clip {cfg.grad_clip}, bf16 autocast on CPU: {cfg.bf16}.
 - Attention supervision: {"yes. " + attn if cfg.attn_weight > 0 else "no."}
@@ -332,14 +370,14 @@ scratch by `python -m captioner.world.train` on scenes rendered by `captioner.wo
 - Files: model.safetensors, config.json, generation_config.json, calibration.json, tokenizer.json + tokenizer_config.json, examples/*.png: {size / 1e6:.2f} MB in all.
 
 ## Reproduce
-`{reproduce_command(cfg, info['threads'])}` renders the data, trains,
+`{reproduce_command(cfg, info["threads"])}` renders the data, trains,
 writes these files, calibrates, evaluates and writes this card. The same seed, thread count and torch version give the same weights;
 `--resume` continues from the checkpoint in `runs/builtin/`.{init}
 
 ## Training time
-{info['train_minutes']:.1f} minutes of training ({info['total_minutes']:.1f} minutes end to end with rendering, validation, calibration and the
-final evaluations) on {"a GPU (" + info["device"] + "), " if info["device"] != "cpu" else ""}{info['threads']} CPU thread(s) ({info['cpu']}, {info['cores']} cores), mean 1-minute load average during training
-{info['loadavg']}. Trained {info['date']}.
+{info["train_minutes"]:.1f} minutes of training ({info["total_minutes"]:.1f} minutes end to end with rendering, validation, calibration and the
+final evaluations) on {"a GPU (" + info["device"] + "), " if info["device"] != "cpu" else ""}{info["threads"]} CPU thread(s) ({info["cpu"]}, {info["cores"]} cores), mean 1-minute load average during training
+{info["loadavg"]}. Trained {info["date"]}.
 
 ## Evaluation
 Greedy decoding with the shipped defaults. First renderer (the one training draws with, in its plain look):
@@ -368,9 +406,9 @@ least half covered by the object. bf16: greedy token ids with the weights in bfl
 "At the token limit": the caption stopped at max_new_tokens instead of ending.
 
 ## Out of world
-Every caption carries a confidence: the {calibration['confidence']} (`captioner/decoding/confidence.py`).
-`calibration.json` holds the threshold below which a caption is flagged out of world: {calibration['confidence_threshold']}, the
-{calibration['quantile']:.1%} quantile of {calibration['scenes']} held-out {calibration['from']}
+Every caption carries a confidence: the {calibration["confidence"]} (`captioner/decoding/confidence.py`).
+`calibration.json` holds the threshold below which a caption is flagged out of world: {calibration["confidence_threshold"]}, the
+{calibration["quantile"]:.1%} quantile of {calibration["scenes"]} held-out {calibration["from"]}
 (`python -m captioner.world.calibrate`). Flagged scenes: see "flagged out of world" in the tables above.
 Non-scenes made by `captioner/world/nonscenes.py` (never used in training; the tests add the hostile corpus's images):
 `python -m captioner.world.nonscenes builtin --count {cfg.nonscenes_per_kind} --generation-config captioner/builtin/generation_config.json`
@@ -473,11 +511,18 @@ def train(
         if step % steps_per_epoch == 0 or step == cfg.steps:
             v = validate(model, cfg.val_scenes)
             record = {
-                "step": step, "epoch": step / steps_per_epoch, "ce": ce_avg, "attn": attn_avg,
-                "val_exact_match": v["exact_match"], "val_fact_precision": v["fact_precision"],
-                "val_fact_recall": v["fact_recall"], "val_attention_best": v.get("attention_best", 0.0),
-                "minutes": minutes_before + (time.perf_counter() - t_train) / 60, "loadavg": os.getloadavg()[0], "device": device,
-            }  # fmt: skip
+                "step": step,
+                "epoch": step / steps_per_epoch,
+                "ce": ce_avg,
+                "attn": attn_avg,
+                "val_exact_match": v["exact_match"],
+                "val_fact_precision": v["fact_precision"],
+                "val_fact_recall": v["fact_recall"],
+                "val_attention_best": v.get("attention_best", 0.0),
+                "minutes": minutes_before + (time.perf_counter() - t_train) / 60,
+                "loadavg": os.getloadavg()[0],
+                "device": device,
+            }
             history.append(record)
             bar.write(
                 f"epoch {record['epoch']:.1f} step {step}: ce {ce_avg:.3f} | val exact {v['exact_match']:.1%} "
@@ -526,8 +571,9 @@ def measure_and_describe(out: Path, run_dir: Path, model, mc, cfg: TrainConfig, 
     config = greedy_config(shipped, GENERATION_CONFIG)
     tables, results = {}, {}
     for renderer in ("first", "second"):
-        r = evaluate_model(shipped, split_seeds("eval", cfg.eval_scenes), bf16_model=bf16, progress=progress,
-                           renderer=renderer, config=config)  # fmt: skip
+        r = evaluate_model(
+            shipped, split_seeds("eval", cfg.eval_scenes), bf16_model=bf16, progress=progress, renderer=renderer, config=config
+        )
         tables[renderer] = format_table(r)
         results[renderer] = r
         print(tables[renderer])
@@ -560,10 +606,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--calibration-scenes", type=int, default=TrainConfig.calibration_scenes)
     p.add_argument("--nonscenes-per-kind", type=int, default=TrainConfig.nonscenes_per_kind)
     p.add_argument("--attn-weight", type=float, default=TrainConfig.attn_weight)
-    p.add_argument("--canonical-share", type=float, default=TrainConfig.canonical_share,
-                   help="how often the canonical reference is the target (the rest: the other styles)")
-    p.add_argument("--outlier-share", type=float, default=TrainConfig.outlier_share,
-                   help="non-scene images per training scene (0: none)")
+    p.add_argument(
+        "--canonical-share",
+        type=float,
+        default=TrainConfig.canonical_share,
+        help="how often the canonical reference is the target (the rest: the other styles)",
+    )
+    p.add_argument(
+        "--outlier-share", type=float, default=TrainConfig.outlier_share, help="non-scene images per training scene (0: none)"
+    )
     p.add_argument("--plain", action="store_true", help="the first renderer's plain scenes, no randomised looks")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (slower than float32 on the CPUs measured)")
     p.add_argument("--size", choices=["base", "tiny"], default="base")
@@ -574,18 +625,41 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     cfg = TrainConfig(
-        seed=a.seed, steps=a.steps, batch_size=a.batch_size, lr=a.lr, min_lr=a.min_lr, warmup=a.warmup,
-        init_from=a.init_from, train_scenes=a.train_scenes,
-        val_scenes=a.val_scenes, eval_scenes=a.eval_scenes, attn_weight=a.attn_weight, bf16=a.bf16,
-        canonical_share=a.canonical_share, outlier_share=a.outlier_share, varied=not a.plain,
-        calibration_scenes=a.calibration_scenes, nonscenes_per_kind=a.nonscenes_per_kind,
-    )  # fmt: skip
+        seed=a.seed,
+        steps=a.steps,
+        batch_size=a.batch_size,
+        lr=a.lr,
+        min_lr=a.min_lr,
+        warmup=a.warmup,
+        init_from=a.init_from,
+        train_scenes=a.train_scenes,
+        val_scenes=a.val_scenes,
+        eval_scenes=a.eval_scenes,
+        attn_weight=a.attn_weight,
+        bf16=a.bf16,
+        canonical_share=a.canonical_share,
+        outlier_share=a.outlier_share,
+        varied=not a.plain,
+        calibration_scenes=a.calibration_scenes,
+        nonscenes_per_kind=a.nonscenes_per_kind,
+    )
     mc = model_config(a.size)
     if a.width:
         mc.embed_dim = a.width
     if a.depth:
         mc.depth = a.depth
-    return train(a.out, a.run_dir, cfg, mc, resume=a.resume, minutes=a.minutes, stop_at=a.stop_at, threads=a.threads, progress=not a.quiet, device=a.device)
+    return train(
+        a.out,
+        a.run_dir,
+        cfg,
+        mc,
+        resume=a.resume,
+        minutes=a.minutes,
+        stop_at=a.stop_at,
+        threads=a.threads,
+        progress=not a.quiet,
+        device=a.device,
+    )
 
 
 if __name__ == "__main__":

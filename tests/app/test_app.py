@@ -51,6 +51,7 @@ def png_bytes(color="red", size=(48, 40), fmt="PNG") -> bytes:
 
 def huge_png_header(width=30_000, height=30_000) -> bytes:
     """A PNG that claims 900 megapixels in a few dozen bytes (a decompression bomb)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
@@ -115,8 +116,9 @@ def test_caption_cut_at_the_limit_is_marked():
     at = start()
     at.slider(key="dec.max_new_tokens").set_value(1).run()
     assert caption_record(at)["captions"][0]["hit_limit"]
-    assert any("stopped at the limit of 1 token instead" in w.value and "Raise *Max new tokens* (up to " in w.value
-               for w in at.warning)
+    assert any(
+        "stopped at the limit of 1 token instead" in w.value and "Raise *Max new tokens* (up to " in w.value for w in at.warning
+    )
     assert any("cut at the limit" in m.value for m in at.markdown)
 
 
@@ -132,20 +134,27 @@ def test_out_of_world_flag_in_plain_words(monkeypatch, fresh_caches):
 
 
 @pytest.mark.skipif(not HAS_BUILTIN, reason="the built-in model's calibration is needed")
-@pytest.mark.parametrize("settings_", [
-    {"dec.strategy": "sample", "dec.temperature": 2.0, "dec.seed": "8"},
-    {"dec.repetition_penalty": 0.5},
-    {"dec.no_repeat_ngram_size": 1},
-])
+@pytest.mark.parametrize(
+    "settings_",
+    [
+        {"dec.strategy": "sample", "dec.temperature": 2.0, "dec.seed": "8"},
+        {"dec.repetition_penalty": 0.5},
+        {"dec.no_repeat_ngram_size": 1},
+    ],
+)
 def test_out_of_world_note_judges_the_image_not_the_settings(settings_):
     at = start()
     for key, value in settings_.items():
-        widget = at.selectbox(key=key) if key == "dec.strategy" else (
-            at.text_input(key="dec.seed.text") if key == "dec.seed" else at.slider(key=key))
+        widget = (
+            at.selectbox(key=key)
+            if key == "dec.strategy"
+            else (at.text_input(key="dec.seed.text") if key == "dec.seed" else at.slider(key=key))
+        )
         (widget.input(value) if key == "dec.seed" else widget.set_value(value)).run()
     assert not at.exception
-    assert not any(views.markdown_escape(notes.OUT_OF_WORLD_NOTE) == w.value or notes.OUT_OF_WORLD_NOTE == w.value
-                   for w in at.warning)  # example 1 is a scene of the model's world
+    assert not any(
+        views.markdown_escape(notes.OUT_OF_WORLD_NOTE) == w.value or notes.OUT_OF_WORLD_NOTE == w.value for w in at.warning
+    )  # example 1 is a scene of the model's world
     unsure = [w.value for w in at.warning if "unsure" in w.value]
     for w in unsure:  # where the settings made it unsure, they are named
         assert any(name in w for name in ("temperature 2", "repetition penalty 0.5", "no-repeat n-gram size 1"))
@@ -306,7 +315,9 @@ def test_compare_page_decodes_all_strategies_in_one_call(monkeypatch):
     assert len(calls) == 1 and calls[0][0] == "greedy" and calls[0][2:] == [f"top-k ({top_k})", "top-p (0.9)"]
     table = at.table[0].value
     assert list(table["strategy"]) == calls[0]
-    assert {"caption", "log-prob (nats)", "score (nats)", "score uses", "tokens", "distinct-1", "distinct-2"} <= set(table.columns)
+    assert {"caption", "log-prob (nats)", "score (nats)", "score uses", "tokens", "distinct-1", "distinct-2"} <= set(
+        table.columns
+    )
     assert "batched call of" in " ".join(c.value for c in at.main.caption)
     samples, beams = at.table[1].value, at.table[2].value
     assert len(samples) == 2 * at.slider(key="cmp.samples").value
@@ -560,8 +571,7 @@ def test_compare_link_carries_its_sliders_and_added_configurations():
 
 
 def test_explain_link_carries_the_caption_settings_and_its_own():
-    at = start(EXPLAIN, params={"strategy": "beam", "num_beams": "3", "layer": "1", "head": "max", "opacity": "0.4",
-                                "word": "2"})
+    at = start(EXPLAIN, params={"strategy": "beam", "num_beams": "3", "layer": "1", "head": "max", "opacity": "0.4", "word": "2"})
     assert not at.exception and not at.error
     assert at.radio(key="xpl.word").value == 1
     assert at.selectbox(key="xpl.layer").value == 0 and at.selectbox(key="xpl.head").value == views.HEAD_MAX
@@ -688,9 +698,11 @@ def test_batch_results_go_when_the_files_go():
 def test_batch_reference_problems_are_named_and_the_rest_still_count():
     at = start(BATCH)
     at.file_uploader(key="batch.files").set_value(
-        [("red.png", png_bytes("red"), "image/png"), ("blue.png", png_bytes("blue"), "image/png")]).run()
+        [("red.png", png_bytes("red"), "image/png"), ("blue.png", png_bytes("blue"), "image/png")]
+    ).run()
     at.text_area(key="batch.opt.refs").input(
-        "red.png: a red square\nthis line is broken\nghost.png: a ghost\nblue: a blue square").run()
+        "red.png: a red square\nthis line is broken\nghost.png: a ghost\nblue: a blue square"
+    ).run()
     at.button(key="batch.run").click().run()
     assert not at.exception and not at.error
     warning = at.warning[0].value
@@ -785,10 +797,13 @@ def test_unknown_hub_model_one_message_and_the_picker_keeps_the_typed_id():
     assert at.metric  # the page still captions with the model it had
 
 
-@pytest.mark.parametrize("kind, key, text", [
-    ("Local path", "model.path", "/tmp/" + "very-long-folder-name/" * 140 + "captioner.pt"),  # 3000+ characters
-    ("Hugging Face hub", "model.hub", "not a/valid id!!"),
-])
+@pytest.mark.parametrize(
+    "kind, key, text",
+    [
+        ("Local path", "model.path", "/tmp/" + "very-long-folder-name/" * 140 + "captioner.pt"),  # 3000+ characters
+        ("Hugging Face hub", "model.hub", "not a/valid id!!"),
+    ],
+)
 def test_model_text_that_is_neither_a_path_nor_a_hub_id_gets_one_short_line(kind, key, text):
     at = start()
     at.radio(key="model.kind").set_value(kind).run()
@@ -848,8 +863,10 @@ def test_sessions_share_one_model_safely(tiny_visiongpt2_dir):
 
     lm = state.LoadedModel(load_captioner(str(tiny_visiongpt2_dir)), "x", "x#1", threading.Lock())
     images = [Image.new("RGB", (40, 40), c) for c in ("red", "green", "blue", "white")]
-    configs = [DecodingConfig(strategy="beam", num_beams=3, max_new_tokens=8),
-               DecodingConfig(strategy="sample", num_return_sequences=3, max_new_tokens=8)]
+    configs = [
+        DecodingConfig(strategy="beam", num_beams=3, max_new_tokens=8),
+        DecodingConfig(strategy="sample", num_return_sequences=3, max_new_tokens=8),
+    ]
     expected = [[c.text for r in lm.decode(lm.encode(im), configs) for c in r.captions] for im in images]
     got: dict[int, list[str]] = {}
 
@@ -890,8 +907,11 @@ TRACKER = "![x](https://host.invalid/track.png)"
 
 def _rendered_markdown(at: AppTest) -> list[str]:
     """Every string the page hands to Streamlit's Markdown renderer."""
-    texts = [e.value for kind in ("markdown", "caption", "info", "warning", "error", "success", "subheader", "title")
-             for e in at.get(kind)]
+    texts = [
+        e.value
+        for kind in ("markdown", "caption", "info", "warning", "error", "success", "subheader", "title")
+        for e in at.get(kind)
+    ]
     texts += [c for image in at.image for c in image.captions]
     return texts
 
@@ -911,8 +931,9 @@ def test_a_file_name_is_shown_as_text_not_markdown(monkeypatch):
     at = upload(start(), name, png_bytes("orange"))
     assert sidebar_image_caption(at).replace("\u2060", "").startswith(name)  # shown as the name it is
     at.switch_page(BATCH).run()
-    at.file_uploader(key="batch.files").set_value([(name, png_bytes("red"), "image/png"),
-                                                   (TRACKER + ".jpg", b"broken", "image/jpeg")]).run()
+    at.file_uploader(key="batch.files").set_value(
+        [(name, png_bytes("red"), "image/png"), (TRACKER + ".jpg", b"broken", "image/jpeg")]
+    ).run()
     at.button(key="batch.run").click().run()
     texts = _rendered_markdown(at) + [t for t in progress_texts if t]
     assert any("track" in t for t in progress_texts if t)

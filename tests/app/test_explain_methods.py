@@ -57,8 +57,10 @@ def test_the_unsupported_flag_names_the_words_the_runtime_calls_unsupported(monk
 
     def first_from_text_second_spread(*args, **kwargs):
         result = real(*args, **kwargs)
-        words = [dataclasses.replace(w, supported=i > 1, whole_image_drop=[0.0, 1.0][i] if i < 2 else w.whole_image_drop)
-                 for i, w in enumerate(result.words)]  # fmt: skip
+        words = [
+            dataclasses.replace(w, supported=i > 1, whole_image_drop=[0.0, 1.0][i] if i < 2 else w.whole_image_drop)
+            for i, w in enumerate(result.words)
+        ]
         return dataclasses.replace(result, words=words)
 
     monkeypatch.setattr(explain_methods, "explain", first_from_text_second_spread)
@@ -83,7 +85,9 @@ def test_hiding_no_cell_changes_nothing_and_hiding_cells_shows_both_captions():
     at.button_group(key=hide_view.ROW_KEY.format(1)).set_value([len(first_row.options)]).run()  # the 2nd row's 1st
     assert not at.exception and not at.error
     assert [m.value for m in at.markdown if m.value in ("**Before**", "**With the cells hidden**")] == [
-        "**Before**", "**With the cells hidden**"]
+        "**Before**",
+        "**With the cells hidden**",
+    ]
     assert any("3 cells hidden (blur)" in c for image in at.main.image for c in image.captions)
 
 

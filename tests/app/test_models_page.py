@@ -105,10 +105,9 @@ def test_a_model_larger_than_the_budget_gets_one_line(monkeypatch, tiny_hf_dir):
     assert all("\n" not in e for e in errors)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("builtin\n a \n\nbuiltin,b", ["builtin", "a", "b"]),
-    ("1\n2\n3\n4\n5", ["1", "2", "3", "4"]),
-])
+@pytest.mark.parametrize(
+    "text, expected", [("builtin\n a \n\nbuiltin,b", ["builtin", "a", "b"]), ("1\n2\n3\n4\n5", ["1", "2", "3", "4"])]
+)
 def test_parse_specs(text, expected):
     specs, notes = model_compare.parse_specs(text)
     assert specs == expected

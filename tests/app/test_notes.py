@@ -15,9 +15,20 @@ BUILTIN_DEFAULT = DecodingConfig(strategy="greedy", max_new_tokens=24, no_repeat
 
 def caption(n_tokens: int, finished: bool = True, out_of_world: bool | None = False, confidence: float = 0.9) -> Caption:
     tokens = [" a"] * n_tokens
-    return Caption(text="a " * n_tokens, token_ids=list(range(n_tokens)), tokens=tokens, token_probs=[0.9] * n_tokens,
-                   processed_probs=[0.9] * n_tokens, entropies=[0.1] * n_tokens, alternatives=[[]] * n_tokens,
-                   score=-1.0, logprob=-1.0, finished=finished, confidence=confidence, out_of_world=out_of_world)
+    return Caption(
+        text="a " * n_tokens,
+        token_ids=list(range(n_tokens)),
+        tokens=tokens,
+        token_probs=[0.9] * n_tokens,
+        processed_probs=[0.9] * n_tokens,
+        entropies=[0.1] * n_tokens,
+        alternatives=[[]] * n_tokens,
+        score=-1.0,
+        logprob=-1.0,
+        finished=finished,
+        confidence=confidence,
+        out_of_world=out_of_world,
+    )
 
 
 def test_settings_that_make_the_model_unsure_are_named_and_the_image_is_not_blamed():
@@ -32,8 +43,13 @@ def test_settings_that_make_the_model_unsure_are_named_and_the_image_is_not_blam
 
 def test_an_image_outside_the_world_is_said_whatever_the_settings():
     for mine_flag in (True, False):
-        said = notes.caption_notes(caption(5, out_of_world=mine_flag), BUILTIN_DEFAULT.with_(repetition_penalty=0.5),
-                                   caption(5, out_of_world=True), BUILTIN_DEFAULT, 31)
+        said = notes.caption_notes(
+            caption(5, out_of_world=mine_flag),
+            BUILTIN_DEFAULT.with_(repetition_penalty=0.5),
+            caption(5, out_of_world=True),
+            BUILTIN_DEFAULT,
+            31,
+        )
         assert said == [notes.OUT_OF_WORLD_NOTE]
 
 
@@ -61,15 +77,21 @@ def test_the_limit_note_never_asks_beyond_the_sliders_end():
 @hsettings(max_examples=200, deadline=None)
 def test_the_limit_advice_is_always_possible(most, end, reference_ends, reference_len):
     end = max(end, most)
-    said = notes.limit_note(caption(most, finished=False), BUILTIN_DEFAULT.with_(max_new_tokens=most), end,
-                            caption(reference_len, finished=reference_ends), [])
+    said = notes.limit_note(
+        caption(most, finished=False),
+        BUILTIN_DEFAULT.with_(max_new_tokens=most),
+        end,
+        caption(reference_len, finished=reference_ends),
+        [],
+    )
     assert ("Raise" in said) == (most < end)
     assert f"limit of {most} token{'s' if most != 1 else ''} " in said
 
 
 def test_one_token_is_singular():
-    assert "limit of 1 token instead" in notes.limit_note(caption(1, finished=False), BUILTIN_DEFAULT.with_(max_new_tokens=1),
-                                                         31, None, [])
+    assert "limit of 1 token instead" in notes.limit_note(
+        caption(1, finished=False), BUILTIN_DEFAULT.with_(max_new_tokens=1), 31, None, []
+    )
     assert notes.plural(1, "token") == "1 token" and notes.plural(2, "image") == "2 images"
 
 
@@ -77,5 +99,6 @@ def test_changed_settings_list_only_what_changes_the_caption():
     assert notes.changed_settings(BUILTIN_DEFAULT, BUILTIN_DEFAULT) == []
     assert notes.changed_settings(BUILTIN_DEFAULT.with_(max_new_tokens=5, seed=3), BUILTIN_DEFAULT) == []
     assert notes.changed_settings(BUILTIN_DEFAULT.with_(temperature=2.0), BUILTIN_DEFAULT) == []  # greedy ignores it
-    assert notes.changed_settings(BUILTIN_DEFAULT.with_(strategy="beam", num_beams=16, no_repeat_ngram_size=1),
-                                  BUILTIN_DEFAULT.with_(num_beams=4)) == ["beam search", "beams 16", "no-repeat n-gram size 1"]
+    assert notes.changed_settings(
+        BUILTIN_DEFAULT.with_(strategy="beam", num_beams=16, no_repeat_ngram_size=1), BUILTIN_DEFAULT.with_(num_beams=4)
+    ) == ["beam search", "beams 16", "no-repeat n-gram size 1"]

@@ -65,12 +65,17 @@ def test_the_beam_tree_opens_on_the_caption_page_for_beam_search():
     assert not at.exception
 
 
-@pytest.mark.parametrize("strategy,sliders", [
-    ("group_beam", {"num_beams": 4, "num_beam_groups": 2, "diversity_penalty": 1.0}),
-    ("contrastive", {"top_k": 4, "penalty_alpha": 0.6}),
-    ("sample", {"min_p": 0.1}), ("sample", {"typical_p": 0.8}), ("sample", {"epsilon_cutoff": 0.001}),
-    ("sample", {"eta_cutoff": 0.001}),
-])
+@pytest.mark.parametrize(
+    "strategy,sliders",
+    [
+        ("group_beam", {"num_beams": 4, "num_beam_groups": 2, "diversity_penalty": 1.0}),
+        ("contrastive", {"top_k": 4, "penalty_alpha": 0.6}),
+        ("sample", {"min_p": 0.1}),
+        ("sample", {"typical_p": 0.8}),
+        ("sample", {"epsilon_cutoff": 0.001}),
+        ("sample", {"eta_cutoff": 0.001}),
+    ],
+)
 def test_a_compare_row_for_each_new_method(strategy, sliders):
     at = start(COMPARE)
     at.text_input(key="cmp.new.label").input(f"mine {strategy}")

@@ -15,7 +15,7 @@ ALL_RANGES = settings.DECODING_RANGES + settings.COMPARE_RANGES + (settings.OPAC
 model_limits = st.integers(min_value=1, max_value=5000)
 url_text = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
-    st.integers(min_value=-10**12, max_value=10**12).map(str),
+    st.integers(min_value=-(10**12), max_value=10**12).map(str),
     st.text(max_size=12),
     st.sampled_from(["1e309", "-inf", "nan", "0x10", " 3 ", "", "1_000", "٣"]),
 )
@@ -30,8 +30,12 @@ def test_snap_always_lands_on_the_widgets_grid(r, value):
         assert abs(snapped - value) <= r.step / 2 + 1e-9
 
 
-@given(model_limits, st.dictionaries(st.sampled_from([r.url_name for r in settings.DECODING_RANGES] + ["strategy", "other"]),
-                                     url_text, max_size=12))
+@given(
+    model_limits,
+    st.dictionaries(
+        st.sampled_from([r.url_name for r in settings.DECODING_RANGES] + ["strategy", "other"]), url_text, max_size=12
+    ),
+)
 @hsettings(max_examples=300, deadline=None)
 def test_any_link_gives_settings_the_engine_accepts(limit, params):
     ranges = settings.decoding_ranges(limit)
@@ -56,8 +60,11 @@ def _same_number(raw: str, value: float) -> bool:
         return False
 
 
-@given(model_limits, st.fixed_dictionaries({r.name: st.floats(-1e6, 1e6) for r in settings.DECODING_RANGES}),
-       st.sampled_from(STRATEGIES))
+@given(
+    model_limits,
+    st.fixed_dictionaries({r.name: st.floats(-1e6, 1e6) for r in settings.DECODING_RANGES}),
+    st.sampled_from(STRATEGIES),
+)
 @hsettings(max_examples=200, deadline=None)
 def test_values_survive_a_round_trip_through_the_url(limit, raw, strategy):
     ranges = settings.decoding_ranges(limit)
@@ -74,8 +81,10 @@ def test_values_survive_a_round_trip_through_the_url(limit, raw, strategy):
 
 @given(model_limits)
 def test_model_defaults_always_fit(limit):
-    for config in (DecodingConfig(), DecodingConfig(max_new_tokens=MAX_NEW_TOKENS, num_beams=16, top_k=10**6,
-                                                      temperature=50.0, seed=None, top_p=1e-9)):
+    for config in (
+        DecodingConfig(),
+        DecodingConfig(max_new_tokens=MAX_NEW_TOKENS, num_beams=16, top_k=10**6, temperature=50.0, seed=None, top_p=1e-9),
+    ):
         defaults = settings.decoding_defaults(config, limit)
         for r in settings.decoding_ranges(limit, config):
             assert r.fits(defaults[r.name])
@@ -120,8 +129,10 @@ def test_compare_defaults_follow_the_model():
 @given(st.text(max_size=6), st.text(max_size=6), st.integers(1, 24), st.integers(1, 24))
 def test_layer_and_head_from_any_link(layer, head, layers, heads):
     values, notes = settings.attention_from_params({"layer": layer, "head": head}, {"layer": layers, "head": heads})
-    for kind, count, named in (("layer", layers, (settings.LAYER_MEAN,)),
-                               ("head", heads, (settings.HEAD_MEAN, settings.HEAD_MAX))):
+    for kind, count, named in (
+        ("layer", layers, (settings.LAYER_MEAN,)),
+        ("head", heads, (settings.HEAD_MEAN, settings.HEAD_MAX)),
+    ):
         if kind in values:
             assert values[kind] in named or 0 <= values[kind] < count
     assert len(values) + len(notes) == sum(bool(v) for v in (layer, head))
@@ -136,15 +147,32 @@ def test_layer_and_head_round_trip():
 
 
 def test_whole_numbers_only():
-    assert [settings.whole_number(s) for s in ("12", "0", "²", "-1", "1e3", "", " 3", "٣")] == [12, 0, None, None, None, None, None, None]
+    assert [settings.whole_number(s) for s in ("12", "0", "²", "-1", "1e3", "", " 3", "٣")] == [
+        12,
+        0,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    ]
 
 
-@given(model_limits, st.integers(0, 128), st.integers(0, 10**6), st.floats(0.05, 50), st.floats(0.5, 3.0),
-       st.integers(0, 2**64 - 1), st.integers(0, 60_000))
+@given(
+    model_limits,
+    st.integers(0, 128),
+    st.integers(0, 10**6),
+    st.floats(0.05, 50),
+    st.floats(0.5, 3.0),
+    st.integers(0, 2**64 - 1),
+    st.integers(0, 60_000),
+)
 @hsettings(max_examples=200, deadline=None)
 def test_every_range_contains_the_models_own_setting(limit, ngram, top_k, temperature, penalty, seed, vocab):
-    config = DecodingConfig(no_repeat_ngram_size=ngram, top_k=top_k, temperature=temperature,
-                            repetition_penalty=penalty, seed=seed)
+    config = DecodingConfig(
+        no_repeat_ngram_size=ngram, top_k=top_k, temperature=temperature, repetition_penalty=penalty, seed=seed
+    )
     defaults = settings.decoding_defaults(config, limit, vocab)
     for r in settings.decoding_ranges(limit, config, vocab):
         if r.name != "max_new_tokens":  # that one ends at what the model holds

@@ -35,8 +35,13 @@ UPDATE_SCREENSHOTS = os.environ.get("UPDATE_SCREENSHOTS") == "1"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 TIMEOUT_MS = 90_000
 
@@ -88,13 +93,28 @@ def _model_spec(tmp_path_factory) -> str:
 def streamlit_server(model: str, log_dir: Path) -> Iterator[str]:
     """A fresh `streamlit run` process; yields its URL; no traceback may reach its log."""
     port = _free_port()
-    env = {**os.environ, "CAPTIONER_MODEL": model, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "CAPTIONER_MODEL": model, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     log = open(log_dir / f"streamlit-{port}.log", "w+")
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "streamlit_app.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -308,8 +328,7 @@ def test_caption_page_figures_whole_at_760_px(browser, app_url):
     values = figures.get_by_test_id("stMetricValue")
     expect(values).to_have_count(5)
     for value in values.all():
-        scroll_width, client_width, right = value.evaluate(
-            "e => [e.scrollWidth, e.clientWidth, e.getBoundingClientRect().right]")
+        scroll_width, client_width, right = value.evaluate("e => [e.scrollWidth, e.clientWidth, e.getBoundingClientRect().right]")
         assert scroll_width <= client_width, value.inner_text()  # not cut ("146 ...")
         assert right <= 760, value.inner_text()
         assert "…" not in value.inner_text()
@@ -423,8 +442,9 @@ def test_stop_a_running_batch(browser, app_url):
     page = open_app(browser, app_url)
     go_to(page, "Batch")
     main = page.get_by_test_id("stMain")
-    main.locator("input[type=file]").set_input_files({"name": "scenes.zip", "mimeType": "application/zip",
-                                                       "buffer": zbuf.getvalue()})
+    main.locator("input[type=file]").set_input_files(
+        {"name": "scenes.zip", "mimeType": "application/zip", "buffer": zbuf.getvalue()}
+    )
     wait_idle(page)
     main.get_by_role("button", name="Caption 150 images").click()
     expect(main.get_by_test_id("stProgress")).to_contain_text(re.compile(r"\b[1-9]\d*/150"))  # some are done
@@ -459,8 +479,10 @@ def test_questioning_a_caption_from_shared_links(browser, app_url):
     expect(main.locator(".js-plotly-plot").first).to_be_visible()
     no_errors(page)
 
-    row = _json.dumps({"label": "diverse", "strategy": "group_beam", "num_beams": 4, "num_beam_groups": 2,
-                       "diversity_penalty": 1.0}, separators=(",", ":"))  # fmt: skip
+    row = _json.dumps(
+        {"label": "diverse", "strategy": "group_beam", "num_beams": 4, "num_beam_groups": 2, "diversity_penalty": 1.0},
+        separators=(",", ":"),
+    )
     page.goto(app_url + "/compare?compare_add=" + quote(row))
     expect(main.get_by_role("cell", name="diverse", exact=True).first).to_be_visible(timeout=240_000)
     no_errors(page)

@@ -23,9 +23,17 @@ from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
 from captioner.batch import (
-    OUTPUT_COLUMNS, BatchItem, CaptionRow, batch_config, caption_chunk, caption_items, expand_uploads, iter_items,
-    read_item, score_rows,
-)  # fmt: skip
+    OUTPUT_COLUMNS,
+    BatchItem,
+    CaptionRow,
+    batch_config,
+    caption_chunk,
+    caption_items,
+    expand_uploads,
+    iter_items,
+    read_item,
+    score_rows,
+)
 from captioner.batch import __main__ as batch_cli
 from captioner.batch import rows as batch_rows
 from captioner.batch.items import count_items
@@ -109,8 +117,12 @@ def test_zip_files_are_read_safely_with_their_skipped_entries(tmp_path):
         z.writestr("__MACOSX/._sea.png", b"junk")
     (tmp_path / "not-a-zip.zip").write_text("plain text")
     items = list(iter_items([str(archive), str(tmp_path / "not-a-zip.zip")]))
-    assert names(items) == [f"{archive}/beach/sea.png", f"{archive}/../escape.jpg", f"{archive}/readme.md",
-                            str(tmp_path / "not-a-zip.zip")]  # fmt: skip
+    assert names(items) == [
+        f"{archive}/beach/sea.png",
+        f"{archive}/../escape.jpg",
+        f"{archive}/readme.md",
+        str(tmp_path / "not-a-zip.zip"),
+    ]
     assert items[0].data is not None and not items[0].problem
     assert "not an image" in items[2].problem and "not a ZIP archive" in items[3].problem
     # Without the bytes (what a Ray worker gets), the entry is unpacked again from the archive.
@@ -124,8 +136,9 @@ def test_list_files_txt_csv_and_parquet_with_references(collection, tmp_path):
     (collection / "refs.csv").write_text(
         'path,reference\nred.png,a red ball | a red circle on white\n"blue.jpg","a blue, round dot"\ntrips/grey.gif,\n'
     )
-    pq.write_table(pa.table({"path": ["red.png", "trips/grey.gif"], "reference": [["a red disc", "red"], None]}),
-                   collection / "refs.parquet")  # fmt: skip
+    pq.write_table(
+        pa.table({"path": ["red.png", "trips/grey.gif"], "reference": [["a red disc", "red"], None]}), collection / "refs.parquet"
+    )
     pq.write_table(pa.table({"path": ["red.png"], "reference": ["a red disc | a dot"]}), tmp_path / "flat.parquet")
     txt = list(iter_items([str(tmp_path / "list.txt")]))
     assert names(txt) == [f"{collection}/red.png", f"{collection}/blue.jpg"] and txt[0].references == ()
@@ -141,8 +154,16 @@ def test_list_files_txt_csv_and_parquet_with_references(collection, tmp_path):
 def test_inputs_that_cannot_be_used_become_problems_not_failures(collection, tmp_path):
     (tmp_path / "no-path-column.csv").write_text("file,caption\nred.png,a dot\n")
     (tmp_path / "latin1.txt").write_bytes("caf\xe9.png\n".encode("latin-1"))
-    items = list(iter_items([str(tmp_path / "nowhere"), str(tmp_path / "no-path-column.csv"),
-                             str(tmp_path / "latin1.txt"), "nosuch://bucket/photos/"]))  # fmt: skip
+    items = list(
+        iter_items(
+            [
+                str(tmp_path / "nowhere"),
+                str(tmp_path / "no-path-column.csv"),
+                str(tmp_path / "latin1.txt"),
+                "nosuch://bucket/photos/",
+            ]
+        )
+    )
     assert "No such file or folder" in items[0].problem
     assert "no 'path' column" in items[1].problem
     # A Latin-1 byte in a list names the file of those bytes (surrogateescape); it is not there: read_item says so.
@@ -217,16 +238,26 @@ def test_caption_items_with_progress_stop_lock_and_thumbnails(model, monkeypatch
     progress, lock, held = [], threading.Lock(), []
     real = batch_rows.caption_images
     monkeypatch.setattr(batch_rows, "caption_images", lambda *a: held.append(lock.locked()) or real(*a))
-    rows = caption_items(model, items, model.default_decoding.with_(strategy="beam", num_beams=2, max_new_tokens=8),
-                         batch_size=2,
-                         on_progress=lambda done, total: progress.append((done, total, lock.locked())),
-                         model_lock=lock, thumbnail_side=32)  # fmt: skip
+    rows = caption_items(
+        model,
+        items,
+        model.default_decoding.with_(strategy="beam", num_beams=2, max_new_tokens=8),
+        batch_size=2,
+        on_progress=lambda done, total: progress.append((done, total, lock.locked())),
+        model_lock=lock,
+        thumbnail_side=32,
+    )
     assert [r.path for r in rows] == names(items) and all(r.ok for r in rows)
     assert progress == [(0, 5, False), (2, 5, False), (4, 5, False), (5, 5, False)] and held == [True] * 3
     assert max(rows[0].thumbnail.size) == 32 and json.loads(rows[0].settings)["num_beams"] == 2
     calls = []
-    stopped = caption_items(model, items, model.default_decoding.with_(max_new_tokens=4), batch_size=2,
-                            should_stop=lambda: calls.append(1) or len(calls) > 2)  # fmt: skip
+    stopped = caption_items(
+        model,
+        items,
+        model.default_decoding.with_(max_new_tokens=4),
+        batch_size=2,
+        should_stop=lambda: calls.append(1) or len(calls) > 2,
+    )
     assert len(stopped) == 4  # two chunks, then the stop
 
 
@@ -242,10 +273,12 @@ def test_every_strategy_through_the_page_api(model):
 
 
 def test_score_rows_per_image_and_corpus():
-    rows = [CaptionRow("a", caption="a red ball on grass", references=["a red ball on the grass", "a ball"]),
-            CaptionRow("b", caption="a dog", references=["a dog running", "a brown dog"]),
-            CaptionRow("c", caption="a cat"),
-            CaptionRow("d", status="error", error="bad", references=["x"])]  # fmt: skip
+    rows = [
+        CaptionRow("a", caption="a red ball on grass", references=["a red ball on the grass", "a ball"]),
+        CaptionRow("b", caption="a dog", references=["a dog running", "a brown dog"]),
+        CaptionRow("c", caption="a cat"),
+        CaptionRow("d", status="error", error="bad", references=["x"]),
+    ]
     scored, corpus = score_rows(rows)
     hyps, refs = ["a red ball on grass", "a dog"], [rows[0].references, rows[1].references]
     assert corpus.images == 2 and corpus.bleu4 == bleu4_scores(hyps, refs)[0]
@@ -258,8 +291,10 @@ def test_score_rows_per_image_and_corpus():
 
 @pytest.mark.slow  # a fresh interpreter imports torch
 def test_importing_the_batch_module_imports_neither_ray_nor_pyarrow():
-    code = ("import sys, captioner.batch, captioner.batch.outputs, captioner.batch.ray_job; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'ray', 'pyarrow'}))")  # fmt: skip
+    code = (
+        "import sys, captioner.batch, captioner.batch.outputs, captioner.batch.ray_job; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'ray', 'pyarrow'}))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.stdout.strip() == "[]", out.stderr
 
@@ -397,8 +432,19 @@ def test_a_killed_run_continues_where_it_stopped_and_captions_nothing_twice(mode
     out = tmp_path / "captions.parquet"
     journal = tmp_path / ("captions.parquet" + JOURNAL_SUFFIX)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    args = [sys.executable, "-m", "captioner.batch", str(folder), "--out", str(out), "--model", "builtin",
-            "--batch-size", "2", "--quiet"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "captioner.batch",
+        str(folder),
+        "--out",
+        str(out),
+        "--model",
+        "builtin",
+        "--batch-size",
+        "2",
+        "--quiet",
+    ]
     process = subprocess.Popen(args, cwd=ROOT, env=env, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 240
@@ -428,12 +474,20 @@ def test_a_killed_run_continues_where_it_stopped_and_captions_nothing_twice(mode
 
 # -- formats at their limits ---------------------------------------------------------------------------
 text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30)
-record = st.fixed_dictionaries({
-    "path": text, "sha256": st.none() | text, "width": st.none() | st.integers(0, 2**40),
-    "caption": st.none() | text, "captions": st.lists(text, max_size=3),
-    "score": st.none() | st.floats(allow_nan=True, allow_infinity=True), "out_of_world": st.none() | st.booleans(),
-    "references": st.lists(text, max_size=3), "run_key": text, "status": st.sampled_from(["ok", "error"]),
-})  # fmt: skip
+record = st.fixed_dictionaries(
+    {
+        "path": text,
+        "sha256": st.none() | text,
+        "width": st.none() | st.integers(0, 2**40),
+        "caption": st.none() | text,
+        "captions": st.lists(text, max_size=3),
+        "score": st.none() | st.floats(allow_nan=True, allow_infinity=True),
+        "out_of_world": st.none() | st.booleans(),
+        "references": st.lists(text, max_size=3),
+        "run_key": text,
+        "status": st.sampled_from(["ok", "error"]),
+    }
+)
 
 
 @settings(max_examples=40, deadline=None)

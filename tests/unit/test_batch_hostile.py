@@ -144,8 +144,9 @@ def test_a_list_file_makes_the_batch_contact_no_host_and_use_no_option(run_cli, 
     listener.close()
     assert status == 1 and "Traceback" not in err
     assert len(rows) == len(lines) and [r["status"] for r in rows].count("ok") == 1
-    assert all("refused" in r["error"] or "not read" in r["error"] or "names a path" in r["error"]
-               for r in rows[: len(HOSTILE_URIS)])  # fmt: skip
+    assert all(
+        "refused" in r["error"] or "not read" in r["error"] or "names a path" in r["error"] for r in rows[: len(HOSTILE_URIS)]
+    )
     assert "could not be read" in rows[-1]["error"]  # the allowed URI: one error row, the run goes on
     # The only filesystem made is the allowed scheme's, with the batch's own timeouts and nothing from the line.
     assert [kind for kind, _ in recorded_filesystems] == ["S3FileSystem"]
@@ -262,8 +263,13 @@ def test_the_cli_prints_a_name_that_is_not_utf8_on_a_strict_utf8_stdout(tmp_path
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(root)}
     names = [os.fsencode(tmp_path / n) for n in (os.fsdecode(b"caf\xe9.png"), "plain.png")]
-    done = subprocess.run([os.fsencode(sys.executable), b"-m", b"captioner", *names, b"--model", b"builtin"],
-                          capture_output=True, env=env, cwd=root, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [os.fsencode(sys.executable), b"-m", b"captioner", *names, b"--model", b"builtin"],
+        capture_output=True,
+        env=env,
+        cwd=root,
+        timeout=300,
+    )
     lines = done.stdout.decode("utf-8").splitlines()
     assert done.returncode == 0 and b"Traceback" not in done.stderr and len(lines) == 2
     assert lines[0].startswith(str(tmp_path) + "/caf\\xe9.png\t")
@@ -337,8 +343,10 @@ def test_references_on_a_second_listing_or_a_later_run_are_merged(run_cli, tmp_p
     after = rows_of(tmp_path / "two.csv")
     assert "skipped 2 images" in err and "over 2 images with references" in err and len(after) == 2
     assert {r["path"]: r["caption"] for r in after} == before
-    assert {Path(r["path"]).name: json.loads(r["references"]) for r in after} == {"red.png": ["a red square", "red"],
-                                                                                   "blue.png": ["blue"]}  # fmt: skip
+    assert {Path(r["path"]).name: json.loads(r["references"]) for r in after} == {
+        "red.png": ["a red square", "red"],
+        "blue.png": ["blue"],
+    }
 
 
 # -- caps and data files of the wrong shape -----------------------------------------------------------------
@@ -365,17 +373,21 @@ def test_a_huge_reference_in_one_csv_row_is_that_rows_error_only(run_cli, tmp_pa
 
 def test_too_many_or_too_long_references_and_paths_are_error_rows(tmp_path):
     (tmp_path / "list.parquet").write_bytes(b"")
-    table = pa.table({"path": ["a.png", "b.png", "c.png", "d" * 5000],
-                      "reference": [["r"] * 101, ["z" * 3000], ["ok"], []]})  # fmt: skip
+    table = pa.table({"path": ["a.png", "b.png", "c.png", "d" * 5000], "reference": [["r"] * 101, ["z" * 3000], ["ok"], []]})
     pq.write_table(table, tmp_path / "list.parquet")
     found = list(iter_items([str(tmp_path / "list.parquet")]))
     assert ["101 references" in found[0].problem, "3,000 characters" in found[1].problem] == [True, True]
     assert not found[2].problem and found[2].references == ("ok",) and "5,000 characters" in found[3].problem
 
 
-@pytest.mark.parametrize("column", [pa.array([[1, 2], [3]], pa.list_(pa.int64())),
-                                    pa.array([[["a"]], [["b"]]], pa.list_(pa.list_(pa.string()))),
-                                    pa.array([1, 2], pa.int64())])  # fmt: skip
+@pytest.mark.parametrize(
+    "column",
+    [
+        pa.array([[1, 2], [3]], pa.list_(pa.int64())),
+        pa.array([[["a"]], [["b"]]], pa.list_(pa.list_(pa.string()))),
+        pa.array([1, 2], pa.int64()),
+    ],
+)
 def test_a_parquet_list_of_the_wrong_types_is_one_line(run_cli, tmp_path, column):
     pq.write_table(pa.table({"path": ["a.png", "b.png"], "reference": column}), tmp_path / "list.parquet")
     status, err = run_cli(tmp_path / "list.parquet", "--out", tmp_path / "c.jsonl")
@@ -490,8 +502,16 @@ def test_stale_temporaries_are_removed_and_a_second_ctrl_c_waits(run_cli, photos
 def test_a_damaged_journal_is_skipped_line_by_line(run_cli, photos, tmp_path):
     out = tmp_path / "c.jsonl"
     good = CaptionRow(str(photos / "9.png"), sha256="0" * 64, caption="kept", run_key="other").to_record()
-    lines = [json.dumps(good), "\0" * 40, "{}", "null", '{"path": 1, "run_key": "x", "status": "ok"}',
-             json.dumps({**good, "width": "wide"}), "[1, 2]", json.dumps({**good, "path": str(photos / "8.png")})]
+    lines = [
+        json.dumps(good),
+        "\0" * 40,
+        "{}",
+        "null",
+        '{"path": 1, "run_key": "x", "status": "ok"}',
+        json.dumps({**good, "width": "wide"}),
+        "[1, 2]",
+        json.dumps({**good, "path": str(photos / "8.png")}),
+    ]
     (tmp_path / ("c.jsonl" + JOURNAL_SUFFIX)).write_text("\n".join(lines) + "\n")
     status, err = run_cli(photos, "--out", out)
     rows = rows_of(out)
@@ -549,8 +569,13 @@ def test_references_from_a_later_ray_run_are_merged_into_the_rows(tmp_path):
 
 # -- CSV formulas ----------------------------------------------------------------------------------------
 @PROPERTY
-@given(st.lists(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
-                .map(lambda t: t.strip("\r")), min_size=1, max_size=4))  # fmt: skip
+@given(
+    st.lists(
+        st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12).map(lambda t: t.strip("\r")),
+        min_size=1,
+        max_size=4,
+    )
+)
 def test_csv_cells_never_start_a_formula_and_read_back_the_same(tmp_path_factory, texts):
     texts = [f"{p}{t}" for p, t in zip(["=", "+", "-", "@", "\t", "'", ""], texts)]
     path = str(tmp_path_factory.mktemp("csv") / "c.csv")

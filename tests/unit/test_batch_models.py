@@ -55,7 +55,9 @@ def test_two_models_give_a_row_per_image_and_model_and_a_leaderboard(collection,
     assert run(collection, out, str(tiny_visiongpt2_dir), blip) == 0
     rows = rows_of(out)
     assert len(rows) == 6 and {r["model"] for r in rows} == {"captioner.pt", blip}
-    assert {(r["path"].rsplit("/", 1)[-1], r["model"]) for r in rows} == {(f"im{i}.png", m) for i in range(3) for m in ("captioner.pt", blip)}
+    assert {(r["path"].rsplit("/", 1)[-1], r["model"]) for r in rows} == {
+        (f"im{i}.png", m) for i in range(3) for m in ("captioner.pt", blip)
+    }
     printed = capsys.readouterr().out
     board = json.loads((tmp_path / "captions.leaderboard.json").read_text())["models"]
     assert [line["model"] for line in board] == ["captioner.pt", blip]
@@ -79,7 +81,11 @@ def test_references_match_by_path_and_split_on_the_separator(collection):
     root, _ = collection
     refs = read_references(str(root / "refs.csv"))
     by_name = {k.rsplit("/", 1)[-1]: v for k, v in refs.items()}
-    assert by_name == {"im0.png": ("a red ball", "a ball on grass"), "im1.png": ("w1 w2 w3",), "im2.png": ("a dog", "a brown dog")}
+    assert by_name == {
+        "im0.png": ("a red ball", "a ball on grass"),
+        "im1.png": ("w1 w2 w3",),
+        "im2.png": ("a dog", "a brown dog"),
+    }
 
 
 def test_resume_is_per_model(collection, tmp_path, tiny_visiongpt2_dir, capsys):
@@ -111,9 +117,11 @@ def test_bad_references_are_one_line_and_exit_2(collection, tmp_path, capsys):
 
 
 def test_model_scores_of_known_rows():
-    rows = [{"caption": "a cat on a mat", "references": ["a cat on a mat"], "timings": json.dumps({"encode": 0.5, "decode": 0.5})},
-            {"caption": "a cat", "references": [], "timings": json.dumps({"decode": 1.0})},
-            {"caption": "a dog on a mat", "references": "[\"a cat\"]", "timings": "{}"}]  # fmt: skip
+    rows = [
+        {"caption": "a cat on a mat", "references": ["a cat on a mat"], "timings": json.dumps({"encode": 0.5, "decode": 0.5})},
+        {"caption": "a cat", "references": [], "timings": json.dumps({"decode": 1.0})},
+        {"caption": "a dog on a mat", "references": '["a cat"]', "timings": "{}"},
+    ]
     scores = model_scores("m", rows)
     assert (scores.images, scores.scored) == (3, 2)
     assert scores.exact_match == 0.5 and scores.mean_length == pytest.approx((5 + 2 + 5) / 3)

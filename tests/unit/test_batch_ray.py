@@ -75,6 +75,7 @@ def rows_of(out: Path) -> list[dict]:
 
 def same_rows(a: list[dict], b: list[dict]) -> bool:
     """Equal rows; scores to float rounding (a worker with one thread sums in another order than two threads)."""
+
     def exact(rows):
         return [{k: v for k, v in r.items() if not isinstance(v, float)} for r in rows]
 
@@ -114,15 +115,24 @@ def test_a_killed_worker_is_retried_and_every_image_written_once(run_cli, tmp_pa
     for i in range(24):
         (folder / f"{i:02d}.png").write_bytes(image_bytes(colour=(10 * i, 240 - 10 * i, 120), size=(50 + i, 40)))
     result: dict = {}
-    job = threading.Thread(target=lambda: result.update(
-        status=run_cli(folder, "--out", tmp_path / "out", "--ray", "--workers", "2", "--batch-size", "2")[0]))  # fmt: skip
+    job = threading.Thread(
+        target=lambda: result.update(
+            status=run_cli(folder, "--out", tmp_path / "out", "--ray", "--workers", "2", "--batch-size", "2")[0]
+        )
+    )
     job.start()
     victim = None
     deadline = time.monotonic() + 240
     while victim is None and job.is_alive():
         assert time.monotonic() < deadline, "no worker started captioning"
-        victim = next((p for p in psutil.process_iter(["pid", "cmdline"])
-                       if f"{WORKER_TITLE}).submit" in " ".join(p.info["cmdline"] or [])), None)  # fmt: skip
+        victim = next(
+            (
+                p
+                for p in psutil.process_iter(["pid", "cmdline"])
+                if f"{WORKER_TITLE}).submit" in " ".join(p.info["cmdline"] or [])
+            ),
+            None,
+        )
         time.sleep(0.05)
     assert victim is not None, "the job ended before a worker could be killed"
     os.kill(victim.pid, signal.SIGKILL)  # in the middle of a batch

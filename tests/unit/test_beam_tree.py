@@ -64,11 +64,23 @@ def test_a_forced_prefix_is_one_node_a_step(pair):
 
 
 @settings(derandomize=True, max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(beams=st.integers(1, 8), length_penalty=st.floats(*LENGTH_PENALTY_RANGE), early=st.sampled_from([True, False, "never"]),
-       max_new=st.integers(1, 16), ngram=st.integers(0, 2))
+@given(
+    beams=st.integers(1, 8),
+    length_penalty=st.floats(*LENGTH_PENALTY_RANGE),
+    early=st.sampled_from([True, False, "never"]),
+    max_new=st.integers(1, 16),
+    ngram=st.integers(0, 2),
+)
 def test_tree_invariants_for_any_beam_settings(beams, length_penalty, early, max_new, ngram):
-    config = DecodingConfig(strategy="beam", num_beams=beams, length_penalty=length_penalty, early_stopping=early,
-                            max_new_tokens=max_new, no_repeat_ngram_size=ngram, output_attentions=False)
+    config = DecodingConfig(
+        strategy="beam",
+        num_beams=beams,
+        length_penalty=length_penalty,
+        early_stopping=early,
+        max_new_tokens=max_new,
+        no_repeat_ngram_size=ngram,
+        output_attentions=False,
+    )
     result = caption_image(small_vocabulary_model(), image(), [config])[0]
     check_tree(result)
     json.dumps(result.beam_tree.to_dict(), allow_nan=False)

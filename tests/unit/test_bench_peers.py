@@ -41,8 +41,13 @@ def tiny_bench(monkeypatch):
     args = argparse.Namespace(runs=1, no_compile=True, only="peers", dtypes="fp32", quick=False, threads=None)
     bench = Bench(args)
     tok = make_word_tokenizer()
-    monkeypatch.setattr(bench, "visiongpt2", lambda dtype: VisionGPT2Captioner(
-        make_tiny_visiongpt2().to(contenders.torch_dtype(dtype)), tok, ModelInfo("t", "visiongpt2", "t", 0, dtype)))
+    monkeypatch.setattr(
+        bench,
+        "visiongpt2",
+        lambda dtype: VisionGPT2Captioner(
+            make_tiny_visiongpt2().to(contenders.torch_dtype(dtype)), tok, ModelInfo("t", "visiongpt2", "t", 0, dtype)
+        ),
+    )
     return bench, tok
 
 
@@ -63,8 +68,16 @@ def test_peers_section_rows_and_targets(tiny_bench):
     row = next(t for t in targets if t["target"] == "peers_greedy_vs_generate" and t["where"] == "hf fp32")
     assert row["value"] == engine["vs_generate"] and row["met"] == (engine["vs_generate"] <= 0.6)
     machine = {"cpu": "x", "cpu_capability": "AVX512", "amx": False, "cores": 2, "threads": 2, "torch": "t", "transformers": "t"}
-    text = markdown({"date": "d", "machine": machine, "load_before": (0, 0, 0), "load_after": (0, 0, 0), "rows": bench.rows,
-                     "targets": targets})
+    text = markdown(
+        {
+            "date": "d",
+            "machine": machine,
+            "load_before": (0, 0, 0),
+            "load_after": (0, 0, 0),
+            "rows": bench.rows,
+            "targets": targets,
+        }
+    )
     assert f"{engine['vs_generate']:.2f} (min {engine['vs_generate_min']:.2f}) x generate; fastest peer: generate" in text
     assert "fp32 greedy: engine <= 0.6 x eager generate" in text
 

@@ -70,12 +70,19 @@ def test_cached_steps_equal_the_full_forward(family, folders):
 
 GENERATE_CASES = [
     pytest.param(dict(strategy="greedy", max_new_tokens=12), dict(num_beams=1), id="greedy"),
-    pytest.param(dict(strategy="beam", num_beams=4, max_new_tokens=12, num_return_sequences=4),
-                 dict(num_beams=4, num_return_sequences=4), id="beam4", marks=pytest.mark.slow),
-    pytest.param(dict(strategy="beam", num_beams=4, max_new_tokens=10, length_penalty=0.5, early_stopping=True, no_repeat_ngram_size=2),
-                 dict(num_beams=4, length_penalty=0.5, early_stopping=True, no_repeat_ngram_size=2), id="beam4-rules",
-                 marks=pytest.mark.slow),
-]  # fmt: skip
+    pytest.param(
+        dict(strategy="beam", num_beams=4, max_new_tokens=12, num_return_sequences=4),
+        dict(num_beams=4, num_return_sequences=4),
+        id="beam4",
+        marks=pytest.mark.slow,
+    ),
+    pytest.param(
+        dict(strategy="beam", num_beams=4, max_new_tokens=10, length_penalty=0.5, early_stopping=True, no_repeat_ngram_size=2),
+        dict(num_beams=4, length_penalty=0.5, early_stopping=True, no_repeat_ngram_size=2),
+        id="beam4-rules",
+        marks=pytest.mark.slow,
+    ),
+]
 
 
 @pytest.mark.parametrize("ours,theirs", GENERATE_CASES)
@@ -87,8 +94,14 @@ def test_token_ids_equal_generate(family, folders, ours, theirs):
     for seed in range(3):
         image = noise_image(seed)
         result = caption_image(cap, image, [config])[0]
-        out = cap.model.generate(pixel_values=cap.preprocess([image]), do_sample=False, max_new_tokens=config.max_new_tokens,
-                                 output_scores=True, return_dict_in_generate=True, **theirs)  # fmt: skip
+        out = cap.model.generate(
+            pixel_values=cap.preprocess([image]),
+            do_sample=False,
+            max_new_tokens=config.max_new_tokens,
+            output_scores=True,
+            return_dict_in_generate=True,
+            **theirs,
+        )
         assert len(result.captions) == out.sequences.size(0)
         for caption, row in zip(result.captions, out.sequences.tolist()):
             assert row[0] == cap.bos_token_id  # generate's start token, which the engine does not count

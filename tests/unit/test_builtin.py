@@ -32,8 +32,14 @@ def offline(monkeypatch, tmp_path):
 @needs_builtin
 def test_builtin_files_are_small_and_complete():
     names = {p.name for p in BUILTIN_DIR.iterdir()}
-    assert {"model.safetensors", "config.json", "tokenizer.json", "MODEL_CARD.md", "calibration.json",
-            "generation_config.json"} <= names  # fmt: skip
+    assert {
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "MODEL_CARD.md",
+        "calibration.json",
+        "generation_config.json",
+    } <= names
     assert json.loads((BUILTIN_DIR / "config.json").read_text())["architecture"] == "VisionGPT2"
     total = sum(p.stat().st_size for p in BUILTIN_DIR.rglob("*") if p.is_file())
     assert total <= 20_000_000
@@ -103,10 +109,27 @@ def test_attention_hit_definition():
 
 def _tiny_args(tmp_path, *extra):
     return [
-        "--out", str(tmp_path / "model"), "--run-dir", str(tmp_path / "run"), "--size", "tiny",
-        "--train-scenes", "48", "--batch-size", "16", "--steps", "6", "--val-scenes", "2",
-        "--eval-scenes", "0", "--threads", "1", "--quiet", *extra,
-    ]  # fmt: skip
+        "--out",
+        str(tmp_path / "model"),
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--size",
+        "tiny",
+        "--train-scenes",
+        "48",
+        "--batch-size",
+        "16",
+        "--steps",
+        "6",
+        "--val-scenes",
+        "2",
+        "--eval-scenes",
+        "0",
+        "--threads",
+        "1",
+        "--quiet",
+        *extra,
+    ]
 
 
 @pytest.mark.slow
@@ -236,10 +259,26 @@ def test_cli_json_carries_confidence_flag_and_limit(tmp_path):
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (120, 90, 3), dtype=np.uint8)).save(tmp_path / "noise.png")
     env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1"}
     out = subprocess.run(
-        [sys.executable, "-m", "captioner", str(tmp_path / "scene.png"), str(tmp_path / "noise.png"), "--model", "builtin",
-         "--json", "--max-new-tokens", "24", "--no-repeat-ngram-size", "10"],
-        capture_output=True, text=True, timeout=300, env=env, check=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "captioner",
+            str(tmp_path / "scene.png"),
+            str(tmp_path / "noise.png"),
+            "--model",
+            "builtin",
+            "--json",
+            "--max-new-tokens",
+            "24",
+            "--no-repeat-ngram-size",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=True,
+    )
     scene, noise = [json.loads(line) for line in out.stdout.splitlines()]
     for record in (scene, noise):
         assert 0.0 <= record["confidence"] <= 1.0 and record["hit_limit"] is False
@@ -265,6 +304,12 @@ def test_runtime_never_imports_the_world(tmp_path):
         "    captioner.explain.explain(model, Image.new('RGB', (64, 64), (90, 120, 120)), 'a red circle', method)\n"
         "print(sorted(m for m in sys.modules if m.startswith(('captioner.world', 'captioner.bench'))))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True,
-                         env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr

@@ -58,8 +58,14 @@ def nanogpt_checkpoint(model: torch.nn.Module, weights: dict) -> dict:
     for p in model.parameters():
         p.grad = torch.zeros_like(p)
     optimizer.step()
-    return {"model": weights, "optimizer": optimizer.state_dict(), "model_args": {"n_layer": 2, "n_embd": 32},
-            "iter_num": 500, "best_val_loss": torch.tensor(2.31), "config": {"batch_size": 12, "compile": True}}
+    return {
+        "model": weights,
+        "optimizer": optimizer.state_dict(),
+        "model_args": {"n_layer": 2, "n_embd": 32},
+        "iter_num": 500,
+        "best_val_loss": torch.tensor(2.31),
+        "config": {"batch_size": 12, "compile": True},
+    }
 
 
 def saves(model):
@@ -71,8 +77,11 @@ def saves(model):
         ("dataparallel of compile", torch.nn.DataParallel(compiled).state_dict(), ["module.", "_orig_mod."]),
         ("nanogpt", nanogpt_checkpoint(make_tiny_visiongpt2(), compiled.state_dict()), ["_orig_mod."]),
         ("lightning-like", {"state_dict": torch.nn.DataParallel(model).state_dict(), "epoch": 3}, ["module."]),
-        ("lightning", {"state_dict": {"model." + k: v for k, v in model.state_dict().items()}, "epoch": 1,
-                       "global_step": 10}, ["model."]),  # a LightningModule with the network as self.model
+        (
+            "lightning",
+            {"state_dict": {"model." + k: v for k, v in model.state_dict().items()}, "epoch": 1, "global_step": 10},
+            ["model."],
+        ),  # a LightningModule with the network as self.model
     ]
 
 
@@ -111,9 +120,15 @@ def test_what_cannot_be_read_one_way_is_refused_with_the_reason(tiny, tmp_path):
     state = model.seed_state_dict()
     half = {(f"module.{k}" if i % 2 else k): v for i, (k, v) in enumerate(state.items())}
     cases = [
-        (half, r"captioner.pt: \d+ of \d+ tensor names begin with 'module.' \(as DataParallel saves them\) and the others do not"),
+        (
+            half,
+            r"captioner.pt: \d+ of \d+ tensor names begin with 'module.' \(as DataParallel saves them\) and the others do not",
+        ),
         ({"model": state, "state_dict": state}, r"holds several state dicts \(state_dict, model\)"),
-        ({**state, "transformer._orig_mod.wte.weight": state["transformer.wte.weight"]}, r"transformer.wte.weight would be named twice"),
+        (
+            {**state, "transformer._orig_mod.wte.weight": state["transformer.wte.weight"]},
+            r"transformer.wte.weight would be named twice",
+        ),
         ({"model": {"not": "tensors"}, "optimizer": {}}, r"holds no state dict"),
     ]
     for obj, message in cases:
@@ -125,8 +140,11 @@ def test_what_cannot_be_read_one_way_is_refused_with_the_reason(tiny, tmp_path):
 
 PREFIX_CHAINS = st.lists(st.sampled_from(sorted(TRAINING_PREFIXES)), max_size=3)
 WRAPPERS = st.sampled_from([None, *WRAPPER_KEYS])
-EXTRAS = st.dictionaries(st.sampled_from(["optimizer", "iter_num", "epoch", "config", "best_val_loss", "scaler"]),
-                         st.sampled_from([{}, 3, {"lr": 1e-4}, torch.tensor(1.5), [1, 2]]), max_size=3)  # fmt: skip
+EXTRAS = st.dictionaries(
+    st.sampled_from(["optimizer", "iter_num", "epoch", "config", "best_val_loss", "scaler"]),
+    st.sampled_from([{}, 3, {"lr": 1e-4}, torch.tensor(1.5), [1, 2]]),
+    max_size=3,
+)
 
 
 @settings(derandomize=True, deadline=None, max_examples=120, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -211,7 +229,9 @@ def test_the_cli_says_what_was_stripped_and_refuses_a_foreign_tokenizer_in_one_l
     IMAGE.save(tmp_path / "photo.png")
     path = save_beside_tokenizer(tmp_path / "dp", torch.nn.DataParallel(model).state_dict(), tokenizer)
     assert main([str(tmp_path / "photo.png"), "--model", str(path), "--max-new-tokens", "2"]) == 0
-    assert "note: captioner.pt: the prefix 'module.' (DataParallel) was stripped from every tensor name" in capsys.readouterr().err
+    assert (
+        "note: captioner.pt: the prefix 'module.' (DataParallel) was stripped from every tensor name" in capsys.readouterr().err
+    )
     folder = tmp_path / "foreign"
     folder.mkdir()
     torch.save(make_tiny_visiongpt2(vocab_size=38).seed_state_dict(), folder / "captioner.pt")

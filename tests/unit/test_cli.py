@@ -23,12 +23,20 @@ ROOT = Path(__file__).resolve().parents[2]
 def run_cli(*args, env_extra=None, cwd=ROOT, stdin=""):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "captioner", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=240, input=stdin)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "captioner", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=240,
+        input=stdin,
+    )
 
 
 def strict_json(line: str) -> dict:
     """A JSON Lines record, refusing the NaN and Infinity that Python's json would accept."""
+
     def refuse(name):
         raise ValueError(f"{name} in the output")
 
@@ -53,8 +61,23 @@ def images(tmp_path_factory):
 
 
 def test_json_lines(gpt2_visiongpt2_file, images):
-    out = run_cli(images / "red.png", images / "blue.jpg", "--model", gpt2_visiongpt2_file, "--json", "--strategy", "beam",
-                  "--num-beams", "3", "--max-new-tokens", "6", "--min-new-tokens", "2", "--num-return-sequences", "2")
+    out = run_cli(
+        images / "red.png",
+        images / "blue.jpg",
+        "--model",
+        gpt2_visiongpt2_file,
+        "--json",
+        "--strategy",
+        "beam",
+        "--num-beams",
+        "3",
+        "--max-new-tokens",
+        "6",
+        "--min-new-tokens",
+        "2",
+        "--num-return-sequences",
+        "2",
+    )
     assert out.returncode == 0, out.stderr
     records = [strict_json(line) for line in out.stdout.splitlines()]
     assert [r["image"] for r in records] == [str(images / "red.png"), str(images / "blue.jpg")]
@@ -69,16 +92,36 @@ def test_json_lines(gpt2_visiongpt2_file, images):
 
 
 def test_sampling_is_reproducible_from_the_command_line(gpt2_visiongpt2_file, images):
-    args = [images / "red.png", "--model", gpt2_visiongpt2_file, "--json", "--strategy", "sample",
-            "--top-p", "0.9", "--seed", "7", "--max-new-tokens", "8"]
+    args = [
+        images / "red.png",
+        "--model",
+        gpt2_visiongpt2_file,
+        "--json",
+        "--strategy",
+        "sample",
+        "--top-p",
+        "0.9",
+        "--seed",
+        "7",
+        "--max-new-tokens",
+        "8",
+    ]
     first, second = run_cli(*args), run_cli(*args)
     assert first.returncode == 0 and strict_json(first.stdout)["token_ids"] == strict_json(second.stdout)["token_ids"]
 
 
 def test_bad_files_among_good_ones(gpt2_visiongpt2_file, images):
     """A FIFO, a broken file and a missing one: each named, and the images after them still captioned."""
-    out = run_cli(images / "pipe.png", images / "broken.jpg", images / "red.png", images / "missing.png", images / "blue.jpg",
-                  "--model", gpt2_visiongpt2_file, "--json")
+    out = run_cli(
+        images / "pipe.png",
+        images / "broken.jpg",
+        images / "red.png",
+        images / "missing.png",
+        images / "blue.jpg",
+        "--model",
+        gpt2_visiongpt2_file,
+        "--json",
+    )
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert f"{images / 'pipe.png'}: {images / 'pipe.png'} is a FIFO (named pipe), not a regular file." in out.stderr
     assert "broken.jpg: This file is not an image we can read" in out.stderr
@@ -99,14 +142,20 @@ def test_bad_files_among_good_ones(gpt2_visiongpt2_file, images):
         (["--repetition-penalty", "nan"], "repetition_penalty must be a number from 0.01 to 100, not nan"),
         (["--length-penalty", "1e308", "--strategy", "beam"], "length_penalty must be a number from -2 to 3, not 1e+308"),
         (["--length-penalty", "-8", "--strategy", "beam"], "length_penalty must be a number from -2 to 3, not -8"),
-        (["--seed", "18446744073709551616", "--strategy", "sample"], "seed must be a whole number from 0 to 18446744073709551615"),
+        (
+            ["--seed", "18446744073709551616", "--strategy", "sample"],
+            "seed must be a whole number from 0 to 18446744073709551615",
+        ),
         (["--num-return-sequences", "3"], "num_return_sequences must be 1 with greedy decoding"),
         (["--min-p", "1.5", "--strategy", "sample"], "min_p must be a number from 0 to 1, not 1.5"),
         (["--typical-p", "0", "--strategy", "sample"], "typical_p must be a number above 0 and at most 1, not 0"),
         (["--eta-cutoff", "1", "--strategy", "sample"], "eta_cutoff must be a number from 0 to 0.99, not 1"),
         (["--strategy", "group_beam", "--num-beams", "4", "--num-beam-groups", "3"], "num_beam_groups must divide num_beams (4)"),
         (["--strategy", "contrastive", "--top-k", "0"], "top_k must be from 1 to 16 with contrastive search"),
-        (["--strategy", "contrastive", "--top-k", "4", "--penalty-alpha", "2"], "penalty_alpha must be a number from 0 to 1, not 2"),
+        (
+            ["--strategy", "contrastive", "--top-k", "4", "--penalty-alpha", "2"],
+            "penalty_alpha must be a number from 0 to 1, not 2",
+        ),
         (["--prefix", " ".join(["a"] * 45)], "the prefix has 45 tokens; this model holds at most 39 after its start token"),
     ],
 )
@@ -119,12 +168,27 @@ def test_bad_options_are_one_line(gpt2_visiongpt2_file, images, args, message):
     assert out.stdout == ""
 
 
-@pytest.mark.parametrize("args", [["--length-penalty", "-2", "--strategy", "beam", "--num-beams", "16", "--min-new-tokens", "39",
-                                   "--repetition-penalty", "100"],
-                                  ["--length-penalty", "3", "--strategy", "beam", "--num-beams", "16", "--num-return-sequences", "16"],
-                                  ["--temperature", "0.01", "--strategy", "sample", "--top-k", "1000000"],
-                                  ["--repetition-penalty", "100", "--no-repeat-ngram-size", "1"],
-                                  ["--seed", "18446744073709551615", "--strategy", "sample", "--num-return-sequences", "16"]])  # fmt: skip
+@pytest.mark.parametrize(
+    "args",
+    [
+        [
+            "--length-penalty",
+            "-2",
+            "--strategy",
+            "beam",
+            "--num-beams",
+            "16",
+            "--min-new-tokens",
+            "39",
+            "--repetition-penalty",
+            "100",
+        ],
+        ["--length-penalty", "3", "--strategy", "beam", "--num-beams", "16", "--num-return-sequences", "16"],
+        ["--temperature", "0.01", "--strategy", "sample", "--top-k", "1000000"],
+        ["--repetition-penalty", "100", "--no-repeat-ngram-size", "1"],
+        ["--seed", "18446744073709551615", "--strategy", "sample", "--num-return-sequences", "16"],
+    ],
+)
 def test_settings_at_their_limits_give_strict_json(gpt2_visiongpt2_file, images, args):
     out = run_cli(images / "red.png", "--model", gpt2_visiongpt2_file, "--json", "--max-new-tokens", "39", *args)
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
@@ -133,7 +197,9 @@ def test_settings_at_their_limits_give_strict_json(gpt2_visiongpt2_file, images,
 
 
 def test_prefix_and_the_beam_tree_in_json(images):
-    out = run_cli(images / "red.png", "--model", "builtin", "--json", "--strategy", "beam", "--num-beams", "3", "--prefix", "A big")
+    out = run_cli(
+        images / "red.png", "--model", "builtin", "--json", "--strategy", "beam", "--num-beams", "3", "--prefix", "A big"
+    )
     assert out.returncode == 0, out.stderr
     record = strict_json(out.stdout)
     assert record["caption"].startswith("a big") and record["forced"][:2] == [True, True] and not any(record["forced"][2:])
@@ -150,7 +216,9 @@ def test_prefix_and_the_beam_tree_in_json(images):
 
 
 def test_max_new_tokens_beyond_the_model_is_clamped_with_a_notice(gpt2_visiongpt2_file, images):
-    out = run_cli(images / "red.png", "--model", gpt2_visiongpt2_file, "--json", "--max-new-tokens", "64", "--min-new-tokens", "50")
+    out = run_cli(
+        images / "red.png", "--model", gpt2_visiongpt2_file, "--json", "--max-new-tokens", "64", "--min-new-tokens", "50"
+    )
     assert out.returncode == 0, out.stderr
     assert "note: max_new_tokens 64 is more than the model holds after its start token (39); using 39." in out.stderr
     record = strict_json(out.stdout)
@@ -166,7 +234,9 @@ def test_generation_defaults_are_used_unless_options_say_otherwise(tmp_path, ima
     GenerationConfig(max_length=7, num_beams=4, no_repeat_ngram_size=2).save_pretrained(str(tmp_path))
     used = strict_json(run_cli(images / "red.png", "--model", model, "--json").stdout)["decoding"]
     assert (used["strategy"], used["num_beams"], used["max_new_tokens"], used["no_repeat_ngram_size"]) == ("beam", 4, 6, 2)
-    used = strict_json(run_cli(images / "red.png", "--model", model, "--json", "--strategy", "greedy", "--max-new-tokens", "3").stdout)["decoding"]
+    used = strict_json(
+        run_cli(images / "red.png", "--model", model, "--json", "--strategy", "greedy", "--max-new-tokens", "3").stdout
+    )["decoding"]
     assert (used["strategy"], used["max_new_tokens"], used["no_repeat_ngram_size"]) == ("greedy", 3, 2)
 
 
@@ -207,5 +277,7 @@ def test_a_hub_that_does_not_answer_is_one_message(tmp_path, images, silent_hub)
     print(f"failed after {time.monotonic() - start:.1f} s (interpreter start included)")  # a figure for the report, not asserted
     assert out.returncode == 2
     error = one_error_line(out.stderr)
-    assert error == ("error: nlpconnect/vit-gpt2-image-captioning is not in the local Hugging Face cache, and it cannot be "
-                     f"downloaded: The Hugging Face hub ({silent_hub}) did not answer within 2 s (ReadTimeout).")  # fmt: skip
+    assert error == (
+        "error: nlpconnect/vit-gpt2-image-captioning is not in the local Hugging Face cache, and it cannot be "
+        f"downloaded: The Hugging Face hub ({silent_hub}) did not answer within 2 s (ReadTimeout)."
+    )

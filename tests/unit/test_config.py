@@ -17,19 +17,53 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from captioner.config import (
-    DECODING_SCHEMA, GENERATION_SCHEMA, MAX_NEW_TOKENS, STRATEGIES, VISIONGPT2_SCHEMA, ConfigError, DecodingConfig,
-    VisionGPT2Config, decoding_from_generation_config,
-)  # fmt: skip
+    DECODING_SCHEMA,
+    GENERATION_SCHEMA,
+    MAX_NEW_TOKENS,
+    STRATEGIES,
+    VISIONGPT2_SCHEMA,
+    ConfigError,
+    DecodingConfig,
+    VisionGPT2Config,
+    decoding_from_generation_config,
+)
 
 PROPERTY = settings(derandomize=True, deadline=None, max_examples=120, suppress_health_check=[HealthCheck.too_slow])
 
 # Values that break something somewhere: non-numbers, non-finite, huge, tiny, negative, wrong types.
 JUNK = st.one_of(
-    st.sampled_from([float("nan"), float("inf"), -float("inf"), 1e308, -1e308, 1e-40, -1e-40, 0.0, -0.0, 2**64, 2**64 - 1,
-                     -(2**63), 2**63, -1, 0, 1, True, False, None, "", "4", "nan", [], {}, [1, 2]]),
+    st.sampled_from(
+        [
+            float("nan"),
+            float("inf"),
+            -float("inf"),
+            1e308,
+            -1e308,
+            1e-40,
+            -1e-40,
+            0.0,
+            -0.0,
+            2**64,
+            2**64 - 1,
+            -(2**63),
+            2**63,
+            -1,
+            0,
+            1,
+            True,
+            False,
+            None,
+            "",
+            "4",
+            "nan",
+            [],
+            {},
+            [1, 2],
+        ]
+    ),
     st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=True, allow_infinity=True),
-)  # fmt: skip
+)
 
 
 def in_range(name: str):
@@ -57,8 +91,15 @@ def decoding_settings(draw):
 
 
 def all_finite(caption) -> bool:
-    numbers = [caption.score, caption.logprob, caption.confidence, *caption.token_probs, *caption.processed_probs,
-               *caption.entropies, *(p for alts in caption.alternatives for _, _, p in alts)]  # fmt: skip
+    numbers = [
+        caption.score,
+        caption.logprob,
+        caption.confidence,
+        *caption.token_probs,
+        *caption.processed_probs,
+        *caption.entropies,
+        *(p for alts in caption.alternatives for _, _, p in alts),
+    ]
     return all(isinstance(x, float) and math.isfinite(x) for x in numbers)
 
 
@@ -121,7 +162,10 @@ def test_validation_only_raises_config_error_naming_the_setting(values):
         ({"max_new_tokens": 3.0}, "max_new_tokens must be a whole number"),
         ({"num_beams": True, "strategy": "beam"}, "num_beams must be a whole number from 1 to 16, not true"),
         ({"top_p": 0.0}, "top_p must be a number above 0 and at most 1, not 0"),
-        ({"strategy": "nucleus"}, "strategy must be one of 'greedy', 'beam', 'sample', 'group_beam', 'contrastive', not 'nucleus'"),
+        (
+            {"strategy": "nucleus"},
+            "strategy must be one of 'greedy', 'beam', 'sample', 'group_beam', 'contrastive', not 'nucleus'",
+        ),
         ({"early_stopping": 1}, "early_stopping must be one of true, false, 'never', not 1"),
         ({"min_new_tokens": 9, "max_new_tokens": 5}, "min_new_tokens must be at most max_new_tokens (5)"),
         ({"strategy": "beam", "num_beams": 2, "num_return_sequences": 3}, "num_return_sequences must be at most num_beams (2)"),
@@ -137,7 +181,9 @@ def test_each_bad_setting_is_named_with_its_range(changes, message):
 
 def test_validation_returns_plain_numbers():
     np = pytest.importorskip("numpy")
-    config = DecodingConfig(strategy="sample", top_k=np.int64(5), temperature=np.float32(0.5), seed=np.uint64(2**64 - 1)).validate()
+    config = DecodingConfig(
+        strategy="sample", top_k=np.int64(5), temperature=np.float32(0.5), seed=np.uint64(2**64 - 1)
+    ).validate()
     assert (type(config.top_k), type(config.temperature), type(config.seed)) == (int, float, int)
     assert config.seed == 2**64 - 1
 
@@ -159,8 +205,15 @@ def saved_generation_config(tmp_path, **values) -> dict:
 
 
 def test_generation_config_as_transformers_saves_it(tmp_path):
-    values = saved_generation_config(tmp_path, max_length=16, num_beams=4, no_repeat_ngram_size=3, length_penalty=0.8,
-                                     early_stopping=True, decoder_start_token_id=50256)  # fmt: skip
+    values = saved_generation_config(
+        tmp_path,
+        max_length=16,
+        num_beams=4,
+        no_repeat_ngram_size=3,
+        length_penalty=0.8,
+        early_stopping=True,
+        decoder_start_token_id=50256,
+    )
     assert "transformers_version" in values
     config = decoding_from_generation_config(values)
     assert (config.strategy, config.num_beams, config.max_new_tokens) == ("beam", 4, 15)  # max_length counts the start token
@@ -179,7 +232,11 @@ def test_generation_config_sampling_and_limits(tmp_path):
 
 
 @PROPERTY
-@given(values=st.dictionaries(st.sampled_from(sorted(GENERATION_SCHEMA)), st.one_of(JUNK, st.integers(0, 64), st.floats(0, 2)), max_size=6))
+@given(
+    values=st.dictionaries(
+        st.sampled_from(sorted(GENERATION_SCHEMA)), st.one_of(JUNK, st.integers(0, 64), st.floats(0, 2)), max_size=6
+    )
+)
 def test_any_generation_config_gives_valid_defaults_or_names_the_field(values):
     try:
         config = decoding_from_generation_config(values, max_new_tokens_limit=31)
@@ -191,7 +248,13 @@ def test_any_generation_config_gives_valid_defaults_or_names_the_field(values):
 
 # -- VisionGPT2 config.json --------------------------------------------------------------------
 @PROPERTY
-@given(values=st.dictionaries(st.sampled_from(sorted(VISIONGPT2_SCHEMA)), st.one_of(JUNK, st.integers(0, 4096), st.lists(st.floats(), max_size=4)), max_size=6))
+@given(
+    values=st.dictionaries(
+        st.sampled_from(sorted(VISIONGPT2_SCHEMA)),
+        st.one_of(JUNK, st.integers(0, 4096), st.lists(st.floats(), max_size=4)),
+        max_size=6,
+    )
+)
 def test_any_config_fields_build_a_config_or_name_the_field(values):
     try:
         config = VisionGPT2Config.from_dict(values)
@@ -203,8 +266,18 @@ def test_any_config_fields_build_a_config_or_name_the_field(values):
 
 
 def test_config_dict_round_trip_ignores_unknown_keys():
-    config = VisionGPT2Config(vocab_size=62, embed_dim=32, num_heads=4, depth=2, seq_len=40, image_size=32, patch_size=8,
-                              bos_token_id=0, eos_token_id=0, pad_token_id=0)  # fmt: skip
+    config = VisionGPT2Config(
+        vocab_size=62,
+        embed_dim=32,
+        num_heads=4,
+        depth=2,
+        seq_len=40,
+        image_size=32,
+        patch_size=8,
+        bos_token_id=0,
+        eos_token_id=0,
+        pad_token_id=0,
+    )
     assert VisionGPT2Config.from_dict({**config.to_dict(), "architecture": "VisionGPT2", "extra": {"x": 1}}) == config
 
 
@@ -213,8 +286,12 @@ def test_strategies_are_the_schema_choices():
 
 
 # -- config files through the loader, end to end ------------------------------------------------
-LOADER_PROPERTY = settings(derandomize=True, deadline=None, max_examples=60,
-                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])  # fmt: skip
+LOADER_PROPERTY = settings(
+    derandomize=True,
+    deadline=None,
+    max_examples=60,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 
 def field_values(schema):
@@ -252,17 +329,31 @@ def test_any_visiongpt2_config_json_loads_or_says_which_field(tmp_path_factory, 
 
 @pytest.mark.slow
 @LOADER_PROPERTY
-@given(encoder=field_values({"hidden_size": 0, "num_hidden_layers": 0, "num_attention_heads": 0, "intermediate_size": 0,
-                             "image_size": 0, "patch_size": 0, "num_channels": 0}),
-       decoder=field_values({"n_layer": 0, "n_head": 0, "n_embd": 0, "n_positions": 0, "vocab_size": 0, "n_inner": 0}),
-       preprocessor=field_values({"size": 0, "do_resize": 0, "image_mean": 0, "image_std": 0, "rescale_factor": 0}))  # fmt: skip
+@given(
+    encoder=field_values(
+        {
+            "hidden_size": 0,
+            "num_hidden_layers": 0,
+            "num_attention_heads": 0,
+            "intermediate_size": 0,
+            "image_size": 0,
+            "patch_size": 0,
+            "num_channels": 0,
+        }
+    ),
+    decoder=field_values({"n_layer": 0, "n_head": 0, "n_embd": 0, "n_positions": 0, "vocab_size": 0, "n_inner": 0}),
+    preprocessor=field_values({"size": 0, "do_resize": 0, "image_mean": 0, "image_std": 0, "rescale_factor": 0}),
+)
 def test_any_hugging_face_config_loads_or_says_which_field(tiny_hf_dir, tmp_path_factory, encoder, decoder, preprocessor):
     import shutil
 
     folder = tmp_path_factory.mktemp("hf")
     shutil.copytree(tiny_hf_dir, folder, dirs_exist_ok=True)
-    for file, part, values in (("config.json", "encoder", encoder), ("config.json", "decoder", decoder),
-                               ("preprocessor_config.json", None, preprocessor)):  # fmt: skip
+    for file, part, values in (
+        ("config.json", "encoder", encoder),
+        ("config.json", "decoder", decoder),
+        ("preprocessor_config.json", None, preprocessor),
+    ):
         config = json.loads((folder / file).read_text())
         (config[part] if part else config).update(values)
         (folder / file).write_text(json.dumps(config))

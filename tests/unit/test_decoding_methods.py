@@ -10,7 +10,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from captioner.config import (
-    CUTOFF_RANGE, DIVERSITY_PENALTY_RANGE, MAX_CONTRASTIVE_TOP_K, MAX_NUM_BEAMS, MIN_P_RANGE, ConfigError, DecodingConfig,
+    CUTOFF_RANGE,
+    DIVERSITY_PENALTY_RANGE,
+    MAX_CONTRASTIVE_TOP_K,
+    MAX_NUM_BEAMS,
+    MIN_P_RANGE,
+    ConfigError,
+    DecodingConfig,
 )
 from captioner.decoding import caption_image, decode, encode_image
 from captioner.decoding.processors import Processors
@@ -20,9 +26,15 @@ from tests.unit.test_engine import caption_or_refusal, image, pair  # noqa: F401
 
 # -- sampling cut-offs: transformers' warpers, token-identical to generate ------------------------
 CUTOFFS = [
-    dict(min_p=0.05), dict(min_p=0.3, temperature=1.5), dict(typical_p=0.6), dict(typical_p=0.95, top_k=20),
-    dict(epsilon_cutoff=0.02), dict(epsilon_cutoff=0.0003, temperature=0.7), dict(eta_cutoff=0.01),
-    dict(eta_cutoff=0.0009, top_p=0.9), dict(min_p=0.1, typical_p=0.8, epsilon_cutoff=0.001, eta_cutoff=0.001),
+    dict(min_p=0.05),
+    dict(min_p=0.3, temperature=1.5),
+    dict(typical_p=0.6),
+    dict(typical_p=0.95, top_k=20),
+    dict(epsilon_cutoff=0.02),
+    dict(epsilon_cutoff=0.0003, temperature=0.7),
+    dict(eta_cutoff=0.01),
+    dict(eta_cutoff=0.0009, top_p=0.9),
+    dict(min_p=0.1, typical_p=0.8, epsilon_cutoff=0.001, eta_cutoff=0.001),
 ]
 
 
@@ -38,8 +50,13 @@ def test_sampling_cutoffs_are_token_identical_to_generate(tiny_hf_dir, cutoff, s
         config = DecodingConfig(strategy="sample", max_new_tokens=12, seed=seed, **cutoff)
         ours = caption_image(model, img, [config])[0].best.token_ids
         torch.manual_seed(seed)  # generate samples from torch's global generator; the engine from its own, seeded alike
-        out = hf.generate(pixel_values=model.preprocess([img]), do_sample=True, max_new_tokens=12, top_k=cutoff.get("top_k", 0), **{
-            k: v for k, v in cutoff.items() if k != "top_k"})
+        out = hf.generate(
+            pixel_values=model.preprocess([img]),
+            do_sample=True,
+            max_new_tokens=12,
+            top_k=cutoff.get("top_k", 0),
+            **{k: v for k, v in cutoff.items() if k != "top_k"},
+        )
         generated = out[0, 1:].tolist()
         assert generated[: len(ours)] == ours
         assert all(t == 0 for t in generated[len(ours) :])
@@ -47,7 +64,11 @@ def test_sampling_cutoffs_are_token_identical_to_generate(tiny_hf_dir, cutoff, s
 
 def test_cutoff_warpers_give_generates_distribution():
     from transformers.generation.logits_process import (
-        EpsilonLogitsWarper, EtaLogitsWarper, MinPLogitsWarper, TemperatureLogitsWarper, TypicalLogitsWarper,
+        EpsilonLogitsWarper,
+        EtaLogitsWarper,
+        MinPLogitsWarper,
+        TemperatureLogitsWarper,
+        TypicalLogitsWarper,
     )
 
     torch.manual_seed(0)
@@ -55,8 +76,13 @@ def test_cutoff_warpers_give_generates_distribution():
     config = DecodingConfig(strategy="sample", temperature=0.9, min_p=0.02, typical_p=0.9, epsilon_cutoff=0.001, eta_cutoff=0.002)
     ours = Processors.for_config(config, eos_token_id=0)(ids, scores)
     theirs = scores.clone()
-    for p in (TemperatureLogitsWarper(0.9), MinPLogitsWarper(0.02), TypicalLogitsWarper(0.9), EpsilonLogitsWarper(0.001),
-              EtaLogitsWarper(0.002)):
+    for p in (
+        TemperatureLogitsWarper(0.9),
+        MinPLogitsWarper(0.02),
+        TypicalLogitsWarper(0.9),
+        EpsilonLogitsWarper(0.001),
+        EtaLogitsWarper(0.002),
+    ):
         theirs = p(ids, theirs)
     torch.testing.assert_close(ours.log_softmax(-1), theirs.log_softmax(-1))
     assert torch.equal(ours.isneginf(), theirs.isneginf()) and bool(theirs.isneginf().any())
@@ -84,8 +110,15 @@ def test_group_beam_search_equals_the_papers_algorithm(pair, case, colour):
     config = DecodingConfig(strategy="group_beam", num_return_sequences=case["num_beams"], **case)
     result = caption_image(cached, image(colour), [config])[0]
     pixels = cached.preprocess([image(colour)])
-    expected = diverse_beam_search(cached.model, pixels, case["num_beams"], case["num_beam_groups"], case["diversity_penalty"],
-                                   case["max_new_tokens"], case.get("length_penalty", 1.0))
+    expected = diverse_beam_search(
+        cached.model,
+        pixels,
+        case["num_beams"],
+        case["num_beam_groups"],
+        case["diversity_penalty"],
+        case["max_new_tokens"],
+        case.get("length_penalty", 1.0),
+    )
     assert [c.token_ids for c in result.beams] == [tokens for tokens, _ in expected]
     assert [c.score for c in result.beams] == pytest.approx([score for _, score in expected], abs=1e-4)
     assert result.captions == result.beams[: config.num_return_sequences]
@@ -95,7 +128,9 @@ def test_group_beam_search_with_one_group_is_beam_search(pair):
     cached, _ = pair
     encoded = encode_image(cached, image())
     beam = DecodingConfig(strategy="beam", num_beams=4, max_new_tokens=9, num_return_sequences=4)
-    one_group, plain = decode(cached, encoded, [beam.with_(strategy="group_beam", num_beam_groups=1, diversity_penalty=3.0), beam])
+    one_group, plain = decode(
+        cached, encoded, [beam.with_(strategy="group_beam", num_beam_groups=1, diversity_penalty=3.0), beam]
+    )
     assert [c.token_ids for c in one_group.beams] == [c.token_ids for c in plain.beams]
     assert [c.score for c in one_group.beams] == pytest.approx([c.score for c in plain.beams])
 
@@ -122,7 +157,9 @@ def test_contrastive_search_equals_the_papers_definition(pair, k, alpha, colour)
 def test_contrastive_search_with_no_penalty_is_greedy(pair):
     cached, _ = pair
     encoded = encode_image(cached, image())
-    contrastive, greedy = decode(cached, encoded, [DecodingConfig(strategy="contrastive", top_k=4, penalty_alpha=0.0), DecodingConfig()])
+    contrastive, greedy = decode(
+        cached, encoded, [DecodingConfig(strategy="contrastive", top_k=4, penalty_alpha=0.0), DecodingConfig()]
+    )
     assert contrastive.best.token_ids == greedy.best.token_ids
     assert contrastive.best.token_probs == pytest.approx(greedy.best.token_probs, abs=1e-5)
     assert contrastive.best.alternatives == greedy.best.alternatives
@@ -147,30 +184,49 @@ def test_new_methods_cached_equal_no_cache_and_together_equal_alone(pair):
 
 # -- the settings' ranges ----------------------------------------------------------------------------
 RANGE_ENDS = [  # each end of each new range, on the small-vocabulary model: captions with finite numbers
-    dict(strategy="sample", min_p=MIN_P_RANGE[0]), dict(strategy="sample", min_p=MIN_P_RANGE[1]),
-    dict(strategy="sample", typical_p=5e-324), dict(strategy="sample", typical_p=1.0),
-    dict(strategy="sample", epsilon_cutoff=CUTOFF_RANGE[1]), dict(strategy="sample", eta_cutoff=CUTOFF_RANGE[1]),
+    dict(strategy="sample", min_p=MIN_P_RANGE[0]),
+    dict(strategy="sample", min_p=MIN_P_RANGE[1]),
+    dict(strategy="sample", typical_p=5e-324),
+    dict(strategy="sample", typical_p=1.0),
+    dict(strategy="sample", epsilon_cutoff=CUTOFF_RANGE[1]),
+    dict(strategy="sample", eta_cutoff=CUTOFF_RANGE[1]),
     dict(strategy="sample", epsilon_cutoff=CUTOFF_RANGE[0], eta_cutoff=CUTOFF_RANGE[0]),
     dict(strategy="sample", min_p=1.0, typical_p=5e-324, epsilon_cutoff=0.99, eta_cutoff=0.99, temperature=100.0),
-    dict(strategy="group_beam", num_beams=MAX_NUM_BEAMS, num_beam_groups=MAX_NUM_BEAMS, diversity_penalty=DIVERSITY_PENALTY_RANGE[1]),
-    dict(strategy="group_beam", num_beams=MAX_NUM_BEAMS, num_beam_groups=1, diversity_penalty=DIVERSITY_PENALTY_RANGE[0],
-         num_return_sequences=MAX_NUM_BEAMS),
+    dict(
+        strategy="group_beam",
+        num_beams=MAX_NUM_BEAMS,
+        num_beam_groups=MAX_NUM_BEAMS,
+        diversity_penalty=DIVERSITY_PENALTY_RANGE[1],
+    ),
+    dict(
+        strategy="group_beam",
+        num_beams=MAX_NUM_BEAMS,
+        num_beam_groups=1,
+        diversity_penalty=DIVERSITY_PENALTY_RANGE[0],
+        num_return_sequences=MAX_NUM_BEAMS,
+    ),
     dict(strategy="group_beam", num_beams=4, num_beam_groups=2, no_repeat_ngram_size=1, min_new_tokens=20, max_new_tokens=20),
-    dict(strategy="contrastive", top_k=1, penalty_alpha=0.0), dict(strategy="contrastive", top_k=MAX_CONTRASTIVE_TOP_K, penalty_alpha=1.0),
+    dict(strategy="contrastive", top_k=1, penalty_alpha=0.0),
+    dict(strategy="contrastive", top_k=MAX_CONTRASTIVE_TOP_K, penalty_alpha=1.0),
     dict(strategy="contrastive", top_k=8, no_repeat_ngram_size=1, min_new_tokens=20, max_new_tokens=20, repetition_penalty=100.0),
 ]
 ONE_STEP_PAST = [  # (settings, the name the refusal must give)
-    (dict(strategy="sample", min_p=-0.01), "min_p"), (dict(strategy="sample", min_p=1.01), "min_p"),
-    (dict(strategy="sample", typical_p=0.0), "typical_p"), (dict(strategy="sample", typical_p=1.01), "typical_p"),
-    (dict(strategy="sample", epsilon_cutoff=-0.01), "epsilon_cutoff"), (dict(strategy="sample", epsilon_cutoff=1.0), "epsilon_cutoff"),
-    (dict(strategy="sample", eta_cutoff=-0.01), "eta_cutoff"), (dict(strategy="sample", eta_cutoff=1.0), "eta_cutoff"),
+    (dict(strategy="sample", min_p=-0.01), "min_p"),
+    (dict(strategy="sample", min_p=1.01), "min_p"),
+    (dict(strategy="sample", typical_p=0.0), "typical_p"),
+    (dict(strategy="sample", typical_p=1.01), "typical_p"),
+    (dict(strategy="sample", epsilon_cutoff=-0.01), "epsilon_cutoff"),
+    (dict(strategy="sample", epsilon_cutoff=1.0), "epsilon_cutoff"),
+    (dict(strategy="sample", eta_cutoff=-0.01), "eta_cutoff"),
+    (dict(strategy="sample", eta_cutoff=1.0), "eta_cutoff"),
     (dict(strategy="group_beam", num_beam_groups=0), "num_beam_groups"),
     (dict(strategy="group_beam", num_beams=16, num_beam_groups=17), "num_beam_groups"),
     (dict(strategy="group_beam", num_beams=6, num_beam_groups=4), "num_beam_groups"),
     (dict(strategy="group_beam", diversity_penalty=-0.01), "diversity_penalty"),
     (dict(strategy="group_beam", diversity_penalty=100.01), "diversity_penalty"),
     (dict(strategy="group_beam", num_beams=4, num_return_sequences=5), "num_return_sequences"),
-    (dict(strategy="contrastive", top_k=0), "top_k"), (dict(strategy="contrastive", top_k=MAX_CONTRASTIVE_TOP_K + 1), "top_k"),
+    (dict(strategy="contrastive", top_k=0), "top_k"),
+    (dict(strategy="contrastive", top_k=MAX_CONTRASTIVE_TOP_K + 1), "top_k"),
     (dict(strategy="contrastive", top_k=4, penalty_alpha=-0.01), "penalty_alpha"),
     (dict(strategy="contrastive", top_k=4, penalty_alpha=1.01), "penalty_alpha"),
     (dict(strategy="contrastive", top_k=4, num_return_sequences=2), "num_return_sequences"),
@@ -200,13 +256,19 @@ def method_settings(draw) -> dict:
     beams = draw(st.integers(1, MAX_NUM_BEAMS))
     wild = st.floats(-2.0, 200.0)
     return dict(
-        strategy=strategy, max_new_tokens=draw(st.integers(1, 24)), num_beams=beams,
+        strategy=strategy,
+        max_new_tokens=draw(st.integers(1, 24)),
+        num_beams=beams,
         num_beam_groups=draw(st.one_of(st.sampled_from([d for d in range(1, beams + 1) if beams % d == 0]), st.integers(-1, 17))),
         diversity_penalty=draw(st.one_of(within(*DIVERSITY_PENALTY_RANGE), wild)),
-        num_return_sequences=draw(st.integers(1, 3)), top_k=draw(st.integers(0, MAX_CONTRASTIVE_TOP_K + 1)),
-        penalty_alpha=draw(st.one_of(within(0.0, 1.0), wild)), min_p=draw(st.one_of(within(*MIN_P_RANGE), wild)),
-        typical_p=draw(st.one_of(within(5e-324, 1.0), wild)), epsilon_cutoff=draw(st.one_of(within(*CUTOFF_RANGE), wild)),
-        eta_cutoff=draw(st.one_of(within(*CUTOFF_RANGE), wild)), no_repeat_ngram_size=draw(st.integers(0, 3)),
+        num_return_sequences=draw(st.integers(1, 3)),
+        top_k=draw(st.integers(0, MAX_CONTRASTIVE_TOP_K + 1)),
+        penalty_alpha=draw(st.one_of(within(0.0, 1.0), wild)),
+        min_p=draw(st.one_of(within(*MIN_P_RANGE), wild)),
+        typical_p=draw(st.one_of(within(5e-324, 1.0), wild)),
+        epsilon_cutoff=draw(st.one_of(within(*CUTOFF_RANGE), wild)),
+        eta_cutoff=draw(st.one_of(within(*CUTOFF_RANGE), wild)),
+        no_repeat_ngram_size=draw(st.integers(0, 3)),
         repetition_penalty=draw(within(0.01, 100.0)),
     )
 
@@ -230,13 +292,21 @@ def test_a_step_without_hidden_states_refuses_contrastive_search_only(pair):
         del cached.step
 
 
-@pytest.mark.parametrize("fields,expected", [
-    (dict(num_beams=4, num_beam_groups=2, diversity_penalty=0.7), dict(strategy="group_beam", num_beam_groups=2, diversity_penalty=0.7)),
-    (dict(penalty_alpha=0.6, top_k=40), dict(strategy="contrastive", penalty_alpha=0.6, top_k=MAX_CONTRASTIVE_TOP_K)),
-    (dict(penalty_alpha=0.6, top_k=1), dict(strategy="greedy")),  # generate: contrastive needs top_k > 1
-    (dict(do_sample=True, min_p=0.1, typical_p=0.9, epsilon_cutoff=1.0, eta_cutoff=0.002),
-     dict(strategy="sample", min_p=0.1, typical_p=0.9, epsilon_cutoff=0.0, eta_cutoff=0.002)),
-])
+@pytest.mark.parametrize(
+    "fields,expected",
+    [
+        (
+            dict(num_beams=4, num_beam_groups=2, diversity_penalty=0.7),
+            dict(strategy="group_beam", num_beam_groups=2, diversity_penalty=0.7),
+        ),
+        (dict(penalty_alpha=0.6, top_k=40), dict(strategy="contrastive", penalty_alpha=0.6, top_k=MAX_CONTRASTIVE_TOP_K)),
+        (dict(penalty_alpha=0.6, top_k=1), dict(strategy="greedy")),  # generate: contrastive needs top_k > 1
+        (
+            dict(do_sample=True, min_p=0.1, typical_p=0.9, epsilon_cutoff=1.0, eta_cutoff=0.002),
+            dict(strategy="sample", min_p=0.1, typical_p=0.9, epsilon_cutoff=0.0, eta_cutoff=0.002),
+        ),
+    ],
+)
 def test_a_generation_config_selects_the_new_methods(fields, expected):
     from captioner.config import decoding_from_generation_config
 

@@ -17,7 +17,12 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from captioner.config import (
-    LENGTH_PENALTY_RANGE, MAX_NEW_TOKENS, MAX_NUM_BEAMS, MAX_RETURN_SEQUENCES, REPETITION_PENALTY_RANGE, TEMPERATURE_RANGE,
+    LENGTH_PENALTY_RANGE,
+    MAX_NEW_TOKENS,
+    MAX_NUM_BEAMS,
+    MAX_RETURN_SEQUENCES,
+    REPETITION_PENALTY_RANGE,
+    TEMPERATURE_RANGE,
     DecodingConfig,
 )
 from captioner.decoding import caption_image, caption_images, decode, encode_image
@@ -135,8 +140,14 @@ def test_min_and_max_new_tokens(pair):
 
 def test_invalid_settings_are_refused(pair):
     cached, _ = pair
-    for bad in [dict(num_beams=0, strategy="beam"), dict(top_p=0), dict(temperature=0), dict(max_new_tokens=100000),
-                dict(strategy="nope"), dict(strategy="beam", num_beams=2, num_return_sequences=3)]:
+    for bad in [
+        dict(num_beams=0, strategy="beam"),
+        dict(top_p=0),
+        dict(temperature=0),
+        dict(max_new_tokens=100000),
+        dict(strategy="nope"),
+        dict(strategy="beam", num_beams=2, num_return_sequences=3),
+    ]:
         with pytest.raises(ValueError, match="Invalid decoding settings"):
             caption_image(cached, image(), [DecodingConfig(**bad)])
 
@@ -155,11 +166,18 @@ def test_sampling_processors_give_generates_distribution():
     scores = torch.randn(3, 30) * 3
     ids = torch.randint(0, 30, (3, 9))
     ids[0, -2:] = ids[0, 2:4]  # a repeated bigram to ban
-    config = DecodingConfig(strategy="sample", repetition_penalty=1.7, no_repeat_ngram_size=3, temperature=0.7, top_k=12, top_p=0.8)
+    config = DecodingConfig(
+        strategy="sample", repetition_penalty=1.7, no_repeat_ngram_size=3, temperature=0.7, top_k=12, top_p=0.8
+    )
     ours = Processors.for_config(config, eos_token_id=0)(ids, scores)
     theirs = scores.clone()
-    for p in (RepetitionPenaltyLogitsProcessor(1.7), NoRepeatNGramLogitsProcessor(3), TemperatureLogitsWarper(0.7),
-              TopKLogitsWarper(12), TopPLogitsWarper(0.8)):
+    for p in (
+        RepetitionPenaltyLogitsProcessor(1.7),
+        NoRepeatNGramLogitsProcessor(3),
+        TemperatureLogitsWarper(0.7),
+        TopKLogitsWarper(12),
+        TopPLogitsWarper(0.8),
+    ):
         theirs = p(ids, theirs)
     # The warpers see the scores shifted by their maximum: the same distribution.
     torch.testing.assert_close(ours.log_softmax(-1), theirs.log_softmax(-1))
@@ -181,16 +199,30 @@ def test_processors_never_leave_a_row_without_tokens():
 # -- token identity with transformers' generate on a tiny HF model -------------------------------
 GENERATE_CASES = [
     (dict(strategy="greedy", max_new_tokens=12), dict(num_beams=1)),
-    (dict(strategy="greedy", max_new_tokens=12, repetition_penalty=1.5, no_repeat_ngram_size=2), dict(num_beams=1, repetition_penalty=1.5, no_repeat_ngram_size=2)),
+    (
+        dict(strategy="greedy", max_new_tokens=12, repetition_penalty=1.5, no_repeat_ngram_size=2),
+        dict(num_beams=1, repetition_penalty=1.5, no_repeat_ngram_size=2),
+    ),
     (dict(strategy="greedy", max_new_tokens=10, min_new_tokens=10), dict(num_beams=1, min_new_tokens=10)),
     (dict(strategy="beam", num_beams=4, max_new_tokens=12, num_return_sequences=4), dict(num_beams=4, num_return_sequences=4)),
-    (dict(strategy="beam", num_beams=3, max_new_tokens=12, length_penalty=0.3, early_stopping=True), dict(num_beams=3, length_penalty=0.3, early_stopping=True)),
-    (dict(strategy="beam", num_beams=5, max_new_tokens=10, length_penalty=2.0, early_stopping="never", num_return_sequences=2), dict(num_beams=5, length_penalty=2.0, early_stopping="never", num_return_sequences=2)),
-    (dict(strategy="beam", num_beams=3, max_new_tokens=14, no_repeat_ngram_size=2, repetition_penalty=1.2), dict(num_beams=3, no_repeat_ngram_size=2, repetition_penalty=1.2)),
+    (
+        dict(strategy="beam", num_beams=3, max_new_tokens=12, length_penalty=0.3, early_stopping=True),
+        dict(num_beams=3, length_penalty=0.3, early_stopping=True),
+    ),
+    (
+        dict(strategy="beam", num_beams=5, max_new_tokens=10, length_penalty=2.0, early_stopping="never", num_return_sequences=2),
+        dict(num_beams=5, length_penalty=2.0, early_stopping="never", num_return_sequences=2),
+    ),
+    (
+        dict(strategy="beam", num_beams=3, max_new_tokens=14, no_repeat_ngram_size=2, repetition_penalty=1.2),
+        dict(num_beams=3, no_repeat_ngram_size=2, repetition_penalty=1.2),
+    ),
 ]
 
 
-@pytest.mark.parametrize("ours,theirs", GENERATE_CASES, ids=lambda d: ",".join(f"{k}={v}" for k, v in d.items()) if "strategy" in d else "")
+@pytest.mark.parametrize(
+    "ours,theirs", GENERATE_CASES, ids=lambda d: ",".join(f"{k}={v}" for k, v in d.items()) if "strategy" in d else ""
+)
 @pytest.mark.parametrize("colour", [(200, 40, 40), (30, 160, 90), (250, 250, 250)])
 def test_token_identity_with_generate(tiny_hf_dir, ours, theirs, colour):
     from transformers import VisionEncoderDecoderModel
@@ -201,8 +233,12 @@ def test_token_identity_with_generate(tiny_hf_dir, ours, theirs, colour):
     config = DecodingConfig(**ours)
     result = caption_image(model, img, [config])[0]
     out = hf.generate(
-        pixel_values=model.preprocess([img]), do_sample=False, max_new_tokens=config.max_new_tokens,
-        output_scores=True, return_dict_in_generate=True, **theirs,
+        pixel_values=model.preprocess([img]),
+        do_sample=False,
+        max_new_tokens=config.max_new_tokens,
+        output_scores=True,
+        return_dict_in_generate=True,
+        **theirs,
     )
     assert len(result.captions) == out.sequences.size(0)
     for caption, row in zip(result.captions, out.sequences.tolist()):
@@ -293,8 +329,13 @@ def test_decoding_stops_at_the_models_position_limit(strategy):
     model = make_tiny_visiongpt2(seed=5, seq_len=8)
     cap = VisionGPT2Captioner(model, make_word_tokenizer(), ModelInfo("tiny", "visiongpt2", "test", 0, "float32"))
     assert cap.max_new_tokens_limit == 7
-    config = DecodingConfig(strategy=strategy, max_new_tokens=120, min_new_tokens=100, num_beams=3,
-                            num_return_sequences=1 if strategy == "greedy" else 2)
+    config = DecodingConfig(
+        strategy=strategy,
+        max_new_tokens=120,
+        min_new_tokens=100,
+        num_beams=3,
+        num_return_sequences=1 if strategy == "greedy" else 2,
+    )
     result = caption_image(cap, image(), [config])[0]
     assert result.config.max_new_tokens == 7 and result.config.min_new_tokens == 7  # what was decoded
     assert [len(c.token_ids) for c in result.captions] == ([7] if strategy == "greedy" else [7, 7])
@@ -318,22 +359,40 @@ def accepted_settings(draw, strategy: str) -> dict:
     max_new = draw(st.integers(1, MAX_NEW_TOKENS))
     beams = draw(st.integers(1, MAX_NUM_BEAMS))
     return dict(
-        strategy=strategy, max_new_tokens=max_new, min_new_tokens=draw(st.integers(0, max_new)), num_beams=beams,
-        length_penalty=draw(within(LENGTH_PENALTY_RANGE)), early_stopping=draw(st.sampled_from([True, False, "never"])),
-        temperature=draw(within(TEMPERATURE_RANGE)), top_k=draw(st.integers(0, 100)), top_p=draw(st.floats(min_value=1e-300, max_value=1.0)),
-        repetition_penalty=draw(within(REPETITION_PENALTY_RANGE)), no_repeat_ngram_size=draw(st.integers(0, 4)),
+        strategy=strategy,
+        max_new_tokens=max_new,
+        min_new_tokens=draw(st.integers(0, max_new)),
+        num_beams=beams,
+        length_penalty=draw(within(LENGTH_PENALTY_RANGE)),
+        early_stopping=draw(st.sampled_from([True, False, "never"])),
+        temperature=draw(within(TEMPERATURE_RANGE)),
+        top_k=draw(st.integers(0, 100)),
+        top_p=draw(st.floats(min_value=1e-300, max_value=1.0)),
+        repetition_penalty=draw(within(REPETITION_PENALTY_RANGE)),
+        no_repeat_ngram_size=draw(st.integers(0, 4)),
         num_return_sequences=draw(st.integers(1, {"beam": beams, "greedy": 1}.get(strategy, MAX_RETURN_SEQUENCES))),
-        seed=draw(st.one_of(st.none(), st.integers(0, 2**64 - 1))), num_alternatives=draw(st.integers(0, 8)),
+        seed=draw(st.one_of(st.none(), st.integers(0, 2**64 - 1))),
+        num_alternatives=draw(st.integers(0, 8)),
         output_attentions=draw(st.booleans()),
     )
 
 
-WILD_SETTINGS = st.fixed_dictionaries({}, optional={
-    "strategy": st.sampled_from(["greedy", "beam", "sample", "nope"]), "max_new_tokens": st.integers(-1, 140),
-    "min_new_tokens": st.integers(-1, 140), "num_beams": st.integers(-1, 17), "length_penalty": ANY, "temperature": ANY,
-    "top_k": st.integers(-1, 100), "top_p": ANY, "repetition_penalty": ANY, "no_repeat_ngram_size": st.integers(-1, 4),
-    "num_return_sequences": st.integers(0, 17),
-})  # fmt: skip
+WILD_SETTINGS = st.fixed_dictionaries(
+    {},
+    optional={
+        "strategy": st.sampled_from(["greedy", "beam", "sample", "nope"]),
+        "max_new_tokens": st.integers(-1, 140),
+        "min_new_tokens": st.integers(-1, 140),
+        "num_beams": st.integers(-1, 17),
+        "length_penalty": ANY,
+        "temperature": ANY,
+        "top_k": st.integers(-1, 100),
+        "top_p": ANY,
+        "repetition_penalty": ANY,
+        "no_repeat_ngram_size": st.integers(-1, 4),
+        "num_return_sequences": st.integers(0, 17),
+    },
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -354,8 +413,15 @@ def one_thread():
 
 
 def assert_finite(caption) -> None:
-    numbers = [caption.score, caption.logprob, caption.confidence, *caption.token_probs, *caption.processed_probs,
-               *caption.entropies, *(a.prob for alts in caption.alternatives for a in alts)]
+    numbers = [
+        caption.score,
+        caption.logprob,
+        caption.confidence,
+        *caption.token_probs,
+        *caption.processed_probs,
+        *caption.entropies,
+        *(a.prob for alts in caption.alternatives for a in alts),
+    ]
     assert all(math.isfinite(x) for x in numbers), caption
     assert caption.attentions is None or np.isfinite(caption.attentions).all()
     json.dumps(caption.to_dict(with_attention=True), allow_nan=False)
@@ -380,10 +446,14 @@ NAMED_EXTREMES = [  # every number at the end of the range validate() accepts
     dict(strategy="sample", no_repeat_ngram_size=1, min_new_tokens=20, max_new_tokens=20, num_return_sequences=4),
 ]
 BEYOND_THE_ENDS = [  # one step past each end: refused with the setting's name, never decoded
-    dict(strategy="sample", temperature=T_LOW / 10), dict(strategy="sample", temperature=T_HIGH * 10),
-    dict(repetition_penalty=1e-300), dict(repetition_penalty=1e308),
-    dict(strategy="beam", length_penalty=-1e308), dict(strategy="beam", length_penalty=1e308),
-    dict(strategy="beam", num_beams=MAX_NUM_BEAMS + 1), dict(strategy="sample", top_p=0.0),
+    dict(strategy="sample", temperature=T_LOW / 10),
+    dict(strategy="sample", temperature=T_HIGH * 10),
+    dict(repetition_penalty=1e-300),
+    dict(repetition_penalty=1e308),
+    dict(strategy="beam", length_penalty=-1e308),
+    dict(strategy="beam", length_penalty=1e308),
+    dict(strategy="beam", num_beams=MAX_NUM_BEAMS + 1),
+    dict(strategy="sample", top_p=0.0),
     dict(strategy="greedy", num_return_sequences=2),
 ]
 

@@ -184,8 +184,7 @@ def test_cli_explain_json(tmp_path, capsys, tiny_visiongpt2_dir, method):
 
     path = tmp_path / "photo.png"
     picture().save(path)
-    assert main([str(path), "--model", str(tiny_visiongpt2_dir), "--explain", method, "--json",
-                 "--max-new-tokens", "5"]) == 0  # fmt: skip
+    assert main([str(path), "--model", str(tiny_visiongpt2_dir), "--explain", method, "--json", "--max-new-tokens", "5"]) == 0
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     e = record["explanation"]
     assert e["method"] == method and e["grid"] == [4, 4] and e["caption"] == record["caption"]

@@ -37,15 +37,32 @@ def test_deleting_the_object_first_lowers_the_curve_more_than_deleting_it_last()
     covered, share = mask_cells(np.logical_or.reduce([masks[k] for k in objects]), 8, 8)
     first = np.argsort(-share.ravel(), kind="stable")
     last = first[::-1].copy()
-    a_first, a_last, a_again = deletion_auc(model, model_view(model, image), caption.token_ids, [index],
-                                            [first, last, first], (8, 8), 8)  # fmt: skip
+    a_first, a_last, a_again = deletion_auc(
+        model, model_view(model, image), caption.token_ids, [index], [first, last, first], (8, 8), 8
+    )
     assert a_first == a_again and 0 <= a_first < a_last
 
 
 @pytest.mark.slow
 def test_the_bench_writes_its_report(tmp_path):
-    out = main(["--scenes", "1", "--steps", "2", "--methods", "attention,occlusion", "--models", "builtin", "--renderers", "second",
-                "--write", str(tmp_path / "explain.md"), "--json", str(tmp_path / "explain.json")])  # fmt: skip
+    out = main(
+        [
+            "--scenes",
+            "1",
+            "--steps",
+            "2",
+            "--methods",
+            "attention,occlusion",
+            "--models",
+            "builtin",
+            "--renderers",
+            "second",
+            "--write",
+            str(tmp_path / "explain.md"),
+            "--json",
+            str(tmp_path / "explain.json"),
+        ]
+    )
     text = (tmp_path / "explain.md").read_text()
     assert "## builtin, second renderer" in text and "| occlusion |" in text and "What the figures show" in text
     rows = json.loads((tmp_path / "explain.json").read_text())["summary"]["builtin"]["second"]
@@ -59,6 +76,11 @@ def test_the_second_model_is_shipped_at_the_built_in_size_and_not_offered():
     second = json.loads((NO_ATTENTION_LOSS / "config.json").read_text())
     assert second == builtin
     assert {p.name for p in NO_ATTENTION_LOSS.iterdir()} <= {
-        "model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"}
+        "model.safetensors",
+        "config.json",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    }
     model = load_captioner(str(NO_ATTENTION_LOSS))
     assert model.grid == (8, 8) and model.info.num_parameters == load_captioner("builtin").info.num_parameters

@@ -116,14 +116,38 @@ def test_bench_helpers():
     assert TARGETS["greedy_vs_generate"].describe() == "HF model, greedy: engine <= 0.5 x generate"
     assert TARGETS["builtin_bf16"].describe().endswith(">= 99% of evaluation scenes")
     assert TARGETS["batch8_vs_batch1"].met(1.8) and not TARGETS["batch8_vs_batch1"].met(1.79)
-    rows = [{"model": "hf", "dtype": "fp32", "contender": "engine", "workload": "greedy", "median_s": 0.3, "min_s": 0.2,
-             "max_s": 0.4, "runs": 3, "vs_generate": 0.8, "vs_floor": 1.2},
-            {"model": "visiongpt2", "dtype": "fp32", "contender": "engine, batch 8", "workload": "greedy", "median_s": 2.0,
-             "min_s": 2.0, "max_s": 2.0, "runs": 3, "images_per_s": 4.0, "vs_batch1": 1.9}]
+    rows = [
+        {
+            "model": "hf",
+            "dtype": "fp32",
+            "contender": "engine",
+            "workload": "greedy",
+            "median_s": 0.3,
+            "min_s": 0.2,
+            "max_s": 0.4,
+            "runs": 3,
+            "vs_generate": 0.8,
+            "vs_floor": 1.2,
+        },
+        {
+            "model": "visiongpt2",
+            "dtype": "fp32",
+            "contender": "engine, batch 8",
+            "workload": "greedy",
+            "median_s": 2.0,
+            "min_s": 2.0,
+            "max_s": 2.0,
+            "runs": 3,
+            "images_per_s": 4.0,
+            "vs_batch1": 1.9,
+        },
+    ]
     targets = evaluate(rows, {}, ["fp32"])
     assert [(t["target"], t["met"]) for t in targets] == [("greedy_vs_generate", False), ("batch8_vs_batch1", True)]
     machine = {"cpu": "x", "cpu_capability": "AVX512", "amx": True, "cores": 2, "threads": 2, "torch": "t", "transformers": "t"}
-    text = markdown({"date": "d", "machine": machine, "load_before": (0, 0, 0), "load_after": (0, 0, 0), "rows": rows, "targets": targets})
+    text = markdown(
+        {"date": "d", "machine": machine, "load_before": (0, 0, 0), "load_after": (0, 0, 0), "rows": rows, "targets": targets}
+    )
     assert "| hf | fp32 | greedy | engine | 300 | 200 | 400 | 3 | 0.80 x generate; 1.20 x floor |" in text
     assert "| HF model, greedy: engine <= 0.5 x generate | fp32 | 0.80 | 0.5 | **no** |" in text
     assert "batch 8: 4.00 images/s" in text

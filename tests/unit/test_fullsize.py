@@ -40,7 +40,10 @@ def full_size(tmp_path_factory):
     del model
     save_tokenizer(make_gpt2_tokenizer(num_merges=50_000), folder, "save_pretrained_v4")
     gradient = torch.linspace(0, 255, 320).to(torch.uint8)
-    pixels = torch.stack([gradient[None, :].expand(240, -1), gradient[:240, None].expand(-1, 320), torch.full((240, 320), 90, dtype=torch.uint8)], -1)
+    pixels = torch.stack(
+        [gradient[None, :].expand(240, -1), gradient[:240, None].expand(-1, 320), torch.full((240, 320), 90, dtype=torch.uint8)],
+        -1,
+    )
     Image.fromarray(pixels.numpy()).save(folder / "photo.png")
     return folder
 
@@ -59,17 +62,39 @@ def test_loads_with_its_config_inferred_and_captions_as_the_reference_forward(fu
     model = load_captioner(str(full_size / "captioner.pt"))
     c = model.config
     assert (c.depth, c.embed_dim, c.num_heads, c.seq_len, c.vocab_size, c.image_size, c.patch_size, c.mlp_ratio) == (
-        12, 768, 12, 1024, 50257, 224, 16, 4)  # fmt: skip
+        12,
+        768,
+        12,
+        1024,
+        50257,
+        224,
+        16,
+        4,
+    )
     assert (model.bos_token_id, model.eos_token_id, model.max_new_tokens_limit) == (50256, 50256, 1023)
     pixels = model.preprocess([Image.open(full_size / "photo.png").convert("RGB")])
     del model
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     out = subprocess.run(
-        [sys.executable, "-m", "captioner", str(full_size / "photo.png"), "--model", str(full_size / "captioner.pt"),
-         "--json", "--max-new-tokens", str(NEW_TOKENS)],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=600, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "captioner",
+            str(full_size / "photo.png"),
+            "--model",
+            str(full_size / "captioner.pt"),
+            "--json",
+            "--max-new-tokens",
+            str(NEW_TOKENS),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
     engine_ids = json.loads(out.stdout)["token_ids"]
 

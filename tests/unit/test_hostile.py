@@ -80,8 +80,15 @@ print(json.dumps(results))
 def load_all_in_a_child(function: str, error: str, warm: list[str], items: dict[str, str]) -> dict:
     module, name = function.rsplit(".", 1)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", LOAD_ALL, module, name, error, json.dumps(warm), json.dumps(items)],
-                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=600, stdin=subprocess.DEVNULL)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD_ALL, module, name, error, json.dumps(warm), json.dumps(items)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])  # name -> [outcome, bytes above the baseline]
 
@@ -90,8 +97,12 @@ def load_all_in_a_child(function: str, error: str, warm: list[str], items: dict[
 def test_model_cases_stay_within_memory(model_corpus, gpt2_visiongpt2_file, tiny_hf_dir):
     """All model cases in one process, after loading a good model of each family: each is refused with a
     ModelLoadError, and together they never take 500 MB above the warmed-up process."""
-    report = load_all_in_a_child("captioner.loading.load_captioner", "ModelLoadError", [str(gpt2_visiongpt2_file), str(tiny_hf_dir)],
-                                 {name: str(spec) for name, (_, spec) in model_corpus.items()})  # fmt: skip
+    report = load_all_in_a_child(
+        "captioner.loading.load_captioner",
+        "ModelLoadError",
+        [str(gpt2_visiongpt2_file), str(tiny_hf_dir)],
+        {name: str(spec) for name, (_, spec) in model_corpus.items()},
+    )
     print(f"model cases, most above the baseline: {max(mb for _, mb in report.values()) / 2**20:.0f} MB")
     assert {name: outcome for name, (outcome, _) in report.items()} == dict.fromkeys(model_corpus, "error")
     assert {name: mb for name, (_, mb) in report.items() if mb >= MEMORY_BOUND} == {}
@@ -102,8 +113,9 @@ def test_image_cases_stay_within_memory(tmp_path):
     """Every image case, the 49-megapixel float and 16-bit TIFFs and the tile bomb included, in one process:
     never 500 MB above the process's baseline (the tile bomb alone cost 2 GB, the float TIFF 1.7 GB)."""
     corpus = build_image_corpus(tmp_path, heavy=True, paths=True)
-    report = load_all_in_a_child("captioner.images.load_image", "ImageLoadError", [str(tmp_path / "plain.png")],
-                                 {c.name: str(c.path) for c in corpus})  # fmt: skip
+    report = load_all_in_a_child(
+        "captioner.images.load_image", "ImageLoadError", [str(tmp_path / "plain.png")], {c.name: str(c.path) for c in corpus}
+    )
     print(f"image cases, most above the baseline: {max(mb for _, mb in report.values()) / 2**20:.0f} MB")
     assert {name: outcome for name, (outcome, _) in report.items()} == {c.name: c.expected for c in corpus}
     assert {name: mb for name, (_, mb) in report.items() if mb >= MEMORY_BOUND} == {}
@@ -176,9 +188,23 @@ def test_every_image_case_through_the_cli(corpus, gpt2_visiongpt2_file):
     The corpus holds a FIFO, a link to /dev/zero and a folder among the images: they must not block the rest."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     out = subprocess.run(
-        [sys.executable, "-m", "captioner", *[str(c.path) for c in corpus], "--json", "--max-new-tokens", "4",
-         "--model", str(gpt2_visiongpt2_file)],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "captioner",
+            *[str(c.path) for c in corpus],
+            "--json",
+            "--max-new-tokens",
+            "4",
+            "--model",
+            str(gpt2_visiongpt2_file),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
     )
     assert "Traceback" not in out.stderr
     captioned = {json.loads(line)["image"] for line in out.stdout.splitlines()}
@@ -203,8 +229,10 @@ def test_good_corpus_images_caption_through_the_python_api(corpus, gpt2_visiongp
 def test_eight_threads_share_one_model(gpt2_visiongpt2_file):
     model = load_captioner(str(gpt2_visiongpt2_file))
     images = soak_images(8)
-    configs = [DecodingConfig(strategy="beam", num_beams=3, max_new_tokens=10),
-               DecodingConfig(strategy="sample", top_k=10, seed=4, max_new_tokens=10)]
+    configs = [
+        DecodingConfig(strategy="beam", num_beams=3, max_new_tokens=10),
+        DecodingConfig(strategy="sample", top_k=10, seed=4, max_new_tokens=10),
+    ]
 
     def run(image):
         return [[c.token_ids for c in r.beams] for r in caption_image(model, image, configs)]

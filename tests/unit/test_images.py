@@ -187,8 +187,7 @@ def test_error_type_and_reasons(corpus: dict[str, Case]) -> None:
         with pytest.raises(ImageLoadError) as caught:
             load_image(corpus[name].path)
         reasons[name] = caught.value.reason
-    assert reasons == {"empty": "empty", "text_as_jpg": "unsupported", "truncated_jpeg": "corrupt",
-                       "png_bomb_40000": "too_large"}
+    assert reasons == {"empty": "empty", "text_as_jpg": "unsupported", "truncated_jpeg": "corrupt", "png_bomb_40000": "too_large"}
 
 
 def test_only_raster_decoders_are_tried() -> None:
@@ -217,11 +216,11 @@ def test_archive_keeps_odd_names_as_plain_strings(corpus: dict[str, Case]) -> No
 
 
 def test_archive_skip_reasons_are_readable(corpus: dict[str, Case]) -> None:
-    (name, reason), = read_image_archive(corpus["zip_bomb"].data()).skipped
+    ((name, reason),) = read_image_archive(corpus["zip_bomb"].data()).skipped
     assert name == "bomb.png" and "too large" in reason and "25 MB" in reason
-    (_, reason), = read_image_archive(corpus["zip_encrypted"].data()).skipped
+    ((_, reason),) = read_image_archive(corpus["zip_encrypted"].data()).skipped
     assert "password" in reason
-    (_, reason), = read_image_archive(corpus["zip_with_junk"].data()).skipped
+    ((_, reason),) = read_image_archive(corpus["zip_with_junk"].data()).skipped
     assert "not an image" in reason
 
 
@@ -249,8 +248,9 @@ def test_stream_cap_holds_even_if_declared_size_is_trusted() -> None:
     assert type(caught.value).__name__ == "_TooLarge"
 
 
-@pytest.mark.parametrize("mode", ["1", "L", "P", "I", "I;16", "F", "LA", "La", "PA", "RGBA", "RGBa", "RGBX",
-                                  "CMYK", "YCbCr", "HSV", "LAB"])
+@pytest.mark.parametrize(
+    "mode", ["1", "L", "P", "I", "I;16", "F", "LA", "La", "PA", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "HSV", "LAB"]
+)
 def test_every_pillow_mode_becomes_rgb(mode: str) -> None:
     image = load_image(Image.new(mode, (3, 2)))
     assert image.mode == "RGB" and image.size == (3, 2)

@@ -19,12 +19,24 @@ from captioner import loading
 from captioner.config import DecodingConfig
 from captioner.decoding import caption_image
 from captioner.loading import (
-    ModelLoadError, end_of_text_id, infer_visiongpt2_config, load_captioner, load_default_captioner, resolve_default_model,
-)  # fmt: skip
+    ModelLoadError,
+    end_of_text_id,
+    infer_visiongpt2_config,
+    load_captioner,
+    load_default_captioner,
+    resolve_default_model,
+)
 from tests.tiny_models import (
-    END_OF_TEXT, TOKENIZER_LAYOUTS, make_gpt2_cache, make_gpt2_tiny_visiongpt2, make_gpt2_tokenizer,
-    make_gpt2_visiongpt2_dir, make_hf_cache, make_tiny_hf_dir, save_tokenizer,
-)  # fmt: skip
+    END_OF_TEXT,
+    TOKENIZER_LAYOUTS,
+    make_gpt2_cache,
+    make_gpt2_tiny_visiongpt2,
+    make_gpt2_tokenizer,
+    make_gpt2_visiongpt2_dir,
+    make_hf_cache,
+    make_tiny_hf_dir,
+    save_tokenizer,
+)
 
 IMAGE = Image.new("RGB", (40, 40), (90, 120, 200))
 END_ID = 356  # the GPT-2-shaped tokenizer's <|endoftext|>: its last id, as GPT-2's is 50256
@@ -53,7 +65,9 @@ def test_loads_seed_checkpoint_and_infers_config(tmp_path, empty_hf_home):
     c = model.config
     assert (c.depth, c.embed_dim, c.num_heads, c.vocab_size, c.seq_len, c.image_size, c.patch_size) == (2, 32, 1, 357, 40, 32, 8)
     assert (model.bos_token_id, model.eos_token_id, model.pad_token_id) == (END_ID, END_ID, END_ID)
-    assert model.info.notes == ["1 head assumed (head size 64): put a config.json with num_heads beside the weights if that is wrong"]
+    assert model.info.notes == [
+        "1 head assumed (head size 64): put a config.json with num_heads beside the weights if that is wrong"
+    ]
     # Heads are not in the shapes: head size 64 is assumed unless a config.json says otherwise.
     (tmp_path / "config.json").write_text('{"num_heads": 4}')
     model = load_captioner(str(path))
@@ -277,8 +291,10 @@ def test_hub_id_while_offline_is_one_message(tmp_path, empty_hf_home):
     with pytest.raises(ModelLoadError) as caught:
         load_captioner("nlpconnect/vit-gpt2-image-captioning")
     message = str(caught.value)
-    assert message == (f"nlpconnect/vit-gpt2-image-captioning is not in the local Hugging Face cache ({empty_hf_home / 'hub'}), "
-                       "and HF_HUB_OFFLINE is set.")  # fmt: skip
+    assert message == (
+        f"nlpconnect/vit-gpt2-image-captioning is not in the local Hugging Face cache ({empty_hf_home / 'hub'}), "
+        "and HF_HUB_OFFLINE is set."
+    )
 
 
 def test_hub_model_from_the_local_cache(tmp_path, empty_hf_home):
@@ -324,7 +340,9 @@ def test_default_finds_captioner_pt_in_the_working_directory(elsewhere):
 
 def test_default_finds_safetensors_and_config_in_the_project_folder(elsewhere):
     model = make_gpt2_tiny_visiongpt2()
-    save_file({k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}, str(elsewhere / "project" / "model.safetensors"))
+    save_file(
+        {k: v for k, v in model.state_dict().items() if k != "lm_head.weight"}, str(elsewhere / "project" / "model.safetensors")
+    )
     (elsewhere / "project" / "config.json").write_text('{"architecture": "VisionGPT2", "num_heads": 4}')
     save_tokenizer(make_gpt2_tokenizer(), elsewhere / "project", "tokenizer.json")
     spec, reason, _ = resolve_default_model()
@@ -337,7 +355,9 @@ def test_default_that_fails_falls_back_with_one_message(elsewhere):
     (elsewhere / "cwd" / "captioner.pt").write_text("not a checkpoint")
     model = load_default_captioner()
     assert model.info.name == "builtin" and model.info.fell_back
-    assert model.info.reason.startswith(f"{elsewhere / 'cwd' / 'captioner.pt'} could not be loaded, so the built-in model is used: ")
+    assert model.info.reason.startswith(
+        f"{elsewhere / 'cwd' / 'captioner.pt'} could not be loaded, so the built-in model is used: "
+    )
     assert model.info.reason.count("could not be loaded") == 1
 
 
@@ -378,13 +398,24 @@ def test_infer_full_size_config():
 
         state = VisionGPT2(VisionGPT2Config()).seed_state_dict()
     config = infer_visiongpt2_config(state)
-    assert (config.depth, config.embed_dim, config.num_heads, config.mlp_ratio, config.image_size, config.patch_size) == (12, 768, 12, 4, 224, 16)
+    assert (config.depth, config.embed_dim, config.num_heads, config.mlp_ratio, config.image_size, config.patch_size) == (
+        12,
+        768,
+        12,
+        4,
+        224,
+        16,
+    )
     assert (config.vocab_size, config.seq_len) == (50257, 1024)
 
 
 def test_a_config_json_copied_from_the_builtin_model_must_agree_with_the_weights(tmp_path, empty_hf_home):
     path = seed_dir(tmp_path)
-    builtin = json.loads((loading.BUILTIN_DIR / "config.json").read_text()) if (loading.BUILTIN_DIR / "config.json").exists() else {"depth": 3}
+    builtin = (
+        json.loads((loading.BUILTIN_DIR / "config.json").read_text())
+        if (loading.BUILTIN_DIR / "config.json").exists()
+        else {"depth": 3}
+    )
     (tmp_path / "config.json").write_text(json.dumps(builtin))
     with pytest.raises(ModelLoadError, match=r"config\.json: \w+ is \d+, but the weights hold \d+\."):
         load_captioner(str(path))

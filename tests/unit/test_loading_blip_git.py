@@ -58,7 +58,10 @@ def test_hub_id_from_the_local_cache(family, folders, tmp_path, monkeypatch):
     make_hf_cache(tmp_path / "hf-home", repo_id, folders[family])
     model = load_captioner(repo_id)
     assert model.info.name == repo_id and model.info.family == family
-    assert caption_image(model, IMAGE)[0].best.token_ids == caption_image(load_captioner(str(folders[family])), IMAGE)[0].best.token_ids
+    assert (
+        caption_image(model, IMAGE)[0].best.token_ids
+        == caption_image(load_captioner(str(folders[family])), IMAGE)[0].best.token_ids
+    )
 
 
 @pytest.mark.parametrize("family", ["blip", "git"])
@@ -76,8 +79,12 @@ def test_every_from_pretrained_is_told_not_to_run_remote_code(folders, monkeypat
     import transformers
 
     calls = []
-    for cls in (transformers.BlipForConditionalGeneration, transformers.GitForCausalLM, transformers.AutoImageProcessor,
-                transformers.AutoTokenizer):  # fmt: skip
+    for cls in (
+        transformers.BlipForConditionalGeneration,
+        transformers.GitForCausalLM,
+        transformers.AutoImageProcessor,
+        transformers.AutoTokenizer,
+    ):
         original = cls.from_pretrained.__func__
 
         def spy(klass, *args, _original=original, **kwargs):
@@ -169,6 +176,8 @@ def test_every_from_pretrained_in_the_package_passes_trust_remote_code_false_on_
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "from_pretrained":
                 calls += 1
                 keyword = next((k for k in node.keywords if k.arg == "trust_remote_code"), None)
-                assert keyword is not None and isinstance(keyword.value, ast.Constant) and keyword.value.value is False, f"{path}:{node.lineno}"
+                assert keyword is not None and isinstance(keyword.value, ast.Constant) and keyword.value.value is False, (
+                    f"{path}:{node.lineno}"
+                )
                 assert keyword.lineno == node.func.end_lineno, f"{path}:{keyword.lineno}"  # on the call's line: a grep reads it
     assert calls >= 3  # every family's model (loading.hf.read_transformers_folder), its image processor, the tokenizer

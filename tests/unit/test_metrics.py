@@ -9,27 +9,46 @@ from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.rouge.rouge import Rouge
 
-from captioner.metrics import bleu4_scores, cider_d, cider_d_scores, corpus_bleu4, exact_match, rouge_l, rouge_l_scores, word_tokens
+from captioner.metrics import (
+    bleu4_scores,
+    cider_d,
+    cider_d_scores,
+    corpus_bleu4,
+    exact_match,
+    rouge_l,
+    rouge_l_scores,
+    word_tokens,
+)
 
 # Captions people write and models produce: several references per image, shared and rare words,
 # repeated words (clipping), captions shorter and longer than their references (brevity and length
 # penalties), a caption with no 4-gram in common, one identical to a reference.
 CORPUS = [
-    ("a man riding a wave on top of a surfboard",
-     ["a man riding a wave on a surfboard", "a surfer rides a large wave in the ocean",
-      "a person on a surfboard riding a wave"]),
+    (
+        "a man riding a wave on top of a surfboard",
+        [
+            "a man riding a wave on a surfboard",
+            "a surfer rides a large wave in the ocean",
+            "a person on a surfboard riding a wave",
+        ],
+    ),
     ("a cat sitting on a couch", ["a cat lying on a sofa", "a grey cat sleeping on a couch"]),
-    ("two dogs playing with a frisbee in a park",
-     ["two dogs play with a frisbee on the grass", "a pair of dogs chasing a frisbee in a park",
-      "dogs playing in the park"]),
+    (
+        "two dogs playing with a frisbee in a park",
+        ["two dogs play with a frisbee on the grass", "a pair of dogs chasing a frisbee in a park", "dogs playing in the park"],
+    ),
     ("a plate of food", ["a plate with broccoli and rice on a table", "a white plate of food with vegetables"]),
-    ("a red double decker bus driving down a street",
-     ["a red double decker bus driving down a street", "a bus on a city street"]),
+    (
+        "a red double decker bus driving down a street",
+        ["a red double decker bus driving down a street", "a bus on a city street"],
+    ),
     ("a a a a a a", ["a kitchen with a stove and a sink"]),
     ("a group of people standing around a kitchen", ["people cooking in a kitchen", "a kitchen full of people"]),
     ("a clock tower", ["a tall clock tower against a blue sky with clouds in the background"]),
-    ("a bowl of bananas and apples and oranges and apples and bananas on a wooden table",
-     ["a bowl of fruit on a table", "bananas apples and oranges in a bowl"]),
+    (
+        "a bowl of bananas and apples and oranges and apples and bananas on a wooden table",
+        ["a bowl of fruit on a table", "bananas apples and oranges in a bowl"],
+    ),
     ("an airplane flying in the sky", ["a large jetliner flying through a blue sky", "an airplane in the sky"]),
 ]
 

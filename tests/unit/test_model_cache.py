@@ -7,8 +7,14 @@ import pytest
 
 from captioner.loading import load_captioner
 from captioner.models.cache import (
-    BUDGET_ENV, DEFAULT_BUDGET_BYTES, ModelCache, ModelDoesNotFit, default_budget_bytes, estimate_bytes, model_bytes,
-)  # fmt: skip
+    BUDGET_ENV,
+    DEFAULT_BUDGET_BYTES,
+    ModelCache,
+    ModelDoesNotFit,
+    default_budget_bytes,
+    estimate_bytes,
+    model_bytes,
+)
 from tests.tiny_models import make_tiny_blip_dir, make_tiny_git_dir
 
 
@@ -92,9 +98,18 @@ def test_a_model_whose_size_is_unknown_is_measured_after_loading(specs, sizes):
     assert not cache.cached()
 
 
-@pytest.mark.parametrize("value, expected", [("2000", 2_000_000_000), ("0.5", 500_000), ("", DEFAULT_BUDGET_BYTES),
-                                             ("lots", DEFAULT_BUDGET_BYTES), ("-1", DEFAULT_BUDGET_BYTES),
-                                             ("nan", DEFAULT_BUDGET_BYTES), ("inf", DEFAULT_BUDGET_BYTES)])  # fmt: skip
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("2000", 2_000_000_000),
+        ("0.5", 500_000),
+        ("", DEFAULT_BUDGET_BYTES),
+        ("lots", DEFAULT_BUDGET_BYTES),
+        ("-1", DEFAULT_BUDGET_BYTES),
+        ("nan", DEFAULT_BUDGET_BYTES),
+        ("inf", DEFAULT_BUDGET_BYTES),
+    ],
+)
 def test_the_budget_from_the_environment(monkeypatch, value, expected):
     monkeypatch.setenv(BUDGET_ENV, value)
     assert default_budget_bytes() == expected

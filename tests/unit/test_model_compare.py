@@ -26,8 +26,13 @@ def test_parse_specs_keeps_order_drops_blanks_and_repeats_and_caps_at_four(lines
 
 
 @PROPERTY
-@given(st.lists(st.from_regex(r"[a-z0-9_./-]{1,20}", fullmatch=True), min_size=2, max_size=4, unique=True),
-       st.booleans(), st.sampled_from(model_compare.SHARED_STRATEGIES), st.integers(2, 8), st.integers(1, 64))
+@given(
+    st.lists(st.from_regex(r"[a-z0-9_./-]{1,20}", fullmatch=True), min_size=2, max_size=4, unique=True),
+    st.booleans(),
+    st.sampled_from(model_compare.SHARED_STRATEGIES),
+    st.integers(2, 8),
+    st.integers(1, 64),
+)
 def test_url_round_trip(specs, same, strategy, beams, tokens):
     specs = [s for s in specs if s.strip()]
     shared = {"strategy": strategy, "num_beams": beams, "max_new_tokens": tokens}
@@ -44,16 +49,34 @@ def test_url_round_trip(specs, same, strategy, beams, tokens):
 
 
 def test_url_values_out_of_range_or_unknown_are_fitted_with_notes():
-    values, notes = model_compare.from_params({"models": ["a", "b", "c", "d", "e"], "model_settings": "mine",
-                                               "models_strategy": "sample", "models_beams": "99",
-                                               "models_tokens": "x"})
+    values, notes = model_compare.from_params(
+        {
+            "models": ["a", "b", "c", "d", "e"],
+            "model_settings": "mine",
+            "models_strategy": "sample",
+            "models_beams": "99",
+            "models_tokens": "x",
+        }
+    )
     assert values["specs"] == "a\nb\nc\nd" and values["same"] is True and values["num_beams"] == model_compare.SHARED_RANGES[0].hi
     assert "strategy" not in values and "max_new_tokens" not in values
     assert len(notes) == 5
 
 
-@pytest.mark.parametrize("raw, expected", [("256", 256_000_000), (" 1.5 ", 1_500_000), ("0", None), ("-3", None),
-                                           ("inf", None), ("nan", None), ("lots", None), (True, None), (512, 512_000_000)])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("256", 256_000_000),
+        (" 1.5 ", 1_500_000),
+        ("0", None),
+        ("-3", None),
+        ("inf", None),
+        ("nan", None),
+        ("lots", None),
+        (True, None),
+        (512, 512_000_000),
+    ],
+)
 def test_budget_from_megabytes(raw, expected):
     assert model_budget.budget_from_megabytes(raw) == expected
 
@@ -92,8 +115,10 @@ def test_summary_table_and_record_hold_each_model_or_its_error():
     model = load_captioner("builtin")
     config, _ = model_compare.config_for(model, model_compare.SHARED_DEFAULTS)
     result = decode(model, encode_image(model, Image.new("RGB", (64, 64), "white")), [config])[0]
-    outcomes = [model_compare.ModelOutcome("builtin", model.info, result),
-                model_compare.ModelOutcome("/no/such.pt", error="Could not load /no/such.pt: no such file.")]
+    outcomes = [
+        model_compare.ModelOutcome("builtin", model.info, result),
+        model_compare.ModelOutcome("/no/such.pt", error="Could not load /no/such.pt: no such file."),
+    ]
     table = model_compare.summary_table(outcomes)
     assert list(table["model"]) == ["builtin", "/no/such.pt"]
     assert table["confidence"][0] == round(result.best.confidence, 3) and math.isnan(table["confidence"][1])

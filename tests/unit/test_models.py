@@ -192,4 +192,3 @@ def test_exact_gelu_and_eps():
     assert model.transformer.h[0].ln_1.eps == 1e-5
     assert model.transformer.h[0].mlp.gelu.approximate == "none"
     assert math.isclose(model.transformer.ln_f.eps, 1e-5)
-

@@ -77,19 +77,33 @@ def builtin():
     return load_captioner("builtin")
 
 
-@pytest.mark.parametrize("prefix,words", [
-    ("a purple elephant", "'elephant'"), ("a big zebra", "'zebra'"), (" ".join(["a"] * 32), "32 tokens"),
-    ([0], "end token"), ([5, 10_000], "outside this model's vocabulary"), ([-1], "at least 0"), ("x" * 20_000, "10000"),
-])
+@pytest.mark.parametrize(
+    "prefix,words",
+    [
+        ("a purple elephant", "'elephant'"),
+        ("a big zebra", "'zebra'"),
+        (" ".join(["a"] * 32), "32 tokens"),
+        ([0], "end token"),
+        ([5, 10_000], "outside this model's vocabulary"),
+        ([-1], "at least 0"),
+        ("x" * 20_000, "10000"),
+    ],
+)
 def test_a_prefix_the_model_cannot_take_is_one_clear_line(prefix, words):
     with pytest.raises(PrefixError) as refusal:
         caption_image(builtin(), image(), [DecodingConfig()], prefix=prefix)
     assert words in str(refusal.value) and "\n" not in str(refusal.value)
 
 
-@settings(derandomize=True, max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-          HealthCheck.function_scoped_fixture])
-@given(text=st.one_of(st.lists(st.sampled_from(WORDS + ["<unk>", "nope", "W1"]), max_size=45).map(" ".join), st.text(max_size=30)))
+@settings(
+    derandomize=True,
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    text=st.one_of(st.lists(st.sampled_from(WORDS + ["<unk>", "nope", "W1"]), max_size=45).map(" ".join), st.text(max_size=30))
+)
 def test_any_text_prefix_is_kept_or_refused_with_one_line(pair, text):
     cached, _ = pair
     try:

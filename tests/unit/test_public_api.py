@@ -24,9 +24,17 @@ def test_the_public_names_are_the_runtime_s_own_objects():
     from captioner.loading import ModelLoadError, load_captioner
 
     expected = dict(
-        load_captioner=load_captioner, load_image=load_image, DecodingConfig=DecodingConfig, caption_image=caption_image,
-        caption_images=caption_images, encode_image=encode_image, decode=decode, ModelLoadError=ModelLoadError,
-        ImageLoadError=ImageLoadError, ConfigError=ConfigError, ArchiveError=ArchiveError,
+        load_captioner=load_captioner,
+        load_image=load_image,
+        DecodingConfig=DecodingConfig,
+        caption_image=caption_image,
+        caption_images=caption_images,
+        encode_image=encode_image,
+        decode=decode,
+        ModelLoadError=ModelLoadError,
+        ImageLoadError=ImageLoadError,
+        ConfigError=ConfigError,
+        ArchiveError=ArchiveError,
     )
     assert sorted(captioner.__all__) == sorted(expected)
     for name, obj in expected.items():

@@ -15,7 +15,9 @@ from captioner.files import format_bytes
 from captioner.loading import ModelLoadError, load_captioner, spec_kind
 from captioner.models.base import dtype_name, split_heads
 
-PROPERTY = settings(derandomize=True, deadline=None, max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+PROPERTY = settings(
+    derandomize=True, deadline=None, max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 NAME = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,12}", fullmatch=True)
 
 
@@ -85,7 +87,13 @@ def test_byte_sizes_read_as_people_write_them(n):
 
 
 def test_byte_sizes_at_the_unit_edges():
-    assert [format_bytes(n) for n in (0, 999, 1000, 25_000_000, 8_000_000_000)] == ["0 bytes", "999 bytes", "1 kB", "25 MB", "8.0 GB"]
+    assert [format_bytes(n) for n in (0, 999, 1000, 25_000_000, 8_000_000_000)] == [
+        "0 bytes",
+        "999 bytes",
+        "1 kB",
+        "25 MB",
+        "8.0 GB",
+    ]
 
 
 def test_dtype_names():

@@ -25,10 +25,17 @@ def make_caption(tokens, probs=None, finished=True, layers=2, heads=3, grid=(4, 
     rng = np.random.default_rng(0)
     attn = rng.random((n, layers, heads, *grid)).astype(np.float32)
     return Caption(
-        text="".join(tokens).strip(), token_ids=list(range(n)), tokens=list(tokens), token_probs=probs,
-        processed_probs=probs, entropies=[1.0] * n,
+        text="".join(tokens).strip(),
+        token_ids=list(range(n)),
+        tokens=list(tokens),
+        token_probs=probs,
+        processed_probs=probs,
+        entropies=[1.0] * n,
         alternatives=[[(0, tokens[i], probs[i]), (1, "x", 0.1)] for i in range(n)],
-        score=-1.0, logprob=float(np.log(probs).sum()), finished=finished, attentions=attn,
+        score=-1.0,
+        logprob=float(np.log(probs).sum()),
+        finished=finished,
+        attentions=attn,
     )
 
 
@@ -106,9 +113,7 @@ def test_explain_helpers(results):
 
 
 def test_word_groups_bpe_and_word_level():
-    assert views.word_groups([" a", " dog", "gy", ".", "<|endoftext|>"], True) == [
-        ("a", [0]), ("doggy.", [1, 2, 3])
-    ]
+    assert views.word_groups([" a", " dog", "gy", ".", "<|endoftext|>"], True) == [("a", [0]), ("doggy.", [1, 2, 3])]
     assert views.word_groups(["red", "square", "<|endoftext|>"], True) == [("red", [0]), ("square", [1])]
     assert views.word_groups(["red", "square"], False) == [("red", [0]), ("square", [1])]
 
@@ -154,7 +159,9 @@ def test_references_and_metrics():
     assert views.references_for("other.png", refs.captions) == []
     rows = [
         CaptionRow("a.png", caption="a small red square above a cross", references=["a small red square above a cross"]),
-        CaptionRow("b.png", caption="a big blue circle left of a triangle", references=["a big blue circle left of a triangle", "x"]),
+        CaptionRow(
+            "b.png", caption="a big blue circle left of a triangle", references=["a big blue circle left of a triangle", "x"]
+        ),
         CaptionRow("c.png", status="error", error="not an image", references=["x"]),
         CaptionRow("d.png", caption="no refs"),
     ]
@@ -196,8 +203,10 @@ def test_colours_come_from_plotly_scales():
 def test_token_prob_figure_integer_steps_labelled_and_no_line_hidden():
     same = make_caption([" a", " red", " ball", "<|endoftext|>"], probs=[0.5, 0.9, 0.8, 0.99])
     other = make_caption([" a", " blue", " ball", "<|endoftext|>"], probs=[0.5, 0.4, 0.8, 0.99])
-    results = [DecodeResult(DecodingConfig(label=name), [cap], [cap]) for name, cap in
-               (("greedy", same), ("beam", same), ("top-k", same), ("top-p", other))]
+    results = [
+        DecodeResult(DecodingConfig(label=name), [cap], [cap])
+        for name, cap in (("greedy", same), ("beam", same), ("top-k", same), ("top-p", other))
+    ]
     fig = views.token_prob_figure(results)
     assert len(fig.data) == 4
     assert list(fig.layout.xaxis.tickvals) == [1, 2, 3, 4]
@@ -233,7 +242,7 @@ def test_scores_are_what_the_note_says(results):
     _, res = results
     for r in res:
         lp = r.config.length_penalty
-        for c in (r.beams if r.config.strategy == "beam" else r.captions):
+        for c in r.beams if r.config.strategy == "beam" else r.captions:
             used = sum(np.log(c.processed_probs)) / views.num_tokens(c) ** lp
             assert c.score == pytest.approx(used, rel=1e-4, abs=1e-4)
             if views.score_basis(r.config) == "model's own":
@@ -245,8 +254,9 @@ def test_every_caption_export(results):
     every = views.every_caption_table(res)
     expected = sum(len(r.beams) if r.config.strategy == "beam" else len(r.captions) for r in res)
     assert len(every) == expected and set(every["kind"]) == {"greedy", "beam", "sample"}
-    assert (every[every["kind"] == "sample"]["caption"].tolist()
-            == [c.text for r in res if r.config.strategy == "sample" for c in r.captions])
+    assert every[every["kind"] == "sample"]["caption"].tolist() == [
+        c.text for r in res if r.config.strategy == "sample" for c in r.captions
+    ]
     record = views.comparison_record(res, model.info, "red.png")
     assert [c["strategy"] for c in record["configurations"]] == ["greedy", "beam (3)", "sample top-k 5", "nucleus"]
     assert len(record["configurations"][1]["beams"]) == len(res[1].beams)

@@ -153,7 +153,9 @@ def test_relation_facts_are_true_of_the_geometry(scenes: list[Scene]) -> None:
 
 
 def test_identical_objects_are_counted() -> None:
-    scene = _scene(_obj("square", "blue", "small", 12, 20), _obj("circle", "red", "big", 40, 20), _obj("square", "blue", "small", 12, 50))
+    scene = _scene(
+        _obj("square", "blue", "small", 12, 20), _obj("circle", "red", "big", 40, 20), _obj("square", "blue", "small", 12, 50)
+    )
     refs = reference_captions(scene)
     assert refs[0] == "two small blue squares and a big red circle"
     assert refs[2] == "there is a big red circle and two small blue squares"
@@ -169,15 +171,19 @@ def test_identical_objects_are_counted() -> None:
 
 
 def test_reference_styles_and_paraphrases() -> None:
-    scene = _scene(_obj("circle", "red", "small", 7, 14), _obj("square", "blue", "big", 29, 14), _obj("star", "green", "small", 22, 57))
+    scene = _scene(
+        _obj("circle", "red", "small", 7, 14), _obj("square", "blue", "big", 29, 14), _obj("star", "green", "small", 22, 57)
+    )
     assert reference_captions(scene) == [
         "a small red circle left of a big blue square above a small green star",
         "a little red circle to the left of a large blue square above a little green star",
         "there is a small green star below a big blue square right of a small red circle",
     ]
     facts = scene_facts(scene)
-    for paraphrase in ["a small green star below a large blue square to the right of a little red circle",
-                       "a little red circle left of a big blue square above a small green star"]:  # fmt: skip
+    for paraphrase in [
+        "a small green star below a large blue square to the right of a little red circle",
+        "a little red circle left of a big blue square above a small green star",
+    ]:
         assert parse_caption(paraphrase).facts == facts
     # every mention is a new object: naming the square twice claims two squares
     twice = parse_caption("a big blue square right of a small red circle and a small green star below a big blue square")
@@ -188,8 +194,16 @@ def test_reference_styles_and_paraphrases() -> None:
 
 
 def test_parser_flags_bad_text_without_raising() -> None:
-    for text in ["", "hello world", "a small red", "a small red circle left of", "a small banana circle",
-                 "two small red circle", "small red circle", "a small red circle ## a big blue square"]:  # fmt: skip
+    for text in [
+        "",
+        "hello world",
+        "a small red",
+        "a small red circle left of",
+        "a small banana circle",
+        "two small red circle",
+        "small red circle",
+        "a small red circle ## a big blue square",
+    ]:
         parsed = parse_caption(text)
         assert not parsed.fully_parsed, text
         assert parsed.errors
@@ -207,7 +221,13 @@ def test_parser_flags_bad_text_without_raising() -> None:
 def test_vocabulary_and_tokenizer(scenes: list[Scene], tokenizer, tmp_path) -> None:
     vocab = set(VOCABULARY)
     assert len(vocab) == len(VOCABULARY)
-    assert tokenizer.convert_tokens_to_ids("<|endoftext|>") == 0 == tokenizer.eos_token_id == tokenizer.bos_token_id == tokenizer.pad_token_id
+    assert (
+        tokenizer.convert_tokens_to_ids("<|endoftext|>")
+        == 0
+        == tokenizer.eos_token_id
+        == tokenizer.bos_token_id
+        == tokenizer.pad_token_id
+    )
     unk = tokenizer.unk_token_id
     for scene in scenes:
         for ref in reference_captions(scene):
@@ -285,7 +305,7 @@ def test_cider_d() -> None:
 
 
 def test_dataset_and_splits() -> None:
-    (image, scene, refs), = make_examples([split_seeds("eval", 1)[0]])
+    ((image, scene, refs),) = make_examples([split_seeds("eval", 1)[0]])
     assert scene.seed == EVAL_SEED_OFFSET and image.size == (64, 64) and refs == reference_captions(scene)
     assert split_seeds("val", 3, start=2) == range(VAL_SEED_OFFSET + 2, VAL_SEED_OFFSET + 5)
     assert max(split_seeds("train", 1000)) < min(split_seeds("val", 1)) < min(split_seeds("eval", 1))
