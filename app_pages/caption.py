@@ -4,7 +4,13 @@ import json
 
 import streamlit as st
 
-from captioner.app import notes, question, state, views
+from captioner.app import notes, question, state
+from captioner.app.views.colours import token_legend_html
+from captioner.app.views.help_text import BUILTIN_NOTE
+from captioner.app.views.images import display_image
+from captioner.app.views.records import caption_record
+from captioner.app.views.text import markdown_escape, milliseconds
+from captioner.app.views.tokens import tokens_html
 
 st.title("Caption")
 state.how_to_read("caption")
@@ -21,18 +27,18 @@ with state.page_guard("captioning the image"):
     caption = result.best
     with output:
         if lm.is_builtin:
-            st.info(views.BUILTIN_NOTE, icon=":material/category:")
-        st.image(views.display_image(picked.preview, 384), caption=views.markdown_escape(picked.name))
-        st.subheader(views.markdown_escape(caption.text) or "(empty caption)")
+            st.info(BUILTIN_NOTE, icon=":material/category:")
+        st.image(display_image(picked.preview, 384), caption=markdown_escape(picked.name))
+        st.subheader(markdown_escape(caption.text) or "(empty caption)")
         for note in notes.caption_notes(
             caption, result.config, decoded.reference, state.default_config(lm.model), lm.token_limit
         ):
             st.warning(note)
-        st.markdown(views.tokens_html(caption, end_token=True), unsafe_allow_html=True)
-        st.markdown(views.token_legend_html(), unsafe_allow_html=True)
+        st.markdown(tokens_html(caption, end_token=True), unsafe_allow_html=True)
+        st.markdown(token_legend_html(), unsafe_allow_html=True)
         t = result.timings
         with st.container(horizontal=True, gap="medium", key="caption-figures"):
-            encode = views.milliseconds(t.get("preprocess", 0) + t.get("encode", 0))
+            encode = milliseconds(t.get("preprocess", 0) + t.get("encode", 0))
             if decoded.encoded_now:
                 st.metric("Encode", encode, width="content")
             else:
@@ -42,7 +48,7 @@ with state.page_guard("captioning the image"):
                     width="content",
                     help=f"This image was encoded before (it took {encode}); only decoding ran now.",
                 )
-            st.metric("Decode", views.milliseconds(t.get("decode", 0)), width="content")
+            st.metric("Decode", milliseconds(t.get("decode", 0)), width="content")
             st.metric(
                 "Confidence",
                 f"{caption.confidence:.2f}",
@@ -56,7 +62,7 @@ with state.page_guard("captioning the image"):
             st.caption(
                 ":material/history: Shown from the cache: these settings were decoded before, and the times are from that run."
             )
-        record = json.dumps(views.caption_record(result, lm.model.info, picked.name), indent=2)
+        record = json.dumps(caption_record(result, lm.model.info, picked.name), indent=2)
         st.download_button(
             "Download JSON",
             record,

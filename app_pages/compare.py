@@ -4,7 +4,19 @@ import json
 
 import streamlit as st
 
-from captioner.app import state, views
+from captioner.app import state
+from captioner.app.views.compare import (
+    beams_table,
+    compare_note,
+    comparison_table,
+    every_caption_table,
+    samples_table,
+    with_units,
+)
+from captioner.app.views.records import comparison_record
+from captioner.app.views.tables import csv_bytes, readable
+from captioner.app.views.text import markdown_escape
+from captioner.app.views.tokens import token_prob_figure
 
 st.title("Compare decoding strategies")
 state.how_to_read("compare")
@@ -15,7 +27,7 @@ with state.page_guard("comparing decoding strategies"):
     configs = state.compare_configs(lm.model, values)
     decoded = state.decode_configs(lm, picked, configs)
     for failed in decoded.failures:
-        st.error(views.markdown_escape(failed.error))
+        st.error(markdown_escape(failed.error))
     results = decoded.results
     if not results:
         st.stop()
@@ -27,18 +39,18 @@ with state.page_guard("comparing decoding strategies"):
         f"{len(results)} configurations {together}."
         + (" Shown from the cache: the time is from when they were computed." if decoded.shown_before else "")
     )
-    st.table(views.readable(views.with_units(views.comparison_table(results))), border="horizontal")
-    st.caption(views.compare_note(configs[0].length_penalty))
+    st.table(readable(with_units(comparison_table(results))), border="horizontal")
+    st.caption(compare_note(configs[0].length_penalty))
     left, right, _ = st.columns([1, 1, 2])
     left.download_button(
         "Every caption (CSV)",
-        views.csv_bytes(views.every_caption_table(results)),
+        csv_bytes(every_caption_table(results)),
         file_name="comparison.csv",
         mime="text/csv",
         on_click="ignore",
         icon=":material/download:",
     )
-    record = json.dumps(views.comparison_record(results, lm.model.info, picked.name), indent=2)
+    record = json.dumps(comparison_record(results, lm.model.info, picked.name), indent=2)
     right.download_button(
         "Everything (JSON)",
         record,
@@ -49,9 +61,9 @@ with state.page_guard("comparing decoding strategies"):
     )
 
     st.subheader("Token probabilities")
-    st.plotly_chart(views.token_prob_figure(state.chart_picker(results)))
+    st.plotly_chart(token_prob_figure(state.chart_picker(results)))
     st.subheader("Samples")
-    st.table(views.readable(views.with_units(views.samples_table(results))), border="horizontal")
+    st.table(readable(with_units(samples_table(results))), border="horizontal")
     st.subheader("All beams")
-    st.table(views.readable(views.with_units(views.beams_table(results))), border="horizontal")
+    st.table(readable(with_units(beams_table(results))), border="horizontal")
     decoded.mark_shown()

@@ -4,7 +4,11 @@ import json
 
 import streamlit as st
 
-from captioner.app import model_compare, notes, state, views
+from captioner.app import model_compare, notes, state
+from captioner.app.views.colours import token_legend_html
+from captioner.app.views.tables import csv_bytes, readable
+from captioner.app.views.text import config_label, markdown_escape
+from captioner.app.views.tokens import tokens_html
 from captioner.config import STRATEGIES
 
 st.title("Compare models")
@@ -51,11 +55,11 @@ with state.page_guard("comparing models"):
         st.stop()
 
     notes_box = st.container()
-    st.markdown(views.token_legend_html(), unsafe_allow_html=True)
+    st.markdown(token_legend_html(), unsafe_allow_html=True)
     outcomes = []
     for spec, column in zip(specs, st.columns(len(specs), gap="medium", border=True)):
         with column:
-            st.markdown(f"**{views.markdown_escape(model_compare.short_name(spec))}**")
+            st.markdown(f"**{markdown_escape(model_compare.short_name(spec))}**")
             shown = "" if model_compare.short_name(spec) == spec else f" · `{spec}`"
             st.caption(model_compare.kind_name(spec) + shown)
             outcome = model_compare.ModelOutcome(spec)
@@ -68,8 +72,7 @@ with state.page_guard("comparing models"):
             outcome.info = lm.model.info
             config, fitted = model_compare.config_for(lm.model, shared if same else None)
             st.caption(
-                f"{lm.model.info.family} · {state.format_count(lm.model.info.num_parameters)} parameters · "
-                f"{views.config_label(config)}"
+                f"{lm.model.info.family} · {state.format_count(lm.model.info.num_parameters)} parameters · {config_label(config)}"
             )
             decoded = state.decode_configs(lm, picked, [config])
             failure = decoded.outcomes[0].error
@@ -79,7 +82,7 @@ with state.page_guard("comparing models"):
                 continue
             result = outcome.result = decoded.outcomes[0].result
             caption = result.best
-            st.markdown(views.tokens_html(caption, end_token=True), unsafe_allow_html=True)
+            st.markdown(tokens_html(caption, end_token=True), unsafe_allow_html=True)
             st.markdown(model_compare.figures_line(result))
             for note in fitted + notes.caption_notes(caption, result.config):
                 st.caption(note)
@@ -90,15 +93,10 @@ with state.page_guard("comparing models"):
 
     st.subheader("Side by side")
     table = model_compare.summary_table(outcomes)
-    st.table(views.readable(table), border="horizontal")
+    st.table(readable(table), border="horizontal")
     left, right, _ = st.columns([1, 1, 2])
     left.download_button(
-        "Table (CSV)",
-        views.csv_bytes(table),
-        file_name="models.csv",
-        mime="text/csv",
-        on_click="ignore",
-        icon=":material/download:",
+        "Table (CSV)", csv_bytes(table), file_name="models.csv", mime="text/csv", on_click="ignore", icon=":material/download:"
     )
     record = json.dumps(model_compare.comparison_record(outcomes, picked.name, same), indent=2, default=str)
     right.download_button(

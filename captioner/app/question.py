@@ -12,12 +12,13 @@ from typing import Any
 
 import streamlit as st
 
-from captioner.errors import one_line
-from captioner.app import views
 from captioner.app.beam_tree import beam_tree_figure
+from captioner.app.views.text import markdown_escape
+from captioner.app.views.tokens import tokens_html
 from captioner.config import DecodingConfig
 from captioner.decoding import Caption, DecodeResult, PrefixError, caption_image
 from captioner.decoding.prefix import prefix_ids
+from captioner.errors import one_line
 
 PREFIX_KEY = "xpl.prefix"
 MAX_PREFIX_PARAM = 200  # token ids in a link; more than any model here holds
@@ -114,16 +115,16 @@ def force_a_word(lm: Any, picked: Any, config: DecodingConfig, caption: Caption)
         st.error(f"The forced words cannot be used: {e}")
         return
     except Exception as e:  # the rest of the page stays usable; Clear takes the forced words away
-        st.error(f"Decoding with the forced words failed: {type(e).__name__}: {views.markdown_escape(one_line(e))}")
+        st.error(f"Decoding with the forced words failed: {type(e).__name__}: {markdown_escape(one_line(e))}")
         return
     original, forced = st.columns(2)
     with original:
         st.markdown("**Original**")
-        st.markdown(views.tokens_html(caption, end_token=True), unsafe_allow_html=True)
+        st.markdown(tokens_html(caption, end_token=True), unsafe_allow_html=True)
         st.caption(f"log-prob {caption.logprob:.2f} · confidence {caption.confidence:.2f}")
     with forced:
-        st.markdown(f"**Forced: “{views.markdown_escape(lm.model.decode_text(ids))}”**")
-        st.markdown(views.tokens_html(new, end_token=True), unsafe_allow_html=True)
+        st.markdown(f"**Forced: “{markdown_escape(lm.model.decode_text(ids))}”**")
+        st.markdown(tokens_html(new, end_token=True), unsafe_allow_html=True)
         st.caption(
             f"log-prob {new.logprob:.2f} · confidence {new.confidence:.2f} · the first {sum(new.forced)} tokens were forced"
         )

@@ -27,9 +27,12 @@ import streamlit as st
 from PIL import Image
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from captioner.app import model_budget, model_compare, notes, question, settings, views
+from captioner.app import model_budget, model_compare, notes, question, settings
 from captioner.app.gallery import Example, example_images
 from captioner.app.model_text import load_error_line
+from captioner.app.views.help_text import BUILTIN_SHORT, HOW_TO_READ
+from captioner.app.views.images import display_image, png_bytes
+from captioner.app.views.text import config_label, head_text, layer_text, markdown_escape, shorten
 from captioner.archives import ArchiveError
 from captioner.batch.items import BatchItem, expand_uploads
 from captioner.batch.rows import DEFAULT_BATCH_SIZE, CaptionRow, caption_items, chunks
@@ -160,7 +163,7 @@ def model_notes() -> list[str]:
 def _spinner_text(spec: str) -> str:
     if spec == DEFAULT_SPEC:
         return "Loading the model…"
-    shown = views.markdown_escape(views.shorten(spec, 60))
+    shown = markdown_escape(shorten(spec, 60))
     if spec_kind(spec) != "hub":
         return f"Loading {shown}…"
     return f"Loading {shown} from the Hugging Face hub (a first download can take minutes)…"
@@ -234,7 +237,7 @@ def _on_load_model() -> None:
             _load_model(spec)
     except Exception as e:
         log.exception("loading %s failed", spec)
-        kept = views.shorten(_in_use_name(in_use), 60)
+        kept = shorten(_in_use_name(in_use), 60)
         # The picker keeps the kind and the text as typed, so a typo is fixed in place.
         st.session_state["model_error"] = f"{load_error_line(spec, e)} The app keeps using {kept}."
         return
@@ -271,7 +274,7 @@ def select_image(name: str, data: bytes, source: str) -> bool:
         st.session_state["image_error"] = f"Could not use {name}: {e}"
         return False
     digest = hashlib.sha256(data).hexdigest()[:16]
-    st.session_state["image"] = SelectedImage(name, digest, image, source, views.display_image(image, PREVIEW_SIDE))
+    st.session_state["image"] = SelectedImage(name, digest, image, source, display_image(image, PREVIEW_SIDE))
     st.session_state.pop("image_error", None)
     return True
 
@@ -379,7 +382,7 @@ class Decoded:
 
 
 def _failure_text(config: DecodingConfig, error: BaseException) -> str:
-    what = f"“{views.config_label(config)}”"
+    what = f"“{config_label(config)}”"
     if isinstance(error, ValueError):
         return f"{what}: {error}"
     if isinstance(error, MemoryError):
@@ -424,7 +427,7 @@ def decode_configs(lm: LoadedModel, picked: SelectedImage, configs: Sequence[Dec
             try:
                 o.result = _run_decode(lm, picked, [o.config])[0][0]
             except Exception as e:
-                log.exception("decoding %s failed", views.config_label(o.config))
+                log.exception("decoding %s failed", config_label(o.config))
                 o.error = _failure_text(o.config, e)
     return Decoded(outcomes)
 
@@ -526,7 +529,7 @@ def _on_seed_text(r: settings.Range, prefix: str) -> None:
         st.session_state.pop(prefix + SEED_PROBLEM, None)
         return
     st.session_state[prefix + SEED_PROBLEM] = (
-        f"“{views.shorten(typed, 30)}” is not a whole number from 0 to 2^64 − 1 ({int(r.hi):,}): "
+        f"“{shorten(typed, 30)}” is not a whole number from 0 to 2^64 − 1 ({int(r.hi):,}): "
         f"the seed stays {st.session_state.get(prefix + r.name, 0)}."
     )
 
@@ -547,7 +550,7 @@ def seed_input(r: settings.Range, prefix: str, disabled: bool) -> None:
     )
     problem = st.session_state.pop(prefix + SEED_PROBLEM, None)
     if problem:
-        st.error(views.markdown_escape(problem), icon=":material/error:")
+        st.error(markdown_escape(problem), icon=":material/error:")
 
 
 def keep_widget_values() -> None:
@@ -610,7 +613,7 @@ def _on_add_configuration() -> None:
     names = {"strategy", *(r.name for r in settings.DECODING_RANGES)}
     values = {name: st.session_state["cmp.new." + name] for name in names if "cmp.new." + name in st.session_state}
     typed = str(st.session_state.get("cmp.new.label", "")).strip()[:60]
-    label = typed or f"mine {len(added) + 1}: {views.config_label(settings.config_with(DecodingConfig(), values))}"
+    label = typed or f"mine {len(added) + 1}: {config_label(settings.config_with(DecodingConfig(), values))}"
     added.append({**values, "label": label})
     st.session_state["cmp.new.label"] = ""
 
@@ -628,7 +631,7 @@ def chart_picker(results: Sequence[DecodeResult]) -> list[DecodeResult]:
     """The results the token-probability chart draws: all when few, else the ones picked (first CHART_LINES)."""
     if len(results) <= CHART_LINES:
         return list(results)
-    labels = [views.config_label(r.config) for r in results]
+    labels = [config_label(r.config) for r in results]
     if not set(st.session_state.get("cmp.chart", [])) <= set(labels):
         st.session_state.pop("cmp.chart")
     shown = st.multiselect(
@@ -652,7 +655,7 @@ def add_configuration_panel(model: CaptionModel) -> None:
         st.button("Add to the comparison", key="compare.add", on_click=_on_add_configuration, icon=":material/add:")
         for i, entry in enumerate(added):
             left, right = st.columns([4, 1], vertical_alignment="center")
-            left.markdown(views.markdown_escape(entry["label"]))
+            left.markdown(markdown_escape(entry["label"]))
             right.button("Remove", key=f"compare.remove.{i}", on_click=_on_remove_configuration, args=(i,))
 
 
@@ -660,19 +663,19 @@ def add_configuration_panel(model: CaptionModel) -> None:
 def attention_controls(model: CaptionModel, attention: bool = True) -> tuple[int | str, int | str, float]:
     """Layer, head and opacity pickers in a row (layer and head off unless the maps are raw `attention`);
     returns (layer, head, opacity)."""
-    layers = [views.LAYER_MEAN, *range(model.num_layers)]
-    heads = [views.HEAD_MEAN, views.HEAD_MAX, *range(model.num_heads)]
-    if st.session_state.get("xpl.layer", views.LAYER_MEAN) not in layers:
-        st.session_state["xpl.layer"] = views.LAYER_MEAN
-    if st.session_state.get("xpl.head", views.HEAD_MEAN) not in heads:
-        st.session_state["xpl.head"] = views.HEAD_MEAN
-    st.session_state.setdefault("xpl.layer", views.LAYER_MEAN)
-    st.session_state.setdefault("xpl.head", views.HEAD_MEAN)
+    layers = [settings.LAYER_MEAN, *range(model.num_layers)]
+    heads = [settings.HEAD_MEAN, settings.HEAD_MAX, *range(model.num_heads)]
+    if st.session_state.get("xpl.layer", settings.LAYER_MEAN) not in layers:
+        st.session_state["xpl.layer"] = settings.LAYER_MEAN
+    if st.session_state.get("xpl.head", settings.HEAD_MEAN) not in heads:
+        st.session_state["xpl.head"] = settings.HEAD_MEAN
+    st.session_state.setdefault("xpl.layer", settings.LAYER_MEAN)
+    st.session_state.setdefault("xpl.head", settings.HEAD_MEAN)
     _prepare("xpl.", (settings.OPACITY,), {"opacity": settings.OPACITY_DEFAULT})
     c1, c2, c3 = st.columns(3)
     off = None if attention else "Layer and heads choose among raw attention's maps."
-    layer = c1.selectbox("Layer", layers, key="xpl.layer", format_func=views.layer_text, disabled=not attention, help=off)
-    head = c2.selectbox("Heads", heads, key="xpl.head", format_func=views.head_text, disabled=not attention, help=off)
+    layer = c1.selectbox("Layer", layers, key="xpl.layer", format_func=layer_text, disabled=not attention, help=off)
+    head = c2.selectbox("Heads", heads, key="xpl.head", format_func=head_text, disabled=not attention, help=off)
     opacity = c3.slider(
         settings.OPACITY.label, 0.0, 1.0, step=settings.OPACITY.step, key="xpl.opacity", help=settings.OPACITY.help
     )
@@ -692,7 +695,7 @@ def word_picker(words: Sequence[str]) -> int:
         range(len(words)),
         key="xpl.word",
         horizontal=True,
-        format_func=lambda i: f"{i + 1}. {views.markdown_escape(words[i])}",
+        format_func=lambda i: f"{i + 1}. {markdown_escape(words[i])}",
         on_change=_on_word,
         args=(list(words),),
     )
@@ -737,7 +740,7 @@ def restore_from_url(page: str) -> None:
     name = params.get("image")
     picked = st.session_state.get("image")
     if name and not select_example(name):
-        notes.append(f"The link's image “{views.shorten(name, 60)}” is not one of the examples: showing the first example.")
+        notes.append(f"The link's image “{shorten(name, 60)}” is not one of the examples: showing the first example.")
     elif params.get(UPLOAD_PARAM) and not history and gallery():
         notes.append(
             "This link was made with an image of its sender's own (an upload or a photo), which does not "
@@ -915,7 +918,7 @@ def batch_uploader() -> list[tuple[str, bytes]]:
     st.session_state[BATCH_UPLOADS] = [(f.name, f.getvalue()) for f in files or []]
     kept = st.session_state.get(BATCH_KEPT, [])
     if kept:
-        names = ", ".join(views.markdown_escape(views.shorten(name, 40)) for name, _ in kept[:5])
+        names = ", ".join(markdown_escape(shorten(name, 40)) for name, _ in kept[:5])
         more = f" and {len(kept) - 5} more" if len(kept) > 5 else ""
         left, right = st.columns([4, 1], vertical_alignment="center")
         left.caption(f":material/inventory_2: Kept from your last visit: {notes.plural(len(kept), 'file')} ({names}{more}).")
@@ -957,7 +960,7 @@ def run_batch(lm: LoadedModel, items: Sequence[BatchItem], config: DecodingConfi
         for (key, _), row in zip(chunk, rows):
             done[key] = row
         finished += len(chunk)
-        name = views.markdown_escape(views.shorten(chunk[-1][1].name, 60))  # a file name is not Markdown
+        name = markdown_escape(shorten(chunk[-1][1].name, 60))  # a file name is not Markdown
         bar.progress(finished / len(todo), text=f"{finished}/{len(todo)} · {name}")
     bar.empty()
     stop.empty()
@@ -970,7 +973,7 @@ def page_guard(doing: str = "showing this page") -> Iterator[None]:
     try:
         yield
     except (ImageLoadError, ModelLoadError, ArchiveError, ValueError) as e:
-        st.error(views.markdown_escape(str(e)))  # messages name files and models the user chose
+        st.error(markdown_escape(str(e)))  # messages name files and models the user chose
     except MemoryError:
         st.error(f"Ran out of memory while {doing}. Try a smaller image or fewer beams and samples.")
     except Exception as e:
@@ -984,20 +987,20 @@ def page_guard(doing: str = "showing this page") -> Iterator[None]:
 def how_to_read(page: str) -> None:
     """The page's short, collapsible reading guide."""
     with st.expander("How to read this", icon=":material/help:"):
-        st.markdown(views.HOW_TO_READ[page])
+        st.markdown(HOW_TO_READ[page])
 
 
 def show_url_notes() -> None:
     """What a link asked for that could not be used as it was (shown once)."""
     for note in st.session_state.pop("url.notes", []):
-        st.info(views.markdown_escape(note), icon=":material/link:")
+        st.info(markdown_escape(note), icon=":material/link:")
 
 
 def require_model() -> LoadedModel:
     """The session's model, or a message and a stop when none loads."""
     lm = current_model()
     if lm is None:
-        st.error(views.markdown_escape(st.session_state.get("model_error", "No model is loaded.")))
+        st.error(markdown_escape(st.session_state.get("model_error", "No model is loaded.")))
         st.stop()
     return lm
 
@@ -1028,24 +1031,24 @@ def model_sidebar() -> LoadedModel | None:
         sb.text_input("Path to a captioner.pt or a model folder", key="model.path")
     sb.button("Load model", key="model.load", width="stretch", on_click=_on_load_model)
     if st.session_state.get("model_error"):
-        sb.error(views.markdown_escape(st.session_state["model_error"]))
+        sb.error(markdown_escape(st.session_state["model_error"]))
     for note in model_notes():
-        sb.info(views.markdown_escape(note), icon=":material/memory:")
+        sb.info(markdown_escape(note), icon=":material/memory:")
     if lm is None:
         return None
     info = lm.model.info
     if lm.fell_back:
-        sb.warning(f"Using the built-in model: {views.markdown_escape(info.reason)}.")
+        sb.warning(f"Using the built-in model: {markdown_escape(info.reason)}.")
     lines = [
-        f"In use: **{views.markdown_escape(info.name)}** · {views.markdown_escape(info.family)}",
+        f"In use: **{markdown_escape(info.name)}** · {markdown_escape(info.family)}",
         f"{format_count(info.num_parameters)} parameters · {info.dtype}",
-        f"from {views.markdown_escape(views.shorten(info.source, 80))}",
+        f"from {markdown_escape(shorten(info.source, 80))}",
     ]
     if info.reason and not lm.fell_back:
-        lines.append(f"Why this model: {views.markdown_escape(info.reason)}")
+        lines.append(f"Why this model: {markdown_escape(info.reason)}")
     sb.caption("  \n".join(lines))
     if lm.is_builtin:
-        sb.caption(views.BUILTIN_SHORT)
+        sb.caption(BUILTIN_SHORT)
     return lm
 
 
@@ -1062,7 +1065,7 @@ def _gallery_css() -> str:
     for i, ex in enumerate(gallery()):
         thumb = Image.open(io.BytesIO(ex.data)).convert("RGB")
         thumb.thumbnail((96, 96))
-        data = base64.b64encode(views.png_bytes(thumb)).decode()
+        data = base64.b64encode(png_bytes(thumb)).decode()
         rules.append(f".st-key-gallery-{i} button {{background-image: url(data:image/png;base64,{data});}}")
     return "<style>" + "\n".join(rules) + "</style>"
 
@@ -1108,11 +1111,11 @@ def image_sidebar() -> None:
     else:
         sb.camera_input("Take a photo", key=_input_key("camera"), on_change=_on_file, args=("camera",))
     if st.session_state.get("image_error"):
-        sb.error(views.markdown_escape(st.session_state["image_error"]))
+        sb.error(markdown_escape(st.session_state["image_error"]))
     picked = selected_image()
     if picked is not None:
         w, h = picked.image.size
-        sb.image(picked.preview, caption=f"{views.markdown_escape(picked.name)} · {w}×{h}", width="stretch")
+        sb.image(picked.preview, caption=f"{markdown_escape(picked.name)} · {w}×{h}", width="stretch")
 
 
 def page_links(pages: Sequence[Any], lm: LoadedModel | None) -> None:
