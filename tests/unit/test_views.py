@@ -108,9 +108,16 @@ def test_tables_and_figures(results):
     assert list(alone["time (s)"]) == [0.0, 0.1, 0.2, 0.3]
     samples = samples_table(res)
     assert len(samples) == 8 and set(samples["strategy"]) == {"sample top-k 5", "nucleus"}
+    assert list(samples.columns) == ["strategy", "sample", "caption", "log-prob", "score", "tokens"]
+    assert list(samples["sample"]) == [1, 2, 3, 4, 1, 2, 3, 4]
+    assert list(samples["caption"]) == [c.text for r in res[2:] for c in r.captions]
     beams = beams_table(res)
     assert len(beams) >= 1 and (beams["strategy"] == "beam (3)").all()
     assert list(beams["score"]) == sorted(beams["score"], reverse=True)
+    assert list(beams.columns) == ["strategy", "rank", "caption", "score", "log-prob", "tokens", "ended"]
+    assert list(beams["rank"]) == list(range(1, len(res[1].beams) + 1)) and list(beams["caption"]) == [
+        c.text for c in res[1].beams
+    ]
     record = caption_record(res[0], model.info, "red.png")
     assert record["caption"] == res[0].best.text and record["model"]["family"] == "visiongpt2"
     csv = csv_bytes(table).decode()

@@ -68,39 +68,33 @@ def comparison_table(results: Sequence[DecodeResult]) -> pd.DataFrame:
 
 def samples_table(results: Sequence[DecodeResult]) -> pd.DataFrame:
     """Every sample of the sampling configurations."""
-    rows = [
-        {
-            "strategy": config_label(r.config),
-            "sample": i + 1,
-            "caption": c.text,
-            "log-prob": round(c.logprob, 3),
-            "score": round(c.score, 3),
-            "tokens": num_tokens(c),
-        }
-        for r in results
-        if r.config.strategy == "sample"
-        for i, c in enumerate(r.captions)
-    ]
-    return pd.DataFrame(rows, columns=["strategy", "sample", "caption", "log-prob", "score", "tokens"])
+    return _captions_table(results, "sample", ["strategy", "sample", "caption", "log-prob", "score", "tokens"])
 
 
 def beams_table(results: Sequence[DecodeResult]) -> pd.DataFrame:
     """Every finished beam hypothesis of the beam configurations, best first, with its score."""
-    rows = [
-        {
-            "strategy": config_label(r.config),
-            "rank": i + 1,
-            "caption": c.text,
-            "score": round(c.score, 4),
-            "log-prob": round(c.logprob, 3),
-            "tokens": num_tokens(c),
-            "ended": c.finished,
-        }
-        for r in results
-        if r.config.strategy == "beam"
-        for i, c in enumerate(r.beams)
-    ]
-    return pd.DataFrame(rows, columns=["strategy", "rank", "caption", "score", "log-prob", "tokens", "ended"])
+    return _captions_table(results, "beam", ["strategy", "rank", "caption", "score", "log-prob", "tokens", "ended"])
+
+
+def _captions_table(results: Sequence[DecodeResult], strategy: str, columns: list[str]) -> pd.DataFrame:
+    """The captions of the `strategy` configurations (their samples, or their beams best first), numbered
+    in the column after "strategy", with the given columns in that order."""
+    rows = []
+    for r in results:
+        if r.config.strategy != strategy:
+            continue
+        for i, c in enumerate(r.beams if strategy == "beam" else r.captions):
+            cells = {
+                "strategy": config_label(r.config),
+                columns[1]: i + 1,
+                "caption": c.text,
+                "score": round(c.score, 4),
+                "log-prob": round(c.logprob, 3),
+                "tokens": num_tokens(c),
+                "ended": c.finished,
+            }
+            rows.append({k: cells[k] for k in columns})
+    return pd.DataFrame(rows, columns=columns)
 
 
 def every_caption_table(results: Sequence[DecodeResult]) -> pd.DataFrame:
