@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from captioner.batch.items import BatchItem, list_items
+from captioner.batch.resume import captioned
 from captioner.batch.storage import location_name
 from captioner.metrics import bleu4_scores, cider_d_scores, exact_match, rouge_l_scores, word_tokens
 
@@ -133,8 +134,9 @@ def leaderboard(records: Iterable[list[dict[str, Any]]], runs: Sequence[tuple[st
     wanted = {key: [] for _, key in runs}
     for chunk in records:
         for r in chunk:
-            if r.get("run_key") in wanted and r.get("status") == "ok":
-                wanted[r["run_key"]].append(r)
+            key = r.get("run_key")
+            if key in wanted and captioned(r, key):
+                wanted[key].append(r)
     return [model_scores(name, wanted[key]) for name, key in runs]
 
 
