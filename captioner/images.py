@@ -13,10 +13,10 @@ import os
 import re
 from typing import BinaryIO, Union
 
-import numpy as np
 from PIL import Image
 
 from captioner.files import FileRefused, format_bytes, read_regular_file
+from captioner.image_modes import UnsupportedMode, to_rgb
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -48,7 +48,6 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".webp", 
 
 ImageSource = Union[bytes, bytearray, memoryview, str, os.PathLike, BinaryIO, Image.Image]
 
-_WHITE = (255, 255, 255)
 _EXIF_ORIENTATION = 0x0112
 _ORIENTATION_TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -112,9 +111,11 @@ def _decode(im: Image.Image, max_pixels: int | None) -> Image.Image:
     _check_decode_memory(im)
     try:
         im.load()
-        return _to_rgb(_upright(im))
+        return to_rgb(_upright(im))
     except ImageLoadError:
         raise
+    except UnsupportedMode as exc:
+        raise ImageLoadError(str(exc), "unsupported") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise _bomb_error(exc, max_pixels) from exc
     except MemoryError as exc:
@@ -244,90 +245,6 @@ def _upright(im: Image.Image) -> Image.Image:
         return im
     method = _ORIENTATION_TRANSPOSE.get(orientation) if isinstance(orientation, int) else None
     return im.transpose(method) if method is not None else im
-
-
-def _to_rgb(im: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to a new 8-bit RGB image (never returns ``im`` itself)."""
-    mode = im.mode
-    if mode == "La":  # premultiplied grey + alpha has no direct route to RGBA
-        im, mode = im.convert("LA"), "LA"
-    if mode in ("RGBA", "LA", "PA", "RGBa") or (mode in ("P", "L", "RGB", "1") and "transparency" in im.info):
-        return _flatten(im.convert("RGBA"))
-    if mode.startswith("I") or mode == "F":
-        return _grey_to_rgb(im)
-    if mode == "CMYK":
-        return _cmyk_to_rgb(im)
-    try:
-        return im.convert("RGB")
-    except ValueError:
-        try:  # modes without a direct RGB conversion go through RGBA
-            return _flatten(im.convert("RGBA"))
-        except ValueError as exc:
-            raise ImageLoadError(f"Images with {mode} colours are not supported.", "unsupported") from exc
-
-
-def _flatten(rgba: Image.Image) -> Image.Image:
-    """Composite an RGBA image onto white."""
-    background = Image.new("RGB", rgba.size, _WHITE)
-    background.paste(rgba, mask=rgba.getchannel("A"))
-    return background
-
-
-_STRIP_PIXELS = 1 << 20  # high-bit-depth images are converted this many pixels at a time
-
-
-def _grey_to_rgb(im: Image.Image) -> Image.Image:
-    """High-bit-depth grey (I;16, I, F) to 8-bit RGB by scaling (Pillow's own conversion clips at 255).
-
-    Two passes over bands of rows, so that no float64 copy of the whole picture is ever made: one
-    finds the range of the finite values, one scales each band into the new image.
-    """
-    width, height = im.size
-    rows = max(1, _STRIP_PIXELS // max(width, 1))
-    bands = [(0, top, width, min(height, top + rows)) for top in range(0, height, rows)]
-    low, high = 0.0, 0.0
-    for i, box in enumerate(bands):
-        values = _finite_values(im.crop(box))
-        low, high = (float(values.min()), float(values.max())) if i == 0 else (min(low, values.min()), max(high, values.max()))
-    scale, offset = _grey_scale(im.mode, float(low), float(high))
-    out = Image.new("RGB", im.size)
-    for box in bands:
-        scaled = np.clip(np.rint(_finite_values(im.crop(box)) * scale + offset), 0, 255).astype(np.uint8)
-        out.paste(Image.fromarray(scaled, "L"), box[:2])  # pasted as RGB
-    return out
-
-
-def _finite_values(band: Image.Image) -> np.ndarray:
-    return np.nan_to_num(np.asarray(band, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-
-
-def _grey_scale(mode: str, low: float, high: float) -> tuple[float, float]:
-    """(scale, offset) that map a grey image's values to 0..255."""
-    if mode.startswith("I;16"):
-        return 1 / 257.0, 0.0  # 65535 -> 255
-    if mode == "F" and low >= 0 and high <= 1.0:
-        return 255.0, 0.0  # float images are usually 0..1
-    if low >= 0 and high <= 255:
-        return 1.0, 0.0
-    if mode == "I" and low >= 0 and high <= 65535:
-        return 1 / 257.0, 0.0  # 16-bit samples stored as 32-bit ints
-    if high > low:
-        return 255.0 / (high - low), -low * 255.0 / (high - low)  # arbitrary range: stretch
-    return 0.0, 0.0
-
-
-def _cmyk_to_rgb(im: Image.Image) -> Image.Image:
-    """Use the embedded ICC profile when there is one; otherwise Pillow's plain formula."""
-    icc = im.info.get("icc_profile")
-    if icc:
-        try:
-            from PIL import ImageCms
-
-            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            return ImageCms.profileToProfile(im, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
-        except Exception:
-            pass  # missing littlecms or a broken profile: fall back below
-    return im.convert("RGB")
 
 
 def _megapixels(pixels: int) -> str:

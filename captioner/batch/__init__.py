@@ -1,9 +1,11 @@
 """Caption collections: items in, rows out, for the batch command, its Ray job and the Batch page.
 
-- `items`: what to caption (folders, globs, zips, list files, URIs, uploads) as `BatchItem`s.
+- `items`: what to caption (folders, globs, zips, list files, URIs, uploads) as `BatchItem`s;
+  `locations` (which URIs may be contacted) and `storage` (reading a path or a URI alike) below it.
 - `rows`: the one batch function (`caption_chunk`), `CaptionRow`, and the Batch page's
   `caption_items` and `score_rows`.
-- `outputs`: Parquet / CSV / JSON Lines files that a run resumes, and a Ray job's Parquet folder.
+- `outputs`: Parquet / CSV / JSON Lines files that a run resumes; `parquet_folder`: a Ray job's
+  Parquet folder; `resume`: their rows read back (captioned already, which row replaces which).
 - `ray_job`: the same work on Ray Data.
 - `__main__`: `python -m captioner.batch INPUT... --out PATH`.
 

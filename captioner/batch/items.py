@@ -5,9 +5,9 @@ references it has; `read_item` fetches the bytes when the item's turn comes, so 
 chunk of images at a time. Anything that can't be used becomes an item with a `problem`: a row
 with its error, never a failed run.
 
-Locations are local paths (named absolute, so `imgs`, `./imgs/` and `$PWD/imgs` are one place) or
-the URIs `captioner.batch.locations` allows (`s3://bucket/images/`, `gs://...`, `file:///...`);
-pyarrow is imported only when a URI or a Parquet list is read.
+Locations are local paths or the URIs `captioner.batch.locations` allows (`s3://bucket/images/`,
+`gs://...`, `file:///...`), read alike by `captioner.batch.storage`; pyarrow is imported only when a
+URI or a Parquet list is read.
 """
 
 from __future__ import annotations
@@ -15,16 +15,25 @@ from __future__ import annotations
 import functools
 import glob
 import os
-import stat
 from dataclasses import asdict, dataclass, replace
-from typing import Any, BinaryIO, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from captioner.archives import DEFAULT_MAX_TOTAL_BYTES, ArchiveError, read_image_archive
 from captioner.batch.lists import MAX_LIST_BYTES, REFERENCE_SEPARATOR, Entry, parquet_entries, text_entries
+from captioner.batch.locations import LocationRefused, file_uri_path, filesystem_of, is_uri, scheme_of
+from captioner.batch.storage import (
+    absolute,
+    files_under,
+    kind_of,
+    location_name,
+    open_location,
+    read_location,
+    signature_of,
+    size_of,
+)
 from captioner.errors import one_line
-from captioner.batch.locations import LocationRefused, file_uri, file_uri_path, filesystem_of, is_uri, scheme_of
 from captioner.files import escape_name, format_bytes, unescape_name
-from captioner.images import DEFAULT_MAX_BYTES, IMAGE_EXTENSIONS, ImageLoadError
+from captioner.images import IMAGE_EXTENSIONS, ImageLoadError
 
 __all__ = [
     "REFERENCE_SEPARATOR",
@@ -32,12 +41,9 @@ __all__ = [
     "archive_items",
     "count_items",
     "expand_uploads",
-    "filesystem_of",
-    "is_uri",
     "iter_items",
-    "open_location",
+    "list_items",
     "read_item",
-    "read_location",
 ]
 
 LIST_EXTENSIONS = (".txt", ".csv", ".parquet")
@@ -72,104 +78,6 @@ class BatchItem:
         return cls(**{**record, **names, "references": tuple(record.get("references") or ())})
 
 
-# -- locations: local paths and allowed URIs -------------------------------------------------------------
-def _local(location: str) -> str | None:
-    """The local path of a location (a path, or a file:// URI), None for object storage."""
-    if not is_uri(location):
-        return location
-    return file_uri_path(location) if scheme_of(location) == "file" else None
-
-
-def open_location(location: str) -> BinaryIO:
-    """A local regular file or an allowed URI, opened for reading. A FIFO or a device is refused, never
-    opened for blocking reads (the file is opened non-blocking and checked through its descriptor)."""
-    local = _local(location)
-    if local is None:
-        filesystem, path, _ = filesystem_of(location)
-        return filesystem.open_input_file(path)
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(local, flags)
-    except FileNotFoundError:
-        raise ImageLoadError(f"No such file: {location}", "missing") from None
-    except OSError as e:
-        raise ImageLoadError(f"The file {location} could not be read: {e.strerror or e}", "unreadable") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        what = "a folder, not a file" if stat.S_ISDIR(mode) else "not a regular file (a pipe, socket or device)"
-        raise ImageLoadError(f"This is {what}: {location}", "missing" if stat.S_ISDIR(mode) else "unreadable")
-    os.set_blocking(fd, True)
-    return os.fdopen(fd, "rb")
-
-
-def read_location(location: str, max_bytes: int | None = DEFAULT_MAX_BYTES) -> bytes:
-    """The bytes of a file, at most max_bytes + 1 of them (so that a check can say it is too large)."""
-    try:
-        with open_location(location) as f:
-            return f.read() if max_bytes is None else f.read(max_bytes + 1)
-    except ImageLoadError:
-        raise
-    except Exception as e:  # pyarrow's errors (OSError, ValueError, NotImplementedError, ...), a refused URI
-        raise ImageLoadError(f"{location} could not be read: {_one_line(e)}", "unreadable") from None
-
-
-def _size(location: str) -> int:
-    local = _local(location)
-    if local is not None:
-        return os.stat(local).st_size
-    filesystem, path, _ = filesystem_of(location)
-    return filesystem.get_file_info(path).size or 0
-
-
-def _kind(location: str) -> str:
-    """'folder', 'file' or 'missing'."""
-    local = _local(location)
-    if local is None:
-        from pyarrow import fs
-
-        filesystem, path, _ = filesystem_of(location)
-        kind = filesystem.get_file_info(path).type
-        return {fs.FileType.Directory: "folder", fs.FileType.File: "file"}.get(kind, "missing")
-    if os.path.isdir(local):
-        return "folder"
-    return "file" if os.path.lexists(local) else "missing"
-
-
-def _files_under(folder: str) -> Iterator[str]:
-    """Every regular file below a folder, recursively, in sorted order; hidden files and folders left out."""
-    local = _local(folder)
-    if local is None:
-        from pyarrow import fs
-
-        filesystem, path, scheme = filesystem_of(folder)
-        infos = filesystem.get_file_info(fs.FileSelector(path, recursive=True))
-        for info in sorted((i for i in infos if i.type == fs.FileType.File), key=lambda i: _walk_order(i.path)):
-            if not any(part.startswith(".") for part in info.path[len(path) :].split("/")):
-                yield scheme + info.path
-        return
-    for root, dirs, files in os.walk(local):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            full = os.path.join(root, name)
-            if not name.startswith(".") and os.path.isfile(full):
-                yield file_uri(full) if is_uri(folder) else full
-
-
-def _walk_order(path: str) -> list[tuple[int, str]]:
-    """os.walk's order as a sort key: a folder's files (by name) before its subfolders (by name)."""
-    *folders, name = path.split("/")
-    return [(1, f) for f in folders] + [(0, name)]
-
-
-def _is_image_name(name: str) -> bool:
-    return name.lower().endswith(IMAGE_EXTENSIONS)
-
-
-def _one_line(e: BaseException) -> str:
-    return one_line(e, limit=300)
-
-
 # -- inputs -> items ----------------------------------------------------------------------------------
 def iter_items(inputs: Iterable[str], *, keep_archive_bytes: bool = True) -> Iterator[BatchItem]:
     """The items of the command line's inputs, in order: folders (recursively, image files only),
@@ -191,16 +99,11 @@ def _items_of(spec: str, keep_archive_bytes: bool) -> Iterator[BatchItem]:
     try:
         yield from _expand(spec, keep_archive_bytes)
     except Exception as e:  # a refused URI; pyarrow's own errors (scheme, credentials, network); a folder gone
-        yield BatchItem(spec, path=spec, problem=f"{spec} could not be listed: {_one_line(e)}")
-
-
-def _absolute(path: str) -> str:
-    """A local path as one name however it is spelled (`imgs`, `./imgs/`, `$PWD/imgs`); symlinks kept as named."""
-    return os.path.abspath(path) if path else path
+        yield BatchItem(spec, path=spec, problem=f"{spec} could not be listed: {one_line(e)}")
 
 
 def _expand(spec: str, keep_archive_bytes: bool) -> Iterator[BatchItem]:
-    kind = _kind(spec)
+    kind = kind_of(spec)
     if kind == "missing" and not is_uri(spec) and glob.has_magic(spec):
         matches = sorted(glob.glob(spec, recursive=True))  # the pattern as given: the cwd's name may hold [ or *
         if not matches:
@@ -208,14 +111,14 @@ def _expand(spec: str, keep_archive_bytes: bool) -> Iterator[BatchItem]:
         for match in matches:
             if os.path.isdir(match):
                 continue  # `**` also matches folders; their images match the pattern on their own
-            yield from _file_items(_absolute(match), keep_archive_bytes)
+            yield from _file_items(absolute(match), keep_archive_bytes)
         return
-    spec = spec if is_uri(spec) else _absolute(spec)
+    spec = location_name(spec)
     if kind == "missing":
         yield BatchItem(spec, path=spec, problem=f"No such file or folder: {spec}")
     elif kind == "folder":
-        for location in _files_under(spec):
-            if _is_image_name(location):
+        for location in files_under(spec):
+            if location.lower().endswith(IMAGE_EXTENSIONS):
                 yield BatchItem(location, path=location)
     else:
         yield from _file_items(spec, keep_archive_bytes)
@@ -226,7 +129,7 @@ def _file_items(location: str, keep_archive_bytes: bool) -> Iterator[BatchItem]:
     if lower.endswith(".zip"):
         yield from _zip_items(location, keep_archive_bytes)
     elif lower.endswith(LIST_EXTENSIONS):
-        yield from _list_items(location)
+        yield from list_items(location)
     else:  # named on its own: an image whatever its extension (load_image judges)
         yield BatchItem(location, path=location)
 
@@ -271,7 +174,7 @@ def expand_uploads(files: Sequence[tuple[str, bytes]]) -> list[BatchItem]:
 
 
 # -- list files -----------------------------------------------------------------------------------------
-def _list_items(location: str) -> Iterator[BatchItem]:
+def list_items(location: str) -> Iterator[BatchItem]:
     """A .txt (one path per line), or a .csv / .parquet with a `path` and an optional `reference` column
     (captioner.batch.lists: caps, encodings, types).
 
@@ -280,7 +183,7 @@ def _list_items(location: str) -> Iterator[BatchItem]:
     a list that can't be read at all is one error row named after the list.
     """
     try:
-        size = _size(location)
+        size = size_of(location)
         if size > MAX_LIST_BYTES:
             raise ValueError(f"it has {size:,} bytes; the limit is {MAX_LIST_BYTES:,}")
         with open_location(location) as stream:
@@ -291,7 +194,7 @@ def _list_items(location: str) -> Iterator[BatchItem]:
                 if item is not None:
                     yield item
     except Exception as e:  # not a list we can read (no path column, not Parquet, a URI refused, ...)
-        yield BatchItem(location, path=location, problem=f"The list {location} could not be read: {_one_line(e)}")
+        yield BatchItem(location, path=location, problem=f"The list {location} could not be read: {one_line(e)}")
 
 
 def _item_of_entry(list_location: str, entry: Entry) -> BatchItem | None:
@@ -319,11 +222,11 @@ def _beside(list_location: str, entry: str) -> str:
         return entry
     if is_uri(list_location):
         if scheme_of(list_location) == "file":
-            return _absolute(os.path.join(os.path.dirname(file_uri_path(list_location)), entry))
+            return absolute(os.path.join(os.path.dirname(file_uri_path(list_location)), entry))
         if os.path.isabs(entry):
             raise LocationRefused(f"the absolute path {entry[:200]} in a list in object storage is refused")
         return list_location.rsplit("/", 1)[0] + "/" + entry
-    return _absolute(os.path.join(os.path.dirname(list_location), entry))
+    return absolute(os.path.join(os.path.dirname(list_location), entry))
 
 
 # -- reading an item's bytes ----------------------------------------------------------------------------
@@ -338,26 +241,15 @@ def read_item(item: BatchItem) -> bytes:
         return item.data
     if item.member:
         try:
-            entries = _archive_entries(item.path, _signature(item.path))
+            entries = _archive_entries(item.path, signature_of(item.path))
         except ImageLoadError:
             raise
         except Exception as e:  # the zip is gone, or object storage does not answer
-            raise ImageLoadError(f"{item.path} could not be read: {_one_line(e)}", "unreadable") from None
+            raise ImageLoadError(f"{item.path} could not be read: {one_line(e)}", "unreadable") from None
         if item.member not in entries:
             raise ImageLoadError(f"{item.member} is no longer in {item.path}", "missing")
         return entries[item.member]
     return read_location(item.path)
-
-
-def _signature(location: str) -> tuple:
-    """What tells that a file changed (size and time), so the archive cache reads it again."""
-    local = _local(location)
-    if local is None:
-        filesystem, path, _ = filesystem_of(location)
-        info = filesystem.get_file_info(path)
-        return (info.size, info.mtime_ns)
-    st = os.stat(local)
-    return (st.st_size, st.st_mtime_ns)
 
 
 @functools.lru_cache(maxsize=1)

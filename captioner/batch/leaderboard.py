@@ -15,14 +15,12 @@ import os
 from dataclasses import dataclass, replace
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from captioner.batch.items import BatchItem, _absolute, _list_items, is_uri
+from captioner.batch.items import BatchItem, list_items
+from captioner.batch.resume import captioned
+from captioner.batch.storage import location_name
 from captioner.metrics import bleu4_scores, cider_d_scores, distinct_n, exact_match, rouge_l_scores, word_tokens
 
 References = dict[str, tuple[str, ...]]
-
-
-def _key(location: str) -> str:
-    return location if is_uri(location) else _absolute(location)  # the batch's own rule for one local name
 
 
 def read_references(location: str) -> References:
@@ -30,11 +28,11 @@ def read_references(location: str) -> References:
     relative to the file's folder). Raises ValueError with one line when the file cannot be read."""
     references: References = {}
     problems: list[str] = []
-    for item in _list_items(location):  # the batch's own list reading: its caps, encodings and refusals
+    for item in list_items(location):  # the batch's own list reading: its caps, encodings and refusals
         if item.problem:
             problems.append(item.problem)
         elif item.references:
-            key = _key(item.path)
+            key = location_name(item.path)
             references[key] = references.get(key, ()) + item.references
     if not references and problems:
         raise ValueError(f"the references {location} could not be read: {problems[0]}")
@@ -50,7 +48,7 @@ def attach_references(items: Iterable[BatchItem], references: References) -> Ite
         name = os.path.basename(key)
         by_name[name] = None if name in by_name else refs  # None: two images share the name
     for item in items:
-        refs = None if item.problem else (references.get(_key(item.name)) or by_name.get(os.path.basename(item.name)))
+        refs = None if item.problem else (references.get(location_name(item.name)) or by_name.get(os.path.basename(item.name)))
         yield replace(item, references=tuple(refs)) if refs else item
 
 
@@ -132,8 +130,9 @@ def leaderboard(records: Iterable[list[dict[str, Any]]], runs: Sequence[tuple[st
     wanted = {key: [] for _, key in runs}
     for chunk in records:
         for r in chunk:
-            if r.get("run_key") in wanted and r.get("status") == "ok":
-                wanted[r["run_key"]].append(r)
+            key = r.get("run_key")
+            if key in wanted and captioned(r, key):
+                wanted[key].append(r)
     return [model_scores(name, wanted[key]) for name, key in runs]
 
 

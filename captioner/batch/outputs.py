@@ -20,32 +20,21 @@ import os
 import re
 import stat
 import sys
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
-from captioner.batch.formats import (
-    KEY_COLUMNS,
-    READ_CHUNK,
-    Writer,
-    as_list,
-    clean,
-    is_row,
-    read_records,
-    records_table,
-    table_columns,
-)
+from captioner.batch.formats import KEY_COLUMNS, READ_CHUNK, Writer, clean, is_row, read_records, records_table, table_columns
 from captioner.batch.locations import filesystem_of, is_uri
-from captioner.batch.rows import BatchRun, CaptionRow, ReferenceScores, done_key, reference_scores
+from captioner.batch.resume import Slot, add_references, done_keys_of, row_slot, scores_of, with_references
+from captioner.batch.rows import BatchRun, CaptionRow, ReferenceScores
 
 __all__ = [
     "JOURNAL_SUFFIX",
     "OutputError",
     "OutputFile",
-    "done_keys_of",
     "metrics_path",
     "output_format",
     "read_records",
     "records_table",
-    "scores_of",
     "write_metrics",
 ]
 
@@ -77,26 +66,6 @@ def metrics_path(out: str) -> str:
 def _write_error(path: str, e: OSError, kept: str) -> OutputError:
     why = "the disk is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else (e.strerror or str(e))
     return OutputError(f"{path} could not be written: {why}. {kept}")
-
-
-def done_keys_of(chunks: Iterable[list[dict[str, Any]]], run_key: str) -> set[bytes]:
-    return {
-        done_key(r["path"], r["sha256"])
-        for chunk in chunks
-        for r in chunk
-        if r.get("run_key") == run_key and r.get("status") == "ok"
-    }
-
-
-def scores_of(chunks: Iterable[list[dict[str, Any]]], run_key: str) -> ReferenceScores | None:
-    captions, references = [], []
-    for chunk in chunks:
-        for r in chunk:
-            refs = as_list(r.get("references"))
-            if r.get("run_key") == run_key and r.get("status") == "ok" and refs:
-                captions.append(r.get("caption") or "")
-                references.append(refs)
-    return reference_scores(captions, references)
 
 
 def write_metrics(location: str, scores: ReferenceScores, run: BatchRun, output: str) -> None:
@@ -264,14 +233,13 @@ class OutputFile:
     def finish(self) -> None:
         """Write the output from the old output and the journal, replace it, drop the journal."""
         self._repair_journal()  # an interrupt may have cut the last append short
-        latest: dict[tuple[str, str], int] = {}  # (run_key, path) -> its last row in the journal
-        added: dict[tuple[str, str], list[str]] = {}  # references that arrived for a row
+        latest: dict[Slot, int] = {}  # a row's slot -> its last row in the journal
+        added: dict[Slot, list[str]] = {}  # references that arrived for a row
         for i, record in enumerate(r for chunk in self._journal_records(("ok", "error", "references")) for r in chunk):
-            key = (record["run_key"], record["path"])
             if record["status"] == "references":
-                added[key] = merged_references(added.get(key, []), record.get("references") or [])
+                add_references(added, record)
             else:
-                latest[key] = i
+                latest[row_slot(record)] = i
         if not latest and not added and os.path.exists(self.path):
             self._drop_journal()
             return
@@ -280,12 +248,12 @@ class OutputFile:
             writer = Writer(tmp, self.format)
             try:
                 for chunk in self._output_records():
-                    writer.write([_with(r, added) for r in chunk if (r["run_key"], r["path"]) not in latest])
+                    writer.write([with_references(r, added) for r in chunk if row_slot(r) not in latest])
                 line = 0
                 for chunk in self._journal_records(("ok", "error", "references")):
-                    rows = [r for i, r in enumerate(chunk, line) if latest.get((r["run_key"], r["path"])) == i]
+                    rows = [r for i, r in enumerate(chunk, line) if latest.get(row_slot(r)) == i]
                     line += len(chunk)
-                    writer.write([_with(r, added) for r in rows if r["status"] != "references"])
+                    writer.write([with_references(r, added) for r in rows if r["status"] != "references"])
                 writer.close()
             except BaseException:
                 writer.abandon()
@@ -327,16 +295,3 @@ def _durable_write(f, data: bytes) -> None:
     f.write(data)
     f.flush()
     os.fsync(f.fileno())
-
-
-def merged_references(old: list[str], new: Iterable[str]) -> list[str]:
-    """References in order, each once: the old ones, then the new ones not among them."""
-    return old + [r for r in new if r not in old]
-
-
-def _with(record: dict[str, Any], added: dict[tuple[str, str], list[str]]) -> dict[str, Any]:
-    """A row with the references that arrived for it merged in."""
-    more = added.get((record["run_key"], record["path"]))
-    if not more:
-        return record
-    return {**record, "references": merged_references(as_list(record.get("references")), more)}

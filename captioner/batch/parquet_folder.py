@@ -13,7 +13,8 @@ from typing import Any, Iterator, Sequence
 
 from captioner.batch.formats import KEY_COLUMNS, READ_CHUNK, records_table
 from captioner.batch.locations import filesystem_of, is_uri
-from captioner.batch.outputs import OutputError, merged_references, done_keys_of, scores_of
+from captioner.batch.outputs import OutputError
+from captioner.batch.resume import Slot, add_references, done_keys_of, row_slot, scores_of, with_references
 from captioner.batch.rows import ReferenceScores
 
 
@@ -84,23 +85,22 @@ class ParquetFolder:
         so that the folder holds one row per image and settings. Only files of captions are rewritten."""
         import pyarrow.parquet as pq
 
-        new_keys: set[tuple[str, str]] = set()
-        added: dict[tuple[str, str], list[str]] = {}
+        new_keys: set[Slot] = set()
+        added: dict[Slot, list[str]] = {}
         for chunk in self.records(new_files):
             for r in chunk:
-                key = (r["run_key"], r["path"])
                 if r["status"] == "references":
-                    added[key] = merged_references(added.get(key, []), r.get("references") or [])
+                    add_references(added, r)
                 else:
-                    new_keys.add(key)
+                    new_keys.add(row_slot(r))
         for path in self.files():
             ours = path in set(new_files)
             if (not ours and not new_keys and not added) or self._captions_file(path) is None:
                 continue
             table = pq.read_table(self.filesystem.open_input_file(path))
-            keys = list(zip(table["run_key"].to_pylist(), table["path"].to_pylist()))
-            statuses = table["status"].to_pylist()
-            keep = [s != "references" if ours else k not in new_keys for k, s in zip(keys, statuses)]
+            heads = table.select(["run_key", "path", "status"]).to_pylist()  # the whole rows only when rewritten
+            keys = [row_slot(r) for r in heads]
+            keep = [r["status"] != "references" if ours else k not in new_keys for k, r in zip(keys, heads)]
             merge = not ours and any(k in added for k in keys)
             if all(keep) and not merge:
                 continue
@@ -109,10 +109,7 @@ class ParquetFolder:
                 continue
             rows = [r for r, k in zip(table.to_pylist(), keep) if k]
             if merge:
-                rows = [
-                    {**r, "references": merged_references(r.get("references") or [], added.get((r["run_key"], r["path"]), []))}
-                    for r in rows
-                ]
+                rows = [with_references(r, added) for r in rows]
             head, name = path.rsplit("/", 1)
             tmp = f"{head}/_rewriting-{name}"
             with self.filesystem.open_output_stream(tmp) as f:

@@ -17,6 +17,7 @@ from typing import Any, Iterable
 from captioner.batch.items import BatchItem, iter_items
 from captioner.batch.formats import records_table
 from captioner.batch.parquet_folder import ParquetFolder
+from captioner.batch.resume import merged_references
 from captioner.batch.rows import DEFAULT_BATCH_SIZE, BatchRun, caption_chunk
 from captioner.config import DecodingConfig
 
@@ -123,7 +124,7 @@ def run_ray(
     for item in iter_items(inputs, keep_archive_bytes=False):
         listed += 1
         record = records.setdefault(item.name, item.to_record())
-        record["references"] += [r for r in item.references if r not in record["references"]]  # data of the image
+        record["references"] = merged_references(record["references"], item.references)  # data of the image
     before = set(folder.files())
     start_ray(options)
     context = ray.data.DataContext.get_current()

@@ -141,33 +141,49 @@ def caption_chunk(
         try:
             data = read_item(item)
             row.sha256 = hashlib.sha256(data).hexdigest()
-            key = done_key(row.path, row.sha256)
-            if key in skip or (seen is not None and key in seen):
+            if not _first_time(done_key(row.path, row.sha256), skip, seen):
                 skipped += 1
                 if row.references and on_skipped_references is not None:
                     row.status = "references"
                     on_skipped_references(row)
                 continue
-            if seen is not None:
-                seen.add(key)
             image = load_image(data)
-        except ImageLoadError as e:
-            rows.append(_failed(row, str(e), keep_hash=e.reason != "too_large"))
+        except Exception as e:  # whatever reading throws, this image is an error row and the others go on
+            rows.append(_read_failure(row, e))
             continue
-        except Exception as e:  # whatever else reading throws, this image is an error row and the others go on
-            log.exception("reading %s failed", item.name)
-            rows.append(_failed(row, f"could not be read: {type(e).__name__}: {one_line(e)}"))
-            continue
-        row.width, row.height = image.size
-        row.timings = json.dumps({"read": time.perf_counter() - t0})
-        if thumbnail_side > 0:
-            row.thumbnail = image.copy()
-            row.thumbnail.thumbnail((thumbnail_side, thumbnail_side))
-        rows.append(row)
+        rows.append(_with_image(row, image, time.perf_counter() - t0, thumbnail_side))
         images.append((row, image))
     for (row, _), result in zip(images, _caption_all(model, [image for _, image in images], config)):
         _fill(row, result)
     return rows, skipped
+
+
+def _first_time(key: bytes, skip: Container[bytes], seen: set[bytes] | None) -> bool:
+    """False for an image captioned before (its key in `skip`) or earlier in this run (in `seen`); else
+    True, and the key is added to `seen`."""
+    if key in skip or (seen is not None and key in seen):
+        return False
+    if seen is not None:
+        seen.add(key)
+    return True
+
+
+def _read_failure(row: CaptionRow, e: Exception) -> CaptionRow:
+    """The row of an item that could not be read or decoded: an image's own message, or the error's type and line."""
+    if isinstance(e, ImageLoadError):
+        return _failed(row, str(e), keep_hash=e.reason != "too_large")
+    log.exception("reading %s failed", row.path)
+    return _failed(row, f"could not be read: {type(e).__name__}: {one_line(e)}")
+
+
+def _with_image(row: CaptionRow, image: Image.Image, read_seconds: float, thumbnail_side: int) -> CaptionRow:
+    """The row with the image's size, the time reading took and, when `thumbnail_side` > 0, a small copy."""
+    row.width, row.height = image.size
+    row.timings = json.dumps({"read": read_seconds})
+    if thumbnail_side > 0:
+        row.thumbnail = image.copy()
+        row.thumbnail.thumbnail((thumbnail_side, thumbnail_side))
+    return row
 
 
 def _caption_all(model: CaptionModel, images: list[Image.Image], config: DecodingConfig) -> list[DecodeResult | str]:
@@ -230,30 +246,20 @@ def caption_items(
     config: DecodingConfig,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    on_progress: Callable[[int, int], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
     model_lock: ContextManager | None = None,
     thumbnail_side: int = 0,
 ) -> list[CaptionRow]:
     """Caption items with any decoding settings: one row per item, in order (the Batch page's work).
 
-    `on_progress(done, total)` is called before the first chunk and after each one; `should_stop()`
-    is checked before each chunk, and when it says True the rows so far are returned (fewer rows
-    than items). `model_lock` is held while a chunk is captioned, so that other users of a shared
-    model take turns between chunks. No item is skipped: resume is the command's business.
+    `model_lock` is held while a chunk of `batch_size` items is captioned, so that other users of a
+    shared model take turns between chunks. No item is skipped: resume is the command's business.
     """
     config = batch_config(model, config)
     run = BatchRun.of(model, config)
     rows: list[CaptionRow] = []
-    if on_progress:
-        on_progress(0, len(items))
     for chunk in chunks(items, max(1, batch_size)):
-        if should_stop is not None and should_stop():
-            break
         with model_lock if model_lock is not None else nullcontext():
             rows += caption_chunk(model, chunk, config, run, thumbnail_side=thumbnail_side)[0]
-        if on_progress:
-            on_progress(len(rows), len(items))
     return rows
 
 

@@ -45,14 +45,6 @@ class BeamTree:
             node_id = node.parent
         return tokens[::-1]
 
-    def kept_per_step(self) -> dict[int, int]:
-        """How many candidates ran on after each step."""
-        counts: dict[int, int] = {}
-        for n in self.nodes:
-            if n.status == "kept":
-                counts[n.step] = counts.get(n.step, 0) + 1
-        return counts
-
     def to_dict(self) -> dict[str, Any]:
         return {"nodes": [dict(n.__dict__) for n in self.nodes], "returned": self.returned, "length_penalty": self.length_penalty}
 

@@ -43,8 +43,9 @@ class Caption:
         """The caption stopped at max_new_tokens instead of ending with the end token."""
         return not self.finished
 
-    def to_dict(self, with_attention: bool = False) -> dict[str, Any]:
-        d = {
+    def to_dict(self) -> dict[str, Any]:
+        """The caption as JSON-ready data (what the CLI writes); attention maps are left out."""
+        return {
             "caption": self.text,
             "token_ids": self.token_ids,
             "tokens": self.tokens,
@@ -60,9 +61,6 @@ class Caption:
             "confidence": self.confidence,
             "out_of_world": self.out_of_world,
         }
-        if with_attention and self.attentions is not None:
-            d["attentions"] = self.attentions.tolist()
-        return d
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import torch
 from PIL import Image
 
@@ -44,10 +43,3 @@ def explain_attention(
     return Explanation(
         "attention", model.grid, cap.text, cap.tokens, words, time.perf_counter() - t0, 1, settings={"layer": layer, "head": head}
     )
-
-
-def token_attention(model: CaptionModel, image: Image.Image, caption: CaptionLike) -> np.ndarray:
-    """Every token's cross-attention (T, layers, H, rows, cols), as decoding reports it in Caption.attentions."""
-    cap = caption_tokens(model, caption)
-    run = attention_pass(model, model.preprocess([image]), cap.ids)
-    return model.image_tokens_to_grid(torch.cat(run.cross).float()).permute(2, 0, 1, 3, 4).numpy()

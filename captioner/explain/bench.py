@@ -219,7 +219,7 @@ def write_markdown(path: Path, results, meta: dict[str, Any], runs: dict[str, An
     path.write_text("\n".join(lines))
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m captioner.explain.bench", description=__doc__.split("\n")[0])
     p.add_argument("--scenes", type=int, default=30, help="eval scenes per renderer (default 30)")
     p.add_argument("--start", type=int, default=0, help="first eval seed index")
@@ -231,21 +231,26 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--json", default=None, help="write every record here")
     p.add_argument("--merge", nargs="*", default=[], help="--json files of earlier runs: their tables join this report")
     p.add_argument("--threads", type=int, default=2)
-    args = p.parse_args(argv)
-    from captioner.loading import load_captioner
+    return p
 
-    torch.set_num_threads(args.threads)
-    methods = [m for m in args.methods.split(",") if m]
-    seeds = split_seeds("eval", args.scenes, args.start)
-    t0 = time.perf_counter()
+
+def _merged(earlier: Sequence[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """(summary, runs) per model and renderer of earlier runs' --json files, the later one winning."""
     results: dict[str, dict[str, Any]] = {}
     raw: dict[str, Any] = {}
-    earlier = [json.loads(Path(f).read_text()) for f in args.merge]
     for e in earlier:
         for name, per_renderer in e["summary"].items():
             results.setdefault(name, {}).update(per_renderer)
             raw.setdefault(name, {}).update(e["runs"][name])
-    grid = earlier[0]["meta"]["grid"] if earlier else ""
+    return results, raw
+
+
+def _measure(args: argparse.Namespace, seeds: list[int], results: dict[str, dict[str, Any]], raw: dict[str, Any]) -> str:
+    """Run every model on every renderer, adding to `results` and `raw` and printing each table; the patch grid."""
+    from captioner.loading import load_captioner
+
+    methods = [m for m in args.methods.split(",") if m]
+    grid = ""
     for spec in [m for m in args.models.split(",") if m]:
         name = "no attention loss" if Path(spec) == NO_ATTENTION_LOSS else spec
         model = load_captioner(spec)
@@ -257,6 +262,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             raw.setdefault(name, {})[renderer] = run
             print(f"\n{name}, {renderer} renderer ({len(run['records'])} words)")
             print("\n".join(table(rows)), flush=True)
+    return grid
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = _parser().parse_args(argv)
+    torch.set_num_threads(args.threads)
+    seeds = split_seeds("eval", args.scenes, args.start)
+    t0 = time.perf_counter()
+    earlier = [json.loads(Path(f).read_text()) for f in args.merge]
+    results, raw = _merged(earlier)
+    grid = _measure(args, seeds, results, raw) or (earlier[0]["meta"]["grid"] if earlier else "")
     if results:
         print("\n" + "\n".join(findings(results)))
     command = "python -m captioner.explain.bench " + " ".join(argv if argv is not None else sys.argv[1:])

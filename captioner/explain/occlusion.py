@@ -10,7 +10,7 @@ does not lower comes from the caption so far, not from the image.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -57,27 +57,12 @@ def explain_occlusion(
     cells = all_cells(grid)
     whole = mask_cells(view, cells, grid, fill)
     base, blank = token_logprobs(model, model.preprocess([view, whole]), cap.ids).numpy()
-    drops = np.empty((len(cells), len(cap.ids)), dtype=np.float64)
-    for start in range(0, len(cells), batch_size):
-        chunk = cells[start : start + batch_size]
-        masked = [mask_cells(view, [cell], grid, fill) for cell in chunk]
-        drops[start : start + len(chunk)] = base - token_logprobs(model, model.preprocess(masked), cap.ids).numpy()
-        if progress is not None:
-            progress((start + len(chunk)) / len(cells))
-    words = []
-    for w, idx in word_groups(cap.tokens, cap.finished):
-        drop = drops[:, idx].sum(axis=1).reshape(grid)
-        words.append(
-            WordExplanation(
-                w,
-                idx,
-                normalised(to_grid(drop.clip(min=0), model.grid)),
-                float(base[idx].sum()),
-                supported=bool(drop.max() > tolerance),
-                drops=drop.astype(np.float32),
-                whole_image_drop=float((base[idx] - blank[idx]).sum()),
-            )
-        )
+
+    def hide(cell: tuple[int, int]) -> Image.Image:
+        return mask_cells(view, [cell], grid, fill)
+
+    drops = _cell_drops(model, cells, hide, cap.ids, base, batch_size, progress)
+    words = [_word(model, w, idx, drops, grid, base, blank, tolerance) for w, idx in word_groups(cap.tokens, cap.finished)]
     return Explanation(
         "occlusion",
         model.grid,
@@ -87,4 +72,47 @@ def explain_occlusion(
         time.perf_counter() - t0,
         2 + len(cells),
         settings={"grid": list(grid), "fill": fill, "tolerance": tolerance},
+    )
+
+
+def _cell_drops(
+    model: CaptionModel,
+    cells: list[tuple[int, int]],
+    hide: Callable[[tuple[int, int]], Image.Image],
+    ids: Sequence[int],
+    base: np.ndarray,
+    batch_size: int,
+    progress: Callable[[float], None] | None,
+) -> np.ndarray:
+    """(cells, tokens): each token's drop in log-probability when `hide(cell)` blanks one cell; the masked
+    images are made `batch_size` at a time."""
+    drops = np.empty((len(cells), len(ids)), dtype=np.float64)
+    for start in range(0, len(cells), batch_size):
+        masked = [hide(cell) for cell in cells[start : start + batch_size]]
+        drops[start : start + len(masked)] = base - token_logprobs(model, model.preprocess(masked), ids).numpy()
+        if progress is not None:
+            progress((start + len(masked)) / len(cells))
+    return drops
+
+
+def _word(
+    model: CaptionModel,
+    word: str,
+    idx: list[int],
+    drops: np.ndarray,
+    grid: tuple[int, int],
+    base: np.ndarray,
+    blank: np.ndarray,
+    tolerance: float,
+) -> WordExplanation:
+    """One word's map (its tokens' drops summed, positive part, on the patch grid) and its support flags."""
+    drop = drops[:, idx].sum(axis=1).reshape(grid)
+    return WordExplanation(
+        word,
+        idx,
+        normalised(to_grid(drop.clip(min=0), model.grid)),
+        float(base[idx].sum()),
+        supported=bool(drop.max() > tolerance),
+        drops=drop.astype(np.float32),
+        whole_image_drop=float((base[idx] - blank[idx]).sum()),
     )

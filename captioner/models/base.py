@@ -75,11 +75,6 @@ def head_logits(x: torch.Tensor, head: nn.Module) -> torch.Tensor:
     return head(x).float()
 
 
-def next_token_logits(h: torch.Tensor, norm: nn.LayerNorm, head: nn.Module) -> torch.Tensor:
-    """The final LayerNorm (in fp32) and the lm_head on last positions h (R, C): fp32 logits (R, V)."""
-    return head_logits(final_hidden(h, norm), head)
-
-
 class CaptionModel(ABC):
     """A captioner seen by the engine: it encodes images once and takes one cached decoding step.
 

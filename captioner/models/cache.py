@@ -107,11 +107,6 @@ class ModelCache:
         self._lock = threading.Lock()
         self._loading: dict[tuple[str, str], threading.Lock] = {}
 
-    @property
-    def used_bytes(self) -> int:
-        with self._lock:
-            return self._used_bytes()
-
     def _used_bytes(self) -> int:
         return sum(size for _, size in self._models.values())
 

@@ -233,32 +233,26 @@ def test_batch_config_holds_the_models_limit(model):
 
 
 # -- the Batch page's API -------------------------------------------------------------------------------
-def test_caption_items_with_progress_stop_lock_and_thumbnails(model, monkeypatch):
+def test_caption_items_in_chunks_under_the_lock_with_thumbnails(model, monkeypatch):
+    """The Batch page's call: rows in order, each chunk of `batch_size` captioned while the model's lock
+    is held, the lock free afterwards (a Stop between chunks is the page's own: tests/app/test_app.py)."""
     items = expand_uploads([(f"{i}.png", image_bytes(colour=(30 * i, 100, 50))) for i in range(5)])
-    progress, lock, held = [], threading.Lock(), []
+    lock, calls = threading.Lock(), []
     real = batch_rows.caption_images
-    monkeypatch.setattr(batch_rows, "caption_images", lambda *a: held.append(lock.locked()) or real(*a))
+    monkeypatch.setattr(
+        batch_rows, "caption_images", lambda m, images, c: calls.append((len(images), lock.locked())) or real(m, images, c)
+    )
     rows = caption_items(
         model,
         items,
         model.default_decoding.with_(strategy="beam", num_beams=2, max_new_tokens=8),
         batch_size=2,
-        on_progress=lambda done, total: progress.append((done, total, lock.locked())),
         model_lock=lock,
         thumbnail_side=32,
     )
     assert [r.path for r in rows] == names(items) and all(r.ok for r in rows)
-    assert progress == [(0, 5, False), (2, 5, False), (4, 5, False), (5, 5, False)] and held == [True] * 3
+    assert calls == [(2, True), (2, True), (1, True)] and not lock.locked()
     assert max(rows[0].thumbnail.size) == 32 and json.loads(rows[0].settings)["num_beams"] == 2
-    calls = []
-    stopped = caption_items(
-        model,
-        items,
-        model.default_decoding.with_(max_new_tokens=4),
-        batch_size=2,
-        should_stop=lambda: calls.append(1) or len(calls) > 2,
-    )
-    assert len(stopped) == 4  # two chunks, then the stop
 
 
 def test_every_strategy_through_the_page_api(model):

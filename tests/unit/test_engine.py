@@ -424,7 +424,7 @@ def assert_finite(caption) -> None:
     ]
     assert all(math.isfinite(x) for x in numbers), caption
     assert caption.attentions is None or np.isfinite(caption.attentions).all()
-    json.dumps(caption.to_dict(with_attention=True), allow_nan=False)
+    json.dumps(caption.to_dict(), allow_nan=False)
 
 
 T_LOW, T_HIGH = TEMPERATURE_RANGE

@@ -14,12 +14,11 @@ from PIL import Image
 from captioner.config import DecodingConfig
 from captioner.decoding import caption_image
 from captioner.explain import METHODS, explain, hide_regions, mask_cells, parse_grid
-from captioner.explain.attention import token_attention
 from captioner.explain.forward import attention_pass
 from captioner.explain.gradient import gradient_times_attention
 from captioner.explain.hide import changed_words
 from captioner.explain.masking import cell_box
-from captioner.explain.result import word_groups
+from captioner.explain.result import normalised, word_groups
 from captioner.loading import load_captioner
 from captioner.models.base import ModelInfo
 from captioner.models.visiongpt2 import VisionGPT2Captioner
@@ -58,7 +57,13 @@ def test_each_method_gives_one_normalised_map_per_word(tiny, method):
 def test_teacher_forced_attention_is_what_decoding_reports(tiny):
     config = DecodingConfig(strategy="greedy", max_new_tokens=8, output_attentions=True)
     caption = caption_image(tiny, picture(seed=1), [config])[0].best
-    np.testing.assert_allclose(token_attention(tiny, picture(seed=1), caption), caption.attentions, atol=1e-5)
+    for layer, head in [("mean", "mean"), (tiny.num_layers - 1, 0), (0, tiny.num_heads - 1)]:
+        e = explain(tiny, picture(seed=1), caption, "attention", layer=layer, head=head)
+        reported = caption.attentions.mean(axis=1) if layer == "mean" else caption.attentions[:, layer]  # (T, H, rows, cols)
+        reported = reported.mean(axis=1) if head == "mean" else reported[:, head]
+        assert [w.token_indices for w in e.words] == [idx for _, idx in word_groups(caption.tokens, caption.finished)]
+        for w in e.words:
+            np.testing.assert_allclose(w.map, normalised(reported[w.token_indices].sum(axis=0)), atol=1e-5)
     logp = attention_pass(tiny, tiny.preprocess([picture(seed=1)]), caption.token_ids).logprobs.numpy()
     np.testing.assert_allclose(np.exp(logp), caption.token_probs, atol=1e-5)
 

@@ -68,6 +68,9 @@ def test_the_bench_writes_its_report(tmp_path):
     rows = json.loads((tmp_path / "explain.json").read_text())["summary"]["builtin"]["second"]
     assert set(rows) == {"attention", "occlusion", "random"} and out["summary"]["builtin"]["second"] == rows
     assert 0 <= rows["attention"]["pointing"] <= 1 and 0 <= rows["random"]["energy"] <= 1
+    merged = main(["--models", "", "--merge", str(tmp_path / "explain.json"), "--write", str(tmp_path / "merged.md")])
+    assert merged["summary"] == out["summary"] and merged["meta"]["grid"] == out["meta"]["grid"] != ""
+    assert "## builtin, second renderer" in (tmp_path / "merged.md").read_text()
 
 
 def test_the_second_model_is_shipped_at_the_built_in_size_and_not_offered():

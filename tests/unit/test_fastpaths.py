@@ -154,14 +154,15 @@ def test_bench_helpers():
 
 
 def test_next_token_logits_are_fp32_from_a_fp32_norm():
-    from captioner.models.base import next_token_logits
+    """The shared step's last two stages (models/step.py): the final LayerNorm in fp32, then the head."""
+    from captioner.models.base import final_hidden, head_logits
 
     torch.manual_seed(0)
     norm, head = nn.LayerNorm(64), nn.Linear(64, 500, bias=False)
     h = torch.randn(3, 64)
-    torch.testing.assert_close(next_token_logits(h, norm, head), head(norm(h)))  # fp32: the modules themselves
+    torch.testing.assert_close(head_logits(final_hidden(h, norm), head), head(norm(h)))  # fp32: the modules themselves
     norm16, head16 = nn.LayerNorm(64).bfloat16(), head.bfloat16()
-    logits = next_token_logits(h.bfloat16(), norm16, head16)
+    logits = head_logits(final_hidden(h.bfloat16(), norm16), head16)
     assert logits.dtype == torch.float32
     reference = F.layer_norm(h.bfloat16().float(), (64,)) @ head16.weight.float().T  # bf16 weights, fp32 arithmetic
     torch.testing.assert_close(logits, reference, rtol=2e-2, atol=2e-2)  # the head's product rounded to bf16
