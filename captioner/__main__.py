@@ -12,48 +12,17 @@ import json
 import sys
 from typing import Any, Sequence
 
-from captioner.config import DECODING_SCHEMA, STRATEGIES, DecodingConfig
+from captioner.cli_options import add_decoding_options, add_model_options, decoding_from_args
+from captioner.config import DecodingConfig
 from captioner.errors import one_line
 from captioner.files import escape_name
 
 EXPLAIN_METHODS = ("attention", "relevance", "gradcam", "occlusion")  # captioner.explain.METHODS, without importing torch
 
-DECODING_OPTIONS = (
-    "strategy",
-    "num_beams",
-    "length_penalty",
-    "top_k",
-    "top_p",
-    "temperature",
-    "repetition_penalty",
-    "no_repeat_ngram_size",
-    "min_new_tokens",
-    "max_new_tokens",
-    "num_return_sequences",
-    "seed",
-    "min_p",
-    "typical_p",
-    "epsilon_cutoff",
-    "eta_cutoff",
-    "num_beam_groups",
-    "diversity_penalty",
-    "penalty_alpha",
-)
-
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m captioner", description="Caption images with a ViT + GPT-2 captioner.")
     p.add_argument("images", nargs="+", help="image files to caption")
-    p.add_argument(
-        "--model",
-        default=None,
-        help="builtin, a .pt/.safetensors file, a model folder or a hub id (default: resolved automatically)",
-    )
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    p.add_argument("--strategy", choices=STRATEGIES, default=None)
-    for name in DECODING_OPTIONS[1:]:
-        kind = int if DECODING_SCHEMA[name].kind == "int" else float
-        p.add_argument("--" + name.replace("_", "-"), type=kind, help="default: the model's own (its generation_config.json)")
     p.add_argument("--prefix", default=None, help="start every caption with this text and continue from it")
     p.add_argument(
         "--json", action="store_true", help="print JSON Lines: one object per image (beam searches: with their beam_tree)"
@@ -64,13 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="also explain each word of the best caption (per-word maps over the patch grid; captioner.explain)",
     )
+    add_model_options(p)
+    add_decoding_options(p)
     return p
-
-
-def decoding_from_args(args: argparse.Namespace, defaults: DecodingConfig) -> DecodingConfig:
-    """The model's defaults with every option the user gave, validated (ValueError names a bad setting)."""
-    changes = {n: getattr(args, n) for n in DECODING_OPTIONS if getattr(args, n) is not None}
-    return defaults.with_(**changes, output_attentions=False).validate()
 
 
 def json_line(record: dict[str, Any]) -> str:

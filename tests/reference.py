@@ -18,15 +18,8 @@ from captioner.models.visiongpt2 import VisionGPT2, VisionGPT2Captioner
 
 @torch.inference_mode()
 def full_forward(model: VisionGPT2, pixels: torch.Tensor, ids: torch.Tensor):
-    """VisionGPT2's forward with its final hidden states: logits (B, T, V), hidden (B, T, C), attentions."""
-    x = model.embed_image(pixels)
-    h = model.embed_text(ids)
-    attentions = []
-    for block, dec in zip(model.blocks, model.transformer.h):
-        x = block(x)
-        h, att = dec(h, x)
-        attentions.append(att)
-    hidden = model.transformer.ln_f(h)
+    """VisionGPT2's own forward with its final hidden states: logits (B, T, V), hidden (B, T, C), attentions."""
+    hidden, attentions = model.hidden_states(pixels, ids)
     return model.lm_head(hidden), hidden, attentions
 
 

@@ -12,35 +12,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from captioner.__main__ import build_parser as build_cli_parser
-from captioner.__main__ import decoding_from_args
 from captioner.batch.rows import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
+from captioner.cli_options import add_decoding_options, add_model_options, decoding_from_args
 from captioner.errors import one_line
 from captioner.files import escape_name
 
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-def _cli_options() -> argparse.ArgumentParser:
-    """The CLI's model and decoding options (`python -m captioner --help`), without its image list, --json and --prefix (a batch captions without one)."""
-    cli = build_cli_parser()
-    parent = argparse.ArgumentParser(add_help=False)
-    for action in cli._actions:  # argparse has no public way to take some of another parser's options
-        if action.option_strings and action.dest not in (
-            "help",
-            "json",
-            "model",
-            "prefix",
-            "explain",
-        ):  # --model: repeatable here
-            parent._add_action(action)
-    return parent
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m captioner.batch",
-        parents=[_cli_options()],
         description="Caption a collection of images into a Parquet, CSV or JSON Lines file. Run it again with "
         "the same --out to continue: images already captioned with the same model and settings are skipped.",
     )
@@ -50,12 +32,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="INPUT",
         help="folders (recursive), globs, zip files, list files (.txt: one path a line; .csv or "
         ".parquet: a 'path' column and an optional 'reference' column), images; paths or URIs",
-    )
-    p.add_argument(
-        "--model",
-        action="append",
-        help="builtin, a .pt/.safetensors file, a model folder or a hub id (default: resolved automatically); "
-        "give it several times to caption with each model, one row per image and model, and print a leaderboard",
     )
     p.add_argument(
         "--references",
@@ -82,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--worker-cpus", type=float, help="CPUs per Ray worker (default: the cluster's CPUs less one, shared by the workers)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar and no notices")
+    add_model_options(p, several=True)
+    add_decoding_options(p)  # a batch captions without a prefix, explanations or JSON Lines
     return p
 
 
@@ -129,22 +107,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _caption_with(args: argparse.Namespace, model_spec: str | None, on_ray: bool, say, references) -> tuple[int, Any]:
     """Caption the inputs with one model into args.out: the exit code, and the run (None if it never started)."""
-    from captioner.batch.outputs import OutputError, metrics_path, output_format, write_metrics
-    from captioner.batch.rows import BatchRun, batch_config
+    from captioner.batch.outputs import OutputError
+    from captioner.batch.rows import BatchRun
     from captioner.loading import ModelLoadError
 
     try:
-        if not on_ray:
-            output_format(args.out)
-        model, spec = _load_model(model_spec, args.dtype)
-        asked = decoding_from_args(args, model.default_decoding)
-        config = batch_config(model, asked)
+        model, spec, config = _model_and_config(args, model_spec, on_ray, say)
     except (ModelLoadError, OutputError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE, None
-    say(f"model: {model.info.name}" + (f" ({model.info.reason})" if model.info.reason else ""))
-    if config.max_new_tokens < asked.max_new_tokens:
-        say(f"notice: max_new_tokens {asked.max_new_tokens} is more than this model holds; using {config.max_new_tokens}")
     run = BatchRun.of(model, config)
     try:
         if on_ray:
@@ -166,21 +137,48 @@ def _caption_with(args: argparse.Namespace, model_spec: str | None, on_ray: bool
         print(f"error: the Ray job failed: {type(e).__name__}: {one_line(e, limit=500)}", file=sys.stderr)
         return EXIT_USAGE, run
     _report(summary, args.out, say)
-    scores = _scores(args.out, on_ray, run)
-    if scores is not None:
-        try:
-            write_metrics(metrics_path(args.out), scores, run, args.out)
-        except OSError as e:
-            print(f"error: {metrics_path(args.out)} could not be written: {e.strerror or e}", file=sys.stderr)
-            return EXIT_USAGE
-        print(
-            f"BLEU-4 {scores.bleu4:.4f}  CIDEr-D {scores.cider_d:.4f}  over {scores.images} images with references "
-            f"(written to {escape_name(metrics_path(args.out))})",
-            flush=True,
-        )
+    if not _write_scores(args.out, on_ray, run):
+        return EXIT_USAGE, run
     if summary.interrupted:
         return EXIT_INTERRUPTED, run
     return (EXIT_ROWS_FAILED if summary.errors else EXIT_OK), run
+
+
+def _model_and_config(args: argparse.Namespace, model_spec: str | None, on_ray: bool, say) -> tuple[Any, str, Any]:
+    """The model, the spec that loads it again and the settings a batch decodes with (within the model's limit,
+    with a notice if that cut max_new_tokens). Raises ModelLoadError, OutputError or ValueError (ConfigError)."""
+    from captioner.batch.outputs import output_format
+    from captioner.batch.rows import batch_config
+
+    if not on_ray:
+        output_format(args.out)
+    model, spec = _load_model(model_spec, args.dtype)
+    asked = decoding_from_args(args, model.default_decoding)
+    config = batch_config(model, asked)
+    say(f"model: {model.info.name}" + (f" ({model.info.reason})" if model.info.reason else ""))
+    if config.max_new_tokens < asked.max_new_tokens:
+        say(f"notice: max_new_tokens {asked.max_new_tokens} is more than this model holds; using {config.max_new_tokens}")
+    return model, spec, config
+
+
+def _write_scores(out: str, on_ray: bool, run) -> bool:
+    """With references: BLEU-4 and CIDEr-D written beside the output and printed. False if they could not be written."""
+    from captioner.batch.outputs import metrics_path, write_metrics
+
+    scores = _scores(out, on_ray, run)
+    if scores is None:
+        return True
+    try:
+        write_metrics(metrics_path(out), scores, run, out)
+    except OSError as e:
+        print(f"error: {metrics_path(out)} could not be written: {e.strerror or e}", file=sys.stderr)
+        return False
+    print(
+        f"BLEU-4 {scores.bleu4:.4f}  CIDEr-D {scores.cider_d:.4f}  over {scores.images} images with references "
+        f"(written to {escape_name(metrics_path(out))})",
+        flush=True,
+    )
+    return True
 
 
 def _print_leaderboard(out: str, on_ray: bool, runs: Sequence[tuple[str, str]]) -> None:

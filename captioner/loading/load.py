@@ -3,7 +3,7 @@
 Nothing from a model runs as code: checkpoints are read with `torch.load(..., weights_only=True)` or
 from safetensors, every `from_pretrained` gets `trust_remote_code=False`, and a folder whose configs
 name code (`auto_map`) is refused before transformers sees it. Every file is checked before it is
-read (files.py), every config is read through a typed schema (config.py), and every size a config or
+read (files.py), every config is read through a typed schema (captioner.config), and every size a config or
 a key names is checked against what the weights actually hold before any memory is spent on it.
 Every failure raises `ModelLoadError` with one message meant for a person.
 """

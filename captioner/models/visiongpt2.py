@@ -191,6 +191,13 @@ class VisionGPT2(nn.Module):
     def forward(self, pixels: torch.Tensor, ids: torch.Tensor, return_attention: bool = False):
         """The lock-step pass: (B, 3, H, W), (B, T) -> logits (B, T, V); with `return_attention`
         also each decoder layer's cross-attention, a list of (B, H, T, N_img)."""
+        hidden, attentions = self.hidden_states(pixels, ids)
+        logits = self.lm_head(hidden)
+        return (logits, attentions) if return_attention else logits
+
+    def hidden_states(self, pixels: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The lock-step pass up to the head: the final hidden states (B, T, C) after ln_f, and each
+        decoder layer's cross-attention (B, H, T, N_img)."""
         x = self.embed_image(pixels)
         h = self.embed_text(ids)
         attentions = []
@@ -198,8 +205,7 @@ class VisionGPT2(nn.Module):
             x = block(x)
             h, att = dec(h, x)
             attentions.append(att)
-        logits = self.lm_head(self.transformer.ln_f(h))
-        return (logits, attentions) if return_attention else logits
+        return self.transformer.ln_f(h), attentions
 
     @torch.inference_mode()
     def generate(self, pixels: torch.Tensor, max_new_tokens: int, stop_at_eos: bool = True) -> torch.Tensor:

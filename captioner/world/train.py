@@ -42,6 +42,7 @@ import torch.nn.functional as F
 
 from captioner.config import VisionGPT2Config
 from captioner.models.visiongpt2 import VisionGPT2
+from captioner.world.options import add_options, command_line, from_args, option
 
 DEFAULT_OUT = Path(__file__).parent / "builtin"
 DEFAULT_RUN_DIR = Path("runs") / "builtin"
@@ -62,27 +63,28 @@ GENERATION_CONFIG = {
 
 @dataclass
 class TrainConfig:
-    """Everything that decides the trained weights (besides the model config)."""
+    """Everything that decides the trained weights (besides the model config). Each field is an option of
+    the train command (world/options.py), in the order its reproduce line gives them."""
 
-    seed: int = 0
-    train_scenes: int = 20000
-    val_scenes: int = 100
-    batch_size: int = 64
-    steps: int = 10000
-    lr: float = 2e-3
-    min_lr: float = 1e-4
-    warmup: int = 100
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    canonical_share: float = 0.8  # how often the canonical reference (style 0) is the target
-    attn_weight: float = 0.2  # weight of the attention-supervision loss (0 = off)
-    calibration_scenes: int = 1000  # VAL scenes the out-of-world threshold is set on (calibrate.py)
-    init_from: str = ""  # start from these weights (a model.safetensors of the same config) instead of random ones
-    nonscenes_per_kind: int = 40  # held-out non-scenes per kind in the final measurement (nonscenes.py)
-    bf16: bool = False  # bf16 autocast for forward/backward on CPU (measured slower here: off)
-    eval_scenes: int = 1000  # final evaluation on EVAL seeds
-    varied: bool = True  # randomised looks (augment.py); False: the first renderer's plain scenes
-    outlier_share: float = 0.1  # non-scene images per training scene (outliers.py)
+    seed: int = option(0, "seeds the initial weights and the batches")
+    steps: int = option(10000, "optimizer steps")
+    batch_size: int = option(64, "scenes per step")
+    lr: float = option(2e-3, "the learning rate after the warm-up, decaying (cosine) to --min-lr at the last step")
+    min_lr: float = option(1e-4, "the learning rate at the last step")
+    warmup: int = option(100, "steps of linear warm-up to --lr")
+    weight_decay: float = option(0.01, "AdamW's weight decay of the matrices (not of biases, norms, positions)")
+    grad_clip: float = option(1.0, "the gradient norm is clipped to this")
+    train_scenes: int = option(20000, "training scenes rendered (TRAIN seeds)")
+    val_scenes: int = option(100, "VAL scenes decoded after every epoch")
+    eval_scenes: int = option(1000, "EVAL scenes of the final evaluation")
+    attn_weight: float = option(0.2, "weight of the attention-supervision loss (0: off)")
+    canonical_share: float = option(0.8, "how often the canonical reference is the target (the rest: the other styles)")
+    outlier_share: float = option(0.1, "non-scene images per training scene (0: none; outliers.py)")
+    init_from: str = option("", "start from these weights (a model.safetensors of the same config) instead of random ones")
+    calibration_scenes: int = option(1000, "VAL scenes the out-of-world threshold is set on (calibrate.py)")
+    nonscenes_per_kind: int = option(40, "held-out non-scenes per kind in the final measurement (nonscenes.py)")
+    varied: bool = option(True, "the first renderer's plain scenes, no randomised looks (augment.py)", off_flag="--plain")
+    bf16: bool = option(False, "bf16 autocast for forward and backward on CPU (slower than float32 on the CPUs measured)")
 
 
 def model_config(size: str = "base") -> VisionGPT2Config:
@@ -311,27 +313,7 @@ def ship(out: Path, model: VisionGPT2, mc: VisionGPT2Config, examples: int = 8) 
 
 def reproduce_command(cfg: TrainConfig, threads: int) -> str:
     """The train command with every setting that differs from the defaults."""
-    flags = {
-        "seed": "--seed",
-        "steps": "--steps",
-        "batch_size": "--batch-size",
-        "lr": "--lr",
-        "min_lr": "--min-lr",
-        "warmup": "--warmup",
-        "train_scenes": "--train-scenes",
-        "val_scenes": "--val-scenes",
-        "eval_scenes": "--eval-scenes",
-        "attn_weight": "--attn-weight",
-        "canonical_share": "--canonical-share",
-        "outlier_share": "--outlier-share",
-        "init_from": "--init-from",
-        "calibration_scenes": "--calibration-scenes",
-        "nonscenes_per_kind": "--nonscenes-per-kind",
-    }
-    default = TrainConfig()
-    parts = [f"{flag} {getattr(cfg, name)}" for name, flag in flags.items() if getattr(cfg, name) != getattr(default, name)]
-    parts += ["--plain"] * (not cfg.varied) + ["--bf16"] * cfg.bf16
-    return " ".join(["python -m captioner.world.train", f"--threads {threads}", *parts])
+    return " ".join(["python -m captioner.world.train", f"--threads {threads}", *command_line(cfg)])
 
 
 def write_model_card(out: Path, mc, cfg: TrainConfig, info: dict[str, Any], tables: dict[str, str], calibration: dict) -> None:
@@ -586,63 +568,26 @@ def measure_and_describe(out: Path, run_dir: Path, model, mc, cfg: TrainConfig, 
     return {"tables": tables, "eval": results, "nonscenes": rates, "info": info}
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+def build_parser() -> argparse.ArgumentParser:
+    """The train command's options: where things go and how long it runs, the model's size, and TrainConfig's fields."""
     p = argparse.ArgumentParser(prog="python -m captioner.world.train", description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the shipped files go (default captioner/builtin)")
     p.add_argument("--run-dir", type=Path, default=DEFAULT_RUN_DIR, help="checkpoints, cached data, logs")
-    p.add_argument("--steps", type=int, default=TrainConfig.steps)
     p.add_argument("--minutes", type=float, default=None, help="stop (and checkpoint) after this many minutes")
     p.add_argument("--stop-at", type=int, default=None, help="stop (and checkpoint) at this step, without shipping")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    p.add_argument("--lr", type=float, default=TrainConfig.lr)
-    p.add_argument("--min-lr", type=float, default=TrainConfig.min_lr)
-    p.add_argument("--warmup", type=int, default=TrainConfig.warmup)
-    p.add_argument("--init-from", default="", help="start from these weights (fine-tuning) instead of random ones")
-    p.add_argument("--train-scenes", type=int, default=TrainConfig.train_scenes)
-    p.add_argument("--val-scenes", type=int, default=TrainConfig.val_scenes)
-    p.add_argument("--eval-scenes", type=int, default=TrainConfig.eval_scenes)
-    p.add_argument("--calibration-scenes", type=int, default=TrainConfig.calibration_scenes)
-    p.add_argument("--nonscenes-per-kind", type=int, default=TrainConfig.nonscenes_per_kind)
-    p.add_argument("--attn-weight", type=float, default=TrainConfig.attn_weight)
-    p.add_argument(
-        "--canonical-share",
-        type=float,
-        default=TrainConfig.canonical_share,
-        help="how often the canonical reference is the target (the rest: the other styles)",
-    )
-    p.add_argument(
-        "--outlier-share", type=float, default=TrainConfig.outlier_share, help="non-scene images per training scene (0: none)"
-    )
-    p.add_argument("--plain", action="store_true", help="the first renderer's plain scenes, no randomised looks")
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast (slower than float32 on the CPUs measured)")
     p.add_argument("--size", choices=["base", "tiny"], default="base")
     p.add_argument("--width", type=int, default=None)
     p.add_argument("--depth", type=int, default=None)
     p.add_argument("--threads", type=int, default=2, help="torch threads (the shipped weights: 2)")
     p.add_argument("--device", default="cpu", help="where to train (the shipped weights: cpu); e.g. cuda for quick experiments")
     p.add_argument("--quiet", action="store_true")
-    a = p.parse_args(argv)
-    cfg = TrainConfig(
-        seed=a.seed,
-        steps=a.steps,
-        batch_size=a.batch_size,
-        lr=a.lr,
-        min_lr=a.min_lr,
-        warmup=a.warmup,
-        init_from=a.init_from,
-        train_scenes=a.train_scenes,
-        val_scenes=a.val_scenes,
-        eval_scenes=a.eval_scenes,
-        attn_weight=a.attn_weight,
-        bf16=a.bf16,
-        canonical_share=a.canonical_share,
-        outlier_share=a.outlier_share,
-        varied=not a.plain,
-        calibration_scenes=a.calibration_scenes,
-        nonscenes_per_kind=a.nonscenes_per_kind,
-    )
+    add_options(p.add_argument_group("training (what decides the weights; the reproduce line gives them)"), TrainConfig)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    a = build_parser().parse_args(argv)
     mc = model_config(a.size)
     if a.width:
         mc.embed_dim = a.width
@@ -651,7 +596,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return train(
         a.out,
         a.run_dir,
-        cfg,
+        from_args(TrainConfig, a),
         mc,
         resume=a.resume,
         minutes=a.minutes,

@@ -349,6 +349,15 @@ def test_references_give_bleu_and_cider_beside_the_output(run_cli, collection, t
     assert f"CIDEr-D {written['CIDEr-D']:.4f}" in err and metrics_path(str(out)) == str(tmp_path / "scored.metrics.json")
 
 
+def test_metrics_that_cannot_be_written_are_one_line_and_exit_2(run_cli, collection, tmp_path):
+    (collection / "refs3.csv").write_text("path,reference\nred.png,a red circle\n")
+    out = tmp_path / "scored.csv"
+    Path(metrics_path(str(out))).mkdir()  # where the metrics go is taken by a folder
+    status, err = run_cli(collection / "refs3.csv", "--out", out, "--quiet")
+    assert status == 2 and f"error: {metrics_path(str(out))} could not be written: Is a directory" in err
+    assert "Traceback" not in err and [r["status"] for r in read_rows(out)] == ["ok"]  # the caption is written all the same
+
+
 def test_bad_options_and_outputs_are_messages(run_cli, collection, tmp_path):
     assert run_cli(collection, "--out", tmp_path / "x.txt")[0] == 2
     (tmp_path / "mine.csv").write_text("name,notes\nfoo,bar\n")

@@ -1,4 +1,4 @@
-"""config.py: one validation of decoding settings, the typed schema of config files, generation defaults.
+"""captioner.config: one validation of decoding settings, the typed schema of config files, generation defaults.
 
 The Hypothesis tests draw every decoding setting and every config field from inside, at and far beyond
 its range, in every type, and assert the one property that matters to a user: a caption or a clear
@@ -358,3 +358,11 @@ def test_any_hugging_face_config_loads_or_says_which_field(tiny_hf_dir, tmp_path
         (config[part] if part else config).update(values)
         (folder / file).write_text(json.dumps(config))
     caption_or_one_line(str(folder))
+
+
+def test_every_field_declares_its_rule_beside_its_default():
+    """The schemas are read from the fields (config.schema.checked): a new field cannot miss its rule."""
+    assert list(DECODING_SCHEMA) == [f.name for f in fields(DecodingConfig)]
+    assert list(VISIONGPT2_SCHEMA) == ["architecture", *(f.name for f in fields(VisionGPT2Config))]
+    assert DECODING_SCHEMA["max_new_tokens"].high == MAX_NEW_TOKENS
+    assert [f.name for f in fields(DecodingConfig) if not f.compare] == ["label"]

@@ -1,0 +1,75 @@
+"""The train command's options come from TrainConfig's fields (world/options.py), and its reproduce line
+gives the same config back."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import fields
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from captioner.world import train
+from captioner.world.options import option
+
+PROPERTY = settings(derandomize=True, deadline=None, max_examples=100)
+NAMES = [f.name for f in fields(train.TrainConfig)]
+TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
+
+
+def parsed(line: str):
+    """A printed reproduce line read back by the train command's own parser: (TrainConfig, threads)."""
+    words = shlex.split(line)
+    assert words[:3] == ["python", "-m", "captioner.world.train"]
+    args = train.build_parser().parse_args(words[3:])
+    return train.TrainConfig(**{name: getattr(args, name) for name in NAMES}), args.threads
+
+
+def value_of(f):
+    if isinstance(f.default, bool):
+        return st.booleans()
+    if isinstance(f.default, int):
+        return st.integers(-(10**12), 10**12)
+    if isinstance(f.default, float):
+        return st.floats(allow_nan=False, allow_infinity=False)
+    return TEXT
+
+
+@st.composite
+def train_configs(draw):
+    """TrainConfigs with any of their fields changed, to any value of its type."""
+    changed = {f.name: draw(value_of(f)) for f in fields(train.TrainConfig) if draw(st.booleans())}
+    return train.TrainConfig(**changed)
+
+
+@PROPERTY
+@given(cfg=train_configs(), threads=st.integers(1, 64))
+def test_the_reproduce_line_gives_the_same_config_back(cfg, threads):
+    assert parsed(train.reproduce_command(cfg, threads)) == (cfg, threads)
+
+
+def test_the_documented_command_is_its_own_reproduce_line():
+    line = (
+        "python -m captioner.world.train --threads 1 --steps 6000 --lr 0.0004 --min-lr 2e-05 --train-scenes 40000 "
+        "--init-from runs/v7-base/model.safetensors"
+    )
+    cfg, threads = parsed(line)
+    assert (cfg.steps, cfg.lr, cfg.init_from, cfg.varied, cfg.seed) == (6000, 0.0004, "runs/v7-base/model.safetensors", True, 0)
+    assert train.reproduce_command(cfg, threads) == line
+    assert train.reproduce_command(train.TrainConfig(varied=False, bf16=True), 2).endswith("--threads 2 --plain --bf16")
+
+
+def test_every_field_is_an_option_with_help(capsys):
+    with pytest.raises(SystemExit):
+        train.build_parser().parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name in NAMES:
+        flag = "--plain" if name == "varied" else "--" + name.replace("_", "-")
+        assert flag in text, flag
+    assert "--grad-clip GRAD_CLIP the gradient norm is clipped to this (default 1.0)" in text
+
+
+def test_a_flag_on_by_default_needs_its_off_flag():
+    with pytest.raises(ValueError, match="needs the flag that turns it off"):
+        option(True, "on unless told")
