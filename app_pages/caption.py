@@ -4,19 +4,20 @@ import json
 
 import streamlit as st
 
-from captioner.app import notes, question, state, views
+from captioner.app import notes, views
+from captioner.app.ui import controls, decode, frame, keys, question
 
 st.title("Caption")
-state.how_to_read("caption")
-with state.page_guard("captioning the image"):
-    lm, picked = state.require_model_and_image()
+frame.how_to_read(keys.CAPTION)
+with frame.page_guard("captioning the image"):
+    lm, picked = frame.require_model_and_image()
     # The image and its caption first: on a phone the columns stack, and the controls come after them.
-    output, controls = st.columns([2, 1], gap="large")
-    with controls:
+    output, settings_panel = st.columns([2, 1], gap="large")
+    with settings_panel:
         st.subheader("Decoding")
-        state.decoding_controls(lm.model)
-    config = state.caption_config(lm.model).with_(output_attentions=False)
-    decoded = state.decode_with_reference(lm, picked, config)
+        controls.decoding_controls(lm.model)
+    config = controls.caption_config(lm.model).with_(output_attentions=False)
+    decoded = decode.decode_with_reference(lm, picked, config)
     result = decoded.only()
     caption = result.best
     with output:
@@ -25,7 +26,7 @@ with state.page_guard("captioning the image"):
         st.image(views.display_image(picked.preview, 384), caption=views.markdown_escape(picked.name))
         st.subheader(views.markdown_escape(caption.text) or "(empty caption)")
         for note in notes.caption_notes(
-            caption, result.config, decoded.reference, state.default_config(lm.model), lm.token_limit
+            caption, result.config, decoded.reference, controls.default_config(lm.model), lm.token_limit
         ):
             st.warning(note)
         st.markdown(views.tokens_html(caption, end_token=True), unsafe_allow_html=True)

@@ -4,16 +4,17 @@ import json
 
 import streamlit as st
 
-from captioner.app import state, views
+from captioner.app import views
+from captioner.app.ui import compare, decode, frame, keys
 
 st.title("Compare decoding strategies")
-state.how_to_read("compare")
-with state.page_guard("comparing decoding strategies"):
-    lm, picked = state.require_model_and_image()
-    values = state.compare_controls(lm.model)
-    state.add_configuration_panel(lm.model)
-    configs = state.compare_configs(lm.model, values)
-    decoded = state.decode_configs(lm, picked, configs)
+frame.how_to_read(keys.COMPARE)
+with frame.page_guard("comparing decoding strategies"):
+    lm, picked = frame.require_model_and_image()
+    values = compare.compare_controls(lm.model)
+    compare.add_configuration_panel(lm.model)
+    configs = compare.compare_configs(lm.model, values)
+    decoded = decode.decode_configs(lm, picked, configs)
     for failed in decoded.failures:
         st.error(views.markdown_escape(failed.error))
     results = decoded.results
@@ -49,7 +50,7 @@ with state.page_guard("comparing decoding strategies"):
     )
 
     st.subheader("Token probabilities")
-    st.plotly_chart(views.token_prob_figure(state.chart_picker(results)))
+    st.plotly_chart(views.token_prob_figure(compare.chart_picker(results)))
     st.subheader("Samples")
     st.table(views.readable(views.with_units(views.samples_table(results))), border="horizontal")
     st.subheader("All beams")

@@ -1,1 +1,3 @@
-"""The Streamlit app's part of the package: session state and caching (state.py), what pages draw (views.py), the gallery."""
+"""The Streamlit app's part of the package: `ui/` (the only part that imports Streamlit: session state,
+caching and widgets), and beside it what needs no Streamlit: the controls as data (settings.py), what the
+pages draw (views.py), the notes beside a caption, the Models page's data, the gallery."""

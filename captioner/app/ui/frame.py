@@ -1,0 +1,67 @@
+"""What wraps every page: errors as one message instead of a traceback, the reading guide, and the
+model and image a page needs before it can draw anything."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+import streamlit as st
+
+from captioner.app import views
+from captioner.app.ui import keys
+from captioner.app.ui.image import SelectedImage, selected_image
+from captioner.app.ui.model import LoadedModel, current_model
+from captioner.archives import ArchiveError
+from captioner.images import ImageLoadError
+from captioner.loading import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def page_guard(doing: str = "showing this page") -> Iterator[None]:
+    """Turn any error raised inside into an st.error message: no traceback ever reaches the page."""
+    try:
+        yield
+    except (ImageLoadError, ModelLoadError, ArchiveError, ValueError) as e:
+        st.error(views.markdown_escape(str(e)))  # messages name files and models the user chose
+    except MemoryError:
+        st.error(f"Ran out of memory while {doing}. Try a smaller image or fewer beams and samples.")
+    except Exception as e:
+        log.exception("error while %s", doing)
+        st.error(
+            f"Something went wrong while {doing} ({type(e).__name__}). The app is still usable: "
+            "try other settings or another image."
+        )
+
+
+def how_to_read(page: str) -> None:
+    """The page's short, collapsible reading guide (`page`: one of keys.PAGES)."""
+    with st.expander("How to read this", icon=":material/help:"):
+        st.markdown(views.HOW_TO_READ[page.lower()])
+
+
+def require_model() -> LoadedModel:
+    """The session's model, or a message and a stop when none loads."""
+    lm = current_model()
+    if lm is None:
+        st.error(views.markdown_escape(st.session_state.get(keys.MODEL_ERROR, "No model is loaded.")))
+        st.stop()
+    return lm
+
+
+def require_image() -> SelectedImage:
+    """The session's image, or a message and a stop when there is none."""
+    picked = selected_image()
+    if picked is None:
+        st.info("Choose an image in the sidebar: upload one, take a photo, or pick an example.")
+        st.stop()
+    return picked
+
+
+def require_model_and_image() -> tuple[LoadedModel, SelectedImage]:
+    """The session's model and image, or a message and a stop when either is missing."""
+    lm = require_model()
+    return lm, require_image()
