@@ -729,6 +729,23 @@ def test_batch_uses_the_caption_pages_settings():
     assert all(len(c.replace(" ✂", "").split()) <= 2 for c in table["caption"])
 
 
+def test_batch_rows_are_kept_under_the_batch_commands_run_key():
+    """A finished row is "captioned with these settings" by the batch command's own rule (its run key: the
+    model's weights and the settings, and the file's name and bytes), so a model the cache reloads keeps them."""
+    from captioner.batch.rows import done_key
+
+    at = start(BATCH)
+    at.checkbox(key=keys.BATCH_EXAMPLES).check().run()
+    at.button(key=keys.BATCH_RUN).click().run()
+    done = at.session_state[keys.BATCH_DONE]
+    n = len(image.gallery())
+    assert len(done) == n and len({row.run_key for row in done.values()}) == 1
+    assert all(key == f"{row.run_key}|{done_key(row.path, row.sha256).hex()}" for key, row in done.items())
+    ui_model.model_cache()[1].clear()  # the model is handed out anew (another load key), its weights the same
+    at.run()
+    assert at.button(key=keys.BATCH_RUN).label == f"{n} images captioned" and len(at.dataframe[0].value) == n
+
+
 def test_stopped_batch_keeps_its_rows_and_offers_the_rest(monkeypatch):
     from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 

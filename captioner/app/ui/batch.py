@@ -1,14 +1,14 @@
 """The Batch page's work: its uploads (kept while the user visits another page), the items to caption,
 and the run itself, a chunk at a time with the batch command's own functions (`captioner.batch`).
 
-Finished rows are kept per (model, settings, item), so a stopped batch keeps what it did and the next
-run captions only the rest.
+A finished row is kept under the batch command's own key for "captioned with these settings":
+`BatchRun.run_key` (the model's content and the settings) and `done_key` (the item's name and bytes),
+so a stopped batch keeps what it did and the next run captions only the rest.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -21,7 +21,7 @@ from captioner.app.ui.decode import caption_settings, reference_config
 from captioner.app.ui.image import IMAGE_TYPES
 from captioner.app.ui.model import LoadedModel
 from captioner.batch.items import BatchItem, expand_uploads
-from captioner.batch.rows import DEFAULT_BATCH_SIZE, CaptionRow, caption_items, chunks
+from captioner.batch.rows import DEFAULT_BATCH_SIZE, BatchRun, CaptionRow, caption_items, chunks, done_key
 from captioner.config import DecodingConfig
 
 BATCH_THUMBNAIL_SIDE = 96
@@ -37,9 +37,9 @@ def batch_inputs(files: Sequence[tuple[str, bytes]], examples: Sequence[Example]
 
 
 def row_keys(lm: LoadedModel, config: DecodingConfig, items: Sequence[BatchItem]) -> list[str]:
-    """Each item's key for "captioned with these settings"."""
-    settings_key = json.dumps({k: v for k, v in config.to_dict().items() if k != "label"}, sort_keys=True, default=str)
-    return [f"{lm.key}|{settings_key}|{item.name}|{hashlib.sha256(item.data or b'').hexdigest()[:16]}" for item in items]
+    """Each item's key for "captioned with these settings": the batch command's run key and the item's identity."""
+    run_key = BatchRun.of(lm.model, config).run_key
+    return [f"{run_key}|{done_key(item.name, hashlib.sha256(item.data or b'').hexdigest()).hex()}" for item in items]
 
 
 def batch_rows(lm: LoadedModel, items: Sequence[BatchItem], config: DecodingConfig) -> list[CaptionRow | None]:
