@@ -94,11 +94,4 @@ with frame.page_guard("captioning the batch"):
             "matches a reference": st.column_config.CheckboxColumn("exact", width=50),
         },
     )
-    st.download_button(
-        "Download results (CSV)",
-        views.csv_bytes(table),
-        file_name="captions.csv",
-        mime="text/csv",
-        on_click="ignore",
-        icon=":material/download:",
-    )
+    frame.download("Download results (CSV)", views.csv_bytes(table), "captions.csv")

@@ -58,14 +58,7 @@ with frame.page_guard("captioning the image"):
                 ":material/history: Shown from the cache: these settings were decoded before, and the times are from that run."
             )
         record = json.dumps(views.caption_record(result, lm.model.info, picked.name), indent=2)
-        st.download_button(
-            "Download JSON",
-            record,
-            file_name="caption.json",
-            mime="application/json",
-            on_click="ignore",
-            icon=":material/download:",
-        )
+        frame.download("Download JSON", record, "caption.json")
         with st.expander("Result as JSON (copy button at the top right)"):
             st.code(record, language="json")
         decoded.mark_shown()

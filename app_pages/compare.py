@@ -31,23 +31,9 @@ with frame.page_guard("comparing decoding strategies"):
     st.table(views.readable(views.with_units(views.comparison_table(results))), border="horizontal")
     st.caption(views.compare_note(configs[0].length_penalty))
     left, right, _ = st.columns([1, 1, 2])
-    left.download_button(
-        "Every caption (CSV)",
-        views.csv_bytes(views.every_caption_table(results)),
-        file_name="comparison.csv",
-        mime="text/csv",
-        on_click="ignore",
-        icon=":material/download:",
-    )
+    frame.download("Every caption (CSV)", views.csv_bytes(views.every_caption_table(results)), "comparison.csv", where=left)
     record = json.dumps(views.comparison_record(results, lm.model.info, picked.name), indent=2)
-    right.download_button(
-        "Everything (JSON)",
-        record,
-        file_name="comparison.json",
-        mime="application/json",
-        on_click="ignore",
-        icon=":material/download:",
-    )
+    frame.download("Everything (JSON)", record, "comparison.json", where=right)
 
     st.subheader("Token probabilities")
     st.plotly_chart(views.token_prob_figure(compare.chart_picker(results)))

@@ -58,13 +58,10 @@ with frame.page_guard("explaining the caption"):
     grid = views.HeatmapGrid(picked.preview, maps, caption.text, layer, head, opacity, method=method)
     exports = st.container(horizontal=True)
     with exports:
-        st.download_button(
+        frame.download(
             "Download the heatmap figure (PNG)",
             views.png_bytes(views.heatmap_figure(grid)),
-            file_name=views.heatmap_file_name(layer, head, method),
-            mime="image/png",
-            on_click="ignore",
-            icon=":material/download:",
+            views.heatmap_file_name(layer, head, method),
         )
         record = explain_methods.attention_record(caption, maps, layer, head) if explained is None else explained.to_dict()
         explain_methods.json_download(record, method)

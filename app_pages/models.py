@@ -64,20 +64,6 @@ with frame.page_guard("comparing models"):
     table = model_compare.summary_table(outcomes)
     st.table(views.readable(table), border="horizontal")
     left, right, _ = st.columns([1, 1, 2])
-    left.download_button(
-        "Table (CSV)",
-        views.csv_bytes(table),
-        file_name="models.csv",
-        mime="text/csv",
-        on_click="ignore",
-        icon=":material/download:",
-    )
+    frame.download("Table (CSV)", views.csv_bytes(table), "models.csv", where=left)
     record = json.dumps(model_compare.comparison_record(outcomes, picked.name, same), indent=2, default=str)
-    right.download_button(
-        "Everything (JSON)",
-        record,
-        file_name="models.json",
-        mime="application/json",
-        on_click="ignore",
-        icon=":material/download:",
-    )
+    frame.download("Everything (JSON)", record, "models.json", where=right)

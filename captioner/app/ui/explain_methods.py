@@ -17,6 +17,7 @@ from captioner.app import views
 from captioner.app.settings import EXPLAIN_METHOD_DEFAULT as DEFAULT_METHOD
 from captioner.app.trust import trust_line
 from captioner.app.ui import keys
+from captioner.app.ui.frame import download
 from captioner.decoding import Caption
 from captioner.explain import METHODS, Explanation, check_explainable, explain
 from captioner.explain.occlusion import TOLERANCE
@@ -143,12 +144,10 @@ def attention_record(caption: Caption, maps: Sequence[tuple[str, np.ndarray]], l
 
 
 def json_download(record: dict[str, Any], method: str) -> None:
-    st.download_button(
+    download(
         "Download the maps (JSON)",
         json.dumps(record, indent=1, default=str),
-        file_name=f"explanation-{method}.json",
-        mime="application/json",
-        on_click="ignore",
+        f"explanation-{method}.json",
         icon=":material/data_object:",
         key=keys.EXPLAIN_JSON,
     )

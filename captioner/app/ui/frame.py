@@ -1,11 +1,12 @@
-"""What wraps every page: errors as one message instead of a traceback, the reading guide, and the
-model and image a page needs before it can draw anything."""
+"""What wraps every page: errors as one message instead of a traceback, the reading guide, the model and
+image a page needs before it can draw anything, and its download buttons."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import streamlit as st
 
@@ -65,3 +66,14 @@ def require_model_and_image() -> tuple[LoadedModel, SelectedImage]:
     """The session's model and image, or a message and a stop when either is missing."""
     lm = require_model()
     return lm, require_image()
+
+
+MIME_TYPES = {"csv": "text/csv", "json": "application/json", "png": "image/png"}
+
+
+def download(
+    label: str, data: str | bytes, file_name: str, where: Any = st, icon: str = ":material/download:", key: str | None = None
+) -> None:
+    """A download button (in `where`: a column, or the page) that does not rerun the page; the file's type from its name."""
+    mime = MIME_TYPES[file_name.rsplit(".", 1)[-1]]
+    where.download_button(label, data, file_name=file_name, mime=mime, on_click="ignore", icon=icon, key=key)
