@@ -2,9 +2,13 @@
 
 import streamlit as st
 
-from captioner.app import notes, views
+from captioner.app import notes
 from captioner.app.ui import batch, controls, frame, image, keys
 from captioner.batch.rows import score_rows
+from captioner.app.views.batch import batch_columns_shown, batch_display, batch_table, row_seconds
+from captioner.app.views.tables import csv_bytes
+from captioner.app.views.text import config_label, markdown_escape, shorten
+from captioner.batch.references_text import attach_references, parse_references
 
 st.title("Batch captioning")
 frame.how_to_read(keys.BATCH)
@@ -19,7 +23,7 @@ with frame.page_guard("captioning the batch"):
     )
     config = controls.caption_config(lm.model).with_(output_attentions=False, num_alternatives=1)
     st.caption(
-        f"Decoding with the Caption page's settings: {views.markdown_escape(views.config_label(config))}, "
+        f"Decoding with the Caption page's settings: {markdown_escape(config_label(config))}, "
         f"up to {notes.plural(config.max_new_tokens, 'token')}. Your files and results stay here while you "
         "visit another page."
     )
@@ -49,20 +53,17 @@ with frame.page_guard("captioning the batch"):
     if not done and not problems:
         st.stop()
 
-    typed = views.parse_references(refs_text or "")
-    shown, unmatched = views.attach_references(
+    typed = parse_references(refs_text or "")
+    shown, unmatched = attach_references(
         done + problems, typed, {ex.name: ex.references for ex in examples}, batch_names=[item.name for item in items]
     )
     if typed.problems or unmatched:
-        st.warning("  \n".join(views.markdown_escape(line) for line in typed.problems + unmatched))
+        st.warning("  \n".join(markdown_escape(line) for line in typed.problems + unmatched))
     bad = [row for row in shown if not row.ok]
     if bad:
         st.warning(
             f"{len(bad)} of {len(shown)} files got no caption:  \n"
-            + "  \n".join(
-                f"**{views.markdown_escape(views.shorten(row.path, 80))}**: {views.markdown_escape(str(row.error))}"
-                for row in bad
-            )
+            + "  \n".join(f"**{markdown_escape(shorten(row.path, 80))}**: {markdown_escape(str(row.error))}" for row in bad)
         )
     if not captioned:
         st.stop()
@@ -73,19 +74,19 @@ with frame.page_guard("captioning the batch"):
         c2.metric("CIDEr-D", f"{scores.cider_d:.3f}")
         c3.metric("Images with references", scores.images)
     changed = notes.changed_settings(config, controls.default_config(lm.model))
-    table = views.batch_table(shown, batch.batch_unsure(lm, items, config), changed)
-    seconds = sum(views.row_seconds(row) or 0.0 for row in shown if row.ok)
+    table = batch_table(shown, batch.batch_unsure(lm, items, config), changed)
+    seconds = sum(row_seconds(row) or 0.0 for row in shown if row.ok)
     st.caption(
         f"{notes.plural(len(captioned), 'image')} captioned in {seconds:.2f} s of model time"
         + (f" ({failed} failed)" if failed else "")
         + "; the CSV also has each one's time and log-probability."
     )
     st.dataframe(
-        views.batch_display(table),
+        batch_display(table),
         hide_index=True,
         row_height=72,
         height="content",
-        column_order=views.batch_columns_shown(table),
+        column_order=batch_columns_shown(table),
         column_config={
             "thumbnail": st.column_config.ImageColumn("image", width=72),
             "file": st.column_config.TextColumn(width=140),
@@ -94,4 +95,4 @@ with frame.page_guard("captioning the batch"):
             "matches a reference": st.column_config.CheckboxColumn("exact", width=50),
         },
     )
-    frame.download("Download results (CSV)", views.csv_bytes(table), "captions.csv")
+    frame.download("Download results (CSV)", csv_bytes(table), "captions.csv")

@@ -4,8 +4,14 @@ import json
 
 import streamlit as st
 
-from captioner.app import notes, views
+from captioner.app import notes
 from captioner.app.ui import controls, decode, frame, keys, question
+from captioner.app.views.colours import token_legend_html
+from captioner.app.views.help_text import BUILTIN_NOTE
+from captioner.app.views.images import display_image
+from captioner.app.views.records import caption_record
+from captioner.app.views.text import markdown_escape, milliseconds
+from captioner.app.views.tokens import tokens_html
 
 st.title("Caption")
 frame.how_to_read(keys.CAPTION)
@@ -22,18 +28,18 @@ with frame.page_guard("captioning the image"):
     caption = result.best
     with output:
         if lm.is_builtin:
-            st.info(views.BUILTIN_NOTE, icon=":material/category:")
-        st.image(views.display_image(picked.preview, 384), caption=views.markdown_escape(picked.name))
-        st.subheader(views.markdown_escape(caption.text) or "(empty caption)")
+            st.info(BUILTIN_NOTE, icon=":material/category:")
+        st.image(display_image(picked.preview, 384), caption=markdown_escape(picked.name))
+        st.subheader(markdown_escape(caption.text) or "(empty caption)")
         for note in notes.caption_notes(
             caption, result.config, decoded.reference, controls.default_config(lm.model), lm.token_limit
         ):
             st.warning(note)
-        st.markdown(views.tokens_html(caption, end_token=True), unsafe_allow_html=True)
-        st.markdown(views.token_legend_html(), unsafe_allow_html=True)
+        st.markdown(tokens_html(caption, end_token=True), unsafe_allow_html=True)
+        st.markdown(token_legend_html(), unsafe_allow_html=True)
         t = result.timings
         with st.container(horizontal=True, gap="medium", key="caption-figures"):
-            encode = views.milliseconds(t.get("preprocess", 0) + t.get("encode", 0))
+            encode = milliseconds(t.get("preprocess", 0) + t.get("encode", 0))
             if decoded.encoded_now:
                 st.metric("Encode", encode, width="content")
             else:
@@ -43,7 +49,7 @@ with frame.page_guard("captioning the image"):
                     width="content",
                     help=f"This image was encoded before (it took {encode}); only decoding ran now.",
                 )
-            st.metric("Decode", views.milliseconds(t.get("decode", 0)), width="content")
+            st.metric("Decode", milliseconds(t.get("decode", 0)), width="content")
             st.metric(
                 "Confidence",
                 f"{caption.confidence:.2f}",
@@ -57,7 +63,7 @@ with frame.page_guard("captioning the image"):
             st.caption(
                 ":material/history: Shown from the cache: these settings were decoded before, and the times are from that run."
             )
-        record = json.dumps(views.caption_record(result, lm.model.info, picked.name), indent=2)
+        record = json.dumps(caption_record(result, lm.model.info, picked.name), indent=2)
         frame.download("Download JSON", record, "caption.json")
         with st.expander("Result as JSON (copy button at the top right)"):
             st.code(record, language="json")

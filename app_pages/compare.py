@@ -3,9 +3,19 @@
 import json
 
 import streamlit as st
-
-from captioner.app import views
 from captioner.app.ui import compare, decode, frame, keys
+from captioner.app.views.compare import (
+    beams_table,
+    compare_note,
+    comparison_table,
+    every_caption_table,
+    samples_table,
+    with_units,
+)
+from captioner.app.views.records import comparison_record
+from captioner.app.views.tables import csv_bytes, readable
+from captioner.app.views.text import markdown_escape
+from captioner.app.views.tokens import token_prob_figure
 
 st.title("Compare decoding strategies")
 frame.how_to_read(keys.COMPARE)
@@ -16,7 +26,7 @@ with frame.page_guard("comparing decoding strategies"):
     configs = compare.compare_configs(lm.model, values)
     decoded = decode.decode_configs(lm, picked, configs)
     for failed in decoded.failures:
-        st.error(views.markdown_escape(failed.error))
+        st.error(markdown_escape(failed.error))
     results = decoded.results
     if not results:
         st.stop()
@@ -28,17 +38,17 @@ with frame.page_guard("comparing decoding strategies"):
         f"{len(results)} configurations {together}."
         + (" Shown from the cache: the time is from when they were computed." if decoded.shown_before else "")
     )
-    st.table(views.readable(views.with_units(views.comparison_table(results))), border="horizontal")
-    st.caption(views.compare_note(configs[0].length_penalty))
+    st.table(readable(with_units(comparison_table(results))), border="horizontal")
+    st.caption(compare_note(configs[0].length_penalty))
     left, right, _ = st.columns([1, 1, 2])
-    frame.download("Every caption (CSV)", views.csv_bytes(views.every_caption_table(results)), "comparison.csv", where=left)
-    record = json.dumps(views.comparison_record(results, lm.model.info, picked.name), indent=2)
+    frame.download("Every caption (CSV)", csv_bytes(every_caption_table(results)), "comparison.csv", where=left)
+    record = json.dumps(comparison_record(results, lm.model.info, picked.name), indent=2)
     frame.download("Everything (JSON)", record, "comparison.json", where=right)
 
     st.subheader("Token probabilities")
-    st.plotly_chart(views.token_prob_figure(compare.chart_picker(results)))
+    st.plotly_chart(token_prob_figure(compare.chart_picker(results)))
     st.subheader("Samples")
-    st.table(views.readable(views.with_units(views.samples_table(results))), border="horizontal")
+    st.table(readable(with_units(samples_table(results))), border="horizontal")
     st.subheader("All beams")
-    st.table(views.readable(views.with_units(views.beams_table(results))), border="horizontal")
+    st.table(readable(with_units(beams_table(results))), border="horizontal")
     decoded.mark_shown()

@@ -4,8 +4,12 @@ import json
 
 import streamlit as st
 
-from captioner.app import model_compare, notes, views
+from captioner.app import model_compare, notes
 from captioner.app.ui import decode, frame, model, models_page
+from captioner.app.views.colours import token_legend_html
+from captioner.app.views.tables import csv_bytes, readable
+from captioner.app.views.text import config_label, markdown_escape
+from captioner.app.views.tokens import tokens_html
 
 st.title("Compare models")
 with st.expander("How to read this", icon=":material/help:"):
@@ -23,11 +27,11 @@ with frame.page_guard("comparing models"):
         st.stop()
 
     notes_box = st.container()
-    st.markdown(views.token_legend_html(), unsafe_allow_html=True)
+    st.markdown(token_legend_html(), unsafe_allow_html=True)
     outcomes = []
     for spec, column in zip(specs, st.columns(len(specs), gap="medium", border=True)):
         with column:
-            st.markdown(f"**{views.markdown_escape(model_compare.short_name(spec))}**")
+            st.markdown(f"**{markdown_escape(model_compare.short_name(spec))}**")
             shown = "" if model_compare.short_name(spec) == spec else f" · `{spec}`"
             st.caption(model_compare.kind_name(spec) + shown)
             outcome = model_compare.ModelOutcome(spec)
@@ -40,8 +44,7 @@ with frame.page_guard("comparing models"):
             outcome.info = lm.model.info
             config, fitted = model_compare.config_for(lm.model, shared if same else None)
             st.caption(
-                f"{lm.model.info.family} · {model.format_count(lm.model.info.num_parameters)} parameters · "
-                f"{views.config_label(config)}"
+                f"{lm.model.info.family} · {model.format_count(lm.model.info.num_parameters)} parameters · {config_label(config)}"
             )
             decoded = decode.decode_configs(lm, picked, [config])
             failure = decoded.outcomes[0].error
@@ -51,7 +54,7 @@ with frame.page_guard("comparing models"):
                 continue
             result = outcome.result = decoded.outcomes[0].result
             caption = result.best
-            st.markdown(views.tokens_html(caption, end_token=True), unsafe_allow_html=True)
+            st.markdown(tokens_html(caption, end_token=True), unsafe_allow_html=True)
             st.markdown(model_compare.figures_line(result))
             for note in fitted + notes.caption_notes(caption, result.config):
                 st.caption(note)
@@ -62,8 +65,8 @@ with frame.page_guard("comparing models"):
 
     st.subheader("Side by side")
     table = model_compare.summary_table(outcomes)
-    st.table(views.readable(table), border="horizontal")
+    st.table(readable(table), border="horizontal")
     left, right, _ = st.columns([1, 1, 2])
-    frame.download("Table (CSV)", views.csv_bytes(table), "models.csv", where=left)
+    frame.download("Table (CSV)", csv_bytes(table), "models.csv", where=left)
     record = json.dumps(model_compare.comparison_record(outcomes, picked.name, same), indent=2, default=str)
     frame.download("Everything (JSON)", record, "models.json", where=right)

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import NamedTuple
 
-__all__ = ["bleu4_scores", "cider_d", "cider_d_scores", "corpus_bleu4", "exact_match", "word_tokens"]
+__all__ = ["bleu4_scores", "cider_d", "cider_d_scores", "corpus_bleu4", "distinct_n", "exact_match", "word_tokens"]
 
 _CLITIC = re.compile(r"(?<=\w)(n't|'(?:s|re|ve|ll|d|m))\b")
 _TOKEN = re.compile(r"n't|'(?:s|re|ve|ll|d|m)\b|\w+(?:[-./&']\w+)*|[^\w\s]+")
@@ -37,6 +37,12 @@ def word_tokens(text: str) -> list[str]:
 def exact_match(hyp: str, refs: Sequence[str]) -> bool:
     """True when hyp equals one of refs after tokenizing (case, spacing and punctuation aside)."""
     return word_tokens(hyp) in [word_tokens(r) for r in refs]
+
+
+def distinct_n(captions: Sequence[str], n: int) -> float:
+    """Distinct-n (Li et al. 2016): unique n-grams over all n-grams of the captions' words (0 when they have none)."""
+    grams = [tuple(t[i : i + n]) for t in map(word_tokens, captions) for i in range(len(t) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
 
 
 def _ngrams(tokens: Sequence[str], n: int) -> Counter:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from captioner.app.views import token_label
+from captioner.app.views.text import token_label
 from captioner.decoding.beam_tree import BeamTree, TreeNode
 
 STATUS_COLOURS = {"start": "#444444", "kept": "#1f77b4", "finished": "#2ca02c", "pruned": "#c7c7c7", "forced": "#9467bd"}

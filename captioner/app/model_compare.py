@@ -1,6 +1,6 @@
 """The Models page's data: which models to compare, their settings, the side-by-side table, exports, the URL.
 
-No Streamlit here (like views.py): the page draws what these functions return. A model is named by the
+No Streamlit here (like views/): the page draws what these functions return. A model is named by the
 same specs the sidebar's picker takes ('builtin', a checkpoint file, a model folder, a hub id), told
 apart by `captioner.loading.spec_kind`.
 """
@@ -14,10 +14,13 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
-from captioner.app import settings, views
+from captioner.app import settings
+from captioner.app.model_text import DEFAULT_SPEC
+from captioner.app.views.compare import num_tokens
+from captioner.app.views.records import caption_record
+from captioner.app.views.text import config_label, milliseconds, token_label
 from captioner.config import MAX_NUM_BEAMS, DecodingConfig
 from captioner.decoding import DecodeResult
-from captioner.app.model_text import DEFAULT_SPEC
 from captioner.loading import spec_kind
 from captioner.models.base import CaptionModel, ModelInfo
 
@@ -142,10 +145,10 @@ def summary_table(outcomes: Sequence[ModelOutcome]) -> pd.DataFrame:
             row.update(
                 {
                     "caption": best.text + (" ✂" if best.hit_limit else ""),
-                    "settings": views.config_label(o.result.config),
+                    "settings": config_label(o.result.config),
                     "confidence": round(best.confidence, 3),
                     "log-prob": round(best.logprob, 3),
-                    "tokens": views.num_tokens(best),
+                    "tokens": num_tokens(best),
                     "time (s)": round(caption_seconds(o.result), 3),
                     "out of world": out_of_world_text(o.result),
                     "error": "",
@@ -179,7 +182,7 @@ def comparison_record(outcomes: Sequence[ModelOutcome], image_name: str, same_se
         if o.result is None:
             entry["error"] = o.error
         else:
-            record = views.caption_record(o.result)
+            record = caption_record(o.result)
             record.pop("image")
             entry.update(record, confidence=o.result.best.confidence, out_of_world=o.result.best.out_of_world)
         models.append(entry)
@@ -197,7 +200,7 @@ def prob_figure(result: DecodeResult) -> go.Figure:
             x=steps,
             y=best.token_probs,
             mode="lines+markers",
-            text=[views.token_label(t) for t in best.tokens],
+            text=[token_label(t) for t in best.tokens],
             marker={"size": 6},
             hovertemplate="step %{x}: <b>%{text}</b><br>p = %{y:.3f}<extra></extra>",
         )
@@ -227,8 +230,8 @@ def figures_line(result: DecodeResult) -> str:
     parts = [
         f"confidence **{best.confidence:.2f}**",
         f"log-prob **{best.logprob:.2f}**",
-        f"**{views.num_tokens(best)}** tokens",
-        f"**{views.milliseconds(caption_seconds(result))}**",
+        f"**{num_tokens(best)}** tokens",
+        f"**{milliseconds(caption_seconds(result))}**",
     ]
     if best.out_of_world is not None:
         parts.append("**out of world**" if best.out_of_world else "in its world")

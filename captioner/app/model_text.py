@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import errno
 
-from captioner.app.views import shorten
+from captioner.app.views.text import shorten
 from captioner.loading import ModelLoadError
 from captioner.models.cache import ModelDoesNotFit
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from captioner.batch.items import BatchItem, _absolute, _list_items, is_uri
-from captioner.metrics import bleu4_scores, cider_d_scores, exact_match, rouge_l_scores, word_tokens
+from captioner.metrics import bleu4_scores, cider_d_scores, distinct_n, exact_match, rouge_l_scores, word_tokens
 
 References = dict[str, tuple[str, ...]]
 
@@ -95,18 +95,14 @@ def _as_list(value: Any) -> list[str]:
     return [str(v) for v in value or []]
 
 
-def _seconds(timings: Any) -> float:
+def timings_seconds(timings: Any) -> float | None:
+    """The seconds a row's image took, every stage (read, preprocess, encode, decode) together, from its
+    `timings` (JSON text or a mapping); None when it has none or they cannot be read."""
     try:
         values = json.loads(timings) if isinstance(timings, str) else dict(timings or {})
-        return float(sum(float(v) for v in values.values()))
+        return float(sum(float(v) for v in values.values())) if values else None
     except (ValueError, TypeError, AttributeError):
-        return 0.0
-
-
-def distinct_n(captions: Sequence[str], n: int) -> float:
-    """Unique n-grams over all n-grams of the captions (0 when they have none)."""
-    grams = [tuple(t[i : i + n]) for t in map(word_tokens, captions) for i in range(len(t) - n + 1)]
-    return len(set(grams)) / len(grams) if grams else 0.0
+        return None
 
 
 def model_scores(model: str, rows: Sequence[Mapping[str, Any]]) -> ModelScores:
@@ -115,7 +111,7 @@ def model_scores(model: str, rows: Sequence[Mapping[str, Any]]) -> ModelScores:
     scored = [(c, _as_list(r.get("references"))) for c, r in zip(captions, rows)]
     scored = [(c, refs) for c, refs in scored if refs]
     hyps, refs = [c for c, _ in scored], [r for _, r in scored]
-    seconds = sum(_seconds(r.get("timings")) for r in rows)
+    seconds = sum(timings_seconds(r.get("timings")) or 0.0 for r in rows)
     return ModelScores(
         model=model,
         images=len(rows),

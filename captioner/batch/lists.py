@@ -58,7 +58,7 @@ def text_entries(stream: BinaryIO, csv_format: bool) -> Iterator[Entry]:
             yield from too_long()
             line = line.strip()
             if line and not line.startswith("#"):
-                yield _entry(f"line {number}", line, None)
+                yield list_entry(f"line {number}", line, None)
         return
     reader = csv.reader(lines())
     header = next(reader, None) or []
@@ -78,7 +78,7 @@ def text_entries(stream: BinaryIO, csv_format: bool) -> Iterator[Entry]:
         yield from too_long()
         if not row:
             continue
-        yield _entry(f"line {reader.line_num}", _cell(row, path_at) or "", _cell(row, reference_at))
+        yield list_entry(f"line {reader.line_num}", _cell(row, path_at) or "", _cell(row, reference_at))
     yield from too_long()
 
 
@@ -119,14 +119,16 @@ def parquet_entries(source: Any) -> Iterator[Entry]:
         for batch in parquet.iter_batches(batch_size=1024, row_groups=[group], columns=columns):
             for record in batch.to_pylist():
                 row += 1
-                yield _entry(f"row {row}", record["path"] or "", record.get("reference"))
+                yield list_entry(f"row {row}", record["path"] or "", record.get("reference"))
 
 
 def _cell(row: list[str], at: int | None) -> str | None:
     return row[at] if at is not None and at < len(row) else None
 
 
-def _entry(where: str, path: str, reference: Any) -> Entry:
+def list_entry(where: str, path: str, reference: Any) -> Entry:
+    """One row of a list (or a reference line typed in the app) checked against the caps: `reference` is a
+    cell (several references separated by '|') or a list of text."""
     path = path.strip()
     if len(path) > MAX_PATH_CHARS:
         return Entry(where, problem=f"the path at {where} has {len(path):,} characters; the limit is {MAX_PATH_CHARS:,}")

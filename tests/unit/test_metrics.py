@@ -14,6 +14,7 @@ from captioner.metrics import (
     cider_d,
     cider_d_scores,
     corpus_bleu4,
+    distinct_n,
     exact_match,
     rouge_l,
     rouge_l_scores,
@@ -167,3 +168,20 @@ def test_rouge_l_of_known_captions():
     score, (one,) = rouge_l_scores(["a cat big sofa"], [["a cat on a sofa"]])
     p, r, b = 3 / 4, 3 / 5, 1.2  # LCS "a cat sofa"
     assert score == one == pytest.approx((1 + b**2) * p * r / (r + b**2 * p))
+
+
+def test_distinct_n_counts_unique_word_ngrams_as_the_captions_are_tokenized():
+    """One distinct-n for the app's Compare table and the batch leaderboard: over word_tokens' words."""
+    assert distinct_n(["a b c", "a b d"], 1) == pytest.approx(4 / 6)
+    assert distinct_n(["a b c", "a b d"], 2) == pytest.approx(3 / 4)
+    assert distinct_n(["a", ""], 2) == 0.0
+    assert distinct_n(["A b", "a B"], 2) == 0.5  # case-insensitive
+    assert distinct_n(["a cat.", "a cat!"], 2) == 0.5  # punctuation is not a word
+
+
+@settings(max_examples=50, derandomize=True, deadline=None)
+@given(st.lists(st.text(alphabet="ab .", max_size=12), max_size=5), st.integers(1, 3))
+def test_distinct_n_is_a_share(captions, n):
+    value = distinct_n(captions, n)
+    grams = sum(max(0, len(word_tokens(c)) - n + 1) for c in captions)
+    assert 0.0 <= value <= 1.0 and (value == 0.0) == (grams == 0)

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from captioner.app import notes, views
+from captioner.app import notes
 from captioner.app.gallery import Example
 from captioner.app.ui import keys
 from captioner.app.ui.decode import caption_settings, reference_config
@@ -23,6 +23,7 @@ from captioner.app.ui.model import LoadedModel
 from captioner.batch.items import BatchItem, expand_uploads
 from captioner.batch.rows import DEFAULT_BATCH_SIZE, BatchRun, CaptionRow, caption_items, chunks, done_key
 from captioner.config import DecodingConfig
+from captioner.app.views.text import markdown_escape, shorten
 
 BATCH_THUMBNAIL_SIDE = 96
 
@@ -55,7 +56,7 @@ def batch_unsure(lm: LoadedModel, items: Sequence[BatchItem], config: DecodingCo
 
 
 def _kept_files_line(kept: list[tuple[str, bytes]]) -> None:
-    names = ", ".join(views.markdown_escape(views.shorten(name, 40)) for name, _ in kept[:5])
+    names = ", ".join(markdown_escape(shorten(name, 40)) for name, _ in kept[:5])
     more = f" and {len(kept) - 5} more" if len(kept) > 5 else ""
     left, right = st.columns([4, 1], vertical_alignment="center")
     left.caption(f":material/inventory_2: Kept from your last visit: {notes.plural(len(kept), 'file')} ({names}{more}).")
@@ -117,7 +118,7 @@ def run_batch(lm: LoadedModel, items: Sequence[BatchItem], config: DecodingConfi
         for (key, _), row in zip(chunk, _caption_chunk(lm, chunk, config, unsure)):
             done[key] = row
         finished += len(chunk)
-        name = views.markdown_escape(views.shorten(chunk[-1][1].name, 60))  # a file name is not Markdown
+        name = markdown_escape(shorten(chunk[-1][1].name, 60))  # a file name is not Markdown
         bar.progress(finished / len(todo), text=f"{finished}/{len(todo)} · {name}")
     bar.empty()
     stop.empty()

@@ -8,12 +8,13 @@ from typing import Any
 
 import streamlit as st
 
-from captioner.app import notes, settings, views
+from captioner.app import notes, settings
 from captioner.app.ui import keys
 from captioner.app.ui.controls import decoding_controls, decoding_setup, prepare, vocab_size
 from captioner.config import DecodingConfig
 from captioner.decoding import DecodeResult
 from captioner.models.base import CaptionModel
+from captioner.app.views.text import config_label, markdown_escape
 
 CHART_LINES = 6  # the token-probability chart shows this many configurations at first (a picker adds more)
 
@@ -79,7 +80,7 @@ def _on_add_configuration() -> None:
     names = {keys.STRATEGY, *(r.name for r in settings.DECODING_RANGES)}
     values = {name: st.session_state[keys.COMPARE_NEW + name] for name in names if keys.COMPARE_NEW + name in st.session_state}
     typed = str(st.session_state.get(keys.COMPARE_NEW_LABEL, "")).strip()[:60]
-    label = typed or f"mine {len(added) + 1}: {views.config_label(settings.config_with(DecodingConfig(), values))}"
+    label = typed or f"mine {len(added) + 1}: {config_label(settings.config_with(DecodingConfig(), values))}"
     added.append({**values, "label": label})
     st.session_state[keys.COMPARE_NEW_LABEL] = ""
 
@@ -94,7 +95,7 @@ def chart_picker(results: Sequence[DecodeResult]) -> list[DecodeResult]:
     """The results the token-probability chart draws: all when few, else the ones picked (first CHART_LINES)."""
     if len(results) <= CHART_LINES:
         return list(results)
-    labels = [views.config_label(r.config) for r in results]
+    labels = [config_label(r.config) for r in results]
     if not set(st.session_state.get(keys.COMPARE_CHART, [])) <= set(labels):
         st.session_state.pop(keys.COMPARE_CHART)
     shown = st.multiselect(
@@ -118,5 +119,5 @@ def add_configuration_panel(model: CaptionModel) -> None:
         st.button("Add to the comparison", key=keys.COMPARE_ADD, on_click=_on_add_configuration, icon=":material/add:")
         for i, entry in enumerate(added):
             left, right = st.columns([4, 1], vertical_alignment="center")
-            left.markdown(views.markdown_escape(entry["label"]))
+            left.markdown(markdown_escape(entry["label"]))
             right.button("Remove", key=keys.COMPARE_REMOVE.format(i), on_click=_on_remove_configuration, args=(i,))

@@ -8,10 +8,11 @@ from typing import Any
 
 import streamlit as st
 
-from captioner.app import settings, views
+from captioner.app import settings
 from captioner.app.ui import keys
 from captioner.config import STRATEGIES, DecodingConfig
 from captioner.models.base import CaptionModel
+from captioner.app.views.text import markdown_escape, shorten
 
 
 def prepare(prefix: str, ranges: Sequence[settings.Range], defaults: dict[str, Any]) -> None:
@@ -87,7 +88,7 @@ def _on_seed_text(r: settings.Range, prefix: str) -> None:
         st.session_state.pop(prefix + keys.SEED_PROBLEM, None)
         return
     st.session_state[prefix + keys.SEED_PROBLEM] = (
-        f"“{views.shorten(typed, 30)}” is not a whole number from 0 to 2^64 − 1 ({int(r.hi):,}): "
+        f"“{shorten(typed, 30)}” is not a whole number from 0 to 2^64 − 1 ({int(r.hi):,}): "
         f"the seed stays {st.session_state.get(prefix + r.name, 0)}."
     )
 
@@ -108,7 +109,7 @@ def seed_input(r: settings.Range, prefix: str, disabled: bool) -> None:
     )
     problem = st.session_state.pop(prefix + keys.SEED_PROBLEM, None)
     if problem:
-        st.error(views.markdown_escape(problem), icon=":material/error:")
+        st.error(markdown_escape(problem), icon=":material/error:")
 
 
 def keep_widget_values() -> None:

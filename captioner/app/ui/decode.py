@@ -12,8 +12,6 @@ from typing import Any
 
 import streamlit as st
 from PIL import Image
-
-from captioner.app import views
 from captioner.app.ui import keys
 from captioner.app.ui.controls import default_config
 from captioner.app.ui.image import SelectedImage
@@ -21,6 +19,7 @@ from captioner.app.ui.model import LoadedModel
 from captioner.config import DecodingConfig
 from captioner.decoding import Caption, DecodeResult, EncodedImage
 from captioner.models.base import CaptionModel
+from captioner.app.views.text import config_label
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +99,7 @@ class Decoded:
 
 
 def _failure_text(config: DecodingConfig, error: BaseException) -> str:
-    what = f"“{views.config_label(config)}”"
+    what = f"“{config_label(config)}”"
     if isinstance(error, ValueError):
         return f"{what}: {error}"
     if isinstance(error, MemoryError):
@@ -145,7 +144,7 @@ def decode_configs(lm: LoadedModel, picked: SelectedImage, configs: Sequence[Dec
             try:
                 o.result = _run_decode(lm, picked, [o.config])[0][0]
             except Exception as e:
-                log.exception("decoding %s failed", views.config_label(o.config))
+                log.exception("decoding %s failed", config_label(o.config))
                 o.error = _failure_text(o.config, e)
     return Decoded(outcomes)
 

@@ -6,28 +6,29 @@ from collections.abc import Sequence
 
 import streamlit as st
 
-from captioner.app import settings, views
+from captioner.app import settings
 from captioner.app.ui import keys
 from captioner.app.ui.controls import prepare
 from captioner.models.base import CaptionModel
+from captioner.app.views.text import head_text, layer_text, markdown_escape
 
 
 def attention_controls(model: CaptionModel, attention: bool = True) -> tuple[int | str, int | str, float]:
     """Layer, head and opacity pickers in a row (layer and head off unless the maps are raw `attention`);
     returns (layer, head, opacity)."""
-    layers = [views.LAYER_MEAN, *range(model.num_layers)]
-    heads = [views.HEAD_MEAN, views.HEAD_MAX, *range(model.num_heads)]
-    if st.session_state.get(keys.LAYER, views.LAYER_MEAN) not in layers:
-        st.session_state[keys.LAYER] = views.LAYER_MEAN
-    if st.session_state.get(keys.HEAD, views.HEAD_MEAN) not in heads:
-        st.session_state[keys.HEAD] = views.HEAD_MEAN
-    st.session_state.setdefault(keys.LAYER, views.LAYER_MEAN)
-    st.session_state.setdefault(keys.HEAD, views.HEAD_MEAN)
+    layers = [settings.LAYER_MEAN, *range(model.num_layers)]
+    heads = [settings.HEAD_MEAN, settings.HEAD_MAX, *range(model.num_heads)]
+    if st.session_state.get(keys.LAYER, settings.LAYER_MEAN) not in layers:
+        st.session_state[keys.LAYER] = settings.LAYER_MEAN
+    if st.session_state.get(keys.HEAD, settings.HEAD_MEAN) not in heads:
+        st.session_state[keys.HEAD] = settings.HEAD_MEAN
+    st.session_state.setdefault(keys.LAYER, settings.LAYER_MEAN)
+    st.session_state.setdefault(keys.HEAD, settings.HEAD_MEAN)
     prepare(keys.EXPLAIN_PICKS, (settings.OPACITY,), {settings.OPACITY.name: settings.OPACITY_DEFAULT})
     c1, c2, c3 = st.columns(3)
     off = None if attention else "Layer and heads choose among raw attention's maps."
-    layer = c1.selectbox("Layer", layers, key=keys.LAYER, format_func=views.layer_text, disabled=not attention, help=off)
-    head = c2.selectbox("Heads", heads, key=keys.HEAD, format_func=views.head_text, disabled=not attention, help=off)
+    layer = c1.selectbox("Layer", layers, key=keys.LAYER, format_func=layer_text, disabled=not attention, help=off)
+    head = c2.selectbox("Heads", heads, key=keys.HEAD, format_func=head_text, disabled=not attention, help=off)
     opacity = c3.slider(
         settings.OPACITY.label, 0.0, 1.0, step=settings.OPACITY.step, key=keys.OPACITY, help=settings.OPACITY.help
     )
@@ -47,7 +48,7 @@ def word_picker(words: Sequence[str]) -> int:
         range(len(words)),
         key=keys.WORD,
         horizontal=True,
-        format_func=lambda i: f"{i + 1}. {views.markdown_escape(words[i])}",
+        format_func=lambda i: f"{i + 1}. {markdown_escape(words[i])}",
         on_change=_on_word,
         args=(list(words),),
     )

@@ -12,8 +12,6 @@ from typing import Any
 
 import numpy as np
 import streamlit as st
-
-from captioner.app import views
 from captioner.app.settings import EXPLAIN_METHOD_DEFAULT as DEFAULT_METHOD
 from captioner.app.trust import trust_line
 from captioner.app.ui import keys
@@ -21,6 +19,7 @@ from captioner.app.ui.frame import download
 from captioner.decoding import Caption
 from captioner.explain import METHODS, Explanation, check_explainable, explain
 from captioner.explain.occlusion import TOLERANCE
+from captioner.app.views.text import markdown_escape
 
 SLOW_METHODS = ("relevance", "occlusion")
 SCALE_WORDS = {"attention": "attention"}  # what the heat scale measures; the other methods' maps are shares of evidence
@@ -65,7 +64,7 @@ def explanation(lm: Any, picked: Any, caption: Caption, method: str) -> Explanat
     try:
         check_explainable(lm.model)
     except ValueError as e:
-        st.info(f"{views.markdown_escape(str(e))} Shown instead: raw cross-attention.", icon=":material/info:")
+        st.info(f"{markdown_escape(str(e))} Shown instead: raw cross-attention.", icon=":material/info:")
         return None
     cache, cache_lock = _explanations()
     key = (lm.key, picked.digest, tuple(caption.token_ids), method)
@@ -126,7 +125,7 @@ def unsupported_flag(method: str, result: Explanation | None) -> None:
 
 
 def _quoted(words: Sequence[str]) -> str:
-    return ", ".join(f"“{views.markdown_escape(w)}”" for w in words)
+    return ", ".join(f"“{markdown_escape(w)}”" for w in words)
 
 
 def attention_record(caption: Caption, maps: Sequence[tuple[str, np.ndarray]], layer: Any, head: Any) -> dict[str, Any]:

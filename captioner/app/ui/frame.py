@@ -9,14 +9,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import streamlit as st
-
-from captioner.app import views
 from captioner.app.ui import keys
 from captioner.app.ui.image import SelectedImage, selected_image
 from captioner.app.ui.model import LoadedModel, current_model
 from captioner.archives import ArchiveError
 from captioner.images import ImageLoadError
 from captioner.loading import ModelLoadError
+from captioner.app.views.help_text import HOW_TO_READ
+from captioner.app.views.text import markdown_escape
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def page_guard(doing: str = "showing this page") -> Iterator[None]:
     try:
         yield
     except (ImageLoadError, ModelLoadError, ArchiveError, ValueError) as e:
-        st.error(views.markdown_escape(str(e)))  # messages name files and models the user chose
+        st.error(markdown_escape(str(e)))  # messages name files and models the user chose
     except MemoryError:
         st.error(f"Ran out of memory while {doing}. Try a smaller image or fewer beams and samples.")
     except Exception as e:
@@ -41,14 +41,14 @@ def page_guard(doing: str = "showing this page") -> Iterator[None]:
 def how_to_read(page: str) -> None:
     """The page's short, collapsible reading guide (`page`: one of keys.PAGES)."""
     with st.expander("How to read this", icon=":material/help:"):
-        st.markdown(views.HOW_TO_READ[page.lower()])
+        st.markdown(HOW_TO_READ[page.lower()])
 
 
 def require_model() -> LoadedModel:
     """The session's model, or a message and a stop when none loads."""
     lm = current_model()
     if lm is None:
-        st.error(views.markdown_escape(st.session_state.get(keys.MODEL_ERROR, "No model is loaded.")))
+        st.error(markdown_escape(st.session_state.get(keys.MODEL_ERROR, "No model is loaded.")))
         st.stop()
     return lm
 

@@ -8,13 +8,12 @@ from typing import Any
 
 import streamlit as st
 from PIL import Image, ImageDraw
-
-from captioner.app import views
 from captioner.app.ui import keys
 from captioner.app.ui.decode import configs_key
 from captioner.config import DecodingConfig
 from captioner.explain import FILLS, HiddenRegions, default_grid, hide_regions
 from captioner.explain.masking import cell_box
+from captioner.app.views.images import display_image
 
 FILL_LABELS = {"mean": "Mean colour", "blur": "Blur", "noise": "Noise"}
 CHANGED_STYLE = "background:#ffd54f;color:#111;border-radius:4px;padding:1px 3px"
@@ -22,7 +21,7 @@ CHANGED_STYLE = "background:#ffd54f;color:#111;border-radius:4px;padding:1px 3px
 
 def numbered_grid(image: Image.Image, grid: tuple[int, int], cells: set[int], side: int = 384) -> Image.Image:
     """The image with the grid drawn, each cell numbered from 1, and the chosen cells shaded."""
-    base = views.display_image(image, side).convert("RGB")
+    base = display_image(image, side).convert("RGB")
     shade = Image.new("RGBA", base.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(shade)
     rows, cols = grid

@@ -8,11 +8,10 @@ from dataclasses import dataclass
 
 import streamlit as st
 from PIL import Image
-
-from captioner.app import views
 from captioner.app.gallery import Example, example_images
 from captioner.app.ui import keys
 from captioner.images import IMAGE_EXTENSIONS, ImageLoadError, load_image
+from captioner.app.views.images import display_image
 
 # What the uploaders accept: the extensions load_image reads (one list for widgets, messages and loading).
 IMAGE_TYPES = sorted({ext.lstrip(".") for ext in IMAGE_EXTENSIONS})
@@ -39,7 +38,7 @@ def select_image(name: str, data: bytes, source: str) -> bool:
         st.session_state[keys.IMAGE_ERROR] = f"Could not use {name}: {e}"
         return False
     digest = hashlib.sha256(data).hexdigest()[:16]
-    st.session_state[keys.IMAGE] = SelectedImage(name, digest, image, source, views.display_image(image, PREVIEW_SIDE))
+    st.session_state[keys.IMAGE] = SelectedImage(name, digest, image, source, display_image(image, PREVIEW_SIDE))
     st.session_state.pop(keys.IMAGE_ERROR, None)
     return True
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image
 
-from captioner.app import settings, views
+from captioner.app import settings
 from captioner.app.model_text import DEFAULT_SPEC, load_error_line
 from captioner.app.ui import keys
 from captioner.app.ui.controls import forget
@@ -24,6 +24,7 @@ from captioner.decoding import DecodeResult, EncodedImage, decode, encode_image
 from captioner.loading import BUILTIN_DIR, load_captioner, load_default_captioner, spec_kind
 from captioner.models.base import CaptionModel
 from captioner.models.cache import ModelCache, weights_location
+from captioner.app.views.text import markdown_escape, shorten
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ def model_notes() -> list[str]:
 def _spinner_text(spec: str) -> str:
     if spec == DEFAULT_SPEC:
         return "Loading the model…"
-    shown = views.markdown_escape(views.shorten(spec, 60))
+    shown = markdown_escape(shorten(spec, 60))
     if spec_kind(spec) != "hub":
         return f"Loading {shown}…"
     return f"Loading {shown} from the Hugging Face hub (a first download can take minutes)…"
@@ -209,7 +210,7 @@ def on_load_model() -> None:
             shared_model(spec)
     except Exception as e:
         log.exception("loading %s failed", spec)
-        kept = views.shorten(_in_use_name(in_use), 60)
+        kept = shorten(_in_use_name(in_use), 60)
         # The picker keeps the kind and the text as typed, so a typo is fixed in place.
         st.session_state[keys.MODEL_ERROR] = f"{load_error_line(spec, e)} The app keeps using {kept}."
         return

@@ -10,8 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import streamlit as st
-
-from captioner.app import views
 from captioner.app.beam_tree import beam_tree_figure
 from captioner.app.ui import keys
 from captioner.app.ui.decode import configs_key
@@ -19,6 +17,8 @@ from captioner.config import DecodingConfig
 from captioner.decoding import Caption, DecodeResult, PrefixError, caption_image
 from captioner.decoding.prefix import prefix_ids
 from captioner.errors import one_line
+from captioner.app.views.text import markdown_escape
+from captioner.app.views.tokens import tokens_html
 
 MAX_PREFIX_PARAM = 200  # token ids in a link; more than any model here holds
 
@@ -97,11 +97,11 @@ def _both_captions(caption: Caption, new: Caption, forced_text: str) -> None:
     original, forced = st.columns(2)
     with original:
         st.markdown("**Original**")
-        st.markdown(views.tokens_html(caption, end_token=True), unsafe_allow_html=True)
+        st.markdown(tokens_html(caption, end_token=True), unsafe_allow_html=True)
         st.caption(f"log-prob {caption.logprob:.2f} · confidence {caption.confidence:.2f}")
     with forced:
-        st.markdown(f"**Forced: “{views.markdown_escape(forced_text)}”**")
-        st.markdown(views.tokens_html(new, end_token=True), unsafe_allow_html=True)
+        st.markdown(f"**Forced: “{markdown_escape(forced_text)}”**")
+        st.markdown(tokens_html(new, end_token=True), unsafe_allow_html=True)
         st.caption(
             f"log-prob {new.logprob:.2f} · confidence {new.confidence:.2f} · the first {sum(new.forced)} tokens were forced"
         )
@@ -133,7 +133,7 @@ def force_a_word(lm: Any, picked: Any, config: DecodingConfig, caption: Caption)
         st.error(f"The forced words cannot be used: {e}")
         return
     except Exception as e:  # the rest of the page stays usable; Clear takes the forced words away
-        st.error(f"Decoding with the forced words failed: {type(e).__name__}: {views.markdown_escape(one_line(e))}")
+        st.error(f"Decoding with the forced words failed: {type(e).__name__}: {markdown_escape(one_line(e))}")
         return
     _both_captions(caption, new, lm.model.decode_text(ids))
 

@@ -10,8 +10,6 @@ from typing import Any
 
 import streamlit as st
 from PIL import Image
-
-from captioner.app import views
 from captioner.app.ui import keys
 from captioner.app.ui.frame import page_guard
 from captioner.app.ui.image import CAMERA, EXAMPLE, IMAGE_TYPES, UPLOAD, gallery, input_key, on_file, picked_image
@@ -21,6 +19,9 @@ from captioner.app.ui.model import model_notes, on_load_model
 from captioner.app.ui.url import apply_url_settings, restore_from_url, url_params
 from captioner.images import SUPPORTED_FORMATS_TEXT
 from captioner.loading import DEFAULT_HUB_MODEL
+from captioner.app.views.help_text import BUILTIN_SHORT
+from captioner.app.views.images import png_bytes
+from captioner.app.views.text import markdown_escape, shorten
 
 
 def _model_picker() -> None:
@@ -35,9 +36,9 @@ def _model_picker() -> None:
         sb.text_input("Path to a captioner.pt or a model folder", key=keys.MODEL_PATH)
     sb.button("Load model", key=keys.MODEL_LOAD, width="stretch", on_click=on_load_model)
     if st.session_state.get(keys.MODEL_ERROR):
-        sb.error(views.markdown_escape(st.session_state[keys.MODEL_ERROR]))
+        sb.error(markdown_escape(st.session_state[keys.MODEL_ERROR]))
     for note in model_notes():
-        sb.info(views.markdown_escape(note), icon=":material/memory:")
+        sb.info(markdown_escape(note), icon=":material/memory:")
 
 
 def model_sidebar() -> LoadedModel | None:
@@ -51,17 +52,17 @@ def model_sidebar() -> LoadedModel | None:
         return None
     info = lm.model.info
     if lm.fell_back:
-        sb.warning(f"Using the built-in model: {views.markdown_escape(info.reason)}.")
+        sb.warning(f"Using the built-in model: {markdown_escape(info.reason)}.")
     lines = [
-        f"In use: **{views.markdown_escape(info.name)}** · {views.markdown_escape(info.family)}",
+        f"In use: **{markdown_escape(info.name)}** · {markdown_escape(info.family)}",
         f"{format_count(info.num_parameters)} parameters · {info.dtype}",
-        f"from {views.markdown_escape(views.shorten(info.source, 80))}",
+        f"from {markdown_escape(shorten(info.source, 80))}",
     ]
     if info.reason and not lm.fell_back:
-        lines.append(f"Why this model: {views.markdown_escape(info.reason)}")
+        lines.append(f"Why this model: {markdown_escape(info.reason)}")
     sb.caption("  \n".join(lines))
     if lm.is_builtin:
-        sb.caption(views.BUILTIN_SHORT)
+        sb.caption(BUILTIN_SHORT)
     return lm
 
 
@@ -78,7 +79,7 @@ def _gallery_css() -> str:
     for i, ex in enumerate(gallery()):
         thumb = Image.open(io.BytesIO(ex.data)).convert("RGB")
         thumb.thumbnail((96, 96))
-        data = base64.b64encode(views.png_bytes(thumb)).decode()
+        data = base64.b64encode(png_bytes(thumb)).decode()
         rules.append(f".st-key-gallery-{i} button {{background-image: url(data:image/png;base64,{data});}}")
     return "<style>" + "\n".join(rules) + "</style>"
 
@@ -124,11 +125,11 @@ def image_sidebar() -> None:
     else:
         sb.camera_input("Take a photo", key=input_key(CAMERA), on_change=on_file, args=(CAMERA,))
     if st.session_state.get(keys.IMAGE_ERROR):
-        sb.error(views.markdown_escape(st.session_state[keys.IMAGE_ERROR]))
+        sb.error(markdown_escape(st.session_state[keys.IMAGE_ERROR]))
     picked = selected_image()
     if picked is not None:
         w, h = picked.image.size
-        sb.image(picked.preview, caption=f"{views.markdown_escape(picked.name)} · {w}×{h}", width="stretch")
+        sb.image(picked.preview, caption=f"{markdown_escape(picked.name)} · {w}×{h}", width="stretch")
 
 
 def page_links(pages: Sequence[Any], lm: LoadedModel | None) -> None:

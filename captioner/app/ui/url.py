@@ -9,7 +9,7 @@ from typing import Any
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from captioner.app import compare_links, model_compare, settings, views
+from captioner.app import compare_links, model_compare, settings
 from captioner.app.model_text import DEFAULT_SPEC
 from captioner.app.ui import keys, question
 from captioner.app.ui.controls import decoding_setup, decoding_values, forget, vocab_size
@@ -17,6 +17,7 @@ from captioner.app.ui.image import EXAMPLE, first_example, picked_image, select_
 from captioner.app.ui.model import LoadedModel, use_spec
 from captioner.app.ui.models_page import models_page_state
 from captioner.models.base import CaptionModel
+from captioner.app.views.text import markdown_escape, shorten
 
 
 def _history_navigation() -> bool:
@@ -28,7 +29,7 @@ def _image_from_url(params: dict[str, str], history: bool) -> list[str]:
     """Select the link's example image (the first example on Back to a view without one); notes on what could not be."""
     name, picked, first = params.get(keys.IMAGE_PARAM), picked_image(), first_example()
     if name and not select_example(name):
-        return [f"The link's image “{views.shorten(name, 60)}” is not one of the examples: showing the first example."]
+        return [f"The link's image “{shorten(name, 60)}” is not one of the examples: showing the first example."]
     if params.get(keys.UPLOAD_PARAM) and not history and first is not None:
         return [
             "This link was made with an image of its sender's own (an upload or a photo), which does not "
@@ -193,4 +194,4 @@ def write_url(page: str, lm: LoadedModel | None) -> None:
 def show_url_notes() -> None:
     """What a link asked for that could not be used as it was (shown once)."""
     for note in st.session_state.pop(keys.URL_NOTES, []):
-        st.info(views.markdown_escape(note), icon=":material/link:")
+        st.info(markdown_escape(note), icon=":material/link:")

@@ -1,0 +1,64 @@
+"""Reference captions typed on the Batch page (captioner/batch/references_text.py): parsing, caps, matching."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from captioner.batch.lists import MAX_REFERENCE_CHARS, MAX_REFERENCES
+from captioner.batch.references_text import attach_references, name_keys, parse_references, references_for
+from captioner.batch.rows import CaptionRow
+
+
+def test_lines_name_files_and_their_captions():
+    refs = parse_references("# comment\n\ncat.jpg: a cat | a grey cat\nsub/dog.png: a dog\ncat.jpg: one more")
+    assert refs.captions == {"cat.jpg": ["a cat", "a grey cat", "one more"], "sub/dog.png": ["a dog"]}
+    assert refs.lines == {"cat.jpg": 3, "sub/dog.png": 4} and not refs.problems
+    assert references_for("archive.zip/cat.jpg", refs.captions) == refs.captions["cat.jpg"]
+    assert references_for("dog", {"dog": ["x"]}) == ["x"]
+    assert references_for("pack.zip/dog.png", {"dog": ["x"]}) == ["x"]  # the name without its extension
+    assert references_for("other.png", refs.captions) == []
+    assert name_keys("a\\b\\c.tar.png") == ("a\\b\\c.tar.png", "c.tar.png", "c.tar")
+
+
+def test_malformed_and_unmatched_reference_lines_are_named_and_the_rest_kept():
+    refs = parse_references("a.png: a red square\nnonsense without a colon\nghost.png: x\nb: a blue circle\nc.png:  | ")
+    assert refs.captions == {"a.png": ["a red square"], "ghost.png": ["x"], "b": ["a blue circle"]}
+    assert [p.split(" should")[0] for p in refs.problems] == ["Reference line 2", "Reference line 5"]
+    rows = [CaptionRow("a.png", caption="a red square"), CaptionRow("pack.zip/b.png", caption="a blue circle")]
+    with_refs, unmatched = attach_references(rows, refs, {"a.png": ("an example's own",)})
+    assert [r.references for r in with_refs] == [["a red square"], ["a blue circle"]]  # typed lines win
+    assert unmatched == ["Reference line 3 names 'ghost.png', which is not in the batch."]
+    _, unmatched = attach_references(rows[:1], refs, batch_names=["ghost.png", "b.png"])
+    assert unmatched == []  # names of files not captioned yet are in the batch too
+    with_known, _ = attach_references([CaptionRow("c.png")], parse_references(""), {"c.png": ("the example's",)})
+    assert with_known[0].references == ["the example's"]
+
+
+def test_typed_lines_keep_the_list_files_caps():
+    """A typed line is read as a row of a list file is: too many or too long references skip that line only."""
+    many = " | ".join(f"r{i}" for i in range(MAX_REFERENCES + 1))
+    text = f"a.png: {many}\nb.png: {'x' * (MAX_REFERENCE_CHARS + 1)}\nc.png: fine | also fine"
+    refs = parse_references(text)
+    assert refs.captions == {"c.png": ["fine", "also fine"]}
+    assert [p.split(" is skipped")[0] for p in refs.problems] == ["Reference line 1", "Reference line 2"]
+    assert f"the limit is {MAX_REFERENCES}" in refs.problems[0] and f"{MAX_REFERENCE_CHARS:,}" in refs.problems[1]
+
+
+@settings(max_examples=60, derandomize=True, deadline=None)
+@given(st.lists(st.text(alphabet="ab.:|# \n", max_size=20), max_size=6))
+def test_every_line_is_kept_or_named(lines):
+    """Each non-blank, non-comment line either gives a name its captions or is named in one problem."""
+    text = "\n".join(lines)
+    refs = parse_references(text)
+    named = [int(re.match(r"Reference line (\d+) ", p).group(1)) for p in refs.problems]
+    assert len(named) == len(set(named))
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            assert number not in named
+        elif number not in named:
+            assert line.partition(":")[0].strip() in refs.captions
+    assert all(caps and all(c == c.strip() and c and "|" not in c for c in caps) for caps in refs.captions.values())
