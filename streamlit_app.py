@@ -11,10 +11,9 @@ import streamlit as st
 
 st.set_page_config(page_title="Captioner explorer", page_icon="🖼️", layout="wide")
 starting = st.empty()
+STARTING = "Starting up: loading the model and warming it up (a fresh server takes a few seconds)…"
 if "captioner.app.ui.sidebar" not in sys.modules:  # a fresh server: importing torch and the model code takes seconds
-    starting.info(
-        "Starting up: loading the model and warming it up (a fresh server takes a few seconds)…", icon=":material/hourglass_top:"
-    )
+    starting.info(STARTING, icon=":material/hourglass_top:")
 
 from captioner.app.ui import controls, keys, model, sidebar, url  # noqa: E402  (after the frame: this import is the slow part)
 
@@ -30,9 +29,7 @@ pages = [
 page = st.navigation(pages, position="hidden")
 controls.keep_widget_values()
 if not model.model_ready():  # a fresh server loads and warms the model first: show the frame at once
-    starting.info(
-        "Starting up: loading the model and warming it up (a fresh server takes a few seconds)…", icon=":material/hourglass_top:"
-    )
+    starting.info(STARTING, icon=":material/hourglass_top:")
 lm = sidebar.sidebar(page, pages)
 starting.empty()
 url.write_url(page.title, lm)
