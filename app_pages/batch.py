@@ -2,35 +2,36 @@
 
 import streamlit as st
 
-from captioner.app import notes, state
+from captioner.app import notes
+from captioner.app.ui import batch, controls, frame, image, keys
+from captioner.batch.rows import score_rows
 from captioner.app.views.batch import batch_columns_shown, batch_display, batch_table, row_seconds
 from captioner.app.views.tables import csv_bytes
 from captioner.app.views.text import config_label, markdown_escape, shorten
 from captioner.batch.references_text import attach_references, parse_references
-from captioner.batch.rows import score_rows
 
 st.title("Batch captioning")
-state.how_to_read("batch")
-with state.page_guard("captioning the batch"):
-    lm = state.require_model()
-    files = state.batch_uploader()
-    use_examples = st.checkbox("Add the example images (with their reference captions)", key="batch.opt.examples")
+frame.how_to_read(keys.BATCH)
+with frame.page_guard("captioning the batch"):
+    lm = frame.require_model()
+    files = batch.batch_uploader()
+    use_examples = st.checkbox("Add the example images (with their reference captions)", key=keys.BATCH_EXAMPLES)
     refs_text = st.text_area(
         "Reference captions (optional): one line per image",
-        key="batch.opt.refs",
+        key=keys.BATCH_REFERENCES,
         placeholder="cat.jpg: a cat on a sofa | a grey cat lying on a couch",
     )
-    config = state.caption_config(lm.model).with_(output_attentions=False, num_alternatives=1)
+    config = controls.caption_config(lm.model).with_(output_attentions=False, num_alternatives=1)
     st.caption(
         f"Decoding with the Caption page's settings: {markdown_escape(config_label(config))}, "
         f"up to {notes.plural(config.max_new_tokens, 'token')}. Your files and results stay here while you "
         "visit another page."
     )
-    st.page_link("app_pages/caption.py", label="Change them on the Caption page", icon=":material/tune:")
+    st.page_link(keys.CAPTION_PAGE_FILE, label="Change them on the Caption page", icon=":material/tune:")
 
-    examples = state.gallery() if use_examples else []
-    items, problems = state.batch_inputs(files, examples)
-    rows = state.batch_rows(lm, items, config)
+    examples = image.gallery() if use_examples else []
+    items, problems = batch.batch_inputs(files, examples)
+    rows = batch.batch_rows(lm, items, config)
     todo = sum(row is None for row in rows)
     done = [row for row in rows if row is not None]
     captioned = [row for row in done if row.ok]
@@ -41,8 +42,8 @@ with state.page_guard("captioning the batch"):
         label = f"Caption the other {notes.plural(todo, 'image')}"
     else:
         label = f"{notes.plural(len(captioned), 'image')} captioned" + (f", {failed} failed" if failed else "")
-    if st.button(label, type="primary", disabled=not todo, key="batch.run"):
-        state.run_batch(lm, items, config)
+    if st.button(label, type="primary", disabled=not todo, key=keys.BATCH_RUN):
+        batch.run_batch(lm, items, config)
         st.rerun()  # draw the page again with every row
     if todo and done:
         st.info(
@@ -72,8 +73,8 @@ with state.page_guard("captioning the batch"):
         c1.metric("BLEU-4", f"{scores.bleu4:.3f}")
         c2.metric("CIDEr-D", f"{scores.cider_d:.3f}")
         c3.metric("Images with references", scores.images)
-    changed = notes.changed_settings(config, state.default_config(lm.model))
-    table = batch_table(shown, state.batch_unsure(lm, items, config), changed)
+    changed = notes.changed_settings(config, controls.default_config(lm.model))
+    table = batch_table(shown, batch.batch_unsure(lm, items, config), changed)
     seconds = sum(row_seconds(row) or 0.0 for row in shown if row.ok)
     st.caption(
         f"{notes.plural(len(captioned), 'image')} captioned in {seconds:.2f} s of model time"
@@ -94,11 +95,4 @@ with state.page_guard("captioning the batch"):
             "matches a reference": st.column_config.CheckboxColumn("exact", width=50),
         },
     )
-    st.download_button(
-        "Download results (CSV)",
-        csv_bytes(table),
-        file_name="captions.csv",
-        mime="text/csv",
-        on_click="ignore",
-        icon=":material/download:",
-    )
+    frame.download("Download results (CSV)", csv_bytes(table), "captions.csv")

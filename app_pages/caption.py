@@ -4,7 +4,8 @@ import json
 
 import streamlit as st
 
-from captioner.app import notes, question, state
+from captioner.app import notes
+from captioner.app.ui import controls, decode, frame, keys, question
 from captioner.app.views.colours import token_legend_html
 from captioner.app.views.help_text import BUILTIN_NOTE
 from captioner.app.views.images import display_image
@@ -13,16 +14,16 @@ from captioner.app.views.text import markdown_escape, milliseconds
 from captioner.app.views.tokens import tokens_html
 
 st.title("Caption")
-state.how_to_read("caption")
-with state.page_guard("captioning the image"):
-    lm, picked = state.require_model_and_image()
+frame.how_to_read(keys.CAPTION)
+with frame.page_guard("captioning the image"):
+    lm, picked = frame.require_model_and_image()
     # The image and its caption first: on a phone the columns stack, and the controls come after them.
-    output, controls = st.columns([2, 1], gap="large")
-    with controls:
+    output, settings_panel = st.columns([2, 1], gap="large")
+    with settings_panel:
         st.subheader("Decoding")
-        state.decoding_controls(lm.model)
-    config = state.caption_config(lm.model).with_(output_attentions=False)
-    decoded = state.decode_with_reference(lm, picked, config)
+        controls.decoding_controls(lm.model)
+    config = controls.caption_config(lm.model).with_(output_attentions=False)
+    decoded = decode.decode_with_reference(lm, picked, config)
     result = decoded.only()
     caption = result.best
     with output:
@@ -31,7 +32,7 @@ with state.page_guard("captioning the image"):
         st.image(display_image(picked.preview, 384), caption=markdown_escape(picked.name))
         st.subheader(markdown_escape(caption.text) or "(empty caption)")
         for note in notes.caption_notes(
-            caption, result.config, decoded.reference, state.default_config(lm.model), lm.token_limit
+            caption, result.config, decoded.reference, controls.default_config(lm.model), lm.token_limit
         ):
             st.warning(note)
         st.markdown(tokens_html(caption, end_token=True), unsafe_allow_html=True)
@@ -63,14 +64,7 @@ with state.page_guard("captioning the image"):
                 ":material/history: Shown from the cache: these settings were decoded before, and the times are from that run."
             )
         record = json.dumps(caption_record(result, lm.model.info, picked.name), indent=2)
-        st.download_button(
-            "Download JSON",
-            record,
-            file_name="caption.json",
-            mime="application/json",
-            on_click="ignore",
-            icon=":material/download:",
-        )
+        frame.download("Download JSON", record, "caption.json")
         with st.expander("Result as JSON (copy button at the top right)"):
             st.code(record, language="json")
         decoded.mark_shown()

@@ -3,8 +3,7 @@
 import json
 
 import streamlit as st
-
-from captioner.app import state
+from captioner.app.ui import compare, decode, frame, keys
 from captioner.app.views.compare import (
     beams_table,
     compare_note,
@@ -19,13 +18,13 @@ from captioner.app.views.text import markdown_escape
 from captioner.app.views.tokens import token_prob_figure
 
 st.title("Compare decoding strategies")
-state.how_to_read("compare")
-with state.page_guard("comparing decoding strategies"):
-    lm, picked = state.require_model_and_image()
-    values = state.compare_controls(lm.model)
-    state.add_configuration_panel(lm.model)
-    configs = state.compare_configs(lm.model, values)
-    decoded = state.decode_configs(lm, picked, configs)
+frame.how_to_read(keys.COMPARE)
+with frame.page_guard("comparing decoding strategies"):
+    lm, picked = frame.require_model_and_image()
+    values = compare.compare_controls(lm.model)
+    compare.add_configuration_panel(lm.model)
+    configs = compare.compare_configs(lm.model, values)
+    decoded = decode.decode_configs(lm, picked, configs)
     for failed in decoded.failures:
         st.error(markdown_escape(failed.error))
     results = decoded.results
@@ -42,26 +41,12 @@ with state.page_guard("comparing decoding strategies"):
     st.table(readable(with_units(comparison_table(results))), border="horizontal")
     st.caption(compare_note(configs[0].length_penalty))
     left, right, _ = st.columns([1, 1, 2])
-    left.download_button(
-        "Every caption (CSV)",
-        csv_bytes(every_caption_table(results)),
-        file_name="comparison.csv",
-        mime="text/csv",
-        on_click="ignore",
-        icon=":material/download:",
-    )
+    frame.download("Every caption (CSV)", csv_bytes(every_caption_table(results)), "comparison.csv", where=left)
     record = json.dumps(comparison_record(results, lm.model.info, picked.name), indent=2)
-    right.download_button(
-        "Everything (JSON)",
-        record,
-        file_name="comparison.json",
-        mime="application/json",
-        on_click="ignore",
-        icon=":material/download:",
-    )
+    frame.download("Everything (JSON)", record, "comparison.json", where=right)
 
     st.subheader("Token probabilities")
-    st.plotly_chart(token_prob_figure(state.chart_picker(results)))
+    st.plotly_chart(token_prob_figure(compare.chart_picker(results)))
     st.subheader("Samples")
     st.table(readable(with_units(samples_table(results))), border="horizontal")
     st.subheader("All beams")

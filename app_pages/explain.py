@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from captioner.app import explain_methods, hide_view, notes, question, state
+from captioner.app import notes
+from captioner.app.ui import controls, decode, explain, explain_methods, frame, hide_view, keys, question
 from captioner.app.views.colours import heat_legend_html
 from captioner.app.views.explain import attention_figure, overlay, word_maps
 from captioner.app.views.heatmap_grid import HeatmapGrid, heatmap_figure, heatmap_file_name
@@ -11,18 +12,18 @@ from captioner.app.views.text import config_label, head_text, layer_text, markdo
 from captioner.app.views.tokens import alternatives_table, step_figure, tokens_html
 
 st.title("Explain a caption")
-state.how_to_read("explain")
-with state.page_guard("explaining the caption"):
-    lm, picked = state.require_model_and_image()
-    config = state.caption_config(lm.model).with_(output_attentions=True, num_alternatives=5)
-    decoded = state.decode_with_reference(lm, picked, config)
+frame.how_to_read(keys.EXPLAIN)
+with frame.page_guard("explaining the caption"):
+    lm, picked = frame.require_model_and_image()
+    config = controls.caption_config(lm.model).with_(output_attentions=True, num_alternatives=5)
+    decoded = decode.decode_with_reference(lm, picked, config)
     result = decoded.only()
     caption = result.best
-    for note in notes.caption_notes(caption, result.config, decoded.reference, state.default_config(lm.model), lm.token_limit):
+    for note in notes.caption_notes(caption, result.config, decoded.reference, controls.default_config(lm.model), lm.token_limit):
         st.warning(note)
     st.markdown(tokens_html(caption, end_token=True), unsafe_allow_html=True)
     st.caption(f"Decoded with the Caption page's settings ({config_label(config)}, up to {config.max_new_tokens} tokens).")
-    st.page_link("app_pages/caption.py", label="Change them on the Caption page", icon=":material/tune:")
+    st.page_link(keys.CAPTION_PAGE_FILE, label="Change them on the Caption page", icon=":material/tune:")
 
     st.subheader("Each step")
     st.plotly_chart(step_figure(caption))
@@ -35,7 +36,7 @@ with state.page_guard("explaining the caption"):
     if method == "attention" and caption.attentions is None:
         st.info("This model does not report cross-attention, so there are no raw-attention heatmaps: pick another method.")
         st.stop()
-    layer, head, opacity = state.attention_controls(lm.model, attention=method == "attention")
+    layer, head, opacity = explain.attention_controls(lm.model, attention=method == "attention")
     explained = None if method == "attention" else explain_methods.explanation(lm, picked, caption, method)
     maps = word_maps(caption, layer, head) if explained is None else explain_methods.explanation_maps(explained)
     if not maps:
@@ -48,7 +49,7 @@ with state.page_guard("explaining the caption"):
         for word, amap in maps:
             st.image(overlay(picked.preview, amap, 192, opacity), caption=markdown_escape(word), width=150)
 
-    chosen = state.word_picker([word for word, _ in maps])
+    chosen = explain.word_picker([word for word, _ in maps])
     word, amap = maps[chosen]
     original, attention = st.columns([2, 3], vertical_alignment="center")
     seen = model_input(picked.image, lm.model.image_size)
@@ -63,13 +64,8 @@ with state.page_guard("explaining the caption"):
     grid = HeatmapGrid(picked.preview, maps, caption.text, layer, head, opacity, method=method)
     exports = st.container(horizontal=True)
     with exports:
-        st.download_button(
-            "Download the heatmap figure (PNG)",
-            png_bytes(heatmap_figure(grid)),
-            file_name=heatmap_file_name(layer, head, method),
-            mime="image/png",
-            on_click="ignore",
-            icon=":material/download:",
+        frame.download(
+            "Download the heatmap figure (PNG)", png_bytes(heatmap_figure(grid)), heatmap_file_name(layer, head, method)
         )
         record = explain_methods.attention_record(caption, maps, layer, head) if explained is None else explained.to_dict()
         explain_methods.json_download(record, method)

@@ -54,53 +54,62 @@ def _hover(n: TreeNode, length_penalty: float, returned: bool) -> str:
     return "<br>".join(lines)
 
 
+def _edge_trace(shown: list[TreeNode], pos: dict[int, tuple[int, int]], highlighted: set[int], on_path: bool) -> go.Scatter:
+    """The edges from each shown node to its parent: those on the returned beams' paths, or the others."""
+    xs: list[float | None] = []
+    ys: list[float | None] = []
+    for n in shown:
+        if n.parent >= 0 and (n.id in highlighted) == on_path:
+            (x0, y0), (x1, y1) = pos[n.parent], pos[n.id]
+            xs += [x0, x1, None]
+            ys += [y0, y1, None]
+    return go.Scatter(
+        x=xs,
+        y=ys,
+        mode="lines",
+        hoverinfo="skip",
+        name="returned beams" if on_path else "candidates",
+        line=dict(color=RETURNED_COLOUR if on_path else "#dddddd", width=3 if on_path else 1),
+    )
+
+
+def _node_trace(
+    tree: BeamTree, nodes: list[TreeNode], status: str, pos: dict[int, tuple[int, int]], highlighted: set[int]
+) -> go.Scatter:
+    """The nodes of one status; the returned beams' last tokens starred."""
+    colour, returned = STATUS_COLOURS[status], set(tree.returned)
+    return go.Scatter(
+        x=[pos[n.id][0] for n in nodes],
+        y=[pos[n.id][1] for n in nodes],
+        mode="markers+text",
+        name=status,
+        # words only along the returned beams (the rest in the hover), so labels do not pile up
+        text=[_label(n) if n.id in highlighted else "" for n in nodes],
+        textposition="top center",
+        marker=dict(
+            color=colour,
+            size=[14 if n.id in returned else 8 for n in nodes],
+            symbol=["star" if n.id in returned else "circle" for n in nodes],
+            line=dict(color=[RETURNED_COLOUR if n.id in highlighted else colour for n in nodes], width=2),
+        ),
+        hovertext=[_hover(n, tree.length_penalty, n.id in returned) for n in nodes],
+        hoverinfo="text",
+        opacity=0.5 if status == "pruned" else 1.0,
+    )
+
+
 def beam_tree_figure(tree: BeamTree, show_pruned: bool = True) -> go.Figure:
     """The tree: edges from each node to its parent, nodes coloured by status, the returned beams highlighted."""
     pos = node_positions(tree)
     highlighted = returned_path_nodes(tree)
-    returned = set(tree.returned)
     shown = [n for n in tree.nodes if show_pruned or n.status != "pruned" or n.id in highlighted]
     fig = go.Figure()
     for on_path in (False, True):
-        xs, ys = [], []
-        for n in shown:
-            if n.parent >= 0 and (n.id in highlighted) == on_path:
-                (x0, y0), (x1, y1) = pos[n.parent], pos[n.id]
-                xs += [x0, x1, None]
-                ys += [y0, y1, None]
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                mode="lines",
-                hoverinfo="skip",
-                name="returned beams" if on_path else "candidates",
-                line=dict(color=RETURNED_COLOUR if on_path else "#dddddd", width=3 if on_path else 1),
-            )
-        )
-    for status, colour in STATUS_COLOURS.items():
+        fig.add_trace(_edge_trace(shown, pos, highlighted, on_path))
+    for status in STATUS_COLOURS:
         nodes = [n for n in shown if n.status == status]
         if nodes:
-            fig.add_trace(
-                go.Scatter(
-                    x=[pos[n.id][0] for n in nodes],
-                    y=[pos[n.id][1] for n in nodes],
-                    mode="markers+text",
-                    name=status,
-                    # words only along the returned beams (the rest in the hover), so labels do not pile up
-                    text=[_label(n) if n.id in highlighted else "" for n in nodes],
-                    textposition="top center",
-                    marker=dict(
-                        color=colour,
-                        size=[14 if n.id in returned else 8 for n in nodes],
-                        symbol=["star" if n.id in returned else "circle" for n in nodes],
-                        line=dict(color=[RETURNED_COLOUR if n.id in highlighted else colour for n in nodes], width=2),
-                    ),
-                    hovertext=[_hover(n, tree.length_penalty, n.id in returned) for n in nodes],
-                    hoverinfo="text",
-                    opacity=0.5 if status == "pruned" else 1.0,
-                )
-            )
+            fig.add_trace(_node_trace(tree, nodes, status, pos, highlighted))
     fig.update_layout(
         xaxis=dict(title="step", dtick=1),
         yaxis=dict(title="rank by score within the step", showticklabels=False),

@@ -1,14 +1,10 @@
-"""The app's controls as data: each setting's range, its default from a model, and its form in a URL.
-
-No Streamlit here. `state.py` draws widgets from these tables, the pages' links carry the values
-(`st.query_params`), and anything that arrives from outside (a link, a stored value from another
-model) goes through `Range.snap` before a widget sees it, so no value outside a widget's range
-ever reaches Streamlit or the engine.
+"""The app's controls as data: each setting's range, its default from a model, and its form in a URL. No
+Streamlit here: `ui/` draws widgets from these tables, and anything from outside (a link, a value stored for
+another model) goes through `Range.snap` first, so no value outside a widget's range reaches Streamlit or the engine.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
@@ -62,9 +58,6 @@ class Range:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             return False
         return (not self.is_int or isinstance(value, int)) and self.snap(value) == value
-
-    def with_hi(self, hi: float) -> "Range":
-        return replace(self, hi=hi)
 
     def containing(self, value: Any) -> "Range":
         """The range widened (never narrowed) so that `value`, a model's own default, is inside it."""
@@ -186,7 +179,7 @@ def decoding_ranges(model_limit: int, default: DecodingConfig | None = None, voc
     and every range contains the model's own `default` setting (so the page starts where the CLI does)."""
     limit = token_limit(model_limit)
     ends = {"max_new_tokens": limit, "top_k": top_k_max(vocab_size)}
-    ranges = tuple(r.with_hi(ends[r.name]) if r.name in ends else r for r in DECODING_RANGES)
+    ranges = tuple(replace(r, hi=ends[r.name]) if r.name in ends else r for r in DECODING_RANGES)
     if default is None:
         return ranges
     return tuple(r if r.name == "max_new_tokens" else r.containing(getattr(default, r.name)) for r in ranges)
@@ -203,7 +196,7 @@ def decoding_defaults(config: DecodingConfig, model_limit: int, vocab_size: int 
 
 def compare_ranges(vocab_size: int = 0) -> tuple[Range, ...]:
     """COMPARE_RANGES with Top-k ending at the model's vocabulary."""
-    return tuple(r.with_hi(top_k_max(vocab_size)) if r.name == "top_k" else r for r in COMPARE_RANGES)
+    return tuple(replace(r, hi=top_k_max(vocab_size)) if r.name == "top_k" else r for r in COMPARE_RANGES)
 
 
 def compare_defaults(config: DecodingConfig, vocab_size: int = 0) -> dict[str, Any]:
@@ -283,18 +276,19 @@ def strategy_from_params(params: Mapping[str, str]) -> tuple[str | None, list[st
 
 
 EXPLAIN_METHOD_DEFAULT = "attention"  # the cheapest explanation: the decoding already reported it
+METHOD_PARAM = "method"
 
 
 def method_from_params(params: Mapping[str, str]) -> tuple[str | None, list[str]]:
     """The Explain page's method from a URL (`method=occlusion`), with a note when it is not one."""
     from captioner.explain import METHODS
 
-    raw = str(params.get("method", ""))
+    raw = str(params.get(METHOD_PARAM, ""))
     if not raw:
         return None, []
     if raw in METHODS:
         return raw, []
-    return None, [f"method={raw[:20]!r} is not one of {', '.join(METHODS)}: using {EXPLAIN_METHOD_DEFAULT}."]
+    return None, [f"{METHOD_PARAM}={raw[:20]!r} is not one of {', '.join(METHODS)}: using {EXPLAIN_METHOD_DEFAULT}."]
 
 
 def attention_to_params(values: Mapping[str, Any]) -> dict[str, str]:
@@ -329,30 +323,6 @@ def attention_from_params(params: Mapping[str, str], counts: Mapping[str, int]) 
 def whole_number(raw: str) -> int | None:
     """`raw` as a plain non-negative integer ("12"), None otherwise (signs, "²", "1e3", "" included)."""
     return int(raw) if raw.isascii() and raw.isdigit() else None
-
-
-def added_to_param(label: str, values: Mapping[str, Any], defaults: Mapping[str, Any]) -> str:
-    """One added Compare configuration as a URL value: its name and the settings that differ from the defaults."""
-    record = {"label": label, **{k: v for k, v in values.items() if v != defaults.get(k)}}
-    return json.dumps(record, separators=(",", ":"))
-
-
-def added_from_param(
-    raw: str, defaults: Mapping[str, Any], model_limit: int, ranges: tuple[Range, ...] | None = None
-) -> tuple[dict[str, Any] | None, list[str]]:
-    """An added configuration back from its URL value: (label and decoding values, notes), None if unreadable.
-    `ranges`: the model's decoding ranges (default: `decoding_ranges(model_limit)`)."""
-    try:
-        record = json.loads(raw)
-        if not isinstance(record, dict):
-            raise ValueError
-    except ValueError:
-        return None, [f"An added configuration in the link could not be read ({raw[:40]!r}): ignored."]
-    params = {k: str(v) for k, v in record.items() if k not in ("label", "strategy")}
-    values, notes = from_params(params, ranges or decoding_ranges(model_limit))
-    strategy, more = strategy_from_params({"strategy": str(record["strategy"])} if "strategy" in record else {})
-    label = str(record.get("label", ""))[:60].strip()
-    return {**defaults, **values, **({"strategy": strategy} if strategy else {}), "label": label}, notes + more
 
 
 def _is_number(v: Any) -> bool:

@@ -92,8 +92,7 @@ class BatchRun:
     @classmethod
     def of(cls, model: CaptionModel, config: DecodingConfig) -> "BatchRun":
         info = model.info
-        decoding = {k: v for k, v in config.to_dict().items() if k not in ("label", *_LEAN)}
-        settings = json.dumps({"dtype": info.dtype, **decoding}, sort_keys=True)
+        settings = config.cache_key(leave_out=_LEAN, dtype=info.dtype)
         identity = json.dumps([info.family, model_fingerprint(model), settings])
         return cls(info.name, settings, hashlib.sha256(identity.encode()).hexdigest()[:16])
 

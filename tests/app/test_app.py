@@ -19,11 +19,15 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from captioner.app import notes, settings, state
-from captioner.app.views.text import markdown_escape, score_basis
-from captioner.config import DecodingConfig
+from captioner.app import notes, settings
+from captioner.app.model_text import DEFAULT_SPEC
+from captioner.app.ui import batch as ui_batch
+from captioner.app.ui import controls, image, keys
+from captioner.app.ui import model as ui_model
+from captioner.config import STRATEGIES, DecodingConfig
 from captioner.images import IMAGE_EXTENSIONS
 from captioner.loading import BUILTIN_DIR
+from captioner.app.views.text import markdown_escape, score_basis
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "streamlit_app.py")
@@ -87,7 +91,7 @@ def caption_record(at: AppTest) -> dict:
 
 
 def model_limit() -> int:
-    return state._load_model(state.DEFAULT_SPEC).token_limit
+    return ui_model.shared_model(DEFAULT_SPEC).token_limit
 
 
 # -- Caption page --------------------------------------------------------------------------------
@@ -125,7 +129,7 @@ def test_caption_cut_at_the_limit_is_marked():
 
 def test_out_of_world_flag_in_plain_words(monkeypatch, fresh_caches):
     at = start()
-    model = state._load_model(state.DEFAULT_SPEC).model
+    model = ui_model.shared_model(DEFAULT_SPEC).model
     monkeypatch.setattr(model, "calibration", {"confidence_threshold": 1.01})  # every caption is below it
     at.slider(key="dec.max_new_tokens").set_value(5).run()  # new settings: decoded again
     assert any(notes.OUT_OF_WORLD_NOTE == w.value for w in at.warning)
@@ -176,12 +180,12 @@ def test_caption_page_starts_at_the_models_own_settings_as_the_cli_does(capsys, 
     from captioner.__main__ import main
 
     at = start()
-    model = state._load_model(state.DEFAULT_SPEC).model
+    model = ui_model.shared_model(DEFAULT_SPEC).model
     own = model.default_decoding
     for name in ("no_repeat_ngram_size", "repetition_penalty", "max_new_tokens"):
         assert at.slider(key="dec." + name).value == getattr(own, name)
         assert at.slider(key="dec." + name).max >= getattr(own, name)
-    example = state.gallery()[0]
+    example = image.gallery()[0]
     path = tmp_path / example.name
     path.write_bytes(example.data)
     assert main([str(path), "--json"]) == 0  # the CLI with no options
@@ -216,22 +220,22 @@ def test_result_from_the_cache_is_marked():
 
 def test_model_is_warmed_up_when_it_loads(monkeypatch, fresh_caches):
     calls = []
-    real = state.decode
-    monkeypatch.setattr(state, "decode", lambda *a, **k: calls.append(a) or real(*a, **k))
-    lm = state._load_model(state.DEFAULT_SPEC)
-    assert len(calls) == 1 and {c.strategy for c in calls[0][2]} == set(state.STRATEGIES)
-    assert calls[0][0] is lm.model and lm.spec == state.DEFAULT_SPEC  # the warm-up ran on the model handed out
+    real = ui_model.decode
+    monkeypatch.setattr(ui_model, "decode", lambda *a, **k: calls.append(a) or real(*a, **k))
+    lm = ui_model.shared_model(DEFAULT_SPEC)
+    assert len(calls) == 1 and {c.strategy for c in calls[0][2]} == set(STRATEGIES)
+    assert calls[0][0] is lm.model and lm.spec == DEFAULT_SPEC  # the warm-up ran on the model handed out
 
 
 def test_upload_then_slider_reruns_only_decoding(monkeypatch):
     calls = {"encode": 0}
-    real_encode = state.encode_image
+    real_encode = ui_model.encode_image
 
     def counting_encode(model, image):
         calls["encode"] += 1
         return real_encode(model, image)
 
-    monkeypatch.setattr(state, "encode_image", counting_encode)
+    monkeypatch.setattr(ui_model, "encode_image", counting_encode)
     at = upload(start(), "orange.png", png_bytes("orange"))
     assert sidebar_image_caption(at).startswith("orange.png")
     assert [html.unescape(c) for c in at.main.image[0].captions] == ["orange.png"]
@@ -261,7 +265,7 @@ def noise_png(size=64) -> bytes:
 
 def test_max_new_tokens_slider_ends_at_the_models_limit_on_every_page():
     at = upload(start(), "noise.png", noise_png())
-    model = state._load_model(state.DEFAULT_SPEC).model
+    model = ui_model.shared_model(DEFAULT_SPEC).model
     limit = min(model.max_new_tokens_limit, 128)  # the positions after the start token, and the app's cap
     slider = at.slider(key="dec.max_new_tokens")
     assert slider.max == limit
@@ -279,14 +283,14 @@ def test_max_new_tokens_slider_ends_at_the_models_limit_on_every_page():
 
 
 def test_compare_one_failing_configuration_shows_its_own_error(monkeypatch):
-    real = state.decode
+    real = ui_model.decode
 
     def fails_on_boom(model, encoded, configs):
         if any(c.label == "boom" for c in configs):
             raise RuntimeError("index out of range in self")
         return real(model, encoded, configs)
 
-    monkeypatch.setattr(state, "decode", fails_on_boom)
+    monkeypatch.setattr(ui_model, "decode", fails_on_boom)
     at = start(COMPARE)
     at.text_input(key="cmp.new.label").input("boom")
     at.button(key="compare.add").click().run()
@@ -301,18 +305,18 @@ def test_compare_one_failing_configuration_shows_its_own_error(monkeypatch):
 # -- bugs 2 and 3: Compare's count, and its score note ------------------------------------------
 def test_compare_page_decodes_all_strategies_in_one_call(monkeypatch):
     calls = []
-    real_decode = state.decode
+    real_decode = ui_model.decode
 
     def counting_decode(model, encoded, configs):
         calls.append([c.label for c in configs])
         return real_decode(model, encoded, configs)
 
-    monkeypatch.setattr(state, "decode", counting_decode)
+    monkeypatch.setattr(ui_model, "decode", counting_decode)
     at = upload(start(), "lime.png", png_bytes("lime"))
     calls.clear()
     at.switch_page(COMPARE).run()
     assert not at.exception and not at.error
-    top_k = settings.compare_defaults(DecodingConfig(), state.vocab_size(state._load_model(state.DEFAULT_SPEC).model))["top_k"]
+    top_k = settings.compare_defaults(DecodingConfig(), controls.vocab_size(ui_model.shared_model(DEFAULT_SPEC).model))["top_k"]
     assert len(calls) == 1 and calls[0][0] == "greedy" and calls[0][2:] == [f"top-k ({top_k})", "top-p (0.9)"]
     table = at.table[0].value
     assert list(table["strategy"]) == calls[0]
@@ -359,7 +363,7 @@ def test_compare_score_note_agrees_with_the_numbers():
     at = start(COMPARE)
     table = at.table[0].value
     note = " ".join(c.value for c in at.main.caption)
-    default = DecodingConfig() if not HAS_BUILTIN else state._load_model(state.DEFAULT_SPEC).model.default_decoding
+    default = DecodingConfig() if not HAS_BUILTIN else ui_model.shared_model(DEFAULT_SPEC).model.default_decoding
     penalty = default.length_penalty
     assert "divided by tokens ** length penalty" in note and "compare rows by log-prob" in note
     assert {"log-prob (nats)", "score (nats)"} <= set(table.columns)  # the units are in the headers
@@ -367,7 +371,7 @@ def test_compare_score_note_agrees_with_the_numbers():
         if row["score uses"] == "model's own":  # the score is made of the log-probs shown beside it
             assert row["score (nats)"] == pytest.approx(row["log-prob (nats)"] / row["tokens"] ** penalty, abs=2e-3)
     # the model's own processors (e.g. the built-in model's no-repeat n-grams) are named after the row's
-    top_k = settings.compare_defaults(DecodingConfig(), state.vocab_size(state._load_model(state.DEFAULT_SPEC).model))["top_k"]
+    top_k = settings.compare_defaults(DecodingConfig(), controls.vocab_size(ui_model.shared_model(DEFAULT_SPEC).model))["top_k"]
     assert table.loc[3, "score uses"].startswith("after top-p 0.9")
     assert table.loc[2, "score uses"].startswith(f"after top-k {top_k}")
     assert table.loc[0, "score uses"] == score_basis(default)  # the first row is the model's own settings
@@ -448,10 +452,10 @@ def test_bad_upload_shows_one_message_empties_the_uploader_and_keeps_image(name,
 def test_gallery_thumbnails_select_and_show_the_chosen_one():
     at = start()
     buttons = [b for b in at.sidebar.button if b.key.startswith("gallery.")]
-    assert len(buttons) == len(state.gallery()) and buttons[0].proto.type == "primary"
+    assert len(buttons) == len(image.gallery()) and buttons[0].proto.type == "primary"
     at.button(key="gallery.2").click().run()
-    assert sidebar_image_caption(at).startswith(state.gallery()[2].name)
-    assert [html.unescape(c) for c in at.main.image[0].captions] == [state.gallery()[2].name]
+    assert sidebar_image_caption(at).startswith(image.gallery()[2].name)
+    assert [html.unescape(c) for c in at.main.image[0].captions] == [image.gallery()[2].name]
     kinds = {b.key: b.proto.type for b in at.sidebar.button if b.key.startswith("gallery.")}
     assert list(kinds.values()).count("primary") == 1 and kinds["gallery.2"] == "primary"
 
@@ -544,11 +548,11 @@ def test_settings_go_into_the_url_and_a_link_opens_the_same_view():
     assert set(links) == {"Caption", "Compare", "Models", "Explain", "Batch"}
     explain_link = [link for link in at.sidebar.get("page_link") if link.proto.label == "Explain"][0]
     assert "num_beams=6" in explain_link.proto.query_string and "image=" in explain_link.proto.query_string
-    assert params["image"] == state.gallery()[3].name
+    assert params["image"] == image.gallery()[3].name
     caption = caption_record(at)["caption"]
     again = start(params=params)  # the link, in a new session
     assert again.selectbox(key="dec.strategy").value == "beam" and again.slider(key="dec.num_beams").value == 6
-    assert sidebar_image_caption(again).startswith(state.gallery()[3].name)
+    assert sidebar_image_caption(again).startswith(image.gallery()[3].name)
     assert caption_record(again)["caption"] == caption
 
 
@@ -722,14 +726,31 @@ def test_batch_uses_the_caption_pages_settings():
     at.checkbox(key="batch.opt.examples").check().run()
     at.button(key="batch.run").click().run()
     table = at.dataframe[0].value
-    assert len(table) == len(state.gallery())
+    assert len(table) == len(image.gallery())
     assert all(len(c.replace(" ✂", "").split()) <= 2 for c in table["caption"])
+
+
+def test_batch_rows_are_kept_under_the_batch_commands_run_key():
+    """A finished row is "captioned with these settings" by the batch command's own rule (its run key: the
+    model's weights and the settings, and the file's name and bytes), so a model the cache reloads keeps them."""
+    from captioner.batch.rows import done_key
+
+    at = start(BATCH)
+    at.checkbox(key=keys.BATCH_EXAMPLES).check().run()
+    at.button(key=keys.BATCH_RUN).click().run()
+    done = at.session_state[keys.BATCH_DONE]
+    n = len(image.gallery())
+    assert len(done) == n and len({row.run_key for row in done.values()}) == 1
+    assert all(key == f"{row.run_key}|{done_key(row.path, row.sha256).hex()}" for key, row in done.items())
+    ui_model.model_cache()[1].clear()  # the model is handed out anew (another load key), its weights the same
+    at.run()
+    assert at.button(key=keys.BATCH_RUN).label == f"{n} images captioned" and len(at.dataframe[0].value) == n
 
 
 def test_stopped_batch_keeps_its_rows_and_offers_the_rest(monkeypatch):
     from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 
-    real = state.caption_items
+    real = ui_batch.caption_items
     calls = []
 
     def stops_after_one_chunk(model, items, config, **kwargs):
@@ -738,18 +759,18 @@ def test_stopped_batch_keeps_its_rows_and_offers_the_rest(monkeypatch):
             raise StopException()  # what a click on Stop does to the run: it ends mid-batch
         return real(model, items, config, **kwargs)
 
-    monkeypatch.setattr(state, "caption_items", stops_after_one_chunk)
-    monkeypatch.setattr(state, "DEFAULT_BATCH_SIZE", 2)
+    monkeypatch.setattr(ui_batch, "caption_items", stops_after_one_chunk)
+    monkeypatch.setattr(ui_batch, "DEFAULT_BATCH_SIZE", 2)
     at = start(BATCH)
     at.checkbox(key="batch.opt.examples").check().run()
     at.button(key="batch.run").click().run()
     at.run()  # the run the Stop click starts
-    n = len(state.gallery())
+    n = len(image.gallery())
     assert not at.exception and calls == [2, 2]
     assert f"2 of {n} images are captioned" in at.info[0].value
     assert len(at.dataframe[0].value) == 2
     assert at.button(key="batch.run").label == f"Caption the other {n - 2} images"
-    monkeypatch.setattr(state, "caption_items", real)
+    monkeypatch.setattr(ui_batch, "caption_items", real)
     at.button(key="batch.run").click().run()
     assert len(at.dataframe[0].value) == n and not at.info
 
@@ -760,7 +781,7 @@ def test_batch_inputs_name_bad_archives_as_error_rows():
         z.writestr("a.png", png_bytes())
         z.writestr("__MACOSX/._a.png", b"junk")
     files = [("x.png", b"1"), ("fake.zip", b"not a zip"), ("good.zip", good.getvalue())]
-    items, problems = state.batch_inputs(files, [])
+    items, problems = ui_batch.batch_inputs(files, [])
     assert [item.name for item in items] == ["x.png", "good.zip/a.png"]
     assert [(p.path, p.status, "ZIP" in p.error) for p in problems] == [("fake.zip", "error", True)]
 
@@ -777,7 +798,7 @@ def test_model_that_fails_to_load_keeps_the_old_one(tmp_path):
     assert not at.exception
     errors = html.unescape(" ".join(e.value for e in at.sidebar.error))
     assert "Could not load" in errors and "keeps using the default model" in errors
-    assert at.session_state["model_spec"] == state.DEFAULT_SPEC
+    assert at.session_state["model_spec"] == DEFAULT_SPEC
     # the picker keeps what was typed, to fix in place; the sidebar says which model is in use
     assert at.radio(key="model.kind").value == "Local path" and at.text_input(key="model.path").value == str(bad)
     assert any(c.value.startswith("In use: ") for c in at.sidebar.caption)
@@ -848,7 +869,7 @@ def test_unexpected_error_becomes_a_message(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("internal detail")
 
-    monkeypatch.setattr(state, "decode", broken)
+    monkeypatch.setattr(ui_model, "decode", broken)
     at = upload(start(), "pink.png", png_bytes("pink"))
     assert not at.exception
     assert any("could not be decoded (RuntimeError)" in html.unescape(e.value) for e in at.error)
@@ -862,7 +883,7 @@ def test_sessions_share_one_model_safely(tiny_visiongpt2_dir):
     from captioner.config import DecodingConfig
     from captioner.loading import load_captioner
 
-    lm = state.LoadedModel(load_captioner(str(tiny_visiongpt2_dir)), "x", "x#1", threading.Lock())
+    lm = ui_model.LoadedModel(load_captioner(str(tiny_visiongpt2_dir)), "x", "x#1", threading.Lock())
     images = [Image.new("RGB", (40, 40), c) for c in ("red", "green", "blue", "white")]
     configs = [
         DecodingConfig(strategy="beam", num_beams=3, max_new_tokens=8),
@@ -889,7 +910,7 @@ def test_every_corpus_image_through_the_upload(tmp_path):
 
     at = start()
     # The uploader itself only takes these extensions; other files never reach the app.
-    cases = [c for c in build_image_corpus(tmp_path) if c.filename.lower().endswith(tuple("." + t for t in state.IMAGE_TYPES))]
+    cases = [c for c in build_image_corpus(tmp_path) if c.filename.lower().endswith(tuple("." + t for t in image.IMAGE_TYPES))]
     assert len(cases) >= 30
     for case in cases:
         upload(at, case.filename, case.data(), "application/octet-stream")
@@ -945,11 +966,11 @@ def test_a_file_name_is_shown_as_text_not_markdown(monkeypatch):
 def test_a_link_with_an_uploaded_image_says_it_could_not_travel():
     at = upload(start(), "mine.png", png_bytes("orange"))
     params = {k: v for k, v in at.query_params.items()}
-    assert params.get(state.UPLOAD_PARAM) == ["1"] or params.get(state.UPLOAD_PARAM) == "1"
+    assert params.get(keys.UPLOAD_PARAM) == ["1"] or params.get(keys.UPLOAD_PARAM) == "1"
     opened = start(params={k: (v[0] if isinstance(v, list) else v) for k, v in params.items()})
     said = html.unescape(" ".join(i.value for i in opened.main.info))
-    assert "does not travel in a link" in said and state.gallery()[0].name in said
-    assert sidebar_image_caption(opened).startswith(state.gallery()[0].name)
+    assert "does not travel in a link" in said and image.gallery()[0].name in said
+    assert sidebar_image_caption(opened).startswith(image.gallery()[0].name)
 
 
 def test_explain_keeps_the_chosen_word_when_its_place_changes():
@@ -968,7 +989,7 @@ def test_explain_keeps_the_chosen_word_when_its_place_changes():
 
 def test_explain_shows_what_the_model_saw_and_the_caption_notes(monkeypatch, fresh_caches):
     at = start(EXPLAIN)
-    model = state._load_model(state.DEFAULT_SPEC).model
+    model = ui_model.shared_model(DEFAULT_SPEC).model
     h, w = model.image_size
     assert any(f"resized to {w}×{h}" in html.unescape(c) for image in at.main.image for c in image.captions)
     monkeypatch.setattr(model, "calibration", {"confidence_threshold": 1.01})

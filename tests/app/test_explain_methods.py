@@ -8,12 +8,11 @@ import json
 
 import numpy as np
 import pytest
-
-from captioner.app import explain_methods, hide_view
+from captioner.app.ui import explain_methods, hide_view, keys
 from captioner.app.trust import TRUST, trust_line
-from captioner.app.views.heatmap_grid import HeatmapGrid, heatmap_file_name
 from captioner.explain import METHODS
 from tests.app.test_app import EXPLAIN, app_env, fresh_caches, start  # noqa: F401  (fixtures)
+from captioner.app.views.heatmap_grid import HeatmapGrid, heatmap_file_name
 
 slow = pytest.mark.slow  # the tests that run the app's pages
 
@@ -78,12 +77,12 @@ def test_the_unsupported_flag_names_the_words_the_runtime_calls_unsupported(monk
 @slow
 def test_hiding_no_cell_changes_nothing_and_hiding_cells_shows_both_captions():
     at = start(EXPLAIN)
-    first_row = at.button_group(key=hide_view.ROW_KEY.format(0))
-    assert all(not at.button_group(key=hide_view.ROW_KEY.format(r)).value for r in range(len(at.button_group)))
+    first_row = at.button_group(key=keys.HIDE_ROW.format(0))
+    assert all(not at.button_group(key=keys.HIDE_ROW.format(r)).value for r in range(len(at.button_group)))
     assert not [m for m in at.markdown if m.value == "**With the cells hidden**"]
-    at.radio(key=hide_view.FILL_KEY).set_value("blur")
+    at.radio(key=keys.HIDE_FILL).set_value("blur")
     first_row.set_value([0, 1]).run()
-    at.button_group(key=hide_view.ROW_KEY.format(1)).set_value([len(first_row.options)]).run()  # the 2nd row's 1st
+    at.button_group(key=keys.HIDE_ROW.format(1)).set_value([len(first_row.options)]).run()  # the 2nd row's 1st
     assert not at.exception and not at.error
     assert [m.value for m in at.markdown if m.value in ("**Before**", "**With the cells hidden**")] == [
         "**Before**",

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from captioner.app import question
+from captioner.app.ui import keys
 from tests.app.test_app import CAPTION, COMPARE, EXPLAIN, app_env, start  # noqa: F401  (app_env: the fixture)
 
 pytestmark = pytest.mark.slow  # each test runs the app's pages
@@ -24,7 +24,7 @@ def test_force_an_alternative_on_the_explain_page():
     alternative = at.selectbox(key="xpl.force_alt").value
     at.button(key="question.force").click().run()
     assert not at.exception and not at.error
-    prefix = at.session_state[question.PREFIX_KEY]
+    prefix = at.session_state[keys.PREFIX]
     ids = [int(i) for i in prefix.split(",")]
     assert len(ids) == 2 and ids[1] == alternative
     assert len(forced_markdown(at)) == 1 and "forced" in " ".join(c.value for c in at.caption)
@@ -46,7 +46,7 @@ def test_a_shared_link_restores_a_forced_prefix(raw, ok):
     at = start(EXPLAIN, params={"prefix": raw})
     assert not at.exception
     if ok:
-        assert at.session_state[question.PREFIX_KEY] == raw and len(forced_markdown(at)) == 1
+        assert at.session_state[keys.PREFIX] == raw and len(forced_markdown(at)) == 1
         assert at.query_params["prefix"] == raw
     else:
         assert not forced_markdown(at) and "prefix" not in at.query_params

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings as hsettings, strategies as st
 
-from captioner.app import settings
+from captioner.app import compare_links, settings
 from captioner.config import MAX_NEW_TOKENS, STRATEGIES, DecodingConfig
 
 ALL_RANGES = settings.DECODING_RANGES + settings.COMPARE_RANGES + (settings.OPACITY,)
@@ -101,7 +101,7 @@ def test_max_new_tokens_follows_the_model_and_the_app_cap():
 @hsettings(max_examples=200, deadline=None)
 def test_added_configuration_from_any_url_value(raw, limit):
     defaults = settings.decoding_defaults(DecodingConfig(), limit)
-    record, notes = settings.added_from_param(raw, defaults, limit)
+    record, notes = compare_links.added_from_param(raw, defaults, limit)
     if record is None:
         assert notes
         return
@@ -112,12 +112,12 @@ def test_added_configuration_from_any_url_value(raw, limit):
 def test_added_configuration_round_trip():
     defaults = settings.decoding_defaults(DecodingConfig(), 31)
     values = {**defaults, "strategy": "beam", "num_beams": 3, "max_new_tokens": 31}
-    raw = settings.added_to_param("careful beam", values, defaults)
+    raw = compare_links.added_to_param("careful beam", values, defaults)
     assert "max_new_tokens" in raw and "top_k" not in raw  # only what differs
-    record, notes = settings.added_from_param(raw, defaults, 20)  # a model that holds fewer tokens
+    record, notes = compare_links.added_from_param(raw, defaults, 20)  # a model that holds fewer tokens
     assert record["label"] == "careful beam" and record["num_beams"] == 3 and record["strategy"] == "beam"
     assert record["max_new_tokens"] == 20 and notes and "max_new_tokens=31" in notes[0]
-    assert settings.added_from_param("[1, 2]", defaults, 20)[0] is None
+    assert compare_links.added_from_param("[1, 2]", defaults, 20)[0] is None
 
 
 def test_compare_defaults_follow_the_model():

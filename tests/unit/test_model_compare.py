@@ -1,4 +1,4 @@
-"""The Models page's data (captioner/app/model_compare.py) and the app's budget reading (model_budget.py)."""
+"""The Models page's data (captioner/app/model_compare.py) and the app's budget reading (ui/model_budget.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from captioner.app import model_budget, model_compare
+from captioner.app import model_compare
+from captioner.app.ui import model_budget
 from captioner.loading import load_captioner
 from captioner.models.cache import BUDGET_ENV, DEFAULT_BUDGET_BYTES
 

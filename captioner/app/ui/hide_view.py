@@ -4,19 +4,17 @@ caption beside the old with the words that changed marked (captioner.explain.hid
 from __future__ import annotations
 
 import html
-import json
 from typing import Any
 
 import streamlit as st
 from PIL import Image, ImageDraw
-
-from captioner.app.views.images import display_image
+from captioner.app.ui import keys
+from captioner.app.ui.decode import configs_key
 from captioner.config import DecodingConfig
 from captioner.explain import FILLS, HiddenRegions, default_grid, hide_regions
 from captioner.explain.masking import cell_box
+from captioner.app.views.images import display_image
 
-ROW_KEY = "xpl.hide.row{}"  # one pills widget per row of the grid, so the pickers are laid out like the cells
-FILL_KEY = "xpl.hide.fill"
 FILL_LABELS = {"mean": "Mean colour", "blur": "Blur", "noise": "Noise"}
 CHANGED_STYLE = "background:#ffd54f;color:#111;border-radius:4px;padding:1px 3px"
 
@@ -50,7 +48,7 @@ def cell_picker(grid: tuple[int, int]) -> list[int]:
     chosen: list[int] = []
     for r in range(rows):
         numbers = list(range(r * cols, (r + 1) * cols))
-        key = ROW_KEY.format(r)
+        key = keys.HIDE_ROW.format(r)
         st.session_state[key] = [n for n in st.session_state.get(key) or [] if n in numbers]  # another grid's
         chosen += (
             st.pills(
@@ -90,16 +88,16 @@ def hide_a_region(lm: Any, picked: Any, config: DecodingConfig) -> HiddenRegions
         "is captioned again with the same settings."
     )
     grid = default_grid(lm.model)
-    st.session_state.setdefault(FILL_KEY, FILLS[0])
+    st.session_state.setdefault(keys.HIDE_FILL, FILLS[0])
     picture, pickers = st.columns([2, 3])
     with pickers:
         chosen = cell_picker(grid)
-        fill = st.radio("Fill", FILLS, key=FILL_KEY, horizontal=True, format_func=FILL_LABELS.get)
+        fill = st.radio("Fill", FILLS, key=keys.HIDE_FILL, horizontal=True, format_func=FILL_LABELS.get)
     cells = tuple(sorted((n // grid[1], n % grid[1]) for n in chosen))
     if not cells:
         picture.image(numbered_grid(picked.preview, grid, set()), caption="Pick cells to hide them.")
         return None
-    config_key = json.dumps(config.to_dict(), sort_keys=True, default=str)
+    config_key = configs_key([config])
     with st.spinner("Captioning the image with the cells hidden…"):
         hidden = _hidden(lm.key, picked.digest, cells, fill, grid, config_key, lm, picked.image, config)
     picture.image(

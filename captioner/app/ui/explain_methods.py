@@ -12,15 +12,15 @@ from typing import Any
 
 import numpy as np
 import streamlit as st
-
 from captioner.app.settings import EXPLAIN_METHOD_DEFAULT as DEFAULT_METHOD
 from captioner.app.trust import trust_line
-from captioner.app.views.text import markdown_escape
+from captioner.app.ui import keys
+from captioner.app.ui.frame import download
 from captioner.decoding import Caption
 from captioner.explain import METHODS, Explanation, check_explainable, explain
 from captioner.explain.occlusion import TOLERANCE
+from captioner.app.views.text import markdown_escape
 
-METHOD_KEY = "xpl.method"
 SLOW_METHODS = ("relevance", "occlusion")
 SCALE_WORDS = {"attention": "attention"}  # what the heat scale measures; the other methods' maps are shares of evidence
 METHOD_LABELS = {"attention": "Raw attention", "relevance": "Relevance", "gradcam": "Grad-CAM", "occlusion": "Occlusion"}
@@ -34,12 +34,12 @@ METHOD_WORK = {
 
 def method_picker() -> str:
     """The method radio (raw attention by default) with its one-line trust figure; returns the method."""
-    if st.session_state.get(METHOD_KEY) not in METHODS:
-        st.session_state[METHOD_KEY] = DEFAULT_METHOD
+    if st.session_state.get(keys.METHOD) not in METHODS:
+        st.session_state[keys.METHOD] = DEFAULT_METHOD
     method = st.radio(
         "Explanation method",
         METHODS,
-        key=METHOD_KEY,
+        key=keys.METHOD,
         horizontal=True,
         format_func=METHOD_LABELS.get,
         help="What each word's map shows: " + "; ".join(f"{METHOD_LABELS[m]}: {METHOD_WORK[m]}" for m in METHODS),
@@ -143,12 +143,10 @@ def attention_record(caption: Caption, maps: Sequence[tuple[str, np.ndarray]], l
 
 
 def json_download(record: dict[str, Any], method: str) -> None:
-    st.download_button(
+    download(
         "Download the maps (JSON)",
         json.dumps(record, indent=1, default=str),
-        file_name=f"explanation-{method}.json",
-        mime="application/json",
-        on_click="ignore",
+        f"explanation-{method}.json",
         icon=":material/data_object:",
-        key="explain.download.json",
+        key=keys.EXPLAIN_JSON,
     )

@@ -1,26 +1,25 @@
 """Questions a user can put to a caption on the pages: force a word (Explain) and see the beam tree (Caption).
 
 The runtime does the work (`decode(..., prefix=...)`, `DecodeResult.beam_tree`, `app/beam_tree.py`);
-this file holds the widgets. A forced prefix lives in `xpl.prefix` as token ids ("35,36,2"), which is
+this file holds the widgets. A forced prefix lives in `keys.PREFIX` as token ids ("35,36,2"), which is
 also its form in the URL (`prefix=35,36,2`), so a shared link opens the same what-if.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import streamlit as st
-
 from captioner.app.beam_tree import beam_tree_figure
-from captioner.app.views.text import markdown_escape
-from captioner.app.views.tokens import tokens_html
+from captioner.app.ui import keys
+from captioner.app.ui.decode import configs_key
 from captioner.config import DecodingConfig
 from captioner.decoding import Caption, DecodeResult, PrefixError, caption_image
 from captioner.decoding.prefix import prefix_ids
 from captioner.errors import one_line
+from captioner.app.views.text import markdown_escape
+from captioner.app.views.tokens import tokens_html
 
-PREFIX_KEY = "xpl.prefix"
 MAX_PREFIX_PARAM = 200  # token ids in a link; more than any model here holds
 
 
@@ -38,8 +37,8 @@ def prefix_to_param(ids: list[int]) -> str:
 
 def _decode_with_prefix(lm: Any, picked: Any, config: DecodingConfig, ids: list[int]) -> DecodeResult:
     """The caption continued from `ids`, kept per session (the same question is not decoded twice)."""
-    store = st.session_state.setdefault("question.decoded", {})
-    key = json.dumps([lm.key, picked.digest, config.to_dict(), ids], default=str)
+    store = st.session_state.setdefault(keys.FORCED_RESULT, {})
+    key = f"{lm.key}|{picked.digest}|{configs_key([config])}|{prefix_to_param(ids)}"
     if key not in store:
         with st.spinner("Continuing the caption…"), lm.lock:
             store.clear()  # one what-if at a time: the last one asked
@@ -48,23 +47,64 @@ def _decode_with_prefix(lm: Any, picked: Any, config: DecodingConfig, ids: list[
 
 
 def _set_prefix(ids: list[int]) -> None:
-    st.session_state[PREFIX_KEY] = prefix_to_param(ids)
+    st.session_state[keys.PREFIX] = prefix_to_param(ids)
 
 
 def _on_force(caption: Caption, model: Any) -> None:
     """The button: the caption up to the chosen step, then the chosen alternative or the typed words."""
-    step = st.session_state.get("xpl.force_step", 0)
-    typed = str(st.session_state.get("xpl.force_text", "")).strip()
-    st.session_state.pop("question.error", None)
+    step = st.session_state.get(keys.FORCE_STEP, 0)
+    typed = str(st.session_state.get(keys.FORCE_TEXT, "")).strip()
+    st.session_state.pop(keys.FORCE_ERROR, None)
     if typed:
         try:
             ids = prefix_ids(model, typed)
         except PrefixError as e:
-            st.session_state["question.error"] = str(e)
+            st.session_state[keys.FORCE_ERROR] = str(e)
             return
     else:
-        ids = [st.session_state.get("xpl.force_alt", caption.token_ids[step])]
+        ids = [st.session_state.get(keys.FORCE_ALT, caption.token_ids[step])]
     _set_prefix(caption.token_ids[:step] + ids)
+
+
+def _force_pickers(caption: Caption, model: Any) -> None:
+    """The step, the alternative to say instead or the words to type, and the buttons."""
+    tokens = caption.tokens
+    if st.session_state.get(keys.FORCE_STEP, 0) >= len(tokens):
+        st.session_state[keys.FORCE_STEP] = 0
+    left, middle, right = st.columns([1, 1, 1])
+    step = left.selectbox(
+        "At step",
+        list(range(len(tokens))),
+        key=keys.FORCE_STEP,
+        format_func=lambda t: f"{t + 1}: {tokens[t].strip() or tokens[t]!r}",
+    )
+    alternatives = [a for a in caption.alternatives[step] if a.id != caption.token_ids[step]]
+    if alternatives:
+        ids = [a.id for a in alternatives]
+        if st.session_state.get(keys.FORCE_ALT) not in ids:
+            st.session_state[keys.FORCE_ALT] = ids[0]
+        texts = {a.id: f"{a.token.strip() or a.token!r} ({a.prob:.2f})" for a in alternatives}
+        middle.selectbox("Say instead", ids, key=keys.FORCE_ALT, format_func=texts.get)
+    right.text_input("Or type words", key=keys.FORCE_TEXT, max_chars=200, placeholder="e.g. big red")
+    buttons = st.container(horizontal=True)
+    buttons.button(
+        "Continue from here", key=keys.FORCE_BUTTON, on_click=_on_force, args=(caption, model), icon=":material/call_split:"
+    )
+    buttons.button("Clear", key=keys.FORCE_CLEAR, on_click=lambda: st.session_state.pop(keys.PREFIX, None))
+
+
+def _both_captions(caption: Caption, new: Caption, forced_text: str) -> None:
+    original, forced = st.columns(2)
+    with original:
+        st.markdown("**Original**")
+        st.markdown(tokens_html(caption, end_token=True), unsafe_allow_html=True)
+        st.caption(f"log-prob {caption.logprob:.2f} · confidence {caption.confidence:.2f}")
+    with forced:
+        st.markdown(f"**Forced: “{markdown_escape(forced_text)}”**")
+        st.markdown(tokens_html(new, end_token=True), unsafe_allow_html=True)
+        st.caption(
+            f"log-prob {new.logprob:.2f} · confidence {new.confidence:.2f} · the first {sum(new.forced)} tokens were forced"
+        )
 
 
 def force_a_word(lm: Any, picked: Any, config: DecodingConfig, caption: Caption) -> None:
@@ -74,35 +114,13 @@ def force_a_word(lm: Any, picked: Any, config: DecodingConfig, caption: Caption)
         "What if the model had said something else at one step? The caption up to that step is kept, "
         "your word is forced, and decoding goes on with the same settings."
     )
-    tokens = caption.tokens
-    if not tokens:
+    if not caption.tokens:
         st.info("The caption has no tokens to change.")
         return
-    if st.session_state.get("xpl.force_step", 0) >= len(tokens):
-        st.session_state["xpl.force_step"] = 0
-    left, middle, right = st.columns([1, 1, 1])
-    step = left.selectbox(
-        "At step",
-        list(range(len(tokens))),
-        key="xpl.force_step",
-        format_func=lambda t: f"{t + 1}: {tokens[t].strip() or tokens[t]!r}",
-    )
-    alternatives = [a for a in caption.alternatives[step] if a.id != caption.token_ids[step]]
-    if alternatives:
-        ids = [a.id for a in alternatives]
-        if st.session_state.get("xpl.force_alt") not in ids:
-            st.session_state["xpl.force_alt"] = ids[0]
-        texts = {a.id: f"{a.token.strip() or a.token!r} ({a.prob:.2f})" for a in alternatives}
-        middle.selectbox("Say instead", ids, key="xpl.force_alt", format_func=texts.get)
-    right.text_input("Or type words", key="xpl.force_text", max_chars=200, placeholder="e.g. big red")
-    buttons = st.container(horizontal=True)
-    buttons.button(
-        "Continue from here", key="question.force", on_click=_on_force, args=(caption, lm.model), icon=":material/call_split:"
-    )
-    buttons.button("Clear", key="question.clear", on_click=lambda: st.session_state.pop(PREFIX_KEY, None))
-    if "question.error" in st.session_state:
-        st.error(st.session_state["question.error"])
-    raw = st.session_state.get(PREFIX_KEY)
+    _force_pickers(caption, lm.model)
+    if keys.FORCE_ERROR in st.session_state:
+        st.error(st.session_state[keys.FORCE_ERROR])
+    raw = st.session_state.get(keys.PREFIX)
     if not raw:
         return
     ids, notes = prefix_from_param(raw)
@@ -117,17 +135,7 @@ def force_a_word(lm: Any, picked: Any, config: DecodingConfig, caption: Caption)
     except Exception as e:  # the rest of the page stays usable; Clear takes the forced words away
         st.error(f"Decoding with the forced words failed: {type(e).__name__}: {markdown_escape(one_line(e))}")
         return
-    original, forced = st.columns(2)
-    with original:
-        st.markdown("**Original**")
-        st.markdown(tokens_html(caption, end_token=True), unsafe_allow_html=True)
-        st.caption(f"log-prob {caption.logprob:.2f} · confidence {caption.confidence:.2f}")
-    with forced:
-        st.markdown(f"**Forced: “{markdown_escape(lm.model.decode_text(ids))}”**")
-        st.markdown(tokens_html(new, end_token=True), unsafe_allow_html=True)
-        st.caption(
-            f"log-prob {new.logprob:.2f} · confidence {new.confidence:.2f} · the first {sum(new.forced)} tokens were forced"
-        )
+    _both_captions(caption, new, lm.model.decode_text(ids))
 
 
 def beam_tree_section(result: DecodeResult) -> None:
@@ -141,5 +149,5 @@ def beam_tree_section(result: DecodeResult) -> None:
             "red (stars: where they ended); grey ones were pruned. Hover for the score before and after the "
             f"length penalty ({tree.length_penalty:g})."
         )
-        show_pruned = st.toggle("Show pruned candidates", value=True, key="tree.pruned")
-        st.plotly_chart(beam_tree_figure(tree, show_pruned=show_pruned), key="beam-tree")
+        show_pruned = st.toggle("Show pruned candidates", value=True, key=keys.TREE_PRUNED)
+        st.plotly_chart(beam_tree_figure(tree, show_pruned=show_pruned), key=keys.TREE_CHART)
