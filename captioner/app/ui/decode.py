@@ -4,7 +4,6 @@ nothing. A configuration that fails gets its own message; the others still show.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,9 +24,9 @@ log = logging.getLogger(__name__)
 
 
 def configs_key(configs: Sequence[DecodingConfig]) -> str:
-    """The cache key of some decoding settings, in order (the app's one spelling of it, until
-    `DecodingConfig.cache_key()` replaces it)."""
-    return json.dumps([c.to_dict() for c in configs], sort_keys=True, default=str)
+    """The cache key of some decoding settings, in order: each config's own key, with its label (the
+    cached results show it)."""
+    return "[" + ", ".join(c.cache_key(label=c.label) for c in configs) + "]"
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
