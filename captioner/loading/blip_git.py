@@ -25,7 +25,7 @@ from captioner.loading.config_files import (
     typed_fields,
 )
 from captioner.loading.errors import ModelLoadError, checked_file
-from captioner.loading.hf import MAX_IMAGE_SIDE, hf_weight_shapes
+from captioner.loading.hf import MAX_IMAGE_SIDE, check_image_processor, hf_weight_shapes
 from captioner.loading.tokenizers import MAX_TOKENIZER_BYTES, _tokenizer_files, load_tokenizer
 from captioner.loading.weights import layer_indices, layer_range_problem
 from captioner.models.base import CaptionModel
@@ -48,17 +48,6 @@ _VISION_SCHEMA = {
     "patch_size": Spec("int", 1, MAX_IMAGE_SIDE),
     "num_channels": Spec("int", 1, 16),
 }
-_PREPROCESSOR_SCHEMA = {
-    "do_resize": Spec("bool"),
-    "do_rescale": Spec("bool"),
-    "do_normalize": Spec("bool"),
-    "do_center_crop": Spec("bool"),
-    "rescale_factor": Spec("float", 0.0, 1.0, above=True),
-    "resample": Spec("int", 0, 5),
-    "image_mean": Spec("floats", -1e3, 1e3, length=3),
-    "image_std": Spec("floats", 1e-6, 1e3, length=3),
-}
-_SIDE = Spec("int", 1, MAX_IMAGE_SIDE)
 _JSON_FILES = ("generation_config.json", "processor_config.json", "preprocessor_config.json", "image_processor_config.json")
 
 
@@ -235,22 +224,7 @@ def _check_image_processor(folder: Path, image_size: int) -> None:
         config = read_json_file(path)["image_processor"]
     else:
         raise ModelLoadError(f"{folder} has no preprocessor_config.json (how images are resized and normalised).")
-    typed_fields(config, _PREPROCESSOR_SCHEMA, path)
-    if config.get("do_resize") is False:
-        raise ModelLoadError(f"{path}: do_resize is false, but the encoder takes {image_size} x {image_size} images only.")
-    final = "crop_size" if config.get("do_center_crop") else "size"  # CLIP's processor resizes, then crops
-    target = config.get(final)
-    sides = (
-        typed_fields(target, {k: _SIDE for k in target}, path, f"{final}.")
-        if isinstance(target, dict)
-        else typed_fields(config, {final: _SIDE}, path)
-    )
-    for side_name, side in sides.items():
-        if side != image_size:
-            where = final if side_name == final else f"{final}.{side_name}"
-            raise ModelLoadError(
-                f"{path}: {where} is {side}, but the encoder takes {image_size} x {image_size} images (vision_config.image_size)."
-            )
+    check_image_processor(config, path, image_size, "vision_config.image_size")
 
 
 def _folder_tokenizer(folder: Path) -> Any:

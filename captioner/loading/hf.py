@@ -153,38 +153,46 @@ def hf_weight_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-_HF_PREPROCESSOR_SCHEMA = {
+# What an image processor may say, typed.
+PREPROCESSOR_SCHEMA = {
     "do_resize": Spec("bool"),
     "do_rescale": Spec("bool"),
     "do_normalize": Spec("bool"),
+    "do_center_crop": Spec("bool"),
     "rescale_factor": Spec("float", 0.0, 1.0, above=True),
     "resample": Spec("int", 0, 5),
     "image_mean": Spec("floats", -1e3, 1e3, length=3),
     "image_std": Spec("floats", 1e-6, 1e3, length=3),
 }
-_SIDE = Spec("int", 1, MAX_IMAGE_SIDE)
+IMAGE_SIDE = Spec("int", 1, MAX_IMAGE_SIDE)  # a resize target
 
 
 def check_preprocessor(folder: Path, image_size: int) -> None:
-    """The image processor's settings are typed, and it resizes to the encoder's own image size."""
+    """The folder's image processor (preprocessor_config.json) is typed and resizes to the encoder's size."""
     path = folder / "preprocessor_config.json"
     if not os.path.lexists(path):
         raise ModelLoadError(f"{folder} has no preprocessor_config.json (how images are resized and normalised).")
-    config = read_json_file(path)
-    typed_fields(config, _HF_PREPROCESSOR_SCHEMA, path)
+    check_image_processor(read_json_file(path), path, image_size, "encoder.image_size")
+
+
+def check_image_processor(config: Mapping[str, Any], path: Path, image_size: int, size_field: str) -> None:
+    """An image processor's settings are typed, and the image it ends with (its resize target, or its
+    crop when it crops after resizing, as CLIP's does) is the encoder's own `image_size` (`size_field`)."""
+    typed_fields(config, PREPROCESSOR_SCHEMA, path)
     if config.get("do_resize") is False:
         raise ModelLoadError(f"{path}: do_resize is false, but the encoder takes {image_size} x {image_size} images only.")
-    size = config.get("size")
+    final = "crop_size" if config.get("do_center_crop") else "size"
+    target = config.get(final)
     sides = (
-        typed_fields(size, {k: _SIDE for k in size}, path, "size.")
-        if isinstance(size, dict)
-        else typed_fields(config, {"size": _SIDE}, path)
+        typed_fields(target, {k: IMAGE_SIDE for k in target}, path, f"{final}.")
+        if isinstance(target, dict)
+        else typed_fields(config, {final: IMAGE_SIDE}, path)
     )
-    for name, side in sides.items():
+    for side_name, side in sides.items():
         if side != image_size:
-            where = "size" if name == "size" else f"size.{name}"
+            where = final if side_name == final else f"{final}.{side_name}"
             raise ModelLoadError(
-                f"{path}: {where} is {side}, but the encoder takes {image_size} x {image_size} images (encoder.image_size)."
+                f"{path}: {where} is {side}, but the encoder takes {image_size} x {image_size} images ({size_field})."
             )
 
 
