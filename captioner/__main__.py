@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from captioner.cli_options import add_decoding_options, add_model_options, decoding_from_args
 from captioner.config import DecodingConfig
-from captioner.errors import one_line
+from captioner.errors import one_line, unforeseen_line
 from captioner.files import escape_name
 
 EXPLAIN_METHODS = ("attention", "relevance", "gradcam", "occlusion")  # captioner.explain.METHODS, without importing torch
@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2
     except Exception as e:  # a failure nobody foresaw still gets one line, not a traceback
-        print(f"error: the model could not be loaded: {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
+        print(f"error: the model could not be loaded: {unforeseen_line(e, limit=500)}", file=sys.stderr)
         return 2
     print(f"model: {model.info.name}" + (f" ({model.info.reason})" if model.info.reason else ""), file=sys.stderr)
     for note in [*model.info.notes, *([notice] if notice else [])]:
@@ -113,7 +113,7 @@ def _caption_one(
         print(f"error: {shown}: {_one_line(e)}", file=sys.stderr)
         return False
     except Exception as e:  # the engine, the model or the JSON encoder: named, and the next image goes on
-        print(f"error: {shown}: captioning failed: {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
+        print(f"error: {shown}: captioning failed: {unforeseen_line(e, limit=500)}", file=sys.stderr)
         return False
     for line in lines:
         print(line, flush=True)

@@ -11,3 +11,9 @@ def one_line(e: BaseException, limit: int = MAX_ERROR_CHARS) -> str:
     lines = [" ".join(line.split()) for line in str(e).splitlines()]
     text = next((line for line in lines if line), type(e).__name__)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def unforeseen_line(e: BaseException, limit: int = MAX_ERROR_CHARS) -> str:
+    """An error nobody foresaw as one line: its type's name, then `one_line(e)` (the type tells a
+    KeyError's bare key or an OSError's number from a sentence)."""
+    return f"{type(e).__name__}: {one_line(e, limit)}"

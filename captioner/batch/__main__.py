@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 from captioner.batch.rows import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
 from captioner.cli_options import add_decoding_options, add_model_options, decoding_from_args
-from captioner.errors import one_line
+from captioner.errors import unforeseen_line
 from captioner.files import escape_name
 
 EXIT_OK, EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -134,7 +134,7 @@ def _caption_with(args: argparse.Namespace, model_spec: str | None, on_ray: bool
     except Exception as e:  # Ray: a cluster that can't be reached, a job that fails as a whole
         if not on_ray:
             raise
-        print(f"error: the Ray job failed: {type(e).__name__}: {one_line(e, limit=500)}", file=sys.stderr)
+        print(f"error: the Ray job failed: {unforeseen_line(e, limit=500)}", file=sys.stderr)
         return EXIT_USAGE, run
     _report(summary, args.out, say)
     if not _write_scores(args.out, on_ray, run):

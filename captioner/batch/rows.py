@@ -21,7 +21,7 @@ from PIL import Image
 from captioner.batch.identity import model_fingerprint
 from captioner.batch.items import BatchItem, read_item
 from captioner.config import DecodingConfig
-from captioner.errors import one_line
+from captioner.errors import unforeseen_line
 from captioner.files import escape_name
 from captioner.decoding import DecodeResult, caption_images
 from captioner.images import ImageLoadError, load_image
@@ -172,7 +172,7 @@ def _read_failure(row: CaptionRow, e: Exception) -> CaptionRow:
     if isinstance(e, ImageLoadError):
         return _failed(row, str(e), keep_hash=e.reason != "too_large")
     log.exception("reading %s failed", row.path)
-    return _failed(row, f"could not be read: {type(e).__name__}: {one_line(e)}")
+    return _failed(row, f"could not be read: {unforeseen_line(e)}")
 
 
 def _with_image(row: CaptionRow, image: Image.Image, read_seconds: float, thumbnail_side: int) -> CaptionRow:
@@ -201,7 +201,7 @@ def _caption_all(model: CaptionModel, images: list[Image.Image], config: Decodin
 def _failure_message(e: Exception) -> str:
     if isinstance(e, MemoryError):
         return "could not be captioned: out of memory"
-    return f"could not be captioned: {type(e).__name__}: {one_line(e)}"
+    return f"could not be captioned: {unforeseen_line(e)}"
 
 
 def _fill(row: CaptionRow, result: DecodeResult | str) -> None:

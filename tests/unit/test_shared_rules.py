@@ -10,7 +10,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from captioner.errors import one_line
+from captioner.errors import one_line, unforeseen_line
 from captioner.files import format_bytes
 from captioner.loading import ModelLoadError, load_captioner, spec_kind
 from captioner.models.base import dtype_name, split_heads
@@ -74,6 +74,12 @@ def test_one_line_keeps_the_first_line_and_caps_its_length():
     assert one_line(KeyError()) == "KeyError"
     long = one_line(RuntimeError("x" * 1000), limit=50)
     assert len(long) == 50 and long.endswith("…")
+
+
+def test_an_unforeseen_error_names_its_type_before_its_line():
+    assert unforeseen_line(KeyError("size")) == "KeyError: 'size'"
+    assert unforeseen_line(OSError("disk\nfull")) == "OSError: disk"
+    assert unforeseen_line(RuntimeError("y" * 300), limit=20) == "RuntimeError: " + "y" * 19 + "…"
 
 
 @settings(derandomize=True, deadline=None, max_examples=200)

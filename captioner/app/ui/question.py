@@ -16,7 +16,7 @@ from captioner.app.ui.decode import configs_key
 from captioner.config import DecodingConfig
 from captioner.decoding import Caption, DecodeResult, PrefixError, caption_image
 from captioner.decoding.prefix import prefix_ids
-from captioner.errors import one_line
+from captioner.errors import unforeseen_line
 from captioner.app.views.text import markdown_escape
 from captioner.app.views.tokens import tokens_html
 
@@ -133,7 +133,7 @@ def force_a_word(lm: Any, picked: Any, config: DecodingConfig, caption: Caption)
         st.error(f"The forced words cannot be used: {e}")
         return
     except Exception as e:  # the rest of the page stays usable; Clear takes the forced words away
-        st.error(f"Decoding with the forced words failed: {type(e).__name__}: {markdown_escape(one_line(e))}")
+        st.error(f"Decoding with the forced words failed: {markdown_escape(unforeseen_line(e))}")
         return
     _both_captions(caption, new, lm.model.decode_text(ids))
 
