@@ -1,5 +1,5 @@
-"""Hostile input for the batch command, round 3: URIs from data files, names that are not UTF-8, resume
-identity, caps, data files of the wrong shape, outputs, CSV formulas (issue 19)."""
+"""Hostile input for the batch command: URIs from data files, names that are not UTF-8, resume identity,
+caps, data files of the wrong shape, outputs that cannot be written, CSV formulas."""
 
 from __future__ import annotations
 
