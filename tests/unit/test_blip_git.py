@@ -12,6 +12,7 @@ from PIL import Image
 from captioner.config import DecodingConfig
 from captioner.decoding import caption_image, caption_images
 from captioner.loading import load_captioner
+from tests.same_as_generate import assert_same_as_generate
 from tests.tiny_models import make_tiny_blip_dir, make_tiny_git_dir
 
 FAMILIES = ("blip", "git")
@@ -92,24 +93,8 @@ def test_token_ids_equal_generate(family, folders, ours, theirs):
     config = DecodingConfig(**ours)
     greedy_texts = set()
     for seed in range(3):
-        image = noise_image(seed)
-        result = caption_image(cap, image, [config])[0]
-        out = cap.model.generate(
-            pixel_values=cap.preprocess([image]),
-            do_sample=False,
-            max_new_tokens=config.max_new_tokens,
-            output_scores=True,
-            return_dict_in_generate=True,
-            **theirs,
-        )
-        assert len(result.captions) == out.sequences.size(0)
-        for caption, row in zip(result.captions, out.sequences.tolist()):
-            assert row[0] == cap.bos_token_id  # generate's start token, which the engine does not count
-            generated = row[1:]
-            assert generated[: len(caption.token_ids)] == caption.token_ids
-            assert set(generated[len(caption.token_ids) :]) <= {cap.pad_token_id, cap.eos_token_id}
-        if config.strategy == "beam":
-            assert [c.score for c in result.captions] == pytest.approx(out.sequences_scores.tolist(), abs=1e-4)
+        padding = {cap.pad_token_id, cap.eos_token_id}
+        result = assert_same_as_generate(cap, cap.model, noise_image(seed), config, theirs, padding, start=cap.bos_token_id)
         greedy_texts.add(tuple(result.best.token_ids))
     assert len(greedy_texts) > 1  # the images matter: a step that read the wrong image would show
 

@@ -31,6 +31,7 @@ from captioner.loading import load_captioner
 from captioner.models.base import ModelInfo
 from captioner.models.visiongpt2 import VisionGPT2Captioner
 from tests.reference import NoCacheVisionGPT2
+from tests.same_as_generate import assert_same_as_generate
 from tests.tiny_models import make_tiny_visiongpt2, make_word_tokenizer
 
 
@@ -229,24 +230,7 @@ def test_token_identity_with_generate(tiny_hf_dir, ours, theirs, colour):
 
     model = load_captioner(str(tiny_hf_dir))
     hf = VisionEncoderDecoderModel.from_pretrained(str(tiny_hf_dir)).eval()
-    img = image(colour)
-    config = DecodingConfig(**ours)
-    result = caption_image(model, img, [config])[0]
-    out = hf.generate(
-        pixel_values=model.preprocess([img]),
-        do_sample=False,
-        max_new_tokens=config.max_new_tokens,
-        output_scores=True,
-        return_dict_in_generate=True,
-        **theirs,
-    )
-    assert len(result.captions) == out.sequences.size(0)
-    for caption, row in zip(result.captions, out.sequences.tolist()):
-        generated = row[1:]  # drop the start token
-        assert generated[: len(caption.token_ids)] == caption.token_ids
-        assert all(t == 0 for t in generated[len(caption.token_ids) :])  # only padding after the end
-    if config.strategy == "beam":
-        assert [c.score for c in result.captions] == pytest.approx(out.sequences_scores.tolist(), abs=1e-4)
+    assert_same_as_generate(model, hf, image(colour), DecodingConfig(**ours), theirs, padding={0})  # 0: the padding id
 
 
 # -- images decoded together ---------------------------------------------------------------------
