@@ -22,67 +22,25 @@ from tests.corpus.encoders import (
     rgba_png,
 )
 
+
+def red_blue_case(name: str, filename: str, description: str, fmt: str, tolerance: int = 40, **params) -> Case:
+    """A 40 x 20 image of red | blue halves saved as `fmt` (with `params`): it must load at its size and colours."""
+
+    def make() -> bytes:
+        return encode(halves((40, 20), RED, BLUE), fmt, **params)
+
+    return ok_case(name, filename, description, make, (40, 20), left_right((40, 20), RED, BLUE), tolerance=tolerance)
+
+
 READABLE_IMAGE_CASES: list[Case] = [
     # Ordinary files, to prove the rules don't refuse good input.
-    ok_case(
-        "rgb_png",
-        "plain.png",
-        "Plain RGB PNG, red | blue halves",
-        lambda: encode(halves((40, 20), RED, BLUE), "PNG"),
-        (40, 20),
-        left_right((40, 20), RED, BLUE),
-        tolerance=0,
-    ),
-    ok_case(
-        "rgb_jpeg",
-        "plain.jpg",
-        "Plain RGB JPEG, red | blue halves",
-        lambda: encode(halves((40, 20), RED, BLUE), "JPEG", quality=95),
-        (40, 20),
-        left_right((40, 20), RED, BLUE),
-    ),
-    ok_case(
-        "progressive_jpeg",
-        "progressive.jpg",
-        "Progressive JPEG",
-        lambda: encode(halves((40, 20), RED, BLUE), "JPEG", progressive=True),
-        (40, 20),
-        left_right((40, 20), RED, BLUE),
-    ),
-    ok_case(
-        "png_named_jpg",
-        "actually_png.jpg",
-        "A PNG with a .jpg name: content decides, not the name",
-        lambda: encode(halves((40, 20), RED, BLUE), "PNG"),
-        (40, 20),
-        left_right((40, 20), RED, BLUE),
-    ),
-    ok_case(
-        "bmp",
-        "plain.bmp",
-        "Windows BMP",
-        lambda: encode(halves((40, 20), RED, BLUE), "BMP"),
-        (40, 20),
-        left_right((40, 20), RED, BLUE),
-        tolerance=0,
-    ),
-    ok_case(
-        "tiff_lzw",
-        "plain.tiff",
-        "LZW-compressed RGB TIFF",
-        lambda: encode(halves((40, 20), RED, BLUE), "TIFF", compression="tiff_lzw"),
-        (40, 20),
-        left_right((40, 20), RED, BLUE),
-        tolerance=0,
-    ),
-    ok_case(
-        "webp",
-        "plain.webp",
-        "Lossy WebP",
-        lambda: encode(halves((40, 20), RED, BLUE), "WEBP", quality=95),
-        (40, 20),
-        left_right((40, 20), RED, BLUE),
-    ),
+    red_blue_case("rgb_png", "plain.png", "Plain RGB PNG, red | blue halves", "PNG", tolerance=0),
+    red_blue_case("rgb_jpeg", "plain.jpg", "Plain RGB JPEG, red | blue halves", "JPEG", quality=95),
+    red_blue_case("progressive_jpeg", "progressive.jpg", "Progressive JPEG", "JPEG", progressive=True),
+    red_blue_case("png_named_jpg", "actually_png.jpg", "A PNG with a .jpg name: content decides, not the name", "PNG"),
+    red_blue_case("bmp", "plain.bmp", "Windows BMP", "BMP", tolerance=0),
+    red_blue_case("tiff_lzw", "plain.tiff", "LZW-compressed RGB TIFF", "TIFF", compression="tiff_lzw", tolerance=0),
+    red_blue_case("webp", "plain.webp", "Lossy WebP", "WEBP", quality=95),
     ok_case(
         "one_pixel",
         "one_pixel.png",
