@@ -23,8 +23,8 @@ from tests.corpus.special_paths import make_fifo
 HF_MODEL_CASES: list[ModelCase] = [
     # Hugging Face folders.
     ModelCase(
-        "hf_n_layer_10000",
-        "config.json decoder.n_layer 10000, the weights hold 2",
+        "hf_n_layer_beyond_the_weights",
+        "config.json decoder.n_layer 200, the weights hold 2",
         hf_folder(edit_json("config.json", set_decoder("n_layer", 200))),
         "decoder.n_layer is 200, but the weights hold 2 decoder layers",
     ),
