@@ -1,4 +1,5 @@
-"""Fixtures shared by the unit tests: the built-in model, and the batch command run in this process."""
+"""Fixtures shared by the unit tests: the built-in model, the batch command run in this process, and a tiny
+VisionGPT2 behind the cached engine and the no-cache reference."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ import pytest
 
 from captioner.batch import __main__ as batch_cli
 from captioner.loading import load_captioner
+from captioner.models.base import ModelInfo
+from captioner.models.visiongpt2 import VisionGPT2Captioner
+from tests.reference import NoCacheVisionGPT2
+from tests.tiny_models import make_tiny_visiongpt2, make_word_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -31,3 +36,12 @@ def run_cli(model, monkeypatch, capsys):
         return status, captured.err + captured.out
 
     return run
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """The same tiny VisionGPT2 behind the cached engine and behind the no-cache reference."""
+    model = make_tiny_visiongpt2(seed=5)
+    info = ModelInfo("tiny", "visiongpt2", "test", model.num_parameters(), "float32")
+    tok = make_word_tokenizer()
+    return VisionGPT2Captioner(model, tok, info), NoCacheVisionGPT2(model, tok, info)

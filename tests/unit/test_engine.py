@@ -3,9 +3,6 @@ batched images = one by one, the model's position limit, finite numbers for ever
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import json
 import math
 
 import numpy as np
@@ -14,7 +11,6 @@ import pytest
 import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from PIL import Image
 
 from captioner.config import (
     LENGTH_PENALTY_RANGE,
@@ -30,24 +26,10 @@ from captioner.decoding.processors import Processors
 from captioner.loading import load_captioner
 from captioner.models.base import ModelInfo
 from captioner.models.visiongpt2 import VisionGPT2Captioner
-from tests.reference import NoCacheVisionGPT2
+from tests.unit.engine_helpers import caption_or_refusal, image, small_vocabulary_model
+from tests.strategies import floats_within
 from tests.same_as_generate import assert_same_as_generate
 from tests.tiny_models import make_tiny_visiongpt2, make_word_tokenizer
-
-
-def image(colour=(200, 40, 40), size=(48, 40)) -> Image.Image:
-    im = Image.new("RGB", size, colour)
-    im.paste((20, 20, 220), (5, 5, 20, 25))
-    return im
-
-
-@pytest.fixture(scope="module")
-def pair():
-    """The same tiny VisionGPT2 behind the cached engine and behind the no-cache reference."""
-    model = make_tiny_visiongpt2(seed=5)
-    info = ModelInfo("tiny", "visiongpt2", "test", model.num_parameters(), "float32")
-    tok = make_word_tokenizer()
-    return VisionGPT2Captioner(model, tok, info), NoCacheVisionGPT2(model, tok, info)
 
 
 CONFIGS = [
@@ -331,12 +313,6 @@ EXTREMES = [1e-300, 1e-40, 1e-3, 0.5, 1.0, 2.0, 5.0, 8.0, 1e3, 1e38, 1e308]
 ANY = st.one_of(st.sampled_from(EXTREMES + [0.0] + [-x for x in EXTREMES]), st.floats(allow_nan=False, allow_infinity=False))
 
 
-def within(bounds: tuple[float, float]):
-    """Floats from `bounds`, their ends drawn often."""
-    low, high = bounds
-    return st.one_of(st.sampled_from([low, high]), st.floats(min_value=low, max_value=high))
-
-
 @st.composite
 def accepted_settings(draw, strategy: str) -> dict:
     """Settings within the ranges validate() accepts, their ends and extremes included."""
@@ -347,12 +323,12 @@ def accepted_settings(draw, strategy: str) -> dict:
         max_new_tokens=max_new,
         min_new_tokens=draw(st.integers(0, max_new)),
         num_beams=beams,
-        length_penalty=draw(within(LENGTH_PENALTY_RANGE)),
+        length_penalty=draw(floats_within(LENGTH_PENALTY_RANGE)),
         early_stopping=draw(st.sampled_from([True, False, "never"])),
-        temperature=draw(within(TEMPERATURE_RANGE)),
+        temperature=draw(floats_within(TEMPERATURE_RANGE)),
         top_k=draw(st.integers(0, 100)),
         top_p=draw(st.floats(min_value=1e-300, max_value=1.0)),
-        repetition_penalty=draw(within(REPETITION_PENALTY_RANGE)),
+        repetition_penalty=draw(floats_within(REPETITION_PENALTY_RANGE)),
         no_repeat_ngram_size=draw(st.integers(0, 4)),
         num_return_sequences=draw(st.integers(1, {"beam": beams, "greedy": 1}.get(strategy, MAX_RETURN_SEQUENCES))),
         seed=draw(st.one_of(st.none(), st.integers(0, 2**64 - 1))),
@@ -377,38 +353,6 @@ WILD_SETTINGS = st.fixed_dictionaries(
         "num_return_sequences": st.integers(0, 17),
     },
 )
-
-
-@functools.lru_cache(maxsize=1)
-def small_vocabulary_model() -> VisionGPT2Captioner:
-    """8 tokens and 24 positions: no-repeat n-grams and a minimum length can ban every token."""
-    model = make_tiny_visiongpt2(seed=7, vocab_size=8, seq_len=24)
-    return VisionGPT2Captioner(model, make_word_tokenizer(), ModelInfo("tiny", "visiongpt2", "test", 0, "float32"))
-
-
-@contextlib.contextmanager
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def assert_finite(caption) -> None:
-    numbers = [
-        caption.score,
-        caption.logprob,
-        caption.confidence,
-        *caption.token_probs,
-        *caption.processed_probs,
-        *caption.entropies,
-        *(a.prob for alts in caption.alternatives for a in alts),
-    ]
-    assert all(math.isfinite(x) for x in numbers), caption
-    assert caption.attentions is None or np.isfinite(caption.attentions).all()
-    json.dumps(caption.to_dict(with_attention=True), allow_nan=False)
 
 
 T_LOW, T_HIGH = TEMPERATURE_RANGE
@@ -440,22 +384,6 @@ BEYOND_THE_ENDS = [  # one step past each end: refused with the setting's name, 
     dict(strategy="sample", top_p=0.0),
     dict(strategy="greedy", num_return_sequences=2),
 ]
-
-
-def caption_or_refusal(settings: dict):
-    """The one result of `settings` on the small-vocabulary model, or None when validate() refuses them."""
-    config = DecodingConfig(**settings)
-    try:
-        config.validate()
-    except ValueError as e:
-        assert "Invalid decoding settings" in str(e)
-        return None
-    with one_thread():  # a tiny model's steps are many small ops: threads only add waiting
-        [result] = caption_image(small_vocabulary_model(), image(), [config])
-    assert len(result.captions) == (1 if config.strategy == "greedy" else config.num_return_sequences)
-    for caption in result.beams:
-        assert_finite(caption)
-    return result
 
 
 @pytest.mark.parametrize("settings", NAMED_EXTREMES, ids=lambda d: ",".join(f"{k}={v}" for k, v in d.items()))
