@@ -13,18 +13,12 @@ from captioner.config import DecodingConfig
 from captioner.decoding import caption_image, caption_images
 from captioner.loading import load_captioner
 from tests.same_as_generate import assert_same_as_generate
-from tests.tiny_models import make_tiny_blip_dir, make_tiny_git_dir
 
 FAMILIES = ("blip", "git")
 
 
 def noise_image(seed: int) -> Image.Image:
     return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (40, 40, 3), dtype=np.uint8))
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    return {"blip": make_tiny_blip_dir(tmp_path_factory.mktemp("blip")), "git": make_tiny_git_dir(tmp_path_factory.mktemp("git"))}
 
 
 def captioner(family, folder):
@@ -46,8 +40,8 @@ def full_forward(cap, pixels, ids):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_cached_steps_equal_the_full_forward(family, folders):
-    cap = captioner(family, folders[family])
+def test_cached_steps_equal_the_full_forward(family, blip_git_dirs):
+    cap = captioner(family, blip_git_dirs[family])
     pixels = cap.preprocess([noise_image(0), noise_image(1), noise_image(2)])
     image_rows = [2, 0, 3]
     ids = torch.randint(5, 60, (5, 6))
@@ -88,8 +82,8 @@ GENERATE_CASES = [
 
 @pytest.mark.parametrize("ours,theirs", GENERATE_CASES)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_token_ids_equal_generate(family, folders, ours, theirs):
-    cap = captioner(family, folders[family])
+def test_token_ids_equal_generate(family, blip_git_dirs, ours, theirs):
+    cap = captioner(family, blip_git_dirs[family])
     config = DecodingConfig(**ours)
     greedy_texts = set()
     for seed in range(3):
@@ -100,8 +94,8 @@ def test_token_ids_equal_generate(family, folders, ours, theirs):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_per_token_records_and_image_maps(family, folders):
-    cap = captioner(family, folders[family])
+def test_per_token_records_and_image_maps(family, blip_git_dirs):
+    cap = captioner(family, blip_git_dirs[family])
     images = [noise_image(5), noise_image(6)]
     config = DecodingConfig(max_new_tokens=8, min_new_tokens=8)
     together = caption_images(cap, images, [config])
