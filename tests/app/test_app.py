@@ -832,7 +832,7 @@ def test_switching_model_resets_controls_to_its_defaults(tiny_hf_dir):
     assert not at.exception and not at.error and at.radio(key="xpl.word")
 
 
-def test_default_model_failure(monkeypatch, tmp_path, fresh_caches):
+def test_a_default_model_that_fails_falls_back_to_the_builtin_or_says_so(monkeypatch, tmp_path, fresh_caches):
     monkeypatch.setenv("CAPTIONER_MODEL", str(tmp_path / "missing.pt"))
     at = AppTest.from_file(APP, default_timeout=120).run()
     assert not at.exception

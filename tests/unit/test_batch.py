@@ -83,7 +83,7 @@ def test_a_folder_as_a_file_uri_is_read_through_pyarrow(collection):
     assert read_item(items[1]) == (collection / "red.png").read_bytes()
 
 
-def test_globs(collection):
+def test_globs_match_recursively_and_a_glob_matching_nothing_is_one_problem(collection):
     items = list(iter_items([str(collection / "**" / "*.png"), str(collection / "*.jpg")]))
     assert names(items) == [str(collection / n) for n in ["red.png", "trips/2024/see-through.png", "blue.jpg"]]
     (missing,) = iter_items([str(collection / "*.webp")])

@@ -98,7 +98,7 @@ def test_evaluate_command_gives_sane_numbers(offline, tmp_path, capsys):
     assert result["fact_precision"] > 0.8 and result["fact_recall"] > 0.8 and result["exact_match"] > 0.5
 
 
-def test_attention_hit_definition():
+def test_an_object_mask_covers_the_grid_cells_it_touches_with_its_share():
     import numpy as np
 
     mask = np.zeros((64, 64), dtype=bool)

@@ -43,7 +43,7 @@ def images(tmp_path_factory):
     return folder
 
 
-def test_json_lines(gpt2_visiongpt2_file, images):
+def test_json_lines_record_each_image_its_sequences_timings_and_settings_used(gpt2_visiongpt2_file, images):
     out = run_captioner(
         images / "red.png",
         images / "blue.jpg",

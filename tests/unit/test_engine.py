@@ -70,7 +70,7 @@ def test_strategies_decoded_together_equal_alone(pair):
         assert [c.token_ids for c in result.beams] == [c.token_ids for c in alone.beams]
 
 
-def test_result_records(pair):
+def test_a_beam_result_records_its_beams_tokens_and_alternatives(pair):
     cached, _ = pair
     config = DecodingConfig(strategy="beam", num_beams=3, max_new_tokens=8, num_alternatives=4)
     result = caption_image(cached, image(), [config])[0]

@@ -152,7 +152,7 @@ def test_max_pixels_does_not_depend_on_pillow_global(monkeypatch, corpus: dict[s
     assert Image.MAX_IMAGE_PIXELS == before  # and we never change it ourselves
 
 
-def test_max_bytes(tmp_path) -> None:
+def test_a_source_over_max_bytes_is_refused_as_too_large(tmp_path) -> None:
     data = _png(size=(64, 64))
     path = tmp_path / "a.png"
     path.write_bytes(data)
@@ -204,7 +204,7 @@ def test_animated_gif_file_object_loads_first_frame(corpus: dict[str, Case]) -> 
 # --- read_image_archive API ---------------------------------------------------------
 
 
-def test_archive_images_load(corpus: dict[str, Case]) -> None:
+def test_an_archives_images_come_back_in_order_and_each_loads_as_rgb(corpus: dict[str, Case]) -> None:
     result = read_image_archive(corpus["zip_three_images"].data())
     assert isinstance(result, ArchiveContents)
     assert [name for name, _ in result.images] == ["a.png", "b.jpg", "sub/c.gif"]
