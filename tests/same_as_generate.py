@@ -1,8 +1,10 @@
-"""The engine's captions checked against transformers' generate() on the same model and image."""
+"""The engine checked against transformers: its captions against generate() on the same model and image, its
+logits processors against transformers' own processors on the same scores."""
 
 from __future__ import annotations
 
 import pytest
+import torch
 from PIL import Image
 
 from captioner.config import DecodingConfig
@@ -34,3 +36,14 @@ def assert_same_as_generate(
     if config.strategy == "beam":
         assert [c.score for c in result.captions] == pytest.approx(out.sequences_scores.tolist(), abs=1e-4)
     return result
+
+
+def assert_same_as_processors(ours: torch.Tensor, processors: list, ids: torch.Tensor, scores: torch.Tensor) -> None:
+    """`ours` (our processors applied to `scores`) is the distribution transformers' `processors` give, applied in
+    turn to the same scores, with the same tokens ruled out (and some are). The warpers see the scores shifted by
+    their maximum, so the log-probabilities are compared, not the scores."""
+    theirs = scores.clone()
+    for processor in processors:
+        theirs = processor(ids, theirs)
+    torch.testing.assert_close(ours.log_softmax(-1), theirs.log_softmax(-1))
+    assert torch.equal(ours.isneginf(), theirs.isneginf()) and bool(theirs.isneginf().any())
