@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from captioner.batch import __main__ as batch_cli
-from captioner.loading import load_captioner
-from captioner.models.base import ModelInfo
-from captioner.models.visiongpt2 import VisionGPT2Captioner
-from tests.reference import NoCacheVisionGPT2
-from tests.tiny_models import make_tiny_visiongpt2, make_word_tokenizer
+# The runtime is imported inside each fixture, so that collecting a test file loads only what its tests use.
 
 
 @pytest.fixture(scope="module")
 def model():
     """The built-in captioner, loaded once per test module."""
+    from captioner.loading import load_captioner
+
     return load_captioner("builtin")
 
 
@@ -25,6 +22,8 @@ def run_cli(model, monkeypatch, capsys):
 
     Returns run(*args) -> (exit status, stderr + stdout). Captions stop at 8 tokens unless the args give
     --max-new-tokens (short captions keep the tests quick; the limit is tested apart)."""
+    from captioner.batch import __main__ as batch_cli
+
     monkeypatch.setattr(batch_cli, "_load_model", lambda spec, dtype: (model, "builtin"))
 
     def run(*args):
@@ -41,6 +40,11 @@ def run_cli(model, monkeypatch, capsys):
 @pytest.fixture(scope="module")
 def pair():
     """The same tiny VisionGPT2 behind the cached engine and behind the no-cache reference."""
+    from captioner.models.base import ModelInfo
+    from captioner.models.visiongpt2 import VisionGPT2Captioner
+    from tests.reference import NoCacheVisionGPT2
+    from tests.tiny_models import make_tiny_visiongpt2, make_word_tokenizer
+
     model = make_tiny_visiongpt2(seed=5)
     info = ModelInfo("tiny", "visiongpt2", "test", model.num_parameters(), "float32")
     tok = make_word_tokenizer()
