@@ -10,7 +10,13 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import pytest
 import torch
 
-from tests.tiny_models import make_gpt2_visiongpt2_dir, make_tiny_hf_dir, make_tiny_visiongpt2_dir
+from tests.tiny_models import (
+    make_gpt2_visiongpt2_dir,
+    make_tiny_blip_dir,
+    make_tiny_git_dir,
+    make_tiny_hf_dir,
+    make_tiny_visiongpt2_dir,
+)
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +33,12 @@ def gpt2_visiongpt2_file(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_hf_dir(tmp_path_factory):
     return make_tiny_hf_dir(tmp_path_factory.mktemp("tiny-hf"))
+
+
+@pytest.fixture(scope="session")
+def blip_git_dirs(tmp_path_factory) -> dict:
+    """A tiny BLIP and a tiny GIT captioning folder in the hub layout, by family."""
+    return {"blip": make_tiny_blip_dir(tmp_path_factory.mktemp("blip")), "git": make_tiny_git_dir(tmp_path_factory.mktemp("git"))}
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,7 @@
 Written apart from the training's non-scenes (`outliers.py`), and never used in training (a test
 checks it), so the flag is measured on images the model has not been shaped on: noise, gradients,
 text, world-like shapes on white and on photograph-like textures, synthetic "photographs". The
-tests add the images of the hostile corpus (tests/corpus.py) that load.
+tests add the images of the hostile corpus (tests/corpus/) that load.
 
     python -m captioner.world.nonscenes [MODEL] [--count 40]   # flag and token-limit shares per kind
 """

@@ -253,7 +253,7 @@ def test_upload_then_slider_reruns_only_decoding(monkeypatch):
     assert not at.exception and not at.error
 
 
-# -- bug 1: max new tokens beyond the model's positions -----------------------------------------
+# -- max new tokens: the slider ends at the model's positions on every page; a failing row ---------
 def noise_png(size=64) -> bytes:
     """Pixels from no world at all: the built-in model rambles on such an image instead of ending."""
     import numpy as np
@@ -302,7 +302,7 @@ def test_compare_one_failing_configuration_shows_its_own_error(monkeypatch):
     assert len(at.table[0].value) == 4  # the four others still show
 
 
-# -- bugs 2 and 3: Compare's count, and its score note ------------------------------------------
+# -- Compare: one decoding call, added configurations, the score note, sampled rows, downloads -----
 def test_compare_page_decodes_all_strategies_in_one_call(monkeypatch):
     calls = []
     real_decode = ui_model.decode
@@ -406,7 +406,7 @@ def test_compare_offers_every_caption_as_csv_and_json():
     assert labels == ["Every caption (CSV)", "Everything (JSON)"]  # contents: tests/unit/test_views.py
 
 
-# -- bug 4: a fresh server opened on a page (a shared link) --------------------------------------
+# -- a fresh server opened on a page (a shared link) has the app's sidebar -------------------------
 def test_a_page_opened_first_has_the_app_sidebar():
     """Each AppTest run recomputes, as a fresh server does, whether a `pages/` folder is a legacy app."""
     at = start(COMPARE)
@@ -416,7 +416,7 @@ def test_a_page_opened_first_has_the_app_sidebar():
     assert not (ROOT / "pages").exists()
 
 
-# -- bugs 5 and 6: uploads ----------------------------------------------------------------------
+# -- choosing an image: uploads of every type, bad uploads, the gallery, the camera, page switches -
 def test_uploader_accepts_every_type_load_image_reads():
     at = start()
     at.radio(key="img.source").set_value("Upload").run()
@@ -854,7 +854,7 @@ def test_switching_model_resets_controls_to_its_defaults(tiny_hf_dir):
     assert not at.exception and not at.error and at.radio(key="xpl.word")
 
 
-def test_default_model_failure(monkeypatch, tmp_path, fresh_caches):
+def test_a_default_model_that_fails_falls_back_to_the_builtin_or_says_so(monkeypatch, tmp_path, fresh_caches):
     monkeypatch.setenv("CAPTIONER_MODEL", str(tmp_path / "missing.pt"))
     at = AppTest.from_file(APP, default_timeout=120).run()
     assert not at.exception

@@ -146,7 +146,7 @@ def test_layer_and_head_round_trip():
     assert settings.attention_to_params({"layer": 1, "head": settings.HEAD_MAX}) == {"layer": "2", "head": "max"}
 
 
-def test_whole_numbers_only():
+def test_only_ascii_whole_numbers_are_read_as_numbers():
     assert [settings.whole_number(s) for s in ("12", "0", "²", "-1", "1e3", "", " 3", "٣")] == [
         12,
         0,

@@ -294,7 +294,7 @@ def test_two_sessions_at_once(browser, app_url):
 
 
 def test_shared_compare_link_on_a_fresh_server(browser, model_spec, tmp_path_factory):
-    """A link from one session, opened as the very first request of a new server (bug 4)."""
+    """A link from one session, opened as the very first request of a new server."""
     from captioner.app.gallery import example_images
 
     example = example_images()[2].name
@@ -417,12 +417,12 @@ def test_uploads_tiff_and_a_refused_file(browser, app_url):
     page = open_app(browser, app_url)
     buf = io.BytesIO()
     Image.new("RGB", (80, 60), "navy").save(buf, format="TIFF")
-    upload_image(page, "scan.tiff", buf.getvalue(), "image/tiff")  # bug 5: the uploader took no .tiff
+    upload_image(page, "scan.tiff", buf.getvalue(), "image/tiff")  # the uploader takes .tiff
     expect_sidebar_image(page, "scan.tiff")
     no_errors(page)
     upload_image(page, "notes.png", b"this is not an image")
     errors = page.get_by_test_id("stAlertContentError")
-    expect(errors).to_have_count(1)  # bug 6: once, not twice
+    expect(errors).to_have_count(1)  # the error is shown once, not twice
     expect(errors).to_contain_text("Could not use notes.png")
     expect(sidebar(page).get_by_test_id("stFileUploaderFile")).to_have_count(0)  # the refused file is not shown
     expect_sidebar_image(page, "scan.tiff")  # the previous image is still the one in use

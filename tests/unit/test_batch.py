@@ -20,7 +20,6 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageDraw
 
 from captioner.batch import (
     OUTPUT_COLUMNS,
@@ -40,30 +39,13 @@ from captioner.batch.items import count_items
 from captioner.batch.outputs import JOURNAL_SUFFIX, OutputFile, _Writer, metrics_path, read_records
 from captioner.batch.rows import BatchRun
 from captioner.images import ImageLoadError
-from captioner.loading import load_captioner
 from captioner.metrics import bleu4_scores, cider_d_scores
+from tests.unit.batch_files import image_bytes, read_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-# -- fixtures: images drawn here (not by the built-in model's renderer), in several formats and modes -----
-def drawing(size=(80, 60), colour=(200, 40, 40), mode="RGB") -> Image.Image:
-    image = Image.new("RGB", size, (240, 240, 230))
-    ImageDraw.Draw(image).ellipse([size[0] // 4, size[1] // 4, 3 * size[0] // 4, 3 * size[1] // 4], fill=colour)
-    return image.convert(mode)
-
-
-def image_bytes(fmt="PNG", **kw) -> bytes:
-    buf = io.BytesIO()
-    drawing(**kw).save(buf, fmt)
-    return buf.getvalue()
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_captioner("builtin")
-
-
+# -- fixtures: a collection of images drawn in several formats and modes -------------------------------
 @pytest.fixture(scope="module")
 def collection(tmp_path_factory) -> Path:
     """A folder as people have them: nested, mixed formats, a hidden file, a text file, a broken image."""
@@ -101,7 +83,7 @@ def test_a_folder_as_a_file_uri_is_read_through_pyarrow(collection):
     assert read_item(items[1]) == (collection / "red.png").read_bytes()
 
 
-def test_globs(collection):
+def test_globs_match_recursively_and_a_glob_matching_nothing_is_one_problem(collection):
     items = list(iter_items([str(collection / "**" / "*.png"), str(collection / "*.jpg")]))
     assert names(items) == [str(collection / n) for n in ["red.png", "trips/2024/see-through.png", "blue.jpg"]]
     (missing,) = iter_items([str(collection / "*.webp")])
@@ -294,27 +276,6 @@ def test_importing_the_batch_module_imports_neither_ray_nor_pyarrow():
 
 
 # -- the command: outputs ---------------------------------------------------------------------------------
-@pytest.fixture
-def run_cli(model, monkeypatch, capsys):
-    """main() in this process with the already loaded built-in model: (exit status, stderr)."""
-    monkeypatch.setattr(batch_cli, "_load_model", lambda spec, dtype: (model, "builtin"))
-
-    def run(*args):
-        args = [str(a) for a in args]
-        if "--max-new-tokens" not in args:
-            args += ["--max-new-tokens", "8"]  # short captions keep the tests quick; the limit is tested apart
-        status = batch_cli.main(args)
-        captured = capsys.readouterr()
-        return status, captured.err + captured.out
-
-    return run
-
-
-def read_rows(path: Path) -> list[dict]:
-    fmt = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl"}[path.suffix]
-    return [r for chunk in read_records(str(path), fmt) for r in chunk]
-
-
 @pytest.mark.parametrize("name", ["captions.parquet", "captions.csv", "captions.jsonl"])
 def test_outputs_have_the_columns_and_a_row_per_image(run_cli, collection, tmp_path, name):
     out = tmp_path / name

@@ -1,5 +1,5 @@
-"""Hostile input for the batch command, round 3: URIs from data files, names that are not UTF-8, resume
-identity, caps, data files of the wrong shape, outputs, CSV formulas (issue 19)."""
+"""Hostile input for the batch command: URIs from data files, names that are not UTF-8, resume identity,
+caps, data files of the wrong shape, outputs that cannot be written, CSV formulas."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from captioner.batch.rows import BatchRun, CaptionRow, batch_config
 from captioner.files import escape_name, unescape_name
 from captioner.images import ImageLoadError
 from captioner.loading import load_captioner
+from tests.unit.batch_files import read_rows
 
 PROPERTY = settings(derandomize=True, deadline=None, max_examples=60, suppress_health_check=list(HealthCheck))
 
@@ -38,29 +39,6 @@ def png(colour=(200, 40, 40), size=(48, 36)) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, colour).save(buf, "PNG")
     return buf.getvalue()
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_captioner("builtin")
-
-
-@pytest.fixture
-def run_cli(model, monkeypatch, capsys):
-    """main() in this process with the built-in model: (exit status, stderr + stdout)."""
-    monkeypatch.setattr(batch_cli, "_load_model", lambda spec, dtype: (model, "builtin"))
-
-    def run(*args):
-        status = batch_cli.main([str(a) for a in args] + ["--max-new-tokens", "6"])
-        captured = capsys.readouterr()
-        return status, captured.err + captured.out
-
-    return run
-
-
-def rows_of(path: Path) -> list[dict]:
-    fmt = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl"}[path.suffix]
-    return [r for chunk in read_records(str(path), fmt) for r in chunk]
 
 
 def within(seconds: float, fn, *args):
@@ -138,7 +116,7 @@ def test_a_list_file_makes_the_batch_contact_no_host_and_use_no_option(run_cli, 
     lines = [u.format(port=port) for u in HOSTILE_URIS] + ["good.png", "s3://photos/allowed.png"]
     (tmp_path / "list.txt").write_text("\n".join(lines) + "\n")
     status, err = run_cli(tmp_path / "list.txt", "--out", tmp_path / "c.jsonl")
-    rows = rows_of(tmp_path / "c.jsonl")
+    rows = read_rows(tmp_path / "c.jsonl")
     with pytest.raises(BlockingIOError):
         listener.accept()  # nobody connected
     listener.close()
@@ -246,11 +224,11 @@ def test_a_name_that_is_not_utf8_is_captioned_in_every_format(run_cli, tmp_path,
     (folder / "plain.png").write_bytes(png((0, 0, 200)))
     out = tmp_path / f"c.{fmt}"
     status, err = run_cli(folder, "--out", out)
-    rows = rows_of(out)
+    rows = read_rows(out)
     assert status == 0 and "Traceback" not in err and [r["status"] for r in rows] == ["ok", "ok"]
     assert rows[0]["path"] == str(folder) + "/caf\\xe9.png" and os.path.exists(unescape_name(rows[0]["path"]))
     status, err = run_cli(folder, "--out", out)  # resume finds it by its escaped name
-    assert status == 0 and "skipped 2 images" in err and len(rows_of(out)) == 2
+    assert status == 0 and "skipped 2 images" in err and len(read_rows(out)) == 2
 
 
 @pytest.mark.slow
@@ -302,7 +280,7 @@ def test_one_folder_however_spelled_is_one_row_per_image(run_cli, tmp_path, monk
         (tmp_path / "imgs" / f"{i}.png").write_bytes(png((60 * i, 90, 90)))
     monkeypatch.chdir(tmp_path)
     status, err = run_cli("imgs", "./imgs/", tmp_path / "imgs", "imgs/../imgs/1.png", "--out", "c.csv")
-    rows = rows_of(tmp_path / "c.csv")
+    rows = read_rows(tmp_path / "c.csv")
     assert status == 0 and sorted(r["path"] for r in rows) == [str(tmp_path / "imgs" / f"{i}.png") for i in range(3)]
 
 
@@ -322,7 +300,7 @@ def test_two_pictures_of_one_name_in_a_zip_both_get_rows(run_cli, tmp_path):
         z.writestr("b.png", png((0, 255, 0)))
     (tmp_path / "p.zip").write_bytes(buf.getvalue())
     status, err = run_cli(tmp_path / "p.zip", "--out", tmp_path / "c.jsonl")
-    rows = rows_of(tmp_path / "c.jsonl")
+    rows = read_rows(tmp_path / "c.jsonl")
     assert status == 0 and "wrote 3 rows" in err and len(rows) == 3 and len({r["sha256"] for r in rows}) == 3
     assert [r["path"].rsplit("/", 1)[1] for r in rows] == ["a.png", "a.png#2", "b.png"]
 
@@ -334,13 +312,13 @@ def test_references_on_a_second_listing_or_a_later_run_are_merged(run_cli, tmp_p
     (tmp_path / "refs.csv").write_text("path,reference\nphotos/red.png,a red square | red\nphotos/blue.png,blue\n")
     monkeypatch.chdir(tmp_path)
     status, err = run_cli("photos/", "refs.csv", "--out", "one.parquet")
-    rows = {Path(r["path"]).name: r for r in rows_of(tmp_path / "one.parquet")}
+    rows = {Path(r["path"]).name: r for r in read_rows(tmp_path / "one.parquet")}
     assert status == 0 and rows["red.png"]["references"] == ["a red square", "red"] and "BLEU-4" in err
     # A later run brings the references: the rows keep their captions and gain them.
     run_cli("photos/", "--out", "two.csv")
-    before = {r["path"]: r["caption"] for r in rows_of(tmp_path / "two.csv")}
+    before = {r["path"]: r["caption"] for r in read_rows(tmp_path / "two.csv")}
     status, err = run_cli("refs.csv", "--out", "two.csv")
-    after = rows_of(tmp_path / "two.csv")
+    after = read_rows(tmp_path / "two.csv")
     assert "skipped 2 images" in err and "over 2 images with references" in err and len(after) == 2
     assert {r["path"]: r["caption"] for r in after} == before
     assert {Path(r["path"]).name: json.loads(r["references"]) for r in after} == {
@@ -356,7 +334,7 @@ def test_a_line_too_long_is_one_error_row_and_never_copied(run_cli, tmp_path, mo
     (tmp_path / "b.png").write_bytes(png((0, 90, 0)))
     (tmp_path / "list.txt").write_bytes(b"a.png\n" + b"x" * 3_000_000 + b"\nb.png\n")
     status, err = run_cli(tmp_path / "list.txt", "--out", tmp_path / "c.jsonl")
-    rows = rows_of(tmp_path / "c.jsonl")
+    rows = read_rows(tmp_path / "c.jsonl")
     assert [r["status"] for r in rows] == ["ok", "error", "ok"] and "line 2 is longer" in rows[1]["error"]
     assert (tmp_path / "c.jsonl").stat().st_size < 20_000
 
@@ -366,7 +344,7 @@ def test_a_huge_reference_in_one_csv_row_is_that_rows_error_only(run_cli, tmp_pa
         (tmp_path / f"{name}.png").write_bytes(png((ord(name), 40, 40)))
     (tmp_path / "list.csv").write_text(f"path,reference\na.png,fine\nb.png,{'y' * 200_000}\nc.png,also fine\n")
     status, err = run_cli(tmp_path / "list.csv", "--out", tmp_path / "c.csv")
-    rows = rows_of(tmp_path / "c.csv")
+    rows = read_rows(tmp_path / "c.csv")
     assert status == 1 and [r["status"] for r in rows] == ["ok", "error", "ok"]
     assert json.loads(rows[2]["references"]) == ["also fine"]
 
@@ -391,7 +369,7 @@ def test_too_many_or_too_long_references_and_paths_are_error_rows(tmp_path):
 def test_a_parquet_list_of_the_wrong_types_is_one_line(run_cli, tmp_path, column):
     pq.write_table(pa.table({"path": ["a.png", "b.png"], "reference": column}), tmp_path / "list.parquet")
     status, err = run_cli(tmp_path / "list.parquet", "--out", tmp_path / "c.jsonl")
-    (row,) = rows_of(tmp_path / "c.jsonl")
+    (row,) = read_rows(tmp_path / "c.jsonl")
     assert status == 1 and "Traceback" not in err and "'reference' column holds" in row["error"]
 
 
@@ -403,7 +381,7 @@ def test_latin1_bytes_in_a_csv_list_still_give_every_row(run_cli, tmp_path):
     body = "path,reference\n" + "".join(f"{n},un caf\xe9 {i}\n" for i, n in enumerate(names)) + "caf\xe9.png,x\n"
     (tmp_path / "list.csv").write_bytes(body.encode("latin-1"))
     status, err = run_cli(tmp_path / "list.csv", "--out", tmp_path / "c.jsonl")
-    rows = rows_of(tmp_path / "c.jsonl")
+    rows = read_rows(tmp_path / "c.jsonl")
     assert status == 0 and len(rows) == 9 and rows[0]["references"] == ["un caf\ufffd 0"]
     assert rows[-1]["path"].endswith("caf\\xe9.png")  # the list's bytes name the file of those bytes
 
@@ -470,7 +448,7 @@ def test_a_full_disk_is_one_line_and_keeps_what_was_written(run_cli, photos, tmp
     monkeypatch.undo()
     monkeypatch.setattr(batch_cli, "_load_model", lambda spec, dtype: (load_captioner("builtin"), "builtin"))
     status, err = run_cli(photos, "--out", out)
-    assert status == 0 and len(rows_of(out)) == 4
+    assert status == 0 and len(read_rows(out)) == 4
 
 
 def test_a_symlinked_output_is_written_through_to_its_target(run_cli, photos, tmp_path):
@@ -478,7 +456,7 @@ def test_a_symlinked_output_is_written_through_to_its_target(run_cli, photos, tm
     target = tmp_path / "real" / "c.jsonl"
     (tmp_path / "link.jsonl").symlink_to(target)
     status, _ = run_cli(photos, "--out", tmp_path / "link.jsonl")
-    assert status == 0 and (tmp_path / "link.jsonl").is_symlink() and len(rows_of(target)) == 4
+    assert status == 0 and (tmp_path / "link.jsonl").is_symlink() and len(read_rows(target)) == 4
 
 
 def test_stale_temporaries_are_removed_and_a_second_ctrl_c_waits(run_cli, photos, tmp_path, monkeypatch):
@@ -495,7 +473,7 @@ def test_stale_temporaries_are_removed_and_a_second_ctrl_c_waits(run_cli, photos
 
     monkeypatch.setattr(formats.Writer, "write", interrupted_once)
     status, err = run_cli(photos, "--out", out)
-    assert sent and status == 130 and "Traceback" not in err and len(rows_of(out)) == 4
+    assert sent and status == 130 and "Traceback" not in err and len(read_rows(out)) == 4
     assert not (tmp_path / "c.csv.tmp-4242").exists() and (tmp_path / "c.csv.tmp-notours").exists()
 
 
@@ -514,7 +492,7 @@ def test_a_damaged_journal_is_skipped_line_by_line(run_cli, photos, tmp_path):
     ]
     (tmp_path / ("c.jsonl" + JOURNAL_SUFFIX)).write_text("\n".join(lines) + "\n")
     status, err = run_cli(photos, "--out", out)
-    rows = rows_of(out)
+    rows = read_rows(out)
     assert status == 0 and "6 damaged lines" in err and len(rows) == 6
     assert [r["caption"] for r in rows[:2]] == ["kept", "kept"]
 
@@ -529,7 +507,7 @@ def test_any_damaged_lines_in_a_journal_keep_the_good_rows(tmp_path_factory, jun
     (folder / ("c.jsonl" + JOURNAL_SUFFIX)).write_bytes(body)
     with OutputFile(str(out)) as output:
         output.finish()
-    assert [r["path"] for r in rows_of(out)] == ["/p/0.png", "/p/1.png"]
+    assert [r["path"] for r in read_rows(out)] == ["/p/0.png", "/p/1.png"]
 
 
 def test_a_ray_folder_never_touches_files_it_did_not_write(tmp_path):

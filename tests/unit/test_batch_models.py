@@ -13,9 +13,9 @@ from PIL import Image
 
 from captioner.batch import __main__ as batch_cli
 from captioner.batch.leaderboard import distinct_n, model_scores, read_references
-from captioner.batch.outputs import read_records
 from captioner.metrics import bleu4_scores, cider_d_scores, exact_match, rouge_l_scores
 from tests.tiny_models import make_tiny_blip_dir
+from tests.unit.batch_files import read_rows
 
 REFERENCES = {"im0.png": ["a red ball", "a ball on grass"], "im1.png": ["w1 w2 w3"], "im2.png": ["a dog | a brown dog"]}
 
@@ -37,10 +37,6 @@ def collection(tmp_path_factory):
     return root, str(blip)
 
 
-def rows_of(out):
-    return [r for chunk in read_records(str(out), "csv") for r in chunk]
-
-
 def run(collection, out, *models, capsys=None):
     root, _ = collection
     args = [str(root / "images"), "--out", str(out), "--references", str(root / "refs.csv"), "--quiet", "--max-new-tokens", "6"]
@@ -53,7 +49,7 @@ def test_two_models_give_a_row_per_image_and_model_and_a_leaderboard(collection,
     _, blip = collection
     out = tmp_path / "captions.csv"
     assert run(collection, out, str(tiny_visiongpt2_dir), blip) == 0
-    rows = rows_of(out)
+    rows = read_rows(out)
     assert len(rows) == 6 and {r["model"] for r in rows} == {"captioner.pt", blip}
     assert {(r["path"].rsplit("/", 1)[-1], r["model"]) for r in rows} == {
         (f"im{i}.png", m) for i in range(3) for m in ("captioner.pt", blip)
@@ -92,15 +88,15 @@ def test_resume_is_per_model(collection, tmp_path, tiny_visiongpt2_dir, capsys):
     _, blip = collection
     out = tmp_path / "captions.csv"
     assert run(collection, out, str(tiny_visiongpt2_dir)) == 0
-    first = {(r["path"], r["model"]): (r["caption"], r["timings"]) for r in rows_of(out)}
+    first = {(r["path"], r["model"]): (r["caption"], r["timings"]) for r in read_rows(out)}
     assert len(first) == 3 and not (tmp_path / "captions.leaderboard.json").exists()  # one model: no leaderboard
     assert run(collection, out, str(tiny_visiongpt2_dir), blip) == 0  # the first model's images are skipped
-    rows = rows_of(out)
+    rows = read_rows(out)
     assert len(rows) == 6
     # The first model's rows are the first run's (their timings too): skipped, not captioned again.
     assert {(r["path"], r["model"]): (r["caption"], r["timings"]) for r in rows if r["model"] == "captioner.pt"} == first
     assert run(collection, out, str(tiny_visiongpt2_dir), blip) == 0
-    assert len(rows_of(out)) == 6  # nothing new the third time
+    assert len(read_rows(out)) == 6  # nothing new the third time
 
 
 def test_bad_references_are_one_line_and_exit_2(collection, tmp_path, capsys):

@@ -12,10 +12,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from captioner.batch import __main__ as batch_cli
 from captioner.batch.outputs import read_records
 from captioner.batch.parquet_folder import ParquetFolder
-from tests.unit.test_batch import image_bytes
+from tests.unit.batch_files import image_bytes
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow  # Ray starts in a minute; each job starts its workers and loads the model in each
@@ -29,24 +28,6 @@ def local_ray():
     ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
     yield
     ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def model():
-    from captioner.loading import load_captioner
-
-    return load_captioner("builtin")
-
-
-@pytest.fixture
-def run_cli(model, monkeypatch, capsys):
-    monkeypatch.setattr(batch_cli, "_load_model", lambda spec, dtype: (model, "builtin"))
-
-    def run(*args):
-        status = batch_cli.main([str(a) for a in args] + ["--max-new-tokens", "8"])
-        return status, capsys.readouterr().err
-
-    return run
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from captioner.app.beam_tree import beam_tree_figure, returned_path_nodes
 from captioner.config import LENGTH_PENALTY_RANGE, DecodingConfig
 from captioner.decoding import caption_image
 from captioner.decoding.search import length_factor
-from tests.unit.test_engine import image, pair, small_vocabulary_model  # noqa: F401  (pair: the fixture)
+from tests.unit.engine_helpers import image, small_vocabulary_model
 
 TREE_CONFIGS = [
     DecodingConfig(strategy="beam", num_beams=3, max_new_tokens=10, num_return_sequences=3),

@@ -12,18 +12,13 @@ from PIL import Image
 from captioner.config import DecodingConfig
 from captioner.decoding import caption_image, caption_images
 from captioner.loading import load_captioner
-from tests.tiny_models import make_tiny_blip_dir, make_tiny_git_dir
+from tests.same_as_generate import assert_same_as_generate
 
 FAMILIES = ("blip", "git")
 
 
 def noise_image(seed: int) -> Image.Image:
     return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (40, 40, 3), dtype=np.uint8))
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    return {"blip": make_tiny_blip_dir(tmp_path_factory.mktemp("blip")), "git": make_tiny_git_dir(tmp_path_factory.mktemp("git"))}
 
 
 def captioner(family, folder):
@@ -45,8 +40,8 @@ def full_forward(cap, pixels, ids):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_cached_steps_equal_the_full_forward(family, folders):
-    cap = captioner(family, folders[family])
+def test_cached_steps_equal_the_full_forward(family, blip_git_dirs):
+    cap = captioner(family, blip_git_dirs[family])
     pixels = cap.preprocess([noise_image(0), noise_image(1), noise_image(2)])
     image_rows = [2, 0, 3]
     ids = torch.randint(5, 60, (5, 6))
@@ -87,36 +82,20 @@ GENERATE_CASES = [
 
 @pytest.mark.parametrize("ours,theirs", GENERATE_CASES)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_token_ids_equal_generate(family, folders, ours, theirs):
-    cap = captioner(family, folders[family])
+def test_token_ids_equal_generate(family, blip_git_dirs, ours, theirs):
+    cap = captioner(family, blip_git_dirs[family])
     config = DecodingConfig(**ours)
     greedy_texts = set()
     for seed in range(3):
-        image = noise_image(seed)
-        result = caption_image(cap, image, [config])[0]
-        out = cap.model.generate(
-            pixel_values=cap.preprocess([image]),
-            do_sample=False,
-            max_new_tokens=config.max_new_tokens,
-            output_scores=True,
-            return_dict_in_generate=True,
-            **theirs,
-        )
-        assert len(result.captions) == out.sequences.size(0)
-        for caption, row in zip(result.captions, out.sequences.tolist()):
-            assert row[0] == cap.bos_token_id  # generate's start token, which the engine does not count
-            generated = row[1:]
-            assert generated[: len(caption.token_ids)] == caption.token_ids
-            assert set(generated[len(caption.token_ids) :]) <= {cap.pad_token_id, cap.eos_token_id}
-        if config.strategy == "beam":
-            assert [c.score for c in result.captions] == pytest.approx(out.sequences_scores.tolist(), abs=1e-4)
+        padding = {cap.pad_token_id, cap.eos_token_id}
+        result = assert_same_as_generate(cap, cap.model, noise_image(seed), config, theirs, padding, start=cap.bos_token_id)
         greedy_texts.add(tuple(result.best.token_ids))
     assert len(greedy_texts) > 1  # the images matter: a step that read the wrong image would show
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_per_token_records_and_image_maps(family, folders):
-    cap = captioner(family, folders[family])
+def test_per_token_records_and_image_maps(family, blip_git_dirs):
+    cap = captioner(family, blip_git_dirs[family])
     images = [noise_image(5), noise_image(6)]
     config = DecodingConfig(max_new_tokens=8, min_new_tokens=8)
     together = caption_images(cap, images, [config])

@@ -13,6 +13,7 @@ from captioner.world import train as train_cmd
 from captioner.decoding import caption_image
 from captioner.loading import BUILTIN_DIR, load_captioner, resolve_default_model
 from captioner.world import all_true_facts, make_example, mask_cells, parse_caption, reference_captions, split_seeds
+from tests.child_process import run_captioner, run_python
 
 SHIPPED = (BUILTIN_DIR / "model.safetensors").exists()
 needs_builtin = pytest.mark.skipif(not SHIPPED, reason="captioner/builtin has not been trained yet")
@@ -97,7 +98,7 @@ def test_evaluate_command_gives_sane_numbers(offline, tmp_path, capsys):
     assert result["fact_precision"] > 0.8 and result["fact_recall"] > 0.8 and result["exact_match"] > 0.5
 
 
-def test_attention_hit_definition():
+def test_an_object_mask_covers_the_grid_cells_it_touches_with_its_share():
     import numpy as np
 
     mask = np.zeros((64, 64), dtype=bool)
@@ -249,36 +250,24 @@ def test_flag_rates_on_scenes_and_non_scenes(offline):
 @pytest.mark.slow
 @needs_builtin
 def test_cli_json_carries_confidence_flag_and_limit(tmp_path):
-    import subprocess
-    import sys
-
     import numpy as np
     from PIL import Image
 
     make_example(split_seeds("eval", 1, start=7)[0])[0].save(tmp_path / "scene.png")
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (120, 90, 3), dtype=np.uint8)).save(tmp_path / "noise.png")
-    env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "captioner",
-            str(tmp_path / "scene.png"),
-            str(tmp_path / "noise.png"),
-            "--model",
-            "builtin",
-            "--json",
-            "--max-new-tokens",
-            "24",
-            "--no-repeat-ngram-size",
-            "10",
-        ],
-        capture_output=True,
-        text=True,
+    out = run_captioner(
+        tmp_path / "scene.png",
+        tmp_path / "noise.png",
+        "--model",
+        "builtin",
+        "--json",
+        "--max-new-tokens",
+        24,
+        "--no-repeat-ngram-size",
+        10,
         timeout=300,
-        env=env,
-        check=True,
     )
+    assert out.returncode == 0, out.stderr
     scene, noise = [json.loads(line) for line in out.stdout.splitlines()]
     for record in (scene, noise):
         assert 0.0 <= record["confidence"] <= 1.0 and record["hit_limit"] is False
@@ -289,9 +278,6 @@ def test_cli_json_carries_confidence_flag_and_limit(tmp_path):
 def test_runtime_never_imports_the_world(tmp_path):
     """The CLI path (loading the built-in model with its calibration, captioning) and every explanation method run
     without captioner.world (captioner.explain.bench, a benchmark, may import it)."""
-    import subprocess
-    import sys
-
     code = (
         "import sys\n"
         "from PIL import Image\n"
@@ -304,12 +290,6 @@ def test_runtime_never_imports_the_world(tmp_path):
         "    captioner.explain.explain(model, Image.new('RGB', (64, 64), (90, 120, 120)), 'a red circle', method)\n"
         "print(sorted(m for m in sys.modules if m.startswith(('captioner.world', 'captioner.bench'))))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
-    )
+    out = run_python("-c", code, timeout=300)
+    assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr

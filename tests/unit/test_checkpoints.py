@@ -1,4 +1,4 @@
-"""Checkpoints as training code saves them (issue 19): DataParallel's `module.`, torch.compile's
+"""Checkpoints as training code saves them: DataParallel's `module.`, torch.compile's
 `_orig_mod.`, nanoGPT's `{"model": ..., "optimizer": ...}`; and a tokenizer that is not the model's.
 
 The fixtures are tiny VisionGPT2 models in the seed layout, saved the way each training setup saves

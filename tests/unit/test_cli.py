@@ -7,31 +7,14 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from tests.child_process import run_captioner
+
 pytestmark = pytest.mark.slow  # each test starts the CLI in a fresh interpreter
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_cli(*args, env_extra=None, cwd=ROOT, stdin=""):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    env.update(env_extra or {})
-    return subprocess.run(
-        [sys.executable, "-m", "captioner", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=240,
-        input=stdin,
-    )
 
 
 def strict_json(line: str) -> dict:
@@ -60,8 +43,8 @@ def images(tmp_path_factory):
     return folder
 
 
-def test_json_lines(gpt2_visiongpt2_file, images):
-    out = run_cli(
+def test_json_lines_record_each_image_its_sequences_timings_and_settings_used(gpt2_visiongpt2_file, images):
+    out = run_captioner(
         images / "red.png",
         images / "blue.jpg",
         "--model",
@@ -106,13 +89,13 @@ def test_sampling_is_reproducible_from_the_command_line(gpt2_visiongpt2_file, im
         "--max-new-tokens",
         "8",
     ]
-    first, second = run_cli(*args), run_cli(*args)
+    first, second = run_captioner(*args), run_captioner(*args)
     assert first.returncode == 0 and strict_json(first.stdout)["token_ids"] == strict_json(second.stdout)["token_ids"]
 
 
 def test_bad_files_among_good_ones(gpt2_visiongpt2_file, images):
     """A FIFO, a broken file and a missing one: each named, and the images after them still captioned."""
-    out = run_cli(
+    out = run_captioner(
         images / "pipe.png",
         images / "broken.jpg",
         images / "red.png",
@@ -162,7 +145,7 @@ def test_bad_files_among_good_ones(gpt2_visiongpt2_file, images):
 def test_bad_options_are_one_line(gpt2_visiongpt2_file, images, args, message):
     if "--model" not in args:
         args = args + ["--model", str(gpt2_visiongpt2_file)]
-    out = run_cli(images / "red.png", *args)
+    out = run_captioner(images / "red.png", *args)
     assert out.returncode == 2
     assert message in one_error_line(out.stderr)
     assert out.stdout == ""
@@ -190,14 +173,14 @@ def test_bad_options_are_one_line(gpt2_visiongpt2_file, images, args, message):
     ],
 )
 def test_settings_at_their_limits_give_strict_json(gpt2_visiongpt2_file, images, args):
-    out = run_cli(images / "red.png", "--model", gpt2_visiongpt2_file, "--json", "--max-new-tokens", "39", *args)
+    out = run_captioner(images / "red.png", "--model", gpt2_visiongpt2_file, "--json", "--max-new-tokens", "39", *args)
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
     record = strict_json(out.stdout)
     assert record["token_ids"] and all(p == p for p in record["token_probs"])
 
 
 def test_prefix_and_the_beam_tree_in_json(images):
-    out = run_cli(
+    out = run_captioner(
         images / "red.png", "--model", "builtin", "--json", "--strategy", "beam", "--num-beams", "3", "--prefix", "A big"
     )
     assert out.returncode == 0, out.stderr
@@ -210,13 +193,13 @@ def test_prefix_and_the_beam_tree_in_json(images):
         path.append(nodes[best]["token_id"])
         best = nodes[best]["parent"]
     assert path[::-1] == record["token_ids"]
-    unknown = run_cli(images / "red.png", "--model", "builtin", "--prefix", "a purple elephant")
+    unknown = run_captioner(images / "red.png", "--model", "builtin", "--prefix", "a purple elephant")
     assert unknown.returncode == 2 and unknown.stdout == ""
     assert "words this model's tokenizer does not know: 'elephant'" in one_error_line(unknown.stderr)
 
 
 def test_max_new_tokens_beyond_the_model_is_clamped_with_a_notice(gpt2_visiongpt2_file, images):
-    out = run_cli(
+    out = run_captioner(
         images / "red.png", "--model", gpt2_visiongpt2_file, "--json", "--max-new-tokens", "64", "--min-new-tokens", "50"
     )
     assert out.returncode == 0, out.stderr
@@ -232,10 +215,10 @@ def test_generation_defaults_are_used_unless_options_say_otherwise(tmp_path, ima
 
     model = make_gpt2_visiongpt2_dir(tmp_path)
     GenerationConfig(max_length=7, num_beams=4, no_repeat_ngram_size=2).save_pretrained(str(tmp_path))
-    used = strict_json(run_cli(images / "red.png", "--model", model, "--json").stdout)["decoding"]
+    used = strict_json(run_captioner(images / "red.png", "--model", model, "--json").stdout)["decoding"]
     assert (used["strategy"], used["num_beams"], used["max_new_tokens"], used["no_repeat_ngram_size"]) == ("beam", 4, 6, 2)
     used = strict_json(
-        run_cli(images / "red.png", "--model", model, "--json", "--strategy", "greedy", "--max-new-tokens", "3").stdout
+        run_captioner(images / "red.png", "--model", model, "--json", "--strategy", "greedy", "--max-new-tokens", "3").stdout
     )["decoding"]
     assert (used["strategy"], used["max_new_tokens"], used["no_repeat_ngram_size"]) == ("greedy", 3, 2)
 
@@ -245,7 +228,7 @@ def test_model_code_is_never_run_even_when_stdin_says_yes(tmp_path, images):
 
     case = next(c for c in MODEL_CASES if c.name == "tokenizer_auto_map")
     spec = case.build(tmp_path)
-    out = run_cli(images / "red.png", "--model", spec, stdin="y\ny\n")
+    out = run_captioner(images / "red.png", "--model", spec, stdin="y\ny\n")
     assert out.returncode == 2 and "tokenization_evil.py" in one_error_line(out.stderr)
     assert "Do you wish to run" not in out.stdout + out.stderr
     assert not (tmp_path / "RAN").exists()
@@ -255,7 +238,7 @@ def test_default_model_is_the_captioner_pt_in_the_working_directory(tmp_path, im
     from tests.tiny_models import make_gpt2_visiongpt2_dir
 
     make_gpt2_visiongpt2_dir(tmp_path)
-    out = run_cli(images / "red.png", cwd=tmp_path, env_extra={"CAPTIONER_MODEL": ""})
+    out = run_captioner(images / "red.png", cwd=tmp_path, env_extra={"CAPTIONER_MODEL": ""})
     assert out.returncode == 0, out.stderr
     assert f"model: captioner.pt (captioner.pt found in the current directory ({tmp_path}))" in out.stderr
 
@@ -273,7 +256,7 @@ def silent_hub():
 def test_a_hub_that_does_not_answer_is_one_message(tmp_path, images, silent_hub):
     env = {"HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0", "HF_ENDPOINT": silent_hub, "HF_HOME": str(tmp_path / "hf-home")}
     start = time.monotonic()
-    out = run_cli(images / "red.png", "--model", "nlpconnect/vit-gpt2-image-captioning", env_extra=env)
+    out = run_captioner(images / "red.png", "--model", "nlpconnect/vit-gpt2-image-captioning", env_extra=env)
     print(f"failed after {time.monotonic() - start:.1f} s (interpreter start included)")  # a figure for the report, not asserted
     assert out.returncode == 2
     error = one_error_line(out.stderr)

@@ -22,7 +22,9 @@ from captioner.decoding import caption_image, decode, encode_image
 from captioner.decoding.processors import Processors
 from captioner.loading import load_captioner
 from tests.reference import contrastive_search, diverse_beam_search
-from tests.unit.test_engine import caption_or_refusal, image, pair  # noqa: F401  (pair: the fixture)
+from tests.same_as_generate import assert_same_as_processors
+from tests.strategies import floats_within
+from tests.unit.engine_helpers import caption_or_refusal, image
 
 # -- sampling cut-offs: transformers' warpers, token-identical to generate ------------------------
 CUTOFFS = [
@@ -75,17 +77,14 @@ def test_cutoff_warpers_give_generates_distribution():
     scores, ids = torch.randn(4, 40) * 3, torch.randint(0, 40, (4, 5))
     config = DecodingConfig(strategy="sample", temperature=0.9, min_p=0.02, typical_p=0.9, epsilon_cutoff=0.001, eta_cutoff=0.002)
     ours = Processors.for_config(config, eos_token_id=0)(ids, scores)
-    theirs = scores.clone()
-    for p in (
+    processors = [
         TemperatureLogitsWarper(0.9),
         MinPLogitsWarper(0.02),
         TypicalLogitsWarper(0.9),
         EpsilonLogitsWarper(0.001),
         EtaLogitsWarper(0.002),
-    ):
-        theirs = p(ids, theirs)
-    torch.testing.assert_close(ours.log_softmax(-1), theirs.log_softmax(-1))
-    assert torch.equal(ours.isneginf(), theirs.isneginf()) and bool(theirs.isneginf().any())
+    ]
+    assert_same_as_processors(ours, processors, ids, scores)
 
 
 def test_cutoffs_act_only_when_sampling():
@@ -245,10 +244,6 @@ def test_one_step_past_each_end_is_refused_by_name(settings, name):
     assert refusal.value.field == name and name in str(refusal.value) and "\n" not in str(refusal.value)
 
 
-def within(low: float, high: float):
-    return st.one_of(st.sampled_from([low, high]), st.floats(min_value=low, max_value=high))
-
-
 @st.composite
 def method_settings(draw) -> dict:
     """Settings of the new methods, within their ranges (ends drawn often) and beyond them."""
@@ -260,16 +255,16 @@ def method_settings(draw) -> dict:
         max_new_tokens=draw(st.integers(1, 24)),
         num_beams=beams,
         num_beam_groups=draw(st.one_of(st.sampled_from([d for d in range(1, beams + 1) if beams % d == 0]), st.integers(-1, 17))),
-        diversity_penalty=draw(st.one_of(within(*DIVERSITY_PENALTY_RANGE), wild)),
+        diversity_penalty=draw(st.one_of(floats_within(DIVERSITY_PENALTY_RANGE), wild)),
         num_return_sequences=draw(st.integers(1, 3)),
         top_k=draw(st.integers(0, MAX_CONTRASTIVE_TOP_K + 1)),
-        penalty_alpha=draw(st.one_of(within(0.0, 1.0), wild)),
-        min_p=draw(st.one_of(within(*MIN_P_RANGE), wild)),
-        typical_p=draw(st.one_of(within(5e-324, 1.0), wild)),
-        epsilon_cutoff=draw(st.one_of(within(*CUTOFF_RANGE), wild)),
-        eta_cutoff=draw(st.one_of(within(*CUTOFF_RANGE), wild)),
+        penalty_alpha=draw(st.one_of(floats_within((0.0, 1.0)), wild)),
+        min_p=draw(st.one_of(floats_within(MIN_P_RANGE), wild)),
+        typical_p=draw(st.one_of(floats_within((5e-324, 1.0)), wild)),
+        epsilon_cutoff=draw(st.one_of(floats_within(CUTOFF_RANGE), wild)),
+        eta_cutoff=draw(st.one_of(floats_within(CUTOFF_RANGE), wild)),
         no_repeat_ngram_size=draw(st.integers(0, 3)),
-        repetition_penalty=draw(within(0.01, 100.0)),
+        repetition_penalty=draw(floats_within((0.01, 100.0))),
     )
 
 

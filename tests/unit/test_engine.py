@@ -3,9 +3,6 @@ batched images = one by one, the model's position limit, finite numbers for ever
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import json
 import math
 
 import numpy as np
@@ -14,7 +11,6 @@ import pytest
 import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from PIL import Image
 
 from captioner.config import (
     LENGTH_PENALTY_RANGE,
@@ -30,23 +26,10 @@ from captioner.decoding.processors import Processors
 from captioner.loading import load_captioner
 from captioner.models.base import ModelInfo
 from captioner.models.visiongpt2 import VisionGPT2Captioner
-from tests.reference import NoCacheVisionGPT2
+from tests.unit.engine_helpers import caption_or_refusal, image, small_vocabulary_model
+from tests.strategies import floats_within
+from tests.same_as_generate import assert_same_as_generate, assert_same_as_processors
 from tests.tiny_models import make_tiny_visiongpt2, make_word_tokenizer
-
-
-def image(colour=(200, 40, 40), size=(48, 40)) -> Image.Image:
-    im = Image.new("RGB", size, colour)
-    im.paste((20, 20, 220), (5, 5, 20, 25))
-    return im
-
-
-@pytest.fixture(scope="module")
-def pair():
-    """The same tiny VisionGPT2 behind the cached engine and behind the no-cache reference."""
-    model = make_tiny_visiongpt2(seed=5)
-    info = ModelInfo("tiny", "visiongpt2", "test", model.num_parameters(), "float32")
-    tok = make_word_tokenizer()
-    return VisionGPT2Captioner(model, tok, info), NoCacheVisionGPT2(model, tok, info)
 
 
 CONFIGS = [
@@ -87,7 +70,7 @@ def test_strategies_decoded_together_equal_alone(pair):
         assert [c.token_ids for c in result.beams] == [c.token_ids for c in alone.beams]
 
 
-def test_result_records(pair):
+def test_a_beam_result_records_its_beams_tokens_and_alternatives(pair):
     cached, _ = pair
     config = DecodingConfig(strategy="beam", num_beams=3, max_new_tokens=8, num_alternatives=4)
     result = caption_image(cached, image(), [config])[0]
@@ -170,18 +153,14 @@ def test_sampling_processors_give_generates_distribution():
         strategy="sample", repetition_penalty=1.7, no_repeat_ngram_size=3, temperature=0.7, top_k=12, top_p=0.8
     )
     ours = Processors.for_config(config, eos_token_id=0)(ids, scores)
-    theirs = scores.clone()
-    for p in (
+    processors = [
         RepetitionPenaltyLogitsProcessor(1.7),
         NoRepeatNGramLogitsProcessor(3),
         TemperatureLogitsWarper(0.7),
         TopKLogitsWarper(12),
         TopPLogitsWarper(0.8),
-    ):
-        theirs = p(ids, theirs)
-    # The warpers see the scores shifted by their maximum: the same distribution.
-    torch.testing.assert_close(ours.log_softmax(-1), theirs.log_softmax(-1))
-    assert torch.equal(ours.isneginf(), theirs.isneginf()) and bool(theirs.isneginf().any())
+    ]
+    assert_same_as_processors(ours, processors, ids, scores)
 
 
 def test_processors_never_leave_a_row_without_tokens():
@@ -229,24 +208,7 @@ def test_token_identity_with_generate(tiny_hf_dir, ours, theirs, colour):
 
     model = load_captioner(str(tiny_hf_dir))
     hf = VisionEncoderDecoderModel.from_pretrained(str(tiny_hf_dir)).eval()
-    img = image(colour)
-    config = DecodingConfig(**ours)
-    result = caption_image(model, img, [config])[0]
-    out = hf.generate(
-        pixel_values=model.preprocess([img]),
-        do_sample=False,
-        max_new_tokens=config.max_new_tokens,
-        output_scores=True,
-        return_dict_in_generate=True,
-        **theirs,
-    )
-    assert len(result.captions) == out.sequences.size(0)
-    for caption, row in zip(result.captions, out.sequences.tolist()):
-        generated = row[1:]  # drop the start token
-        assert generated[: len(caption.token_ids)] == caption.token_ids
-        assert all(t == 0 for t in generated[len(caption.token_ids) :])  # only padding after the end
-    if config.strategy == "beam":
-        assert [c.score for c in result.captions] == pytest.approx(out.sequences_scores.tolist(), abs=1e-4)
+    assert_same_as_generate(model, hf, image(colour), DecodingConfig(**ours), theirs, padding={0})  # 0: the padding id
 
 
 # -- images decoded together ---------------------------------------------------------------------
@@ -347,12 +309,6 @@ EXTREMES = [1e-300, 1e-40, 1e-3, 0.5, 1.0, 2.0, 5.0, 8.0, 1e3, 1e38, 1e308]
 ANY = st.one_of(st.sampled_from(EXTREMES + [0.0] + [-x for x in EXTREMES]), st.floats(allow_nan=False, allow_infinity=False))
 
 
-def within(bounds: tuple[float, float]):
-    """Floats from `bounds`, their ends drawn often."""
-    low, high = bounds
-    return st.one_of(st.sampled_from([low, high]), st.floats(min_value=low, max_value=high))
-
-
 @st.composite
 def accepted_settings(draw, strategy: str) -> dict:
     """Settings within the ranges validate() accepts, their ends and extremes included."""
@@ -363,12 +319,12 @@ def accepted_settings(draw, strategy: str) -> dict:
         max_new_tokens=max_new,
         min_new_tokens=draw(st.integers(0, max_new)),
         num_beams=beams,
-        length_penalty=draw(within(LENGTH_PENALTY_RANGE)),
+        length_penalty=draw(floats_within(LENGTH_PENALTY_RANGE)),
         early_stopping=draw(st.sampled_from([True, False, "never"])),
-        temperature=draw(within(TEMPERATURE_RANGE)),
+        temperature=draw(floats_within(TEMPERATURE_RANGE)),
         top_k=draw(st.integers(0, 100)),
         top_p=draw(st.floats(min_value=1e-300, max_value=1.0)),
-        repetition_penalty=draw(within(REPETITION_PENALTY_RANGE)),
+        repetition_penalty=draw(floats_within(REPETITION_PENALTY_RANGE)),
         no_repeat_ngram_size=draw(st.integers(0, 4)),
         num_return_sequences=draw(st.integers(1, {"beam": beams, "greedy": 1}.get(strategy, MAX_RETURN_SEQUENCES))),
         seed=draw(st.one_of(st.none(), st.integers(0, 2**64 - 1))),
@@ -393,38 +349,6 @@ WILD_SETTINGS = st.fixed_dictionaries(
         "num_return_sequences": st.integers(0, 17),
     },
 )
-
-
-@functools.lru_cache(maxsize=1)
-def small_vocabulary_model() -> VisionGPT2Captioner:
-    """8 tokens and 24 positions: no-repeat n-grams and a minimum length can ban every token."""
-    model = make_tiny_visiongpt2(seed=7, vocab_size=8, seq_len=24)
-    return VisionGPT2Captioner(model, make_word_tokenizer(), ModelInfo("tiny", "visiongpt2", "test", 0, "float32"))
-
-
-@contextlib.contextmanager
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def assert_finite(caption) -> None:
-    numbers = [
-        caption.score,
-        caption.logprob,
-        caption.confidence,
-        *caption.token_probs,
-        *caption.processed_probs,
-        *caption.entropies,
-        *(a.prob for alts in caption.alternatives for a in alts),
-    ]
-    assert all(math.isfinite(x) for x in numbers), caption
-    assert caption.attentions is None or np.isfinite(caption.attentions).all()
-    json.dumps(caption.to_dict(), allow_nan=False)
 
 
 T_LOW, T_HIGH = TEMPERATURE_RANGE
@@ -456,22 +380,6 @@ BEYOND_THE_ENDS = [  # one step past each end: refused with the setting's name, 
     dict(strategy="sample", top_p=0.0),
     dict(strategy="greedy", num_return_sequences=2),
 ]
-
-
-def caption_or_refusal(settings: dict):
-    """The one result of `settings` on the small-vocabulary model, or None when validate() refuses them."""
-    config = DecodingConfig(**settings)
-    try:
-        config.validate()
-    except ValueError as e:
-        assert "Invalid decoding settings" in str(e)
-        return None
-    with one_thread():  # a tiny model's steps are many small ops: threads only add waiting
-        [result] = caption_image(small_vocabulary_model(), image(), [config])
-    assert len(result.captions) == (1 if config.strategy == "greedy" else config.num_return_sequences)
-    for caption in result.beams:
-        assert_finite(caption)
-    return result
 
 
 @pytest.mark.parametrize("settings", NAMED_EXTREMES, ids=lambda d: ",".join(f"{k}={v}" for k, v in d.items()))

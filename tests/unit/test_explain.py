@@ -172,7 +172,7 @@ def test_bad_grids_are_refused_by_name(text):
         parse_grid(text)
 
 
-def test_grid_forms():
+def test_a_grid_is_read_as_rows_x_columns_or_one_side():
     assert parse_grid("7x7") == (7, 7) and parse_grid("4") == (4, 4) and parse_grid("2×5") == (2, 5)
 
 
@@ -184,7 +184,7 @@ def test_unknown_method_and_bad_layer_are_refused(tiny):
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_cli_explain_json(tmp_path, capsys, tiny_visiongpt2_dir, method):
+def test_the_cli_writes_each_explanation_method_into_its_json_line(tmp_path, capsys, tiny_visiongpt2_dir, method):
     from captioner.__main__ import main
 
     path = tmp_path / "photo.png"

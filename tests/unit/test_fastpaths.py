@@ -98,7 +98,7 @@ def test_convert_dtype_releasing_mapped_pages(tmp_path):
     torch.testing.assert_close(read_state_dict(tmp_path / "captioner.pt")["lm_head.weight"], src.lm_head.weight)
 
 
-def test_bench_helpers():
+def test_the_benchmarks_flop_counts_targets_and_report_helpers():
     from captioner.bench import contenders
     from captioner.bench.report import markdown
     from captioner.bench.targets import TARGETS, evaluate

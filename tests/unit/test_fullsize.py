@@ -3,28 +3,24 @@
 random weights, and GPT-2's tokenizer shape (50257 tokens, <|endoftext|> = 50256) beside it.
 
 It must load with its config read off the shapes, caption through the CLI, and give the same greedy tokens as
-the forward pass written from the state dict alone (tests/unit/test_models.py's `seed_forward`).
+the forward pass written from the state dict alone (`seed_forward` in tests/reference.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
 from captioner.config import VisionGPT2Config
+from tests.child_process import run_captioner
 from tests.tiny_models import make_gpt2_tokenizer, save_tokenizer
-from tests.unit.test_models import seed_forward
+from tests.reference import seed_forward
 
 pytestmark = pytest.mark.slow  # about a minute: a 0.9 GB file, a CLI run and 8 reference forward passes
 
-ROOT = Path(__file__).resolve().parents[2]
 NEW_TOKENS = 8
 
 
@@ -75,25 +71,8 @@ def test_loads_with_its_config_inferred_and_captions_as_the_reference_forward(fu
     pixels = model.preprocess([Image.open(full_size / "photo.png").convert("RGB")])
     del model
 
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "captioner",
-            str(full_size / "photo.png"),
-            "--model",
-            str(full_size / "captioner.pt"),
-            "--json",
-            "--max-new-tokens",
-            str(NEW_TOKENS),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=600,
-        stdin=subprocess.DEVNULL,
+    out = run_captioner(
+        full_size / "photo.png", "--model", full_size / "captioner.pt", "--json", "--max-new-tokens", NEW_TOKENS, timeout=600
     )
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
     engine_ids = json.loads(out.stdout)["token_ids"]

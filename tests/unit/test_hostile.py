@@ -8,11 +8,7 @@ after warming up), never wall-clock times."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -22,9 +18,9 @@ from captioner.decoding import caption_image
 from captioner.images import load_image
 from captioner.loading import ModelLoadError, load_captioner
 from captioner.bench.soak import soak, soak_images
+from tests.child_process import run_captioner, run_python
 from tests.corpus import MODEL_CASES, build_image_corpus, build_model_corpus
 
-ROOT = Path(__file__).resolve().parents[2]
 MEMORY_BOUND = 500 * 2**20  # bytes above the baseline a hostile file may cost
 
 
@@ -79,16 +75,7 @@ print(json.dumps(results))
 
 def load_all_in_a_child(function: str, error: str, warm: list[str], items: dict[str, str]) -> dict:
     module, name = function.rsplit(".", 1)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    out = subprocess.run(
-        [sys.executable, "-c", LOAD_ALL, module, name, error, json.dumps(warm), json.dumps(items)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=600,
-        stdin=subprocess.DEVNULL,
-    )
+    out = run_python("-c", LOAD_ALL, module, name, error, json.dumps(warm), json.dumps(items), timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])  # name -> [outcome, bytes above the baseline]
 
@@ -186,26 +173,7 @@ def corpus(tmp_path_factory):
 def test_every_image_case_through_the_cli(corpus, gpt2_visiongpt2_file):
     """One CLI call over the whole corpus: good files get a JSON line, bad ones their message, no traceback.
     The corpus holds a FIFO, a link to /dev/zero and a folder among the images: they must not block the rest."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "captioner",
-            *[str(c.path) for c in corpus],
-            "--json",
-            "--max-new-tokens",
-            "4",
-            "--model",
-            str(gpt2_visiongpt2_file),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
+    out = run_captioner(*[c.path for c in corpus], "--json", "--max-new-tokens", 4, "--model", gpt2_visiongpt2_file, timeout=300)
     assert "Traceback" not in out.stderr
     captioned = {json.loads(line)["image"] for line in out.stdout.splitlines()}
     errors = {line.split(": ", 2)[1]: line.split(": ", 2)[2] for line in out.stderr.splitlines() if line.startswith("error: ")}

@@ -1,6 +1,6 @@
 """Tests of captioner.images.load_image and captioner.archives.read_image_archive.
 
-Each corpus case (tests/corpus.py) gets one test checking its exact outcome;
+Each corpus case (tests/corpus/) gets one test checking its exact outcome;
 the API tests below cover the ways of calling the two functions.
 """
 
@@ -14,7 +14,8 @@ from PIL import Image
 
 from captioner.archives import ArchiveContents, ArchiveError, _read_capped, read_image_archive
 from captioner.images import SUPPORTED_FORMATS, ImageLoadError, load_image
-from tests.corpus import ARCHIVE_CASES, IMAGE_CASES, Case, _zip, build_corpus, build_image_corpus
+from tests.corpus import ARCHIVE_CASES, IMAGE_CASES, Case, build_corpus, build_image_corpus
+from tests.corpus.zips import zip_of
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +152,7 @@ def test_max_pixels_does_not_depend_on_pillow_global(monkeypatch, corpus: dict[s
     assert Image.MAX_IMAGE_PIXELS == before  # and we never change it ourselves
 
 
-def test_max_bytes(tmp_path) -> None:
+def test_a_source_over_max_bytes_is_refused_as_too_large(tmp_path) -> None:
     data = _png(size=(64, 64))
     path = tmp_path / "a.png"
     path.write_bytes(data)
@@ -203,7 +204,7 @@ def test_animated_gif_file_object_loads_first_frame(corpus: dict[str, Case]) -> 
 # --- read_image_archive API ---------------------------------------------------------
 
 
-def test_archive_images_load(corpus: dict[str, Case]) -> None:
+def test_an_archives_images_come_back_in_order_and_each_loads_as_rgb(corpus: dict[str, Case]) -> None:
     result = read_image_archive(corpus["zip_three_images"].data())
     assert isinstance(result, ArchiveContents)
     assert [name for name, _ in result.images] == ["a.png", "b.jpg", "sub/c.gif"]
@@ -225,13 +226,13 @@ def test_archive_skip_reasons_are_readable(corpus: dict[str, Case]) -> None:
 
 
 def test_archive_limits_are_parameters() -> None:
-    data = _zip({f"{i}.png": _png() for i in range(5)})
+    data = zip_of({f"{i}.png": _png() for i in range(5)})
     assert len(read_image_archive(data, max_files=5).images) == 5
     with pytest.raises(ArchiveError, match="5 images; the limit is 4"):
         read_image_archive(data, max_files=4)
 
     size = len(_png())
-    result = read_image_archive(_zip({"a.png": _png(), "big.png": _png(size=(50, 50))}), max_file_bytes=size)
+    result = read_image_archive(zip_of({"a.png": _png(), "big.png": _png(size=(50, 50))}), max_file_bytes=size)
     assert [n for n, _ in result.images] == ["a.png"] and result.skipped[0][0] == "big.png"
 
     with pytest.raises(ArchiveError, match="limit"):
@@ -240,7 +241,7 @@ def test_archive_limits_are_parameters() -> None:
 
 def test_stream_cap_holds_even_if_declared_size_is_trusted() -> None:
     # zipfile itself stops at the declared size, so exercise our own hard cap directly.
-    archive = zipfile.ZipFile(io.BytesIO(_zip({"a.png": bytes(10_000)})))
+    archive = zipfile.ZipFile(io.BytesIO(zip_of({"a.png": bytes(10_000)})))
     info = archive.getinfo("a.png")
     assert len(_read_capped(archive, info, 10_000)) == 10_000
     with pytest.raises(Exception) as caught:

@@ -130,7 +130,7 @@ def test_loads_directory_and_safetensors(tmp_path, empty_hf_home):
     assert caption_image(bf16, IMAGE, [AT_LEAST_FOUR])[0].best.token_ids
 
 
-def test_hf_directory(tiny_hf_dir):
+def test_a_hugging_face_folder_loads_with_its_grid_and_attention(tiny_hf_dir):
     model = load_captioner(str(tiny_hf_dir))
     assert model.info.family == "hf-vision-encoder-decoder"
     assert model.grid == (4, 4)

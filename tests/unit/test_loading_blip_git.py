@@ -20,15 +20,10 @@ MAKERS = {"blip": make_tiny_blip_dir, "git": make_tiny_git_dir}
 ARCHITECTURE = {"blip": "BlipForConditionalGeneration", "git": "GitForCausalLM"}
 
 
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    return {family: make(tmp_path_factory.mktemp(family)) for family, make in MAKERS.items()}
-
-
 @pytest.fixture
-def copy_of(folders, tmp_path):
+def copy_of(blip_git_dirs, tmp_path):
     def copy(family):
-        return shutil.copytree(folders[family], tmp_path / family)
+        return shutil.copytree(blip_git_dirs[family], tmp_path / family)
 
     return copy
 
@@ -51,23 +46,23 @@ def test_folder_loads_in_each_layout(family, layout, tmp_path):
 
 
 @pytest.mark.parametrize("family", ["blip", "git"])
-def test_hub_id_from_the_local_cache(family, folders, tmp_path, monkeypatch):
+def test_hub_id_from_the_local_cache(family, blip_git_dirs, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     repo_id = {"blip": "Salesforce/blip-image-captioning-base", "git": "microsoft/git-base-coco"}[family]
-    make_hf_cache(tmp_path / "hf-home", repo_id, folders[family])
+    make_hf_cache(tmp_path / "hf-home", repo_id, blip_git_dirs[family])
     model = load_captioner(repo_id)
     assert model.info.name == repo_id and model.info.family == family
     assert (
         caption_image(model, IMAGE)[0].best.token_ids
-        == caption_image(load_captioner(str(folders[family])), IMAGE)[0].best.token_ids
+        == caption_image(load_captioner(str(blip_git_dirs[family])), IMAGE)[0].best.token_ids
     )
 
 
 @pytest.mark.parametrize("family", ["blip", "git"])
-def test_bfloat16_is_the_file_converted(family, folders):
-    fp32 = load_captioner(str(folders[family])).model.state_dict()
-    bf16 = load_captioner(str(folders[family]), dtype="bfloat16")
+def test_bfloat16_is_the_file_converted(family, blip_git_dirs):
+    fp32 = load_captioner(str(blip_git_dirs[family])).model.state_dict()
+    bf16 = load_captioner(str(blip_git_dirs[family]), dtype="bfloat16")
     assert bf16.info.dtype == "bfloat16"
     for name, tensor in bf16.model.state_dict().items():
         expected = fp32[name].to(torch.bfloat16) if fp32[name].is_floating_point() else fp32[name]
@@ -75,7 +70,7 @@ def test_bfloat16_is_the_file_converted(family, folders):
     assert caption_image(bf16, IMAGE)[0].best.token_ids
 
 
-def test_every_from_pretrained_is_told_not_to_run_remote_code(folders, monkeypatch):
+def test_every_from_pretrained_is_told_not_to_run_remote_code(blip_git_dirs, monkeypatch):
     import transformers
 
     calls = []
@@ -92,8 +87,8 @@ def test_every_from_pretrained_is_told_not_to_run_remote_code(folders, monkeypat
             return _original(klass, *args, **kwargs)
 
         monkeypatch.setattr(cls, "from_pretrained", classmethod(spy))
-    load_captioner(str(folders["blip"]))
-    load_captioner(str(folders["git"]))
+    load_captioner(str(blip_git_dirs["blip"]))
+    load_captioner(str(blip_git_dirs["git"]))
     names = {name for name, _ in calls}
     assert {"BlipForConditionalGeneration", "GitForCausalLM", "AutoImageProcessor", "AutoTokenizer"} <= names
     assert all(value is False for _, value in calls), calls

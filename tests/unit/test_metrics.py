@@ -151,7 +151,7 @@ def test_punctuation_and_case_do_not_change_a_score():
     assert not exact_match("a cat on a", ["a cat on a sofa"])
 
 
-def test_lengths_must_agree():
+def test_metrics_refuse_captions_and_references_of_different_lengths():
     with pytest.raises(ValueError):
         corpus_bleu4(["a"], [])
     with pytest.raises(ValueError):

@@ -34,7 +34,7 @@ def test_parse_specs_keeps_order_drops_blanks_and_repeats_and_caps_at_four(lines
     st.integers(2, 8),
     st.integers(1, 64),
 )
-def test_url_round_trip(specs, same, strategy, beams, tokens):
+def test_the_models_pages_settings_survive_a_round_trip_through_the_url(specs, same, strategy, beams, tokens):
     specs = [s for s in specs if s.strip()]
     shared = {"strategy": strategy, "num_beams": beams, "max_new_tokens": tokens}
     params = model_compare.to_params(specs, same, shared)
@@ -78,7 +78,7 @@ def test_url_values_out_of_range_or_unknown_are_fitted_with_notes():
         (512, 512_000_000),
     ],
 )
-def test_budget_from_megabytes(raw, expected):
+def test_a_budget_in_megabytes_is_read_or_refused(raw, expected):
     assert model_budget.budget_from_megabytes(raw) == expected
 
 

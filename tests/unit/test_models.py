@@ -7,52 +7,13 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from captioner.config import VisionGPT2Config
 from captioner.loading import load_captioner
 from captioner.models.base import ModelInfo
 from captioner.models.visiongpt2 import VisionGPT2, VisionGPT2Captioner
+from tests.reference import seed_forward
 from tests.tiny_models import make_tiny_visiongpt2, make_word_tokenizer, tiny_visiongpt2_config
-
-
-def seed_forward(sd: dict[str, torch.Tensor], cfg, pixels: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """The forward pass of docs/checkpoint-format.md written out from the state dict alone."""
-    C, H = cfg.embed_dim, cfg.num_heads
-
-    def ln(x, p, eps):
-        return F.layer_norm(x, (C,), sd[p + ".weight"], sd[p + ".bias"], eps)
-
-    def lin(x, p):
-        return F.linear(x, sd[p + ".weight"], sd.get(p + ".bias"))
-
-    def attend(q, k, v, causal):
-        B, Tq, _ = q.shape
-        Tk = k.shape[1]
-        q, k, v = (t.view(B, -1, H, C // H).transpose(1, 2) for t in (q, k, v))
-        att = (q @ k.transpose(-2, -1)) * (C // H) ** -0.5
-        if causal:
-            att = att.masked_fill(torch.ones(Tq, Tk).tril() == 0, float("-inf"))
-        return (att.softmax(-1) @ v).transpose(1, 2).reshape(B, Tq, C)
-
-    x = F.conv2d(pixels, sd["patch_embed.proj.weight"], sd["patch_embed.proj.bias"], stride=cfg.patch_size)
-    x = x.flatten(2).transpose(1, 2)
-    x = torch.cat([sd["cls_token"].expand(x.size(0), -1, -1), x], 1) + sd["pos_embed"]
-    T = ids.size(1)
-    h = sd["transformer.wte.weight"][ids] + sd["transformer.wpe.weight"][:T]
-    for i in range(cfg.depth):
-        e, d = f"blocks.{i}", f"transformer.h.{i}"
-        y = ln(x, e + ".norm1", 1e-6)
-        q, k, v = lin(y, e + ".attn.qkv").split(C, -1)
-        x = x + lin(attend(q, k, v, False), e + ".attn.proj")
-        x = x + lin(F.gelu(lin(ln(x, e + ".norm2", 1e-6), e + ".mlp.fc1")), e + ".mlp.fc2")
-        q, k, v = lin(ln(h, d + ".ln_1", 1e-5), d + ".attn.c_attn").split(C, -1)
-        h = h + lin(attend(q, k, v, True), d + ".attn.c_proj")
-        y = ln(h, d + ".ln_2", 1e-5)
-        att = attend(lin(y, d + ".cross_attn.q"), lin(x, d + ".cross_attn.k"), lin(x, d + ".cross_attn.v"), False)
-        h = h + lin(att, d + ".cross_attn.c_proj")
-        h = h + lin(F.gelu(lin(ln(h, d + ".ln_3", 1e-5), d + ".mlp.c_fc")), d + ".mlp.c_proj")
-    return F.linear(ln(h, "transformer.ln_f", 1e-5), sd["lm_head.weight"])
 
 
 def test_forward_equals_seed_reference():

@@ -16,7 +16,7 @@ from captioner.decoding import PrefixError, caption_image, decode, encode_image
 from captioner.loading import load_captioner
 from tests.reference import full_forward
 from tests.tiny_models import WORDS
-from tests.unit.test_engine import image, pair  # noqa: F401  (pair: the fixture)
+from tests.unit.engine_helpers import image
 
 STRATEGIES = [
     DecodingConfig(max_new_tokens=10),

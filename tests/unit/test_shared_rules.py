@@ -102,7 +102,7 @@ def test_byte_sizes_at_the_unit_edges():
     ]
 
 
-def test_dtype_names():
+def test_a_dtype_is_named_without_its_torch_prefix():
     assert [dtype_name(d) for d in (torch.float32, torch.bfloat16, torch.int64)] == ["float32", "bfloat16", "int64"]
     assert dtype_name(torch.sparse_coo) == "sparse_coo"
 

@@ -79,7 +79,7 @@ def results(tiny_visiongpt2_dir):
     return model, caption_image(model, Image.new("RGB", (40, 30), "red"), configs)
 
 
-def test_config_labels():
+def test_a_configuration_is_labelled_by_its_strategy_or_its_own_label():
     assert config_label(DecodingConfig()) == "greedy"
     assert config_label(DecodingConfig(strategy="beam", num_beams=5)) == "beam (5)"
     assert config_label(DecodingConfig(strategy="sample", top_k=40)) == "sample top-k 40"
@@ -97,7 +97,7 @@ def test_tokens_html_escapes_and_colours():
     assert END_LABEL in tokens_html(cap, end_token=True)
 
 
-def test_tables_and_figures(results):
+def test_the_comparison_table_shows_each_configurations_numbers(results):
     model, res = results
     table = comparison_table(res)
     assert list(table["strategy"]) == ["greedy", "beam (3)", "sample top-k 5", "nucleus"]
@@ -124,7 +124,7 @@ def test_tables_and_figures(results):
     assert csv.splitlines()[0].startswith("strategy,caption,log-prob,score,score uses,tokens")
 
 
-def test_explain_helpers(results):
+def test_the_step_figure_and_alternatives_table_show_each_steps_ranked_tokens(results):
     _, res = results
     cap = res[0].best
     fig = step_figure(cap)
@@ -145,7 +145,7 @@ def test_word_groups_bpe_and_word_level():
     assert word_groups(["red", "square"], False) == [("red", [0]), ("square", [1])]
 
 
-def test_aggregate_attention():
+def test_attention_is_averaged_or_maxed_over_the_chosen_layers_and_heads():
     a = np.arange(2 * 3 * 4 * 2 * 2, dtype=np.float32).reshape(2, 3, 4, 2, 2)
     np.testing.assert_allclose(aggregate_attention(a), a.mean(axis=(1, 2)))
     np.testing.assert_allclose(aggregate_attention(a, 1, HEAD_MAX), a[:, 1].max(axis=1))
@@ -154,7 +154,7 @@ def test_aggregate_attention():
         aggregate_attention(a[0])
 
 
-def test_heatmaps():
+def test_word_heatmaps_overlays_and_their_figure_titles_files_and_colours():
     cap = make_caption([" a", " red", " ball", "<|endoftext|>"])
     maps = word_maps(cap, 0, HEAD_MEAN)
     assert [w for w, _ in maps] == ["a", "red", "ball"] and maps[0][1].shape == (4, 4)
@@ -236,7 +236,7 @@ def test_token_prob_figure_integer_steps_labelled_and_no_line_hidden():
     assert list(fig.data[0].customdata) == [1, 2, 3, 4]  # hover says the integer step
 
 
-def test_step_figure_axes():
+def test_the_step_figures_axes_show_one_decimal_and_the_largest_entropy():
     cap = make_caption([" a", " red", "<|endoftext|>"], probs=[0.3, 0.9, 0.99])
     cap = dataclasses.replace(cap, entropies=[2.345, 0.5, 0.01])
     fig = step_figure(cap)
@@ -266,7 +266,7 @@ def test_scores_are_what_the_note_says(results):
                 assert c.score == pytest.approx(c.logprob / num_tokens(c) ** lp, rel=1e-4, abs=1e-4)
 
 
-def test_every_caption_export(results):
+def test_every_caption_table_and_the_comparison_record_hold_every_caption(results):
     model, res = results
     every = every_caption_table(res)
     expected = sum(len(r.beams) if r.config.strategy == "beam" else len(r.captions) for r in res)
@@ -310,7 +310,7 @@ def test_builtin_note_matches_the_world():
     assert max(captions.NUMBER_WORDS) == 3 and "1 to 3 objects" in BUILTIN_NOTE
 
 
-def test_thumbnail_uri():
+def test_a_thumbnail_is_a_png_data_uri_of_the_right_size_and_colour():
     import base64
     import io
 
@@ -321,7 +321,7 @@ def test_thumbnail_uri():
         assert thumb.format == "PNG" and thumb.size == expected and thumb.convert("RGB").getpixel((5, 5)) == (0, 0, 255)
 
 
-def test_gallery(tmp_path):
+def test_the_gallery_ships_captioned_examples_and_reads_a_folders_captions_file(tmp_path):
     examples = example_images(3)
     assert len(examples) == 3 and all(e.data.startswith(b"\x89PNG") for e in examples)
     assert all(e.references for e in example_images()), "every shipped example has its captions"

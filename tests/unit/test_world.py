@@ -69,7 +69,7 @@ def test_sampling_and_rendering_are_deterministic() -> None:
     assert sample_scene(1) != sample_scene(2)
 
 
-def test_scene_variety(scenes: list[Scene]) -> None:
+def test_scenes_vary_in_objects_shapes_colours_and_backgrounds(scenes: list[Scene]) -> None:
     counts = Counter(len(s.objects) for s in scenes)
     assert set(counts) == {1, 2, 3}
     assert len({o.shape for s in scenes for o in s.objects}) >= 5
@@ -218,7 +218,9 @@ def test_parser_flags_bad_text_without_raising() -> None:
 # ---------------------------------------------------------------- tokenizer
 
 
-def test_vocabulary_and_tokenizer(scenes: list[Scene], tokenizer, tmp_path) -> None:
+def test_references_use_only_the_vocabulary_and_the_saved_tokenizer_reads_them_alike(
+    scenes: list[Scene], tokenizer, tmp_path
+) -> None:
     vocab = set(VOCABULARY)
     assert len(vocab) == len(VOCABULARY)
     assert (
@@ -251,7 +253,7 @@ def test_vocabulary_and_tokenizer(scenes: list[Scene], tokenizer, tmp_path) -> N
 # ---------------------------------------------------------------- metrics
 
 
-def test_fact_scores() -> None:
+def test_fact_precision_and_recall_of_known_sets() -> None:
     assert fact_scores({"a", "b", "x"}, {"a", "b", "c", "d"}) == (2 / 3, 2 / 4)
     assert fact_scores({"a"}, {"a"}) == (1.0, 1.0)
     assert fact_scores(set(), {"a"}) == (0.0, 0.0)
@@ -264,7 +266,7 @@ def test_exact_match_and_tokens() -> None:
     assert not exact_match("a small red", ["a small red circle"])
 
 
-def test_bleu4() -> None:
+def test_bleu4_matches_hand_worked_scores_and_the_brevity_penalty() -> None:
     ref = "a small red circle above a big blue square"
     assert corpus_bleu4([ref], [[ref]]) == pytest.approx(1.0)
     # hand-worked: hyp has 10 words, ref 9 (no brevity penalty);
@@ -282,7 +284,7 @@ def test_bleu4() -> None:
     assert both == pytest.approx(((8 + 9) / 19 * (6 + 8) / 17 * (4 + 7) / 15 * (2 + 6) / 13) ** 0.25)
 
 
-def test_cider_d() -> None:
+def test_cider_d_matches_hand_computed_scores_and_its_length_penalty() -> None:
     # Hand-computed: 2 images, idf = log(2) - log(df). "a" is in both ref sets: weight 0;
     # other n-grams weight log 2 (unseen n-grams too: df clipped to 1).
     # image 1: hyp == ref -> cosine 1 for n = 1, 2, 3 and 0 for n = 4 (no 4-grams): 10 * 3/4 = 7.5
@@ -304,7 +306,7 @@ def test_cider_d() -> None:
 # ---------------------------------------------------------------- dataset
 
 
-def test_dataset_and_splits() -> None:
+def test_examples_come_from_their_split_and_the_splits_never_overlap() -> None:
     ((image, scene, refs),) = make_examples([split_seeds("eval", 1)[0]])
     assert scene.seed == EVAL_SEED_OFFSET and image.size == (64, 64) and refs == reference_captions(scene)
     assert split_seeds("val", 3, start=2) == range(VAL_SEED_OFFSET + 2, VAL_SEED_OFFSET + 5)
