@@ -311,9 +311,27 @@ def ship(out: Path, model: VisionGPT2, mc: VisionGPT2Config, examples: int = 8) 
     (out / "generation_config.json").write_text(json.dumps(GENERATION_CONFIG, indent=2) + "\n")
 
 
-def reproduce_command(cfg: TrainConfig, threads: int) -> str:
-    """The train command with every setting that differs from the defaults."""
-    return " ".join(["python -m captioner.world.train", f"--threads {threads}", *command_line(cfg)])
+def model_options(mc: VisionGPT2Config) -> list[str]:
+    """The --size / --width / --depth that give `mc` (none for the built-in architecture)."""
+    size = "tiny" if mc.num_heads == model_config("tiny").num_heads else "base"
+    base = model_config(size)
+    words = [] if size == "base" else ["--size", size]
+    words += [] if mc.embed_dim == base.embed_dim else ["--width", str(mc.embed_dim)]
+    return words + ([] if mc.depth == base.depth else ["--depth", str(mc.depth)])
+
+
+def model_from_args(size: str, width: int | None, depth: int | None) -> VisionGPT2Config:
+    """The architecture the train command's --size, --width and --depth name."""
+    mc = model_config(size)
+    mc.embed_dim = width or mc.embed_dim
+    mc.depth = depth or mc.depth
+    return mc
+
+
+def reproduce_command(cfg: TrainConfig, threads: int, mc: VisionGPT2Config | None = None) -> str:
+    """The train command with every setting that differs from the defaults, the model's shape included."""
+    shape = model_options(mc) if mc is not None else []
+    return " ".join(["python -m captioner.world.train", f"--threads {threads}", *shape, *command_line(cfg)])
 
 
 def write_model_card(out: Path, mc, cfg: TrainConfig, info: dict[str, Any], tables: dict[str, str], calibration: dict) -> None:
@@ -352,7 +370,7 @@ scratch by `python -m captioner.world.train` on scenes rendered by `captioner.wo
 - Files: model.safetensors, config.json, generation_config.json, calibration.json, tokenizer.json + tokenizer_config.json, examples/*.png: {size / 1e6:.2f} MB in all.
 
 ## Reproduce
-`{reproduce_command(cfg, info["threads"])}` renders the data, trains,
+`{reproduce_command(cfg, info["threads"], mc)}` renders the data, trains,
 writes these files, calibrates, evaluates and writes this card. The same seed, thread count and torch version give the same weights;
 `--resume` continues from the checkpoint in `runs/builtin/`.{init}
 
@@ -568,6 +586,16 @@ def measure_and_describe(out: Path, run_dir: Path, model, mc, cfg: TrainConfig, 
     return {"tables": tables, "eval": results, "nonscenes": rates, "info": info}
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The train command's options: where things go and how long it runs, the model's size, and TrainConfig's fields."""
     p = argparse.ArgumentParser(prog="python -m captioner.world.train", description=__doc__.split("\n")[0])
@@ -576,9 +604,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, default=None, help="stop (and checkpoint) after this many minutes")
     p.add_argument("--stop-at", type=int, default=None, help="stop (and checkpoint) at this step, without shipping")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
-    p.add_argument("--size", choices=["base", "tiny"], default="base")
-    p.add_argument("--width", type=int, default=None)
-    p.add_argument("--depth", type=int, default=None)
+    p.add_argument("--size", choices=["base", "tiny"], default="base", help="the architecture: base (shipped) or tiny (tests)")
+    p.add_argument(
+        "--width", type=_positive, default=None, help="the embedding width instead of the size's (a multiple of its heads)"
+    )
+    p.add_argument("--depth", type=_positive, default=None, help="the number of transformer blocks instead of the size's")
     p.add_argument("--threads", type=int, default=2, help="torch threads (the shipped weights: 2)")
     p.add_argument("--device", default="cpu", help="where to train (the shipped weights: cpu); e.g. cuda for quick experiments")
     p.add_argument("--quiet", action="store_true")
@@ -588,11 +618,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     a = build_parser().parse_args(argv)
-    mc = model_config(a.size)
-    if a.width:
-        mc.embed_dim = a.width
-    if a.depth:
-        mc.depth = a.depth
+    mc = model_from_args(a.size, a.width, a.depth)
     return train(
         a.out,
         a.run_dir,

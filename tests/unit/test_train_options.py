@@ -49,6 +49,26 @@ def test_the_reproduce_line_gives_the_same_config_back(cfg, threads):
     assert parsed(train.reproduce_command(cfg, threads)) == (cfg, threads)
 
 
+@settings(derandomize=True, deadline=None, max_examples=30)
+@given(
+    size=st.sampled_from(["base", "tiny"]),
+    width=st.none() | st.sampled_from([32, 64, 96, 160]),
+    depth=st.none() | st.integers(1, 6),
+)
+def test_the_reproduce_line_names_the_models_shape(size, width, depth):
+    mc = train.model_from_args(size, width, depth)
+    args = train.build_parser().parse_args(shlex.split(train.reproduce_command(train.TrainConfig(), 1, mc))[3:])
+    assert train.model_from_args(args.size, args.width, args.depth) == mc
+    assert (args.width is None) == (mc.embed_dim == train.model_config(size).embed_dim)
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", "abc", "1.5"])
+def test_a_models_width_or_depth_must_be_a_whole_number_of_at_least_1(bad, capsys):
+    with pytest.raises(SystemExit) as e:
+        train.build_parser().parse_args(["--width", bad])
+    assert e.value.code == 2 and "--width: must be a whole number" in capsys.readouterr().err
+
+
 def test_the_documented_command_is_its_own_reproduce_line():
     line = (
         "python -m captioner.world.train --threads 1 --steps 6000 --lr 0.0004 --min-lr 2e-05 --train-scenes 40000 "
