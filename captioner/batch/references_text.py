@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
-from captioner.batch.lists import list_entry
+from captioner.batch.lists import MAX_REFERENCES, list_entry
 from captioner.batch.rows import CaptionRow
 
 
@@ -41,6 +41,11 @@ def parse_references(text: str) -> References:
         elif not sep or not entry.location or not entry.references:
             refs.problems.append(
                 f"Reference line {number} should read 'file name: caption | another caption', not {line[:60]!r}: skipped."
+            )
+        elif len(refs.captions.get(entry.location, ())) + len(entry.references) > MAX_REFERENCES:
+            # the cap is per image: lines that repeat a name must not add up past it
+            refs.problems.append(
+                f"Reference line {number} is skipped: {entry.location[:60]!r} would have more than {MAX_REFERENCES} references."
             )
         else:
             refs.captions.setdefault(entry.location, []).extend(entry.references)

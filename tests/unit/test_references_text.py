@@ -62,3 +62,18 @@ def test_every_line_is_kept_or_named(lines):
         elif number not in named:
             assert line.partition(":")[0].strip() in refs.captions
     assert all(caps and all(c == c.strip() and c and "|" not in c for c in caps) for caps in refs.captions.values())
+
+
+@settings(derandomize=True, deadline=None, max_examples=40)
+@given(per_line=st.lists(st.integers(1, 30), min_size=1, max_size=40))
+def test_lines_that_repeat_a_name_do_not_add_up_past_the_reference_cap(per_line):
+    # Each line was held to the cap, but "cat: a" written 5,000 times gave cat 5,000 references.
+    refs = parse_references("\n".join("cat: " + " | ".join(f"r{i}" for i in range(n)) for n in per_line))
+    total, skipped = 0, []
+    for number, n in enumerate(per_line, 1):  # a line is kept while the name's total stays within the cap
+        if total + n <= MAX_REFERENCES:
+            total += n
+        else:
+            skipped.append(f"Reference line {number} is skipped: 'cat' would have more than {MAX_REFERENCES} references.")
+    assert len(refs.captions.get("cat", [])) == total <= MAX_REFERENCES
+    assert refs.problems == skipped
