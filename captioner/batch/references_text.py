@@ -34,7 +34,7 @@ def parse_references(text: str) -> References:
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        name, sep, captions = line.partition(":")
+        name, sep, captions = _name_and_captions(line)
         entry = list_entry(f"line {number}", name, captions)
         if sep and entry.problem:
             refs.problems.append(f"Reference line {number} is skipped: {entry.problem}.")
@@ -51,6 +51,15 @@ def parse_references(text: str) -> References:
             refs.captions.setdefault(entry.location, []).extend(entry.references)
             refs.lines.setdefault(entry.location, number)
     return refs
+
+
+def _name_and_captions(line: str) -> tuple[str, str, str]:
+    """A line split at the colon after its name; a Windows drive's colon (`C:\\photos\\cat.jpg: a cat`) is the name's."""
+    name, sep, captions = line.partition(":")
+    if len(name) == 1 and name.isascii() and name.isalpha() and captions[:1] in ("\\", "/"):
+        path, sep, captions = captions.partition(":")
+        return f"{name}:{path}", sep, captions
+    return name, sep, captions
 
 
 def name_keys(name: str) -> tuple[str, str, str]:

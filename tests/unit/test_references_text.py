@@ -77,3 +77,28 @@ def test_lines_that_repeat_a_name_do_not_add_up_past_the_reference_cap(per_line)
             skipped.append(f"Reference line {number} is skipped: 'cat' would have more than {MAX_REFERENCES} references.")
     assert len(refs.captions.get("cat", [])) == total <= MAX_REFERENCES
     assert refs.problems == skipped
+
+
+SEGMENT = st.text(st.characters(whitelist_categories=("L", "N"), whitelist_characters="_- ."), min_size=1, max_size=8).filter(
+    lambda s: s.strip() == s
+)
+
+
+@settings(derandomize=True, deadline=None, max_examples=60)
+@given(drive=st.sampled_from("CDcz"), folders=st.lists(SEGMENT, max_size=3), stem=SEGMENT, slash=st.sampled_from("\\/"))
+def test_a_windows_path_names_its_file_and_not_its_drive_letter(drive, folders, stem, slash):
+    # "C:\photos\cat.jpg: a cat" was read as the name "C" with the caption "\photos\cat.jpg: a cat".
+    path = f"{drive}:{slash}" + "".join(f + slash for f in folders) + stem + ".jpg"
+    refs = parse_references(f"{path}: a cat | a grey cat")
+    assert refs.captions == {path: ["a cat", "a grey cat"]} and not refs.problems
+    rows, unmatched = attach_references([CaptionRow(path, caption="a cat")], refs)
+    assert rows[0].references == ["a cat", "a grey cat"] and not unmatched
+    assert attach_references([CaptionRow("other.jpg")], refs)[1] == [
+        f"Reference line 1 names {path!r}, which is not in the batch."
+    ]
+
+
+def test_a_one_letter_name_is_still_a_name():
+    # One letter, a colon and at once a slash reads as a drive ("b:/ a slash" is a path with no caption).
+    assert parse_references("a: a cat\nb:/ a slash").captions == {"a": ["a cat"]}
+    assert parse_references("x: /dev/null as a caption").captions == {"x": ["/dev/null as a caption"]}
