@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -74,10 +75,11 @@ class Summary:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not 1 <= args.batch_size <= MAX_BATCH_SIZE or args.workers < 1 or (args.worker_cpus is not None and args.worker_cpus < 0):
+    cpus_ok = args.worker_cpus is None or 0 <= args.worker_cpus < math.inf  # a NaN passed `< 0` and reached Ray
+    if not 1 <= args.batch_size <= MAX_BATCH_SIZE or args.workers < 1 or not cpus_ok:
         parser.error(
             f"--batch-size must be 1 to {MAX_BATCH_SIZE} (each chunk's images are decoded and held "
-            "together), --workers 1 or more, --worker-cpus 0 or more"
+            "together), --workers 1 or more, --worker-cpus a finite number of 0 or more"
         )
     on_ray = bool(args.ray or args.ray_address)
     if on_ray and args.references:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
-from captioner.batch.lists import list_entry
+from captioner.batch.lists import MAX_REFERENCES, list_entry
 from captioner.batch.rows import CaptionRow
 
 
@@ -34,7 +34,7 @@ def parse_references(text: str) -> References:
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        name, sep, captions = line.partition(":")
+        name, sep, captions = _name_and_captions(line)
         entry = list_entry(f"line {number}", name, captions)
         if sep and entry.problem:
             refs.problems.append(f"Reference line {number} is skipped: {entry.problem}.")
@@ -42,10 +42,24 @@ def parse_references(text: str) -> References:
             refs.problems.append(
                 f"Reference line {number} should read 'file name: caption | another caption', not {line[:60]!r}: skipped."
             )
+        elif len(refs.captions.get(entry.location, ())) + len(entry.references) > MAX_REFERENCES:
+            # the cap is per image: lines that repeat a name must not add up past it
+            refs.problems.append(
+                f"Reference line {number} is skipped: {entry.location[:60]!r} would have more than {MAX_REFERENCES} references."
+            )
         else:
             refs.captions.setdefault(entry.location, []).extend(entry.references)
             refs.lines.setdefault(entry.location, number)
     return refs
+
+
+def _name_and_captions(line: str) -> tuple[str, str, str]:
+    """A line split at the colon after its name; a Windows drive's colon (`C:\\photos\\cat.jpg: a cat`) is the name's."""
+    name, sep, captions = line.partition(":")
+    if len(name) == 1 and name.isascii() and name.isalpha() and captions[:1] in ("\\", "/"):
+        path, sep, captions = captions.partition(":")
+        return f"{name}:{path}", sep, captions
+    return name, sep, captions
 
 
 def name_keys(name: str) -> tuple[str, str, str]:

@@ -84,7 +84,8 @@ def _check_float(spec: Spec, value: Any) -> Any:
         x = float(value)
     except OverflowError:  # an int beyond float's range
         return _INVALID
-    return x if math.isfinite(x) and _in_range(spec, x) else _INVALID
+    # + 0.0 turns -0.0 into 0.0: the two are equal, so a config's key (its settings as JSON) must not tell them apart
+    return x + 0.0 if math.isfinite(x) and _in_range(spec, x) else _INVALID
 
 
 def _check_floats(spec: Spec, value: Any) -> Any:

@@ -172,7 +172,10 @@ def check_preprocessor(folder: Path, image_size: int) -> None:
     path = folder / "preprocessor_config.json"
     if not os.path.lexists(path):
         raise ModelLoadError(f"{folder} has no preprocessor_config.json (how images are resized and normalised).")
-    check_image_processor(read_json_file(path), path, image_size, "encoder.image_size")
+    config = read_json_file(path)
+    if config.get("do_center_crop") and "crop_size" not in config:  # ViTImageProcessor then fails on every image
+        raise ModelLoadError(f"{path}: do_center_crop is true but there is no crop_size (the side the encoder is given).")
+    check_image_processor(config, path, image_size, "encoder.image_size")
 
 
 def check_image_processor(config: Mapping[str, Any], path: Path, image_size: int, size_field: str) -> None:

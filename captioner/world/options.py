@@ -1,7 +1,7 @@
 """Command-line options declared once, by a dataclass's fields.
 
-A field declared with `option(default, help)` is an option `--field-name` of its default's type; a bool is a
-flag: `--field-name` turns on one that is off by default, and `off_flag` names the flag that turns off one
+A field declared with `option(default, help)` is an option `--field-name` of its default's type (with `spec`,
+a `captioner.config.Spec`, its values are checked against that rule when parsed); a bool is a flag: `--field-name` turns on one that is off by default, and `off_flag` names the flag that turns off one
 that is on. `add_options` puts them on a parser, `from_args` reads the dataclass back from the parsed
 arguments, and `command_line` gives the options that rebuild an instance (those that differ from the defaults).
 """
@@ -11,16 +11,36 @@ from __future__ import annotations
 import argparse
 import shlex
 from dataclasses import MISSING, Field, field, fields
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
+
+from captioner.config import ConfigError, Spec
 
 T = TypeVar("T")
 
 
-def option(default: Any, help: str, off_flag: str | None = None) -> Any:
-    """A dataclass field that is a command-line option with this help (`off_flag`: see the module's docstring)."""
+def option(default: Any, help: str, off_flag: str | None = None, spec: Spec | None = None) -> Any:
+    """A dataclass field that is a command-line option with this help (`off_flag`, `spec`: see the module's docstring)."""
     if isinstance(default, bool) and default and not off_flag:
         raise ValueError("a bool option that is on by default needs the flag that turns it off")
-    return field(default=default, metadata={"help": help, "off_flag": off_flag})
+    return field(default=default, metadata={"help": help, "off_flag": off_flag, "spec": spec})
+
+
+def _value_type(f: Field) -> Callable[[str], Any]:
+    """The option's argparse type: its default's type, and the field's rule checked (one line naming the
+    rule for a value that breaks it: argparse's exit 2, no traceback)."""
+    kind, spec = type(f.default), f.metadata.get("spec")
+    if spec is None:
+        return kind
+
+    def parse(text: str) -> Any:
+        value = kind(text)  # a ValueError: argparse's own "invalid float value"
+        try:
+            return spec.check(f.name, value)
+        except ConfigError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def _flag(f: Field) -> str:
@@ -44,8 +64,9 @@ def add_options(parser: argparse.ArgumentParser | Any, cls: type) -> None:
             parser.add_argument(_flag(f), dest=f.name, action=action, help=f.metadata["help"])
         else:
             shown = "none" if f.default == "" else f.default
-            text = f"{f.metadata['help']} (default {shown})"
-            parser.add_argument(_flag(f), dest=f.name, type=type(f.default), default=f.default, help=text)
+            spec = f.metadata.get("spec")
+            text = f"{f.metadata['help']} ({spec.describe() + '; ' if spec else ''}default {shown})"
+            parser.add_argument(_flag(f), dest=f.name, type=_value_type(f), default=f.default, help=text)
 
 
 def from_args(cls: type[T], args: argparse.Namespace) -> T:

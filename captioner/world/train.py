@@ -40,7 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from captioner.config import VisionGPT2Config
+from captioner.config import Spec, VisionGPT2Config
 from captioner.models.visiongpt2 import VisionGPT2
 from captioner.world.options import add_options, command_line, from_args, option
 
@@ -61,6 +61,11 @@ GENERATION_CONFIG = {
 }
 
 
+# Rules the parser checks (a NaN, or a negative clip that flips every gradient, would train without a word).
+_ABOVE_0 = Spec("float", 0.0, above=True)
+_AT_LEAST_0 = Spec("float", 0.0)
+
+
 @dataclass
 class TrainConfig:
     """Everything that decides the trained weights (besides the model config). Each field is an option of
@@ -68,18 +73,20 @@ class TrainConfig:
 
     seed: int = option(0, "seeds the initial weights and the batches")
     steps: int = option(10000, "optimizer steps")
-    batch_size: int = option(64, "scenes per step")
-    lr: float = option(2e-3, "the learning rate after the warm-up, decaying (cosine) to --min-lr at the last step")
-    min_lr: float = option(1e-4, "the learning rate at the last step")
+    batch_size: int = option(64, "scenes per step", spec=Spec("int", 1))
+    lr: float = option(2e-3, "the learning rate after the warm-up, decaying (cosine) to --min-lr at the last step", spec=_ABOVE_0)
+    min_lr: float = option(1e-4, "the learning rate at the last step", spec=_AT_LEAST_0)
     warmup: int = option(100, "steps of linear warm-up to --lr")
-    weight_decay: float = option(0.01, "AdamW's weight decay of the matrices (not of biases, norms, positions)")
-    grad_clip: float = option(1.0, "the gradient norm is clipped to this")
+    weight_decay: float = option(0.01, "AdamW's weight decay of the matrices (not of biases, norms, positions)", spec=_AT_LEAST_0)
+    grad_clip: float = option(1.0, "the gradient norm is clipped to this", spec=_ABOVE_0)
     train_scenes: int = option(20000, "training scenes rendered (TRAIN seeds)")
     val_scenes: int = option(100, "VAL scenes decoded after every epoch")
     eval_scenes: int = option(1000, "EVAL scenes of the final evaluation")
-    attn_weight: float = option(0.2, "weight of the attention-supervision loss (0: off)")
-    canonical_share: float = option(0.8, "how often the canonical reference is the target (the rest: the other styles)")
-    outlier_share: float = option(0.1, "non-scene images per training scene (0: none; outliers.py)")
+    attn_weight: float = option(0.2, "weight of the attention-supervision loss (0: off)", spec=_AT_LEAST_0)
+    canonical_share: float = option(
+        0.8, "how often the canonical reference is the target (the rest: the other styles)", spec=Spec("float", 0.0, 1.0)
+    )
+    outlier_share: float = option(0.1, "non-scene images per training scene (0: none; outliers.py)", spec=_AT_LEAST_0)
     init_from: str = option("", "start from these weights (a model.safetensors of the same config) instead of random ones")
     calibration_scenes: int = option(1000, "VAL scenes the out-of-world threshold is set on (calibrate.py)")
     nonscenes_per_kind: int = option(40, "held-out non-scenes per kind in the final measurement (nonscenes.py)")

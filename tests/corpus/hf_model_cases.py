@@ -95,6 +95,17 @@ HF_MODEL_CASES: list[ModelCase] = [
         "size.height is 448",
     ),
     ModelCase(
+        "hf_preprocessor_crop_without_crop_size",
+        "preprocessor_config.json do_center_crop true, no crop_size, size 448 for a 32-pixel encoder",
+        hf_folder(
+            edit_json(
+                "preprocessor_config.json",
+                lambda c: (c.pop("crop_size", None), c.update(do_center_crop=True, size={"height": 448, "width": 448})),
+            )
+        ),
+        "do_center_crop is true but there is no crop_size",
+    ),
+    ModelCase(
         "hf_preprocessor_no_resize",
         "preprocessor_config.json do_resize false",
         hf_folder(edit_json("preprocessor_config.json", put("do_resize", False))),

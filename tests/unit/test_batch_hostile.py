@@ -3,6 +3,7 @@ caps, data files of the wrong shape, outputs that cannot be written, CSV formula
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -394,6 +395,18 @@ def test_a_list_over_its_size_cap_and_a_batch_size_over_its_cap_are_one_line(run
     with pytest.raises(SystemExit) as exit_:
         batch_cli.main([str(tmp_path), "--out", str(tmp_path / "c.csv"), "--batch-size", "1500"])
     assert exit_.value.code == 2
+
+
+@PROPERTY
+@given(cpus=st.one_of(st.sampled_from(["nan", "-nan", "inf", "1e309", "-0.5"]), st.floats(max_value=-1e-9).map(repr)))
+def test_worker_cpus_that_are_no_count_of_cpus_are_a_usage_error(cpus, tmp_path_factory):
+    # A NaN passed the old `< 0` check and went on to Ray as num_cpus.
+    out = tmp_path_factory.mktemp("cpus") / "c.csv"
+    stderr = io.StringIO()
+    with pytest.raises(SystemExit) as exit_, contextlib.redirect_stderr(stderr):
+        batch_cli.main([str(out.parent), "--out", str(out), "--ray", f"--worker-cpus={cpus}"])
+    assert exit_.value.code == 2 and "--worker-cpus a finite number of 0 or more" in stderr.getvalue()
+    assert not out.exists()
 
 
 # -- outputs ---------------------------------------------------------------------------------------------

@@ -65,3 +65,20 @@ def test_leave_out_and_extra_entries():
 def test_an_invalid_config_has_no_key():
     with pytest.raises(ConfigError, match="top_p must be a number above 0"):
         DecodingConfig(top_p=0.0).cache_key()
+
+
+ZERO_IN_RANGE = ["length_penalty", "min_p", "epsilon_cutoff", "eta_cutoff", "diversity_penalty", "penalty_alpha"]
+
+
+@PROPERTY
+@given(
+    name=st.sampled_from(ZERO_IN_RANGE),
+    x=st.one_of(st.sampled_from([0.0, -0.0, 5e-324, -5e-324]), st.floats(-0.5, 0.5)),
+    y=st.one_of(st.sampled_from([0.0, -0.0]), st.floats(-0.5, 0.5)),
+)
+def test_equal_float_settings_give_one_key_whatever_their_sign_of_zero(name, x, y):
+    # -0.0 == 0.0, so the configs are equal; the key wrote "-0.0" for one and "0.0" for the other (and a
+    # batch run's key with --length-penalty -0 differed from one with 0, so resume captioned again).
+    low = DecodingConfig.__dataclass_fields__[name].metadata["spec"].low
+    a, b = DecodingConfig(**{name: max(x, low)}), DecodingConfig(**{name: max(y, low)})
+    assert (a.cache_key() == b.cache_key()) == (a == b)

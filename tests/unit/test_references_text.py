@@ -62,3 +62,43 @@ def test_every_line_is_kept_or_named(lines):
         elif number not in named:
             assert line.partition(":")[0].strip() in refs.captions
     assert all(caps and all(c == c.strip() and c and "|" not in c for c in caps) for caps in refs.captions.values())
+
+
+@settings(derandomize=True, deadline=None, max_examples=40)
+@given(per_line=st.lists(st.integers(1, 30), min_size=1, max_size=40))
+def test_lines_that_repeat_a_name_do_not_add_up_past_the_reference_cap(per_line):
+    # Each line was held to the cap, but "cat: a" written 5,000 times gave cat 5,000 references.
+    refs = parse_references("\n".join("cat: " + " | ".join(f"r{i}" for i in range(n)) for n in per_line))
+    total, skipped = 0, []
+    for number, n in enumerate(per_line, 1):  # a line is kept while the name's total stays within the cap
+        if total + n <= MAX_REFERENCES:
+            total += n
+        else:
+            skipped.append(f"Reference line {number} is skipped: 'cat' would have more than {MAX_REFERENCES} references.")
+    assert len(refs.captions.get("cat", [])) == total <= MAX_REFERENCES
+    assert refs.problems == skipped
+
+
+SEGMENT = st.text(st.characters(whitelist_categories=("L", "N"), whitelist_characters="_- ."), min_size=1, max_size=8).filter(
+    lambda s: s.strip() == s
+)
+
+
+@settings(derandomize=True, deadline=None, max_examples=60)
+@given(drive=st.sampled_from("CDcz"), folders=st.lists(SEGMENT, max_size=3), stem=SEGMENT, slash=st.sampled_from("\\/"))
+def test_a_windows_path_names_its_file_and_not_its_drive_letter(drive, folders, stem, slash):
+    # "C:\photos\cat.jpg: a cat" was read as the name "C" with the caption "\photos\cat.jpg: a cat".
+    path = f"{drive}:{slash}" + "".join(f + slash for f in folders) + stem + ".jpg"
+    refs = parse_references(f"{path}: a cat | a grey cat")
+    assert refs.captions == {path: ["a cat", "a grey cat"]} and not refs.problems
+    rows, unmatched = attach_references([CaptionRow(path, caption="a cat")], refs)
+    assert rows[0].references == ["a cat", "a grey cat"] and not unmatched
+    assert attach_references([CaptionRow("other.jpg")], refs)[1] == [
+        f"Reference line 1 names {path!r}, which is not in the batch."
+    ]
+
+
+def test_a_one_letter_name_is_still_a_name():
+    # One letter, a colon and at once a slash reads as a drive ("b:/ a slash" is a path with no caption).
+    assert parse_references("a: a cat\nb:/ a slash").captions == {"a": ["a cat"]}
+    assert parse_references("x: /dev/null as a caption").captions == {"x": ["/dev/null as a caption"]}

@@ -3,6 +3,8 @@ gives the same config back."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shlex
 from dataclasses import fields
 
@@ -27,12 +29,15 @@ def parsed(line: str):
 
 
 def value_of(f):
+    """Any value the option takes: of its type, within its rule where it has one."""
+    spec = f.metadata.get("spec")
     if isinstance(f.default, bool):
         return st.booleans()
     if isinstance(f.default, int):
-        return st.integers(-(10**12), 10**12)
+        return st.integers(-(10**12) if spec is None else int(spec.low), 10**12)
     if isinstance(f.default, float):
-        return st.floats(allow_nan=False, allow_infinity=False)
+        values = st.floats(allow_nan=False, allow_infinity=False, min_value=spec.low, max_value=spec.high)
+        return values.filter(lambda x: spec.above is False or x > spec.low)
     return TEXT
 
 
@@ -87,7 +92,42 @@ def test_every_field_is_an_option_with_help(capsys):
     for name in NAMES:
         flag = "--plain" if name == "varied" else "--" + name.replace("_", "-")
         assert flag in text, flag
-    assert "--grad-clip GRAD_CLIP the gradient norm is clipped to this (default 1.0)" in text
+    assert "--grad-clip GRAD_CLIP the gradient norm is clipped to this (a number above 0; default 1.0)" in text
+
+
+CHECKED = [f for f in fields(train.TrainConfig) if f.metadata.get("spec") is not None and isinstance(f.default, float)]
+# Text that parses as a number but breaks a rule: NaN and infinities, and values beyond each field's range.
+OUT_OF_RANGE = st.one_of(
+    st.sampled_from(["nan", "-nan", "inf", "-inf", "1e309", "-1e-300", "-1"]),
+    st.floats(allow_nan=False, allow_infinity=False, max_value=-1e-9).map(repr),
+)
+
+
+@pytest.mark.parametrize("name", ["grad_clip", "weight_decay", "lr", "min_lr", "attn_weight", "outlier_share", "canonical_share"])
+def test_the_float_settings_are_checked(name):
+    assert name in {f.name for f in CHECKED}
+
+
+def parse_error(argv: list[str]) -> str:
+    """The last line the train command's parser writes for `argv`, which must exit 2."""
+    stderr = io.StringIO()
+    with pytest.raises(SystemExit) as exit, contextlib.redirect_stderr(stderr):
+        train.build_parser().parse_args(argv)
+    assert exit.value.code == 2
+    return stderr.getvalue().strip().splitlines()[-1]
+
+
+@PROPERTY
+@given(f=st.sampled_from(CHECKED), text=OUT_OF_RANGE)
+def test_a_value_that_breaks_a_settings_rule_is_one_line_and_exit_2(f, text):
+    # A negative --grad-clip flips every gradient and a NaN --lr ends in NaN weights, both without a word.
+    error = parse_error([f"--{f.name.replace('_', '-')}={text}"])
+    assert f"{f.name} must be {f.metadata['spec'].describe()}" in error and "Traceback" not in error
+
+
+@pytest.mark.parametrize("argv", [["--batch-size", "0"], ["--batch-size=-3"], ["--canonical-share", "1.5"]])
+def test_a_count_or_share_out_of_range_is_one_line_and_exit_2(argv):
+    assert " must be " in parse_error(argv)
 
 
 def test_a_flag_on_by_default_needs_its_off_flag():
